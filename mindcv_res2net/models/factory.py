@@ -1,0 +1,47 @@
+"""Model factory: ``create_model(name, ...)`` builds a registered model and loads its weights."""
+from typing import Optional, Sequence
+
+from mindspore import nn
+
+from ..utils.checkpoint import load_checkpoint
+from ..utils.download import download_weights
+from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
+
+
+def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
+                         checkpoint_path: Optional[str] = None, **kwargs) -> nn.Cell:
+    """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
+
+    ``checkpoint_path`` (any format the converter reads) wins over ``pretrained``, which downloads the
+    published weights of ``pretrained_tag`` (default: the best-scoring ones) into the cache.
+    """
+    cfg = get_pretrained_cfg(name, pretrained_tag)
+    model = model_cls(**arch, **kwargs)
+    model.default_cfg = dict(cfg, architecture=name, tag=pretrained_tag, num_classes=model.num_classes)
+    new_classifier = model.num_classes != cfg["num_classes"]
+    new_in_channels = kwargs.get("in_channels", 3) != cfg["input_size"][0]
+    if checkpoint_path:
+        load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels)
+    elif pretrained:
+        if not cfg.get("url"):
+            raise ValueError(f"model '{name}' has no published weights; train it or pass checkpoint_path=")
+        path = download_weights(cfg["url"], cfg["file_name"], cfg["sha256"])
+        load_checkpoint(model, path, new_classifier, new_in_channels)
+    return model
+
+
+def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                 checkpoint_path: Optional[str] = None, features_only: bool = False,
+                 out_indices: Sequence[int] = (1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 **kwargs) -> nn.Cell:
+    """Build a registered model by name, alias (``res2net50_26w_4s``) or ``name.tag`` (``res2net50.official_in1k``).
+
+    ``pretrained`` downloads the published weights (tag selects the source; default the best-scoring),
+    ``checkpoint_path`` loads a local file in any supported format. A classifier of another size is
+    replaced only when ``num_classes`` differs from the published 1000 (fine-tuning).
+    """
+    name, tag = split_model_name(model_name)
+    builder = model_entrypoint(resolve_name(name))
+    return builder(pretrained=pretrained, pretrained_tag=tag, num_classes=num_classes, in_channels=in_channels,
+                   checkpoint_path=checkpoint_path, features_only=features_only, out_indices=out_indices,
+                   drop_rate=drop_rate, drop_path_rate=drop_path_rate, **kwargs)

@@ -1,0 +1,348 @@
+"""Res2Net, Res2Net-v1b and Res2NeXt (Gao et al., "Res2Net: A New Multi-scale Backbone Architecture").
+
+One block class and one network class; every published variant is a set of constructor
+arguments (layers, base width, scale, cardinality, stem, shortcut). Parameter names follow the
+official PyTorch code (``layer1.0.convs.0.weight``), with MindSpore's BatchNorm names
+(``gamma``, ``beta``, ``moving_mean``, ``moving_variance``).
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+from mindspore import Tensor, nn, ops
+from mindspore.common import initializer as init
+
+from .layers import DropPath, conv_bn
+from .registry import register_alias, register_model, register_pretrained_cfgs
+
+__all__ = ["Bottle2neck", "Res2Net"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Bottle2neck(nn.Cell):
+    """Res2Net bottleneck: 1x1 conv, ``scale`` hierarchical 3x3 splits, 1x1 conv, residual add.
+
+    Input (N, in_channels, H, W); output (N, planes * 4, H / stride, W / stride).
+    ``is_first`` marks a stage's first block: its splits do not cascade and its last split is
+    average-pooled (3x3, ``stride``, padding 1, zero padding counted) instead of passed through.
+    ``cardinality > 1`` groups the 3x3 convolutions (Res2NeXt).
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
+                 base_width: int = 26, scale: int = 4, cardinality: int = 1, is_first: bool = False,
+                 drop_path: float = 0.0) -> None:
+        super().__init__()
+        width = int(math.floor(planes * (base_width / 64.0))) * cardinality
+        out_channels = planes * self.expansion
+        self.width = width
+        self.scale = scale
+        self.nums = max(scale - 1, 1)  # number of 3x3 convolutions
+        self.is_first = is_first
+
+        self.conv1, self.bn1 = conv_bn(in_channels, width * scale, 1)
+        convs, bns = [], []
+        for _ in range(self.nums):
+            conv, bn = conv_bn(width, width, 3, stride=stride, groups=cardinality)
+            convs.append(conv)
+            bns.append(bn)
+        self.convs = nn.CellList(convs)
+        self.bns = nn.CellList(bns)
+        self.pool = (nn.AvgPool2d(3, stride, pad_mode="pad", padding=1, count_include_pad=True)
+                     if is_first and scale > 1 else None)
+        self.conv3, self.bn3 = conv_bn(width * scale, out_channels, 1)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+
+    def construct(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        splits = ops.split(out, self.width, axis=1)
+        outs = ()
+        sp = splits[0]
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            if i > 0:
+                sp = splits[i] if self.is_first else sp + splits[i]
+            sp = self.relu(bn(conv(sp)))
+            outs += (sp,)
+        if self.scale > 1:
+            outs += (splits[self.nums] if self.pool is None else self.pool(splits[self.nums]),)
+        out = self.bn3(self.conv3(ops.concat(outs, axis=1)))
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        return self.relu(out + shortcut)
+
+
+class Res2Net(nn.Cell):
+    """Res2Net backbone and classifier.
+
+    Args:
+        layers: blocks per stage, e.g. (3, 4, 6, 3) for the 50-layer nets.
+        base_width: 3x3 split width per 64 planes (26 for Res2Net-50 26w_4s).
+        scale: number of splits per block (the "s" of 26w_4s).
+        cardinality: groups of each 3x3 convolution (8 for Res2NeXt-50, else 1).
+        deep_stem: three 3x3 convolutions (32, 32, 64 channels) instead of one 7x7 (v1b).
+        avg_down: shortcut is AvgPool(stride, ceil_mode) + 1x1 conv instead of a strided 1x1 conv (v1b).
+        num_classes: classifier outputs; 0 builds a head-less model returning pooled features.
+        in_channels: input image channels.
+        drop_rate: dropout before the classifier (training only).
+        drop_path_rate: stochastic depth of the last block; rates grow linearly from 0 over blocks.
+        features_only: return the ``out_indices`` stage outputs as a tuple instead of logits
+            (0 = stem before the max-pool at stride 2, 1..4 = layer1..layer4 at strides 4..32).
+        zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
+
+    Input (N, in_channels, H, W) float32; output logits (N, num_classes), (N, 2048) when
+    ``num_classes=0``, or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
+    """
+
+    def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
+                 deep_stem: bool = False, avg_down: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
+                 out_indices: Sequence[int] = (1, 2, 3, 4), zero_init_last: bool = True) -> None:
+        super().__init__()
+        if len(layers) != 4:
+            raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
+        out_indices = tuple(int(i) for i in out_indices)
+        if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
+            raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
+        self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
+        self.avg_down = avg_down
+        self.features_only = features_only
+        self.out_indices = out_indices
+        self.num_classes = 0 if features_only else num_classes
+        self.drop_rate = drop_rate
+
+        if deep_stem:
+            self.conv1 = nn.SequentialCell(
+                *conv_bn(in_channels, 32, 3, stride=2), nn.ReLU(),
+                *conv_bn(32, 32, 3), nn.ReLU(),
+                conv_bn(32, 64, 3)[0],
+            )
+        else:
+            self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
+        self.bn1 = nn.BatchNorm2d(64, eps=1e-5, momentum=0.9)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+
+        total_blocks = sum(layers)
+        block_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
+        self.feature_info = [dict(num_chs=64, reduction=2, module="act1")]
+        in_planes = 64
+        for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers)):
+            stride = 1 if stage == 0 else 2
+            rates, block_rates = block_rates[:depth], block_rates[depth:]
+            layer = self._make_layer(in_planes, planes, depth, stride, rates)
+            setattr(self, f"layer{stage + 1}", layer)
+            in_planes = planes * Bottle2neck.expansion
+            self.feature_info.append(dict(num_chs=in_planes, reduction=4 * 2 ** stage, module=f"layer{stage + 1}"))
+        self.num_features = in_planes
+
+        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.fc = nn.Dense(self.num_features, self.num_classes) if self.num_classes > 0 else None
+        self._init_weights(zero_init_last)
+        if features_only:
+            self.feature_info = [self.feature_info[i] for i in out_indices]
+
+    def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates) -> nn.SequentialCell:
+        out_channels = planes * Bottle2neck.expansion
+        downsample = None
+        if stride != 1 or in_planes != out_channels:
+            conv, bn = conv_bn(in_planes, out_channels, 1, stride=1 if self.avg_down else stride)
+            if self.avg_down:  # index 0 stays the (possibly identity) pool, as in the official keys
+                pool = (nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
+                        if stride > 1 else nn.Identity())
+                downsample = nn.SequentialCell(pool, conv, bn)
+            else:
+                downsample = nn.SequentialCell(conv, bn)
+        arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality)
+        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_first=True,
+                              drop_path=drop_path_rates[0], **arch)]
+        blocks += [Bottle2neck(out_channels, planes, drop_path=rate, **arch) for rate in drop_path_rates[1:]]
+        return nn.SequentialCell(*blocks)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, nn.Conv2d):
+                cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
+                                                      cell.weight.shape, cell.weight.dtype))
+            elif isinstance(cell, Bottle2neck) and zero_init_last:
+                cell.bn3.gamma.set_data(init.initializer("zeros", cell.bn3.gamma.shape, cell.bn3.gamma.dtype))
+
+    def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Outputs of the stem activation (stride 2) and of layer1..layer4 (strides 4, 8, 16, 32)."""
+        stem = self.relu(self.bn1(self.conv1(x)))
+        c1 = self.layer1(self.maxpool(stem))
+        c2 = self.layer2(c1)
+        c3 = self.layer3(c2)
+        c4 = self.layer4(c3)
+        return stem, c1, c2, c3, c4
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) image -> (N, num_features, H / 32, W / 32) feature map."""
+        return self.forward_intermediates(x)[-1]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Feature map -> pooled features (N, num_features) or logits (N, num_classes)."""
+        x = ops.mean(x, (2, 3))
+        if self.head_drop is not None:
+            x = self.head_drop(x)
+        if pre_logits or self.fc is None:
+            return x
+        return self.fc(x)
+
+    def get_classifier(self) -> Optional[nn.Cell]:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Dense(self.num_features, num_classes) if num_classes > 0 else None
+
+    def construct(self, x: Tensor):
+        if self.features_only:
+            feats = self.forward_intermediates(x)
+            selected = ()
+            for i in self.out_indices:
+                selected += (feats[i],)
+            return selected
+        return self.forward_head(self.forward_features(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants and their published weights (../shared/official_weights.md)
+
+OFFICIAL_URL = "https://shanghuagao.oss-cn-beijing.aliyuncs.com/res2net/"
+MINDCV_URL = "https://download.mindspore.cn/toolkits/mindcv/res2net/"
+
+
+def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
+         deep_stem: bool = False) -> dict:
+    """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name."""
+    file_name = url.rsplit("/", 1)[-1]
+    stem = file_name.rsplit(".", 1)[0]
+    return dict(
+        url=url, file_name=file_name, sha256=stem.rsplit("-", 1)[-1] if url else "", source=source,
+        top1=top1, top5=top5, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
+        crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        first_conv="conv1.0" if deep_stem else "conv1", classifier="fc",
+    )
+
+
+def _official(file_name: str, top1: float, **kw) -> dict:
+    return _cfg(OFFICIAL_URL + file_name, "official", top1, **kw)
+
+
+def _mindcv(file_name: str, top1: float, top5: float, **kw) -> dict:
+    return _cfg(MINDCV_URL + file_name, "mindcv", top1, top5, **kw)
+
+
+_R50, _R101, _R152 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)
+_V1B = dict(deep_stem=True, avg_down=True)
+
+# name: (architecture, {tag: default cfg}, official long name or None)
+VARIANTS = {
+    "res2net50": (dict(layers=_R50), {
+        "official_in1k": _official("res2net50_26w_4s-06e79181.pth", 77.99),
+        "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
+    "res2net101": (dict(layers=_R101), {
+        "official_in1k": _official("res2net101_26w_4s-02a759a1.pth", 79.19),
+        "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70)}, "res2net101_26w_4s"),
+    "res2net152": (dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
+    "res2net50_v1b": (dict(layers=_R50, **_V1B), {
+        "official_in1k": _official("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
+        "mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, deep_stem=True)}, "res2net50_v1b_26w_4s"),
+    "res2net101_v1b": (dict(layers=_R101, **_V1B), {
+        "official_in1k": _official("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
+        "mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, deep_stem=True)}, "res2net101_v1b_26w_4s"),
+    "res2net152_v1b": (dict(layers=_R152, **_V1B), {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
+    "res2net50_26w_6s": (dict(layers=_R50, scale=6), {
+        "official_in1k": _official("res2net50_26w_6s-19041792.pth", 78.58)}, None),
+    "res2net50_26w_8s": (dict(layers=_R50, scale=8), {
+        "official_in1k": _official("res2net50_26w_8s-2c7c9f12.pth", 79.20)}, None),
+    "res2net50_48w_2s": (dict(layers=_R50, base_width=48, scale=2), {
+        "official_in1k": _official("res2net50_48w_2s-afed724a.pth", 77.32)}, None),
+    "res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8), {
+        "official_in1k": _official("res2net50_14w_8s-6527dddc.pth", 78.14)}, None),
+    "res2next50": (dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
+        "official_in1k": _official("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
+}
+
+for _name, (_arch, _cfgs, _alias) in VARIANTS.items():
+    register_pretrained_cfgs(_name, _cfgs)
+    if _alias:
+        register_alias(_alias, _name)
+
+
+def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
+    from .factory import build_model_with_cfg  # late import: factory imports this module's registry
+
+    return build_model_with_cfg(Res2Net, name, pretrained, VARIANTS[name][0], **kwargs)
+
+
+@register_model
+def res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px."""
+    return _build("res2net50", pretrained, kwargs)
+
+
+@register_model
+def res2net101(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101 26w_4s."""
+    return _build("res2net101", pretrained, kwargs)
+
+
+@register_model
+def res2net152(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152 26w_4s (no published weights)."""
+    return _build("res2net152", pretrained, kwargs)
+
+
+@register_model
+def res2net50_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut."""
+    return _build("res2net50_v1b", pretrained, kwargs)
+
+
+@register_model
+def res2net101_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101-v1b 26w_4s."""
+    return _build("res2net101_v1b", pretrained, kwargs)
+
+
+@register_model
+def res2net152_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152-v1b 26w_4s (no published weights)."""
+    return _build("res2net152_v1b", pretrained, kwargs)
+
+
+@register_model
+def res2net50_26w_6s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_6s."""
+    return _build("res2net50_26w_6s", pretrained, kwargs)
+
+
+@register_model
+def res2net50_26w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_8s."""
+    return _build("res2net50_26w_8s", pretrained, kwargs)
+
+
+@register_model
+def res2net50_48w_2s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 48w_2s."""
+    return _build("res2net50_48w_2s", pretrained, kwargs)
+
+
+@register_model
+def res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 14w_8s."""
+    return _build("res2net50_14w_8s", pretrained, kwargs)
+
+
+@register_model
+def res2next50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2NeXt-50 4w_4s, cardinality 8."""
+    return _build("res2next50", pretrained, kwargs)

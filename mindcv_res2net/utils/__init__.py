@@ -1,0 +1,1 @@
+"""Checkpoints, downloads and measurements."""

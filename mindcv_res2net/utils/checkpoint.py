@@ -1,0 +1,254 @@
+"""The one weight loader and converter.
+
+Reads official PyTorch checkpoints (zip and legacy ``torch.save`` formats), ``.safetensors``,
+``.npz`` with PyTorch names, and MindSpore ``.ckpt`` files (this package's names or mindcv's),
+maps them strictly onto a model's parameters, loads or writes them. Files are written to a
+temporary name in the destination folder and renamed, so a crash never leaves a partial file
+under the final name.
+"""
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional
+
+import mindspore as ms
+import numpy as np
+
+from .torch_file import UnsafePickleError, load_torch_file
+
+# Suffix renames from PyTorch's BatchNorm names to MindSpore's.
+BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+# Entries of training checkpoints that are not network weights (optimizer, loss scale, EMA, counters).
+TRAINING_STATE_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "mean_grad.", "mean_square.",
+                           "adam_m.", "adam_v.", "optimizer.", "ema.", "scale_sense")
+TRAINING_STATE_KEYS = {"global_step", "learning_rate", "momentum", "beta1_power", "beta2_power", "epoch_num",
+                       "step_num", "current_iterator_step", "last_overflow_iterator_step", "loss_scale"}
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
+_MAX_LISTED = 6
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, unsafe or does not fit the model."""
+
+
+def _brief(names) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _sniff(path: str) -> str:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 8:
+        return "unknown"
+    if head.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "torch"
+        return "npz" if names and all(n.endswith(".npy") for n in names) else "unknown"
+    header_len = int.from_bytes(head[:8], "little")  # safetensors: u64 JSON header length, then '{'
+    if 0 < header_len < os.path.getsize(path) and head[8:9] == b"{":
+        return "safetensors"
+    if head[0] == 0x80:  # pickle protocol >= 2: legacy torch.save
+        return "torch"
+    if path.endswith(".ckpt") or head[0] == 0x0A:  # protobuf field 1, length-delimited
+        return "mindspore"
+    return "unknown"
+
+
+def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
+    """Find the tensor dict inside a PyTorch object ({'state_dict': ...}, DataParallel 'module.' names)."""
+    if isinstance(obj, dict):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict):
+                return _unwrap(obj[key], path)
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(f"{path}: no tensor dictionary found in the file")
+    arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
+    if not arrays:
+        raise CheckpointError(f"{path}: no tensors found in the file (keys: {_brief(obj)})")
+    if all(k.startswith("module.") for k in arrays):
+        arrays = {k[len("module."):]: v for k, v in arrays.items()}
+    return arrays
+
+
+def read_state_dict(path: str) -> Dict[str, np.ndarray]:
+    """All tensors of a weight file as ``{name: numpy array}``, names as stored in the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    kind = _sniff(path)
+    try:
+        if kind == "torch":
+            return _unwrap(load_torch_file(path), path)
+        if kind == "npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        if kind == "safetensors":
+            from safetensors.numpy import load_file
+
+            return load_file(path)
+        if kind == "mindspore":
+            params = ms.load_checkpoint(path)
+            return {k: v.asnumpy() for k, v in params.items() if isinstance(v, (ms.Tensor, ms.Parameter))}
+    except UnsafePickleError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except CheckpointError:
+        raise
+    except Exception as exc:  # corrupt or truncated file in any format
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read {kind} checkpoint (corrupt or truncated?): {reason}") from None
+    raise CheckpointError(f"{path}: unrecognised checkpoint format (expected a PyTorch .pth, .safetensors, "
+                          ".npz or MindSpore .ckpt file)")
+
+
+# ---------------------------------------------------------------------------------------------- mapping
+
+
+def _is_training_state(name: str) -> bool:
+    return name in TRAINING_STATE_KEYS or name.startswith(TRAINING_STATE_PREFIXES) or name.endswith(
+        "num_batches_tracked") or name == "metadata"
+
+
+def _to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
+    """Rename PyTorch / mindcv parameter names to this package's names (unknown names kept as they are)."""
+    mindcv_names = any(".down_sample." in k or k.startswith("classifier.") for k in source)
+    renamed = {}
+    for name, value in source.items():
+        if _is_training_state(name):
+            continue
+        if mindcv_names:
+            if avg_down and name.startswith("layer1.0.down_sample."):  # mindcv's v1b layer1 has no pool index
+                index, rest = name[len("layer1.0.down_sample."):].split(".", 1)
+                name = f"layer1.0.downsample.{int(index) + 1}.{rest}"
+            name = name.replace(".down_sample.", ".downsample.")
+            if name.startswith("classifier."):
+                name = "fc." + name[len("classifier."):]
+        prefix, _, suffix = name.rpartition(".")
+        if name not in targets and suffix in BN_RENAMES and f"{prefix}.moving_mean" in targets:
+            name = f"{prefix}.{BN_RENAMES[suffix]}"
+        renamed[name] = value
+    return renamed
+
+
+def _adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
+    """RGB first-conv weight (O, 3, k, k) for ``in_channels`` inputs: summed for 1, else tiled and rescaled."""
+    if in_channels == 1:
+        return weight.sum(axis=1, keepdims=True)
+    repeats = -(-in_channels // weight.shape[1])
+    tiled = np.tile(weight, (1, repeats, 1, 1))[:, :in_channels]
+    return tiled * (weight.shape[1] / in_channels)
+
+
+def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classifier: bool = False,
+                   new_in_channels: bool = False, origin: str = "checkpoint") -> Dict[str, np.ndarray]:
+    """Strictly map ``source`` onto ``model``'s parameters; returns ``{model param name: float32 array}``.
+
+    Every parameter must be filled with an equal shape and no source tensor may be left over
+    (``num_batches_tracked`` and training state excepted; a classifier is ignored when the model has
+    none). ``new_classifier``: the caller asked for another class count, so a classifier of another
+    size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
+    adapted to the model's input channels with a warning.
+    """
+    params = {p.name: p for p in model.get_parameters()}
+    targets = {name: tuple(p.shape) for name, p in params.items()}
+    mapped = _to_model_names(source, targets, getattr(model, "avg_down", False))
+    cfg = getattr(model, "default_cfg", {}) or {}
+    classifier = cfg.get("classifier", "fc")
+    first_conv = cfg.get("first_conv", "conv1")
+
+    if getattr(model, "fc", None) is None:  # head-less or features_only: the classifier is not used
+        mapped = {k: v for k, v in mapped.items() if not k.startswith(classifier + ".")}
+    mismatched = {k for k in mapped.keys() & targets.keys() if tuple(mapped[k].shape) != targets[k]}
+    head_keys = {k for k in mismatched if k.startswith(classifier + ".")}
+    if head_keys:
+        classes = mapped[f"{classifier}.weight"].shape[0] if f"{classifier}.weight" in mapped else "?"
+        if not new_classifier:
+            raise CheckpointError(
+                f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
+                f"pass num_classes={classes}, or another num_classes to fine-tune with a new classifier")
+        warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
+                      f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
+        for key in {k for k in mapped if k.startswith(classifier + ".")}:
+            del mapped[key]
+            targets.pop(key)
+        mismatched -= head_keys
+    conv_key = f"{first_conv}.weight"
+    if conv_key in mismatched and new_in_channels and mapped[conv_key].shape[1] == 3:
+        warnings.warn(f"{origin}: adapting the RGB first convolution to {targets[conv_key][1]} input channels",
+                      stacklevel=3)
+        mapped[conv_key] = _adapt_first_conv(mapped[conv_key], targets[conv_key][1])
+        mismatched.discard(conv_key)
+
+    missing = targets.keys() - mapped.keys()
+    unexpected = mapped.keys() - targets.keys()
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} model parameters missing from the file ({_brief(missing)})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} tensors the model does not have ({_brief(unexpected)})")
+        if mismatched:
+            problems.append(f"{len(mismatched)} shape mismatches (" + _brief(
+                f"{k}: file {tuple(mapped[k].shape)} vs model {targets[k]}" for k in mismatched) + ")")
+        name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+        raise CheckpointError(f"{origin} does not fit model '{name}': " + "; ".join(problems))
+    return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}
+
+
+def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
+                    new_in_channels: bool = False) -> ms.nn.Cell:
+    """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``)."""
+    weights = map_state_dict(read_state_dict(path), model, new_classifier, new_in_channels, origin=str(path))
+    for param in model.get_parameters():
+        param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """A temporary path in ``path``'s folder that is renamed to ``path`` only if the block succeeds.
+
+    ``suffix`` is appended to the temporary name (MindSpore insists on '.ckpt'). A partial file never
+    carries the final name and is removed on error.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp" + suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_weights(weights: Dict[str, np.ndarray], path: str, fmt: Optional[str] = None,
+                 metadata: Optional[dict] = None) -> str:
+    """Write ``{name: array}`` atomically as a MindSpore ``.ckpt`` or ``.safetensors`` (by ``fmt`` or suffix)."""
+    fmt = fmt or ("safetensors" if str(path).endswith(".safetensors") else "ckpt")
+    if fmt not in ("ckpt", "safetensors"):
+        raise ValueError(f"unknown weight format '{fmt}' (use ckpt or safetensors)")
+    with atomic_path(path, suffix=".ckpt" if fmt == "ckpt" else "") as tmp:
+        if fmt == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp,
+                      metadata={"json": json.dumps(metadata)} if metadata else None)
+        else:
+            entries = [{"name": k, "data": ms.Tensor(v)} for k, v in weights.items()]
+            ms.save_checkpoint(entries, tmp, append_dict={"metadata": json.dumps(metadata)} if metadata else None)
+    return str(path)

@@ -1,0 +1,29 @@
+"""Run a command-line entry point: one-line errors, exit codes, and a quiet interpreter exit."""
+import gc
+import os
+import sys
+from typing import Callable
+
+DEBUG_ENV = "MINDCV_RES2NET_DEBUG"
+
+
+def run_cli(main: Callable[[], int]) -> None:
+    """Call ``main()`` and exit with its code.
+
+    User errors (bad flags, files, names: ``ValueError``, ``OSError``, ``RuntimeError``) print one line
+    ``error: ...`` to stderr and exit 2 (set ``MINDCV_RES2NET_DEBUG=1`` for the traceback). Every Cell is
+    released before the interpreter shuts down, so MindSpore prints no ``Cell.__del__`` noise.
+    """
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        code = 2
+    gc.collect()
+    sys.stdout.flush()
+    sys.exit(code or 0)

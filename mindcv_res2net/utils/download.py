@@ -1,0 +1,61 @@
+"""Download published weights into a local cache, verifying the sha256 prefix in their file name."""
+import hashlib
+import os
+import urllib.error
+import urllib.request
+
+from tqdm import tqdm
+
+from .checkpoint import atomic_path
+
+CACHE_ENV = "MINDCV_RES2NET_CACHE"
+SKIP_HASH_ENV = "MINDCV_RES2NET_SKIP_HASH_CHECK"
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """The weights could not be fetched or failed verification; nothing was kept in the cache."""
+
+
+def cache_dir() -> str:
+    """Weight cache folder: ``$MINDCV_RES2NET_CACHE`` or ``~/.cache/mindcv_res2net/checkpoints``."""
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "mindcv_res2net",
+                                                     "checkpoints")
+
+
+def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress: bool = True) -> str:
+    """Path of ``file_name`` in the cache, downloading ``url`` first if it is not there.
+
+    A file already in the cache is used as it is (that is how a user places a file by hand). A new
+    download is written under a temporary name, its sha256 must start with ``sha256_prefix``
+    (unless ``$MINDCV_RES2NET_SKIP_HASH_CHECK=1``), and only then does it get its final name.
+    """
+    dst = os.path.join(cache_dir(), file_name)
+    if os.path.isfile(dst):
+        return dst
+    place_hint = f"download it yourself and put it at {dst} (cache folder set by ${CACHE_ENV}), or pass checkpoint_path="
+    digest = hashlib.sha256()
+    try:
+        with atomic_path(dst) as tmp:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                done = 0
+                with tqdm(total=total, unit="B", unit_scale=True, desc=file_name, disable=not progress) as bar:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        bar.update(len(chunk))
+            if total is not None and done != total:
+                raise DownloadError(f"download of {url} stopped after {done} of {total} bytes; nothing was kept "
+                                    f"in the cache; try again, or {place_hint}")
+            actual = digest.hexdigest()
+            if sha256_prefix and not actual.startswith(sha256_prefix) and os.environ.get(SKIP_HASH_ENV) != "1":
+                raise DownloadError(
+                    f"sha256 mismatch for {url}: expected a hash starting with {sha256_prefix}, got {actual}; "
+                    f"nothing was kept in the cache. To accept this file deliberately set {SKIP_HASH_ENV}=1, "
+                    f"or {place_hint}")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"could not download {url} ({reason}); if this machine is offline, {place_hint}") from None
+    return dst

@@ -1,0 +1,180 @@
+"""Read tensors from PyTorch ``torch.save`` files without PyTorch and without running their code.
+
+Both formats are supported: the zip archive written by PyTorch >= 1.6 and the legacy stream of
+pickles written before (the official 2019 Res2Net weights). Pickles go through an unpickler that
+resolves only containers and PyTorch's tensor-rebuild functions; any other global (a function that
+could run code when the file is loaded) is refused before it is called.
+"""
+import collections
+import io
+import pickle
+import struct
+import zipfile
+from typing import Any, BinaryIO, Dict, Optional, Tuple
+
+import numpy as np
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+_STORAGE_DTYPES = {
+    "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "BFloat16Storage": "bfloat16",
+}
+
+
+class UnsafePickleError(ValueError):
+    """The pickle references something other than tensor data; nothing from it was executed."""
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = _STORAGE_DTYPES[name]
+
+
+class _Storage:
+    """Placeholder for a storage whose bytes are read after unpickling."""
+
+    def __init__(self, storage_type: _StorageType, key: str, numel: int) -> None:
+        self.dtype = storage_type.dtype
+        self.key = key
+        self.numel = numel
+        self.data: Optional[np.ndarray] = None
+
+
+class _LazyTensor:
+    def __init__(self, storage: _Storage, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...]) -> None:
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def to_numpy(self) -> np.ndarray:
+        flat = self.storage.data
+        if flat is None:
+            raise ValueError(f"storage {self.storage.key} has no data in the file")
+        if not self.size:
+            return flat[self.offset].copy()
+        itemsize = flat.dtype.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride], writeable=False)
+        return np.ascontiguousarray(view)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
+    return _LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, *_unused):
+    return data
+
+
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: BinaryIO, storages: Dict[str, _Storage]) -> None:
+        super().__init__(file, encoding="utf-8")
+        self.storages = storages
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return _ALLOWED_GLOBALS[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise UnsafePickleError(
+            f"refusing to load '{module}.{name}': the file asks to call code that is not a tensor "
+            "container (only tensor data is read from PyTorch files)")
+
+    def persistent_load(self, pid):
+        # zip: ('storage', type, key, location, numel); legacy: the same plus view metadata
+        if not isinstance(pid, tuple) or not pid or _text(pid[0]) != "storage":
+            raise UnsafePickleError(f"refusing persistent object {_text(pid[0]) if pid else pid!r}: "
+                                    "only tensor storages are read (was a whole model saved?)")
+        storage_type, key, _location, numel = pid[1:5]
+        if not isinstance(storage_type, _StorageType):
+            raise UnsafePickleError(f"unsupported storage type {storage_type!r}")
+        key = _text(key)
+        if key not in self.storages:
+            self.storages[key] = _Storage(storage_type, key, int(numel))
+        if len(pid) > 5 and pid[5] is not None:
+            raise ValueError("storage views of the pre-1.0 format are not supported")
+        return self.storages[key]
+
+
+def _text(value) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+
+def _frombuffer(raw: bytes, dtype, big_endian: bool = False) -> np.ndarray:
+    if isinstance(dtype, str):  # bfloat16: widen to float32 through the high 16 bits
+        halves = np.frombuffer(raw, dtype=">u2" if big_endian else "<u2").astype(np.uint32)
+        return (halves << 16).view(np.float32)
+    dt = np.dtype(dtype).newbyteorder(">" if big_endian else "<")
+    return np.frombuffer(raw, dtype=dt).astype(np.dtype(dtype), copy=False)
+
+
+def _materialize(obj: Any) -> Any:
+    if isinstance(obj, _LazyTensor):
+        return obj.to_numpy()
+    if isinstance(obj, dict):
+        return collections.OrderedDict((_text(k), _materialize(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v) for v in obj)
+    return obj
+
+
+def _load_zip(path: str) -> Any:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if not pkl:
+            raise ValueError("zip file without data.pkl: not a PyTorch checkpoint")
+        prefix = pkl[0][: -len("data.pkl")]
+        big_endian = (prefix + "byteorder" in names
+                      and archive.read(prefix + "byteorder").decode().strip() == "big")
+        storages: Dict[str, _Storage] = {}
+        obj = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), storages).load()
+        for key, storage in storages.items():
+            storage.data = _frombuffer(archive.read(f"{prefix}data/{key}"), storage.dtype, big_endian)
+    return obj
+
+
+def _load_legacy(path: str) -> Any:
+    with open(path, "rb") as f:
+        storages: Dict[str, _Storage] = {}
+        magic = _RestrictedUnpickler(f, storages).load()
+        if magic != LEGACY_MAGIC:
+            raise ValueError("pickle file is not a PyTorch checkpoint (bad magic number)")
+        protocol = _RestrictedUnpickler(f, storages).load()
+        if protocol != LEGACY_PROTOCOL:
+            raise ValueError(f"unsupported legacy PyTorch protocol {protocol}")
+        sys_info = _RestrictedUnpickler(f, storages).load()
+        little_endian = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
+        obj = _RestrictedUnpickler(f, storages).load()
+        keys = _RestrictedUnpickler(f, storages).load()
+        for key in keys:
+            storage = storages[_text(key)]
+            (numel,) = struct.unpack("<q" if little_endian else ">q", f.read(8))
+            itemsize = 2 if isinstance(storage.dtype, str) else np.dtype(storage.dtype).itemsize
+            raw = f.read(numel * itemsize)
+            if len(raw) != numel * itemsize:
+                raise ValueError("file is truncated")
+            storage.data = _frombuffer(raw, storage.dtype, not little_endian)
+    return obj
+
+
+def load_torch_file(path: str) -> Any:
+    """The object saved by ``torch.save`` with every tensor as a numpy array (C-contiguous copy).
+
+    Raises ``UnsafePickleError`` if the file references code, ``ValueError`` if it is not readable.
+    """
+    if zipfile.is_zipfile(path):
+        return _materialize(_load_zip(path))
+    return _materialize(_load_legacy(path))

@@ -1,0 +1,75 @@
+"""Shared fixtures: CPU device, execution modes, and the official PyTorch-named weights of the parity data."""
+import functools
+import json
+import os
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+import mindcv_res2net  # noqa: F401  (sets ONEDNN_MAX_CPU_ISA before mindspore loads)
+import mindspore as ms
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+PROJECT_DIR = os.path.dirname(TESTS_DIR)
+PARITY_DIR = os.path.join(TESTS_DIR, "data", "parity")
+sys.path.insert(0, TESTS_DIR)  # test helpers (torch_writer)
+
+ms.set_device("CPU")
+
+with open(os.path.join(PARITY_DIR, "manifest.json")) as _f:
+    MANIFEST = json.load(_f)
+
+
+@pytest.fixture
+def pynative():
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    yield
+
+
+@pytest.fixture
+def graph():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+def rule_weight(key: str, shape) -> np.ndarray:
+    """The parity README's rule for every tensor that is not BatchNorm."""
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    w = rng.standard_normal(shape, dtype=np.float64)
+    if key == "fc.bias":
+        w *= 0.01
+    else:
+        fan_out = shape[0] * (shape[2] * shape[3] if len(shape) == 4 else 1)
+        w *= np.sqrt(2.0 / fan_out)
+    return w.astype(np.float32)
+
+
+def parity_file(variant: str):
+    return np.load(os.path.join(PARITY_DIR, f"{variant}.npz"), allow_pickle=False)
+
+
+@functools.lru_cache(maxsize=2)
+def official_state_dict(variant: str) -> dict:
+    """The complete official PyTorch state dict of a parity variant (rule tensors + stored BatchNorm)."""
+    data = parity_file(variant)
+    state = {}
+    for key, padded, abssum in zip(data["keys"], data["shapes"], data["gen_abssum"]):
+        key = str(key)
+        if f"bn/{key}" in data.files:
+            state[key] = data[f"bn/{key}"]
+        else:
+            state[key] = rule_weight(key, tuple(int(s) for s in padded if s >= 0))
+            assert np.isclose(np.abs(state[key]).sum(dtype=np.float64), abssum, rtol=1e-9), key
+    return state
+
+
+@pytest.fixture(scope="session")
+def parity_inputs():
+    return dict(np.load(os.path.join(PARITY_DIR, "inputs.npz"), allow_pickle=False))
+
+
+def model_params(model) -> dict:
+    return {p.name: p.asnumpy() for p in model.get_parameters()}

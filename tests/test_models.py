@@ -1,0 +1,147 @@
+"""Registry, factory and model API (small inputs; parity lives in test_parity.py)."""
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindcv_res2net import create_model, list_models
+from mindcv_res2net.models import get_pretrained_cfg, is_model
+from mindcv_res2net.models.layers import DropPath
+
+ALL = ["res2net50", "res2net101", "res2net152", "res2net50_v1b", "res2net101_v1b", "res2net152_v1b",
+       "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_14w_8s", "res2next50"]
+ALIASES = {"res2net50_26w_4s": "res2net50", "res2net101_26w_4s": "res2net101", "res2net152_26w_4s": "res2net152",
+           "res2net50_v1b_26w_4s": "res2net50_v1b", "res2net101_v1b_26w_4s": "res2net101_v1b",
+           "res2net152_v1b_26w_4s": "res2net152_v1b"}
+
+
+def _x(n=2, size=64, channels=3, seed=0):
+    return ms.Tensor(np.random.default_rng(seed).standard_normal((n, channels, size, size)).astype(np.float32))
+
+
+def test_every_variant_and_alias_is_registered():
+    assert sorted(list_models()) == sorted(ALL)
+    assert set(list_models(include_aliases=True)) == set(ALL) | set(ALIASES)
+    assert list_models("res2net50_v1*") == ["res2net50_v1b"]
+    for alias, name in ALIASES.items():
+        assert is_model(alias) and get_pretrained_cfg(alias)["first_conv"] == get_pretrained_cfg(name)["first_conv"]
+
+
+def test_pretrained_tags_best_first():
+    tagged = list_models(pretrained=True)
+    assert "res2net50.official_in1k" in tagged and "res2net152" not in " ".join(tagged)
+    # default = best-scoring published weights
+    assert get_pretrained_cfg("res2net50")["source"] == "mindcv"  # 79.35 vs official 77.99
+    assert get_pretrained_cfg("res2net101_v1b")["source"] == "official"  # 81.23 vs mindcv 81.14
+    cfg = get_pretrained_cfg("res2net50.official_in1k")
+    assert cfg["url"].endswith("res2net50_26w_4s-06e79181.pth") and cfg["sha256"] == "06e79181"
+    for key in ("input_size", "mean", "std", "crop_pct", "interpolation", "first_conv", "classifier", "num_classes"):
+        assert key in cfg
+    assert get_pretrained_cfg("res2net50_v1b")["first_conv"] == "conv1.0"
+    assert get_pretrained_cfg("res2net152")["url"] == ""
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(ValueError, match=r"unknown model 'res2net5O'; did you mean res2net50"):
+        create_model("res2net5O")
+    with pytest.raises(ValueError, match=r"no pretrained tag 'imagenet22k'; available: res2net50.mindcv_in1k, res2net50.official_in1k"):
+        create_model("res2net50.imagenet22k")
+    with pytest.raises(ValueError, match="res2net152' has no published weights"):
+        create_model("res2net152", pretrained=True)
+
+
+def test_classifier_api(pynative):
+    model = create_model("res2net50", num_classes=7)
+    model.set_train(False)
+    x = _x()
+    assert model(x).shape == (2, 7)
+    feats = model.forward_features(x)
+    assert feats.shape == (2, 2048, 2, 2) and model.num_features == 2048
+    assert model.forward_head(feats, pre_logits=True).shape == (2, 2048)
+    assert np.allclose(model.forward_head(feats).asnumpy(), model(x).asnumpy(), atol=1e-5)
+    assert model.get_classifier().weight.shape == (7, 2048)
+    model.reset_classifier(3)
+    assert model(x).shape == (2, 3)
+    assert {p.name for p in model.get_classifier().get_parameters()} == {"fc.weight", "fc.bias"}
+    model.reset_classifier(0)
+    assert model.get_classifier() is None and model(x).shape == (2, 2048)
+
+
+def test_headless_and_grey_input(pynative):
+    model = create_model("res2net50_v1b", num_classes=0, in_channels=1)
+    model.set_train(False)
+    assert model(_x(channels=1)).shape == (2, 2048)
+    assert not any(p.name.startswith("fc.") for p in model.get_parameters())
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_features_only(mode, request):
+    request.getfixturevalue(mode)
+    model = create_model("res2net50", features_only=True, out_indices=(0, 1, 2, 3, 4))
+    model.set_train(False)
+    feats = model(_x(size=64))
+    assert isinstance(feats, tuple)
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 32), (2, 256, 16, 16), (2, 512, 8, 8),
+                                               (2, 1024, 4, 4), (2, 2048, 2, 2)]
+    assert [(i["num_chs"], i["reduction"]) for i in model.feature_info] == [
+        (64, 2), (256, 4), (512, 8), (1024, 16), (2048, 32)]
+    subset = create_model("res2next50", features_only=True, out_indices=(2, 4))
+    subset.set_train(False)
+    assert [tuple(f.shape) for f in subset(_x(size=64))] == [(2, 512, 8, 8), (2, 2048, 2, 2)]
+    assert [i["reduction"] for i in subset.feature_info] == [8, 32]
+    assert subset.get_classifier() is None
+
+
+def test_features_only_rejects_bad_indices():
+    with pytest.raises(ValueError, match="out_indices must be a non-empty subset of 0..4"):
+        create_model("res2net50", features_only=True, out_indices=(1, 5))
+
+
+def test_drop_path_rates_grow_linearly_and_are_inactive_in_eval(pynative):
+    model = create_model("res2net50", num_classes=4, drop_rate=0.5, drop_path_rate=0.2)
+    rates = [cell.drop_prob for _, cell in model.cells_and_names() if isinstance(cell, DropPath)]
+    assert len(rates) == 15  # block 0 has rate 0 and no DropPath
+    assert np.allclose(rates, [0.2 * i / 15 for i in range(1, 16)])
+    # non-zero last BN so that the residual branches matter
+    for p in model.get_parameters():
+        if p.name.endswith("bn3.gamma"):
+            p.set_data(ms.Tensor(np.ones(p.shape, np.float32)))
+    x = _x(n=4, size=32)
+    model.set_train(False)
+    eval_a, eval_b = model(x).asnumpy(), model(x).asnumpy()
+    assert np.array_equal(eval_a, eval_b)
+    plain = create_model("res2net50", num_classes=4)
+    for p, q in zip(plain.get_parameters(), model.get_parameters()):
+        p.set_data(q.data.copy())
+    plain.set_train(False)
+    assert np.allclose(plain(x).asnumpy(), eval_a, atol=1e-5)
+    model.set_train(True)
+    plain.set_train(True)
+    train_out = model(x).asnumpy()
+    assert not np.allclose(train_out, plain(x).asnumpy(), atol=1e-3)
+
+
+def test_drop_path_scales_kept_samples():
+    drop = DropPath(0.5)
+    drop.set_train(True)
+    out = drop(ms.Tensor(np.ones((64, 3), np.float32))).asnumpy()
+    assert set(np.unique(out)) <= {0.0, 2.0} and 0 < (out[:, 0] == 0).sum() < 64
+    assert (out == out[:, :1]).all()  # whole samples are dropped
+    with pytest.raises(ValueError, match="drop_path probability"):
+        DropPath(1.0)
+
+
+def test_zero_init_last_default_and_opt_out():
+    gammas = lambda m: [p.asnumpy() for p in m.get_parameters() if p.name.endswith("bn3.gamma")]  # noqa: E731
+    assert all((g == 0).all() for g in gammas(create_model("res2net50")))
+    assert all((g == 1).all() for g in gammas(create_model("res2net50", zero_init_last=False)))
+
+
+def test_graph_mode_training_step_runs(graph):
+    from mindspore import nn
+
+    model = create_model("res2net50_v1b", num_classes=3, drop_path_rate=0.1)
+    net = nn.TrainOneStepCell(nn.WithLossCell(model, nn.SoftmaxCrossEntropyWithLogits(sparse=True)),
+                              nn.Momentum(model.trainable_params(), 0.01, 0.9))
+    net.set_train(True)
+    loss = net(_x(n=2, size=32), ms.Tensor(np.array([0, 2], np.int32)))
+    assert np.isfinite(loss.asnumpy()).all()

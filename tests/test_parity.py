@@ -1,0 +1,107 @@
+"""Exact parity with the official PyTorch Res2Net networks (tests/data/parity, see its README).
+
+Each variant's official state dict (weight rule + stored BatchNorm tensors, PyTorch names) goes
+through the project's own converter and ``create_model(checkpoint_path=...)``, then must reproduce
+the float64 reference logits within the manifest's ``atol`` on both inputs.
+"""
+import numpy as np
+import pytest
+
+import mindspore as ms
+from conftest import MANIFEST, model_params, official_state_dict, parity_file
+from mindcv_res2net import create_model
+from mindcv_res2net.utils.checkpoint import save_weights
+from mindcv_res2net.utils.convert import convert_weights
+from torch_writer import save_torch_legacy, save_torch_zip
+
+
+def _converted(variant, tmp_path):
+    npz = tmp_path / f"{variant}_official.npz"
+    np.savez(npz, **official_state_dict(variant))
+    return convert_weights(npz, tmp_path / f"{variant}.ckpt", variant)
+
+
+def _max_error(model, x, reference):
+    model.set_train(False)
+    return float(np.abs(model(ms.Tensor(x)).asnumpy().astype(np.float64) - reference).max())
+
+
+@pytest.mark.parametrize("variant", list(MANIFEST))
+def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynative):
+    ckpt = _converted(variant, tmp_path)
+    model = create_model(variant, checkpoint_path=ckpt)
+    assert sum(p.size for p in model.trainable_params()) == MANIFEST[variant]["params"]
+    assert len(list(model.get_parameters())) == MANIFEST[variant]["n_tensors"]
+    ref = parity_file(variant)
+    atol = MANIFEST[variant]["atol"]
+    assert _max_error(model, parity_inputs["x"], ref["logits_fp64"]) <= atol
+    assert _max_error(model, parity_inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+
+
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
+def test_logits_match_official_graph(variant, tmp_path, parity_inputs, graph):
+    model = create_model(variant, checkpoint_path=_converted(variant, tmp_path))
+    ref = parity_file(variant)
+    atol = MANIFEST[variant]["atol"]
+    assert _max_error(model, parity_inputs["x"], ref["logits_fp64"]) <= atol
+    assert _max_error(model, parity_inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+
+
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
+def test_stage_features_match_official(variant, tmp_path, parity_inputs, pynative):
+    model = create_model(variant, checkpoint_path=_converted(variant, tmp_path), features_only=True,
+                         out_indices=(0, 1, 2, 3, 4))
+    model.set_train(False)
+    feats = model(ms.Tensor(parity_inputs["x"]))
+    ref = parity_file(variant)
+    assert feats[0].shape == (2, 64, 112, 112)
+    for stage in range(1, 5):
+        out = feats[stage].asnumpy().astype(np.float64)
+        assert out.shape == tuple(ref[f"feat{stage}_shape"])
+        sample = out.reshape(-1)[ref[f"feat{stage}_index"]]
+        assert np.abs(sample - ref[f"feat{stage}_sample"]).max() <= MANIFEST[variant]["atol"], stage
+
+
+def _mindcv_names(weights: dict, avg_down: bool) -> dict:
+    """This package's names -> mindcv 0.3's (down_sample, classifier, v1b layer1 shortcut without pool index)."""
+    out = {}
+    for name, value in weights.items():
+        if avg_down and name.startswith("layer1.0.downsample."):
+            index, rest = name[len("layer1.0.downsample."):].split(".", 1)
+            name = f"layer1.0.downsample.{int(index) - 1}.{rest}"
+        name = name.replace(".downsample.", ".down_sample.")
+        out["classifier." + name[3:] if name.startswith("fc.") else name] = value
+    return out
+
+
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
+def test_every_input_format_gives_the_official_network(variant, tmp_path, parity_inputs, pynative):
+    """PyTorch zip and legacy .pth, timm-style .safetensors, mindcv .ckpt and our .safetensors output."""
+    official = official_state_dict(variant)
+    reference = model_params(create_model(variant, checkpoint_path=_converted(variant, tmp_path)))
+    sources = {}
+    save_torch_zip(official, tmp_path / "zip.pth")
+    save_torch_legacy(dict(official, **{"bn1.num_batches_tracked": np.array(3, np.int64)}),
+                      tmp_path / "legacy.pth")
+    sources["torch zip"] = tmp_path / "zip.pth"
+    sources["torch legacy"] = tmp_path / "legacy.pth"
+    from safetensors.numpy import save_file
+
+    save_file(official, str(tmp_path / "timm.safetensors"))
+    sources["safetensors (PyTorch names)"] = tmp_path / "timm.safetensors"
+    avg_down = "v1b" in variant
+    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in _mindcv_names(reference, avg_down).items()],
+                       str(tmp_path / "mindcv.ckpt"))
+    sources["mindcv ckpt"] = tmp_path / "mindcv.ckpt"
+    sources["our safetensors"] = convert_weights(tmp_path / "legacy.pth", tmp_path / "ours.safetensors", variant)
+    save_weights(reference, tmp_path / "ours.ckpt")
+    sources["our ckpt"] = tmp_path / "ours.ckpt"
+
+    ref_logits = parity_file(variant)["logits_odd_fp64"]
+    for label, path in sources.items():
+        model = create_model(variant, checkpoint_path=path)
+        loaded = model_params(model)
+        assert loaded.keys() == reference.keys(), label
+        assert all(np.array_equal(loaded[k], reference[k]) for k in reference), label
+        if label == "torch legacy":  # the official 2019 files' format: check the logits end to end
+            assert _max_error(model, parity_inputs["x_odd"], ref_logits) <= MANIFEST[variant]["atol"]

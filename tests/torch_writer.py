@@ -1,0 +1,77 @@
+"""Test helper: write ``{name: numpy array}`` in PyTorch's two ``torch.save`` formats, without PyTorch.
+
+The pickle is emitted opcode by opcode (protocol 2, as ``torch.save`` does) so no fake ``torch``
+module is needed. Files written here were checked once to load with ``torch.load`` (PyTorch 2.14,
+both formats, in a throwaway venv); the reader itself is also tested on files written by PyTorch
+(``tests/data/torch_formats``).
+"""
+import io
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+
+_STORAGE_NAMES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
+                  np.dtype(np.float16): "HalfStorage", np.dtype(np.int64): "LongStorage"}
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _str(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _int(value: int) -> bytes:
+    if -(2 ** 31) <= value < 2 ** 31:
+        return b"J" + struct.pack("<i", value)
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def _int_tuple(values) -> bytes:
+    return b"(" + b"".join(_int(int(v)) for v in values) + b"t"
+
+
+def _state_dict_pickle(arrays: dict, legacy: bool) -> bytes:
+    out = [b"\x80\x02", _global("collections", "OrderedDict"), b")R", b"("]
+    for key, (name, array) in enumerate(arrays.items()):
+        strides = [s // array.itemsize for s in array.strides]
+        persistent = [b"(", _str("storage"), _global("torch", _STORAGE_NAMES[array.dtype]), _str(str(key)),
+                      _str("cpu"), _int(array.size)] + ([b"N"] if legacy else []) + [b"tQ"]
+        out += [_str(name), _global("torch._utils", "_rebuild_tensor_v2"), b"("] + persistent + [
+            _int(0), _int_tuple(array.shape), _int_tuple(strides), b"\x89",
+            _global("collections", "OrderedDict"), b")R", b"tR"]
+    out += [b"u."]
+    return b"".join(out)
+
+
+def save_torch_zip(arrays: dict, path: str) -> None:
+    """PyTorch >= 1.6 format: a zip with archive/data.pkl and one file per storage."""
+    arrays = {k: np.array(v, order="C") for k, v in arrays.items()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", _state_dict_pickle(arrays, legacy=False))
+        archive.writestr("archive/byteorder", "little")
+        for key, array in enumerate(arrays.values()):
+            archive.writestr(f"archive/data/{key}", array.astype(array.dtype.newbyteorder("<")).tobytes())
+        archive.writestr("archive/version", "3\n")
+
+
+def save_torch_legacy(arrays: dict, path: str) -> None:
+    """Pre-1.6 format: magic, protocol, sys info, state-dict pickle, storage keys, raw storages."""
+    arrays = {k: np.array(v, order="C") for k, v in arrays.items()}
+    buf = io.BytesIO()
+    buf.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
+    buf.write(pickle.dumps(1001, protocol=2))
+    buf.write(pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                            "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2))
+    buf.write(_state_dict_pickle(arrays, legacy=True))
+    buf.write(pickle.dumps([str(k) for k in range(len(arrays))], protocol=2))
+    for array in arrays.values():
+        buf.write(struct.pack("<q", array.size))
+        buf.write(array.tobytes())
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
