@@ -85,8 +85,9 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
-    kind = _sniff(path)
+    kind = "zip" if zipfile.is_zipfile(path) else "weight"
     try:
+        kind = _sniff(path)
         if kind == "torch":
             return _unwrap(load_torch_file(path), path)
         if kind == "npz":
@@ -201,7 +202,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
                 f"{k}: file {tuple(mapped[k].shape)} vs model {targets[k]}" for k in mismatched) + ")")
         name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
         raise CheckpointError(f"{origin} does not fit model '{name}': " + "; ".join(problems))
-    return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}
+    return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 
 def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
@@ -209,7 +210,8 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
     """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``)."""
     weights = map_state_dict(read_state_dict(path), model, new_classifier, new_in_channels, origin=str(path))
     for param in model.get_parameters():
-        param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))
+        if param.name in weights:  # absent only for a classifier dropped for fine-tuning
+            param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))
     return model
 
 

@@ -1,5 +1,6 @@
 """Download published weights into a local cache, verifying the sha256 prefix in their file name."""
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -55,7 +56,7 @@ def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress
                     f"sha256 mismatch for {url}: expected a hash starting with {sha256_prefix}, got {actual}; "
                     f"nothing was kept in the cache. To accept this file deliberately set {SKIP_HASH_ENV}=1, "
                     f"or {place_hint}")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"could not download {url} ({reason}); if this machine is offline, {place_hint}") from None
     return dst

@@ -1,0 +1,69 @@
+"""Command-line tools and import-time behaviour, run as a user would in fresh interpreters."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import PROJECT_DIR, official_state_dict
+
+
+def run(args, env_extra=None, unset=()):
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable] + args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def assert_quiet_exit(proc):
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_onednn_isa_set_before_mindspore():
+    code = "import os, mindcv_res2net; print(os.environ['ONEDNN_MAX_CPU_ISA'])"
+    proc = run(["-W", "error::RuntimeWarning", "-c", code], unset=("ONEDNN_MAX_CPU_ISA",))
+    assert proc.returncode == 0 and proc.stdout.strip() == "AVX2", proc.stderr
+
+
+def test_onednn_user_setting_wins():
+    code = "import os, mindspore, mindcv_res2net; print(os.environ['ONEDNN_MAX_CPU_ISA'])"
+    proc = run(["-c", code], env_extra={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})
+    assert proc.stdout.strip() == "AVX512_CORE" and "RuntimeWarning" not in proc.stderr
+
+
+def test_onednn_warns_once_when_mindspore_came_first():
+    code = "import mindspore, mindcv_res2net, importlib; importlib.reload(mindcv_res2net)"
+    proc = run(["-c", code], unset=("ONEDNN_MAX_CPU_ISA",))
+    assert proc.returncode == 0
+    assert proc.stderr.count("mindspore was imported before mindcv_res2net") == 1, proc.stderr
+
+
+def test_convert_weights_cli(tmp_path):
+    np.savez(tmp_path / "official.npz", **official_state_dict("res2net50_26w_4s"))
+    proc = run(["tools/convert_weights.py", str(tmp_path / "official.npz"), str(tmp_path / "r50.ckpt"),
+                "--model", "res2net50_26w_4s"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r50.ckpt").is_file() and "wrote" in proc.stdout
+    assert_quiet_exit(proc)
+    # a file of another model: one clear line, exit 2, nothing written
+    proc = run(["tools/convert_weights.py", str(tmp_path / "official.npz"), str(tmp_path / "v1b.ckpt"),
+                "--model", "res2net50_v1b"])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "does not fit model 'res2net50_v1b'" in lines[0]
+    assert not (tmp_path / "v1b.ckpt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["official.npz", "r50.ckpt"]
+    proc = run(["tools/convert_weights.py", str(tmp_path / "nothing.pth"), str(tmp_path / "x.ckpt"), "--model",
+                "res2net50"])
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: checkpoint file not found: {tmp_path}/nothing.pth"
+
+
+def test_summarize_models_cli():
+    proc = run(["tools/summarize_models.py", "--models", "res2net50_v1b,res2next50", "--image_size", "64"])
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert rows["res2net50_v1b"][1] == "25,718,352" and rows["res2next50"][1] == "24,671,464"
+    assert float(rows["res2net50_v1b"][2]) > 0 and "(1, 1000)" in proc.stdout
+    assert_quiet_exit(proc)
+    proc = run(["tools/summarize_models.py", "--models", "resnet50"])
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model 'resnet50'")
