@@ -169,29 +169,17 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     if getattr(model, "fc", None) is None:  # head-less or features_only: the classifier is not used
         mapped = {k: v for k, v in mapped.items() if not k.startswith(classifier + ".")}
     mismatched = {k for k in mapped.keys() & targets.keys() if tuple(mapped[k].shape) != targets[k]}
-    head_keys = {k for k in mismatched if k.startswith(classifier + ".")}
-    if head_keys:
-        classes = mapped[f"{classifier}.weight"].shape[0] if f"{classifier}.weight" in mapped else "?"
-        if not new_classifier:
-            raise CheckpointError(
-                f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
-                f"pass num_classes={classes}, or another num_classes to fine-tune with a new classifier")
-        warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
-                      f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
-        for key in {k for k in mapped if k.startswith(classifier + ".")}:
-            del mapped[key]
-            targets.pop(key)
-        mismatched -= head_keys
     conv_key = f"{first_conv}.weight"
     if conv_key in mismatched and new_in_channels and mapped[conv_key].shape[1] == 3:
         warnings.warn(f"{origin}: adapting the RGB first convolution to {targets[conv_key][1]} input channels",
                       stacklevel=3)
         mapped[conv_key] = _adapt_first_conv(mapped[conv_key], targets[conv_key][1])
         mismatched.discard(conv_key)
+    head_keys = {k for k in mismatched if k.startswith(classifier + ".")}
 
     missing = targets.keys() - mapped.keys()
     unexpected = mapped.keys() - targets.keys()
-    if missing or unexpected or mismatched:
+    if missing or unexpected or mismatched - head_keys:  # another network: report everything
         problems = []
         if missing:
             problems.append(f"{len(missing)} model parameters missing from the file ({_brief(missing)})")
@@ -202,6 +190,17 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
                 f"{k}: file {tuple(mapped[k].shape)} vs model {targets[k]}" for k in mismatched) + ")")
         name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
         raise CheckpointError(f"{origin} does not fit model '{name}': " + "; ".join(problems))
+    if head_keys:  # the same network with another class count
+        classes = mapped[f"{classifier}.weight"].shape[0]
+        if not new_classifier:
+            raise CheckpointError(
+                f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
+                f"pass num_classes={classes} (--num_classes {classes}), or another count to fine-tune a new classifier")
+        warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
+                      f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
+        for key in [k for k in mapped if k.startswith(classifier + ".")]:
+            del mapped[key]
+            targets.pop(key)
     return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 

@@ -18,6 +18,9 @@ def run_cli(main: Callable[[], int]) -> None:
         code = main()
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        sys.stdout = open(os.devnull, "w")
+        code = 0
     except (ValueError, OSError, RuntimeError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             raise

@@ -30,3 +30,12 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
         ms.set_device(target, device_id)
     ms.set_context(mode=MODES[mode])
     return target
+
+
+def resolve_amp_level(target: str, amp_level: str) -> tuple:
+    """(AMP level to use, note or ''): CPU kernels gain nothing from float16, so CPU always runs O0."""
+    if amp_level not in ("O0", "O1", "O2", "O3"):
+        raise ValueError(f"--amp_level must be O0, O1, O2 or O3, got '{amp_level}'")
+    if target == "CPU" and amp_level != "O0":
+        return "O0", f"--amp_level {amp_level} is not supported on CPU (no float16 speed-up there): training in O0"
+    return amp_level, ""

@@ -1,0 +1,18 @@
+"""Configuration of train.py and validate.py (implemented in ``mindcv_res2net/config.py``).
+
+``python config.py -c FILE [flags]`` prints the effective configuration.
+"""
+import sys
+
+import mindcv_res2net  # noqa: F401  (sets ONEDNN_MAX_CPU_ISA before mindspore loads)
+from mindcv_res2net.config import create_parser, format_config, parse_args  # noqa: F401
+from mindcv_res2net.utils.cli import run_cli
+
+
+def main() -> int:
+    print(format_config(parse_args(sys.argv[1:])))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

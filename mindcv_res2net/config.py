@@ -1,0 +1,266 @@
+"""The one configuration parser of train.py and validate.py (flag names and YAML keys as mindcv's).
+
+Precedence: command line > YAML (``-c/--config FILE``) > defaults. Every key of mindcv's
+``configs/res2net/*.yaml`` is accepted. A positional ``key=value`` is read as ``--key=value``.
+"""
+import argparse
+import difflib
+import os
+import sys
+from typing import List, Optional, Sequence
+
+import yaml
+
+from .utils.checkpoint import atomic_path
+
+
+class ConfigError(ValueError):
+    """A bad flag, YAML key or value."""
+
+
+def str2bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return True
+    if text in ("no", "false", "0", "off", "none", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{value}'")
+
+
+def optional_int(value):
+    return None if value is None or str(value).strip().lower() in ("none", "null", "") else int(value)
+
+
+def optional_float(value):
+    return None if value is None or str(value).strip().lower() in ("none", "null", "") else float(value)
+
+
+def optional_str(value):
+    return None if value is None or str(value).strip().lower() in ("none", "null") else str(value)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        raise ConfigError(message)
+
+
+def _bool(group, name, default, help_text):
+    group.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help_text)
+
+
+# fmt: off
+def create_parser(description: str = "Res2Net training and validation") -> argparse.ArgumentParser:
+    parser = _Parser(description=description, allow_abbrev=False)
+    parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
+
+    g = parser.add_argument_group("system")
+    g.add_argument("--mode", type=int, default=0, choices=(0, 1), help="0: Graph mode, 1: PyNative mode (default 0)")
+    g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend (default CPU)")
+    _bool(g, "--distribute", False, "data-parallel training, started with msrun (default false)")
+    _bool(g, "--val_while_train", True, "validate during training (default true)")
+    g.add_argument("--val_interval", type=int, default=1, help="validate every N epochs (default 1)")
+    g.add_argument("--log_interval", type=int, default=100, help="steps between log lines (default 100)")
+    g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
+    _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; not used")
+
+    g = parser.add_argument_group("dataset")
+    g.add_argument("--dataset", type=str, default="digits",
+                   help="digits, cifar10, cifar100, mnist, fashion_mnist, imagenet or imagefolder (default digits)")
+    g.add_argument("--data_dir", type=str, default="", help="dataset folder (not needed for digits)")
+    g.add_argument("--train_split", type=str, default="train", help="train split / sub-folder (default train)")
+    g.add_argument("--val_split", type=str, default="val", help="validation split / sub-folder (default val)")
+    _bool(g, "--dataset_download", False, "download cifar10/cifar100 if missing (default false)")
+    g.add_argument("--num_parallel_workers", type=int, default=2, help="data workers (default 2)")
+    _bool(g, "--shuffle", True, "shuffle the training set (default true)")
+    g.add_argument("--num_samples", type=optional_int, default=None, help="use only N samples of each split")
+    g.add_argument("--batch_size", type=int, default=32, help="batch size per device (default 32)")
+    _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
+    g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; must be 0")
+    _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
+
+    g = parser.add_argument_group("augmentation")
+    g.add_argument("--image_resize", type=int, default=224, help="training and validation image size (default 224)")
+    g.add_argument("--scale", type=float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
+    g.add_argument("--ratio", type=float, nargs=2, default=(0.75, 1.333), help="RandomResizedCrop aspect range")
+    g.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability (default 0.5)")
+    g.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (default 0)")
+    g.add_argument("--color_jitter", type=optional_float, default=None, help="brightness/contrast/saturation jitter")
+    g.add_argument("--interpolation", type=str, default="bilinear", help="resize interpolation (default bilinear)")
+    g.add_argument("--auto_augment", type=optional_str, default=None,
+                   help="'autoaug' (ImageNet AutoAugment) or 'randaug' (RandAugment); default none")
+    g.add_argument("--re_prob", type=float, default=0.0, help="random erasing probability (default 0)")
+    g.add_argument("--re_scale", type=float, nargs=2, default=(0.02, 0.33), help="random erasing area range")
+    g.add_argument("--re_ratio", type=float, nargs=2, default=(0.3, 3.3), help="random erasing aspect range")
+    g.add_argument("--re_value", type=float, default=0.0, help="random erasing fill value (default 0)")
+    g.add_argument("--re_max_attempts", type=int, default=10, help="random erasing attempts (default 10)")
+    g.add_argument("--mean", type=float, nargs="+", default=None,
+                   help="per-channel mean on the 0-255 scale (default: the model's, x255)")
+    g.add_argument("--std", type=float, nargs="+", default=None,
+                   help="per-channel std on the 0-255 scale (default: the model's, x255)")
+    g.add_argument("--crop_pct", type=optional_float, default=None,
+                   help="eval centre-crop fraction (default: the model's, 0.875)")
+    g.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
+    g.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0: off)")
+    g.add_argument("--cutmix_prob", type=float, default=1.0, help="probability to mix a batch (default 1)")
+
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", type=str, default="res2net50", help="registered model name (default res2net50)")
+    g.add_argument("--num_classes", type=optional_int, default=None, help="classes (default: the dataset's)")
+    g.add_argument("--in_channels", type=int, default=3, help="input channels; 1 keeps grey images grey")
+    g.add_argument("--drop_rate", type=optional_float, default=None, help="dropout before the classifier")
+    g.add_argument("--drop_path_rate", type=optional_float, default=None, help="stochastic depth of the last block")
+    _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
+    g.add_argument("--ckpt_path", type=str, default="", help="start from (or validate) this weight file")
+    g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),
+                   help="automatic mixed precision level (default O0)")
+    _bool(g, "--ema", False, "keep an exponential moving average of the weights")
+    g.add_argument("--ema_decay", type=float, default=0.9999, help="EMA decay (default 0.9999)")
+
+    g = parser.add_argument_group("optimizer")
+    g.add_argument("--opt", type=str, default="momentum", choices=("sgd", "momentum", "adam", "adamw", "rmsprop"),
+                   help="optimizer (default momentum)")
+    g.add_argument("--momentum", type=float, default=0.9, help="momentum (default 0.9)")
+    g.add_argument("--weight_decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
+    _bool(g, "--filter_bias_and_bn", True, "no weight decay on biases and BatchNorm (default true)")
+    _bool(g, "--use_nesterov", False, "Nesterov momentum (default false)")
+    g.add_argument("--eps", type=float, default=1e-8, help="epsilon of adam/adamw/rmsprop (default 1e-8)")
+    g.add_argument("--loss_scale", type=float, default=1.0, help="fixed loss scale (default 1)")
+    _bool(g, "--dynamic_loss_scale", False, "dynamic loss scale (GPU/Ascend only)")
+    _bool(g, "--clip_grad", False, "clip gradients by global norm (default false)")
+    g.add_argument("--clip_value", type=float, default=15.0, help="global-norm clip value (default 15)")
+
+    g = parser.add_argument_group("scheduler")
+    g.add_argument("--scheduler", type=str, default="cosine_decay",
+                   choices=("cosine_decay", "step_decay", "multi_step_decay", "constant"),
+                   help="learning-rate schedule, per step (default cosine_decay)")
+    g.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
+    g.add_argument("--min_lr", type=float, default=0.0, help="final lr of cosine_decay (default 0)")
+    g.add_argument("--warmup_epochs", type=int, default=0, help="linear warm-up epochs (default 0)")
+    g.add_argument("--warmup_factor", type=float, default=0.0, help="warm-up starts at lr x this (default 0)")
+    g.add_argument("--decay_epochs", type=optional_int, default=None,
+                   help="epochs of decay after warm-up (default: epoch_size - warmup_epochs)")
+    g.add_argument("--decay_rate", type=float, default=0.1, help="factor of step and multi-step decay (default 0.1)")
+    g.add_argument("--multi_step_decay_milestones", type=int, nargs="+", default=(30, 60, 90),
+                   help="epochs at which multi_step_decay multiplies the lr by decay_rate")
+    _bool(g, "--lr_epoch_stair", False, "change the lr once per epoch instead of every step")
+
+    g = parser.add_argument_group("loss")
+    g.add_argument("--loss", type=str, default="CE", choices=("CE",), help="cross-entropy (default CE)")
+    g.add_argument("--label_smoothing", type=float, default=0.0, help="label smoothing (default 0)")
+    g.add_argument("--reduction", type=str, default="mean", choices=("mean",), help="loss reduction (mean)")
+
+    g = parser.add_argument_group("training")
+    g.add_argument("--epoch_size", type=int, default=90, help="training epochs (default 90)")
+    _bool(g, "--dataset_sink_mode", False, "dataset sink mode (GPU/Ascend; CPU ignores it)")
+    g.add_argument("--resume", type=str, default="", help="continue from a checkpoint, or 'auto' (newest)")
+    _bool(g, "--resume_opt", False, "with --ckpt_path: also restore optimizer, epoch and lr position (mindcv style)")
+
+    g = parser.add_argument_group("checkpoints")
+    g.add_argument("--ckpt_save_dir", type=str, default="./ckpt", help="checkpoint and log folder (default ./ckpt)")
+    g.add_argument("--keep_checkpoint_max", type=int, default=10, help="newest checkpoints kept (default 10)")
+    g.add_argument("--ckpt_save_interval", type=int, default=1, help="save every N epochs (default 1)")
+    g.add_argument("--ckpt_save_policy", type=str, default="latest_k", choices=("latest_k", "top_k"),
+                   help="accepted for mindcv compatibility; the best checkpoint is always kept too")
+    return parser
+# fmt: on
+
+
+def _known_keys(parser: argparse.ArgumentParser) -> dict:
+    return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+
+
+def _suggest(name: str, known, prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
+
+
+def _normalize_argv(argv: Sequence[str], known: dict) -> List[str]:
+    """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions."""
+    out = []
+    for arg in argv:
+        if not arg.startswith("-") and "=" in arg:
+            key = arg.split("=", 1)[0]
+            if key not in known:
+                raise ConfigError(f"unknown argument '{arg}'{_suggest(key, known)}")
+            arg = "--" + arg
+        if arg.startswith("--"):
+            key = arg[2:].split("=", 1)[0]
+            if key not in known and key not in ("help", "config"):
+                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, known, '--')}")
+        out.append(arg)
+    return out
+
+
+def _convert_yaml_value(path: str, key: str, value, action: argparse.Action):
+    """A YAML value checked and converted with the flag's own type."""
+    convert = action.type or (lambda v: v)
+    if value is None and action.default is None:
+        return None
+    try:
+        if action.nargs in ("+", 2) or isinstance(action.nargs, int):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"expects a list, got {value!r}")
+            converted = tuple(convert(v) for v in value)
+            if isinstance(action.nargs, int) and len(converted) != action.nargs:
+                raise ValueError(f"expects {action.nargs} values, got {len(converted)}")
+            return converted
+        if isinstance(value, (list, dict)):
+            raise ValueError(f"expects a single value, got {value!r}")
+        converted = convert(value) if value is not None else None
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+        raise ConfigError(f"config {path}: key '{key}' {exc}") from None
+    if action.choices is not None and converted not in action.choices:
+        choices = ", ".join(str(c) for c in action.choices)
+        raise ConfigError(f"config {path}: key '{key}' must be one of {choices}, got {value!r}")
+    return converted
+
+
+def load_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict:
+    """Read a YAML config; unknown keys and wrong types are clear errors naming the file and key."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected key: value pairs at the top level")
+    known = _known_keys(parser)
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"config {path}: unknown key '{key}'{_suggest(str(key), known)}")
+        values[key] = _convert_yaml_value(path, key, value, known[key])
+    return values
+
+
+def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation"):
+    """Parsed config as an ``argparse.Namespace``; raises ``ConfigError`` with a one-line message."""
+    parser = create_parser(description)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _normalize_argv(argv, _known_keys(parser))
+    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre.add_argument("-c", "--config", type=str, default="")
+    early, _ = pre.parse_known_args(argv)
+    if early.config:
+        parser.set_defaults(**load_yaml_config(early.config, parser))
+    args = parser.parse_args(argv)
+    for key in ("scale", "ratio", "re_scale", "re_ratio", "mean", "std", "multi_step_decay_milestones"):
+        if getattr(args, key) is not None:
+            setattr(args, key, tuple(getattr(args, key)))
+    return args
+
+
+def save_config(args, path: str) -> str:
+    """Write the effective config as YAML (atomically); it loads back with ``-c``."""
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(vars(args).items()) if k != "config"}
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        yaml.safe_dump(values, f, sort_keys=True)
+    return path
+
+
+def format_config(args) -> str:
+    return "\n".join(f"  {k}: {v}" for k, v in sorted(vars(args).items()))

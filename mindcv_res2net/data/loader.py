@@ -1,0 +1,121 @@
+"""Build a batched MindSpore dataset for a named data set and split from the config."""
+import os
+import re
+from typing import List, NamedTuple, Optional
+
+import mindspore.dataset as ds
+import numpy as np
+
+from .sources import CIFAR, ArraySource, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
+from .transforms import BatchMixer, create_transforms
+
+DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")
+GREY_DATASETS = ("digits", "mnist", "fashion_mnist")
+
+
+class Loader(NamedTuple):
+    dataset: ds.Dataset  # yields (image (B, C, H, W) float32, label (B,) int32 or (B, K) float32)
+    class_names: List[str]
+    num_images: int  # in this shard
+    steps: int  # batches per epoch
+
+
+def create_source(name: str, split: str, data_dir: str = "", download: bool = False,
+                  class_names: Optional[List[str]] = None, skip_corrupt: bool = False):
+    """Random-access source of (HWC uint8 image, label) pairs with ``class_names``."""
+    if name not in DATASETS:
+        raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got '{name}'")
+    if name == "digits":
+        return digits_source(split)
+    if name in CIFAR:
+        return cifar_source(name, data_dir or ".", split, download)
+    if name in ("mnist", "fashion_mnist"):
+        return mnist_source(name, data_dir, split)
+    if not data_dir:
+        raise DatasetError(f"--dataset {name} needs --data_dir (a folder with {split}/<class>/<image> files)")
+    return ImageFolderSource(os.path.join(data_dir, split), class_names, skip_corrupt)
+
+
+class _ChannelAdapter:
+    """Repeat grey images to 3 channels (or keep 1 channel), keeping random access."""
+
+    def __init__(self, source, in_channels: int) -> None:
+        self.source, self.in_channels = source, in_channels
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        image, label = self.source[index]
+        if image.shape[-1] != self.in_channels:
+            image = np.repeat(image[..., :1], self.in_channels, axis=-1) if self.in_channels != 1 \
+                else image.mean(axis=-1, keepdims=True).astype(np.uint8)
+        return image, label
+
+
+def normalization(args, model_cfg: dict, in_channels: int):
+    """Mean/std on the 0-255 scale: the config's, else the model's default config x 255."""
+    mean = args.mean if args.mean is not None else tuple(255.0 * m for m in model_cfg["mean"])
+    std = args.std if args.std is not None else tuple(255.0 * s for s in model_cfg["std"])
+    if len(mean) != len(std):
+        raise DatasetError(f"--mean has {len(mean)} values but --std has {len(std)}")
+    if len(mean) != in_channels:
+        mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
+    return mean, std
+
+
+def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: Optional[List[str]] = None,
+                  num_shards: Optional[int] = None, shard_id: Optional[int] = None) -> Loader:
+    """Batched dataset of one split: transforms of the data set, mixup/cutmix when training."""
+    source = create_source(args.dataset, split, args.data_dir, args.dataset_download, class_names,
+                           args.skip_corrupt_images)
+    names = source.class_names
+    if args.num_samples:
+        chosen = np.random.default_rng(args.seed).permutation(len(source))[: args.num_samples]
+        source = ArraySource(*_gather(source, np.sort(chosen)), names)
+    mean, std = normalization(args, model_cfg, args.in_channels)
+    crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
+    transforms = create_transforms(args.dataset, train, args, mean, std, crop_pct)
+    num_images = len(source)
+    dataset = ds.GeneratorDataset(_ChannelAdapter(source, args.in_channels), column_names=["image", "label"],
+                                  shuffle=bool(train and args.shuffle), num_shards=num_shards, shard_id=shard_id,
+                                  python_multiprocessing=False)
+    if num_shards:
+        num_images = len(range(shard_id, num_images, num_shards))
+    workers = max(1, min(args.num_parallel_workers, os.cpu_count() or 1))
+    dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
+    drop = bool(train and args.drop_remainder)
+    if drop and num_images < args.batch_size:
+        raise DatasetError(f"--batch_size {args.batch_size} is larger than the {num_images} training images "
+                           f"(with --drop_remainder no batch would remain)")
+    if train and (args.mixup > 0 or args.cutmix > 0):
+        mixer = BatchMixer(len(names), args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing, args.seed)
+        dataset = dataset.batch(args.batch_size, drop_remainder=drop,
+                                per_batch_map=lambda images, labels, _info: mixer(np.stack(images), np.stack(labels)),
+                                input_columns=["image", "label"], output_columns=["image", "label"])
+    else:
+        dataset = dataset.batch(args.batch_size, drop_remainder=drop)
+    steps = num_images // args.batch_size if drop else -(-num_images // args.batch_size)
+    return Loader(dataset, names, num_images, steps)
+
+
+def _gather(source, indices):
+    images, labels = zip(*(source[int(i)] for i in indices))
+    return np.stack(images), np.asarray(labels)
+
+
+def iterate_batches(dataset: ds.Dataset):
+    """One epoch of (images, labels) Tensors; a data error inside MindSpore's pipeline (corrupt image,
+    unreadable file) comes out as a one-line ``DatasetError`` naming the file."""
+    iterator = dataset.create_tuple_iterator(num_epochs=1)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            found = re.search(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
+            if found:
+                raise DatasetError(found.group(1).strip()) from None
+            raise
+        yield batch

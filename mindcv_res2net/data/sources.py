@@ -1,0 +1,219 @@
+"""Random-access image sources: ``source[i] -> (HWC uint8 image, int label)``, plus ``class_names``.
+
+digits (scikit-learn's bundled 1,797 scans), CIFAR-10/100 binary files (any record count),
+MNIST / Fashion-MNIST idx-ubyte files, and ImageFolder trees (ImageNet). Readers name the file
+and say how to get the data when something is missing or broken.
+"""
+import gzip
+import os
+import tarfile
+import warnings
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from ..utils.download import download_file
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+CIFAR = {
+    "cifar10": dict(folder="cifar-10-batches-bin", record_label_bytes=1, label_offset=0,
+                    train=[f"data_batch_{i}.bin" for i in range(1, 6)], val=["test_batch.bin"],
+                    names_file="batches.meta.txt",
+                    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                    md5="c32a1d4ab5d03f1284b67883e8d87530"),
+    "cifar100": dict(folder="cifar-100-binary", record_label_bytes=2, label_offset=1,
+                     train=["train.bin"], val=["test.bin"], names_file="fine_label_names.txt",
+                     url="https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                     md5="03b5dce01913d631647c71ecec9e9cb8"),
+}
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, incomplete or unreadable."""
+
+
+class ArraySource:
+    """Images held in memory: ``images`` (N, H, W, C) uint8, ``labels`` (N,) int."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> None:
+        self.images = images
+        self.labels = labels.astype(np.int32)
+        self.class_names = list(class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> Tuple[np.ndarray, np.int32]:
+        return self.images[index], self.labels[index]
+
+
+def _is_train(split: str) -> bool:
+    return split.lower().startswith("train")
+
+
+# ---------------------------------------------------------------------------------------------- digits
+
+
+def digits_source(split: str) -> ArraySource:
+    """scikit-learn's 8x8 digit scans, a stratified 80/20 train/val split with a fixed seed (0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # (N, 8, 8, 1)
+    index = np.arange(len(images))
+    train_idx, val_idx = train_test_split(index, test_size=0.2, stratify=digits.target, random_state=0)
+    chosen = np.sort(train_idx if _is_train(split) else val_idx)
+    return ArraySource(images[chosen], digits.target[chosen], [str(d) for d in range(10)])
+
+
+# ---------------------------------------------------------------------------------------------- CIFAR
+
+
+def _find_cifar_folder(name: str, data_dir: str) -> str:
+    spec = CIFAR[name]
+    for candidate in (os.path.join(data_dir, spec["folder"]), data_dir):
+        if all(os.path.isfile(os.path.join(candidate, f)) for f in spec["val"]):
+            return candidate
+    return ""
+
+
+def download_cifar(name: str, data_dir: str, url: str = None) -> str:
+    """Fetch and unpack the official CIFAR binary archive into ``data_dir`` (md5 checked)."""
+    spec = CIFAR[name]
+    url = url or spec["url"]
+    archive = download_file(url, os.path.join(data_dir, url.rsplit("/", 1)[-1]), md5=spec["md5"])
+    with tarfile.open(archive) as tar:
+        tar.extractall(data_dir, filter="data")
+    os.remove(archive)
+    return os.path.join(data_dir, spec["folder"])
+
+
+def cifar_source(name: str, data_dir: str, split: str, download: bool = False) -> ArraySource:
+    spec = CIFAR[name]
+    folder = _find_cifar_folder(name, data_dir)
+    if not folder and download:
+        folder = download_cifar(name, data_dir)
+    if not folder:
+        raise DatasetError(
+            f"{name} not found: looked for {os.path.join(data_dir, spec['folder'])}/{spec['val'][0]}; "
+            f"pass --dataset_download to fetch {spec['url']}, or unpack it under --data_dir")
+    files = spec["train"] if _is_train(split) else spec["val"]
+    record = spec["record_label_bytes"] + 3072
+    images, labels = [], []
+    for file_name in files:
+        path = os.path.join(folder, file_name)
+        if not os.path.isfile(path):
+            raise DatasetError(f"{name}: missing file {path}")
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size == 0 or raw.size % record:
+            raise DatasetError(f"{name}: {path} is not a CIFAR binary file ({raw.size} bytes is not a multiple "
+                               f"of the {record}-byte record)")
+        raw = raw.reshape(-1, record)
+        labels.append(raw[:, spec["label_offset"]].astype(np.int32))
+        images.append(raw[:, spec["record_label_bytes"]:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    names_path = os.path.join(folder, spec["names_file"])
+    num_classes = 10 if name == "cifar10" else 100
+    names = [n.strip() for n in open(names_path).read().splitlines() if n.strip()] if os.path.isfile(names_path) \
+        else [str(i) for i in range(num_classes)]
+    labels = np.concatenate(labels)
+    if labels.max() >= len(names):
+        raise DatasetError(f"{name}: label {labels.max()} out of range in {folder}")
+    return ArraySource(np.concatenate(images), labels, names)
+
+
+# ---------------------------------------------------------------------------------------------- MNIST
+
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"]
+
+
+def _read_idx(path: str, magic: int) -> np.ndarray:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    if len(raw) < 8 or int.from_bytes(raw[:4], "big") != magic:
+        raise DatasetError(f"{path} is not an idx-ubyte file (bad magic number)")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DatasetError(f"{path} is truncated ({data.size} of {int(np.prod(dims))} values)")
+    return data.reshape(dims)
+
+
+def mnist_source(name: str, data_dir: str, split: str) -> ArraySource:
+    prefix = "train" if _is_train(split) else "t10k"
+    folders = [data_dir] if data_dir else []
+    if name == "fashion_mnist":
+        folders.append(DEBIAN_FASHION_MNIST)
+    for folder in folders:
+        for suffix in ("", ".gz"):
+            images = os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}")
+            labels = os.path.join(folder, f"{prefix}-labels-idx1-ubyte{suffix}")
+            if os.path.isfile(images) and os.path.isfile(labels):
+                x, y = _read_idx(images, 0x803), _read_idx(labels, 0x801)
+                if len(x) != len(y):
+                    raise DatasetError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
+                names = FASHION_NAMES if name == "fashion_mnist" else [str(d) for d in range(10)]
+                return ArraySource(x[..., None], y, names)
+    hint = ("install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data_dir"
+            if name == "fashion_mnist" else "pass --data_dir with the four idx-ubyte files (optionally .gz)")
+    raise DatasetError(f"{name} not found: looked for {prefix}-images-idx3-ubyte[.gz] in "
+                       f"{', '.join(folders) or '(no --data_dir given)'}; {hint}")
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+
+class ImageFolderSource:
+    """``root/<class>/<image>`` tree; decodes with Pillow (grey, RGBA, CMYK -> RGB)."""
+
+    def __init__(self, root: str, class_names: List[str] = None, skip_corrupt: bool = False) -> None:
+        if not os.path.isdir(root):
+            raise DatasetError(f"image folder not found: {root}")
+        found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        self.class_names = list(class_names) if class_names else found
+        index = {name: i for i, name in enumerate(self.class_names)}
+        self.samples = []
+        for name in found:
+            if name not in index:
+                raise DatasetError(f"{root}: class folder '{name}' is not among the training classes")
+            folder = os.path.join(root, name)
+            for dirpath, _, files in sorted(os.walk(folder)):
+                self.samples += [(os.path.join(dirpath, f), index[name]) for f in sorted(files)
+                                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not self.samples:
+            raise DatasetError(f"no images found under {root} (expected {root}/<class>/<image>.jpg)")
+        self.skip_corrupt = skip_corrupt
+        self.labels = np.array([label for _, label in self.samples], np.int32)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        try:
+            return load_rgb(path), np.int32(label)
+        except DatasetError:
+            if not self.skip_corrupt:
+                raise
+            warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
+            return self[(index + 1) % len(self.samples)]
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """Decode an image file to an (H, W, 3) uint8 array; a clear error naming a corrupt file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot decode image {path}: {exc}") from None

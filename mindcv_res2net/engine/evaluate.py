@@ -1,0 +1,67 @@
+"""Evaluation loop: top-1, top-5, loss, image count, seconds and throughput."""
+import time
+
+from mindspore import nn
+from tqdm import tqdm
+
+from ..data.loader import iterate_batches
+from .train_step import top_k_correct
+
+
+def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progress: bool = True,
+             desc: str = "validate") -> dict:
+    """Run ``model`` in eval mode over ``dataset`` (image, index label) batches.
+
+    Returns top1 / top5 (percent), loss (mean per image), images, seconds, img_per_s.
+    """
+    was_training = model.training
+    model.set_train(False)
+    correct1 = correct5 = images = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    try:
+        with tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True) as bar:
+            for batch, labels in iterate_batches(dataset):
+                logits = model(batch)
+                n = int(labels.shape[0])
+                loss_sum += float(loss_fn(logits, labels).asnumpy()) * n
+                correct1 += top_k_correct(logits, labels, 1)
+                correct5 += top_k_correct(logits, labels, 5)
+                images += n
+                bar.update(1)
+    finally:
+        model.set_train(was_training)
+    seconds = time.perf_counter() - start
+    if images == 0:
+        raise ValueError("the validation set is empty")
+    return dict(top1=100.0 * correct1 / images, top5=100.0 * correct5 / images, loss=loss_sum / images,
+                images=images, seconds=seconds, img_per_s=images / seconds)
+
+
+
+def validate(args) -> dict:
+    """The job behind validate.py: load a checkpoint (or published weights) and evaluate a split."""
+    from ..data.loader import create_loader
+    from ..loss import create_loss
+    from ..models import create_model, get_pretrained_cfg
+    from ..utils.checkpoint import load_checkpoint
+    from ..utils.device import set_device
+
+    if not args.ckpt_path and not args.pretrained:
+        raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
+    set_device(args.device_target, args.mode)
+    data = create_loader(args, args.val_split, False, get_pretrained_cfg(args.model))
+    num_classes = args.num_classes or len(data.class_names)
+    if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
+        model = load_checkpoint(create_model(args.model, num_classes=num_classes, in_channels=args.in_channels),
+                                args.ckpt_path)
+    else:
+        if num_classes != 1000:
+            raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {args.dataset} has "
+                             f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
+        model = create_model(args.model, pretrained=True, in_channels=args.in_channels)
+    result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps)
+    print(f"{args.model} on {args.dataset}/{args.val_split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
+          f"loss {result['loss']:.4f}, {result['images']} images, {result['seconds']:.1f} s, "
+          f"{result['img_per_s']:.1f} img/s")
+    return result

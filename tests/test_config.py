@@ -1,0 +1,134 @@
+"""config.py: precedence, mindcv keys, types, booleans, lists, key=value, clear errors."""
+import glob
+import os
+
+import pytest
+import yaml
+
+from conftest import PROJECT_DIR
+from mindcv_res2net.config import ConfigError, parse_args, save_config
+
+CONFIGS = sorted(glob.glob(os.path.join(PROJECT_DIR, "configs", "res2net", "*.yaml")))
+
+MINDCV_ASCEND_YAML = """
+mode: 0
+distribute: True
+num_parallel_workers: 8
+val_while_train: True
+dataset: "imagenet"
+data_dir: "/path/to/imagenet"
+shuffle: True
+dataset_download: False
+batch_size: 32
+drop_remainder: True
+val_split: val
+image_resize: 224
+scale: [0.08, 1.0]
+ratio: [0.75, 1.333]
+hflip: 0.5
+interpolation: "bilinear"
+crop_pct: 0.875
+color_jitter: 0.4
+re_prob: 0.5
+mixup: 0.2
+model: "res2net50"
+num_classes: 1000
+pretrained: False
+ckpt_path: ""
+keep_checkpoint_max: 10
+val_interval: 5
+ckpt_save_dir: "./ckpt"
+epoch_size: 200
+dataset_sink_mode: True
+amp_level: "O3"
+loss: "CE"
+label_smoothing: 0.1
+scheduler: "cosine_decay"
+min_lr: 0.0
+lr: 0.1
+warmup_epochs: 4
+decay_epochs: 196
+opt: "momentum"
+momentum: 0.9
+weight_decay: 0.0001
+loss_scale: 1024
+use_nesterov: False
+filter_bias_and_bn: True
+mean: [123.675, 116.28, 103.53]
+std: [58.395, 57.12, 57.375]
+"""
+
+
+def _yaml(tmp_path, text, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_mindcv_yaml_loads_unchanged(tmp_path):
+    args = parse_args(["-c", _yaml(tmp_path, MINDCV_ASCEND_YAML)])
+    assert args.distribute is True and args.decay_epochs == 196 and args.loss_scale == 1024.0
+    assert args.scale == (0.08, 1.0) and args.mean == (123.675, 116.28, 103.53)
+    assert args.amp_level == "O3" and args.filter_bias_and_bn is True and args.mixup == 0.2
+
+
+def test_precedence_cli_over_yaml_over_defaults(tmp_path):
+    path = _yaml(tmp_path, "lr: 0.5\nbatch_size: 8\n")
+    args = parse_args(["-c", path, "--lr", "0.01"])
+    assert args.lr == 0.01 and args.batch_size == 8 and args.momentum == 0.9
+    assert parse_args([]).lr == 0.1
+
+
+def test_booleans_lists_and_key_value():
+    args = parse_args(["--pretrained", "--image_resize", "64", "dataset=cifar10", "--mean", "1", "2", "3",
+                       "--scale", "0.5", "1.0", "--ema=False", "--multi_step_decay_milestones", "3", "6"])
+    assert args.pretrained is True and args.ema is False and args.image_resize == 64
+    assert args.dataset == "cifar10" and args.mean == (1.0, 2.0, 3.0) and args.multi_step_decay_milestones == (3, 6)
+    assert parse_args(["--pretrained=False"]).pretrained is False
+    assert parse_args(["--num_classes", "None"]).num_classes is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lrr", "0.1"], r"unknown flag '--lrr' \(did you mean --lr\?\)"),
+    (["lrr=0.1"], r"unknown argument 'lrr=0.1' \(did you mean lr\?\)"),
+    (["--lr", "fast"], r"argument --lr: invalid float value: 'fast'"),
+    (["--pretrained=maybe"], r"expected a boolean"),
+    (["--opt", "lion"], r"argument --opt: invalid choice: 'lion'"),
+    (["-c", "/nonexistent/x.yaml"], r"config file not found: /nonexistent/x.yaml"),
+])
+def test_bad_flags_are_clear_errors(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_args(argv)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lrr: 0.1\n", r"config .*c\.yaml: unknown key 'lrr' \(did you mean lr\?\)"),
+    ("lr: fast\n", r"config .*c\.yaml: key 'lr' could not convert string to float: 'fast'"),
+    ("scale: 0.5\n", r"config .*c\.yaml: key 'scale' expects a list"),
+    ("scale: [0.1, 0.2, 0.3]\n", r"key 'scale' expects 2 values, got 3"),
+    ("opt: lion\n", r"key 'opt' must be one of sgd, momentum, adam, adamw, rmsprop, got 'lion'"),
+    ("pretrained: maybe\n", r"key 'pretrained' expected a boolean"),
+    ("lr: [1\n", r"not valid YAML"),
+    ("- 1\n- 2\n", r"expected key: value pairs"),
+])
+def test_bad_yaml_is_a_clear_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_args(["-c", _yaml(tmp_path, text)])
+
+
+def test_saved_config_loads_back(tmp_path):
+    args = parse_args(["--model", "res2next50", "--scale", "0.2", "1.0", "--mean", "1", "2", "3"])
+    path = save_config(args, str(tmp_path / "run" / "config.yaml"))
+    again = parse_args(["-c", path])
+    assert vars(again) == dict(vars(args), config=path)
+
+
+def test_every_shipped_config_parses_and_is_complete():
+    assert len(CONFIGS) >= 17
+    models = set()
+    for path in CONFIGS:
+        args = parse_args(["-c", path])
+        models.add(args.model)
+        with open(path) as f:
+            assert yaml.safe_load(f)["model"] == args.model
+    assert len(models) == 11

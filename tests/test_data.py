@@ -1,0 +1,197 @@
+"""Data sources, transforms, batch mixing and loaders on small generated or bundled data."""
+import gzip
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mindcv_res2net.config import parse_args
+from mindcv_res2net.data import DatasetError, create_loader, create_source
+from mindcv_res2net.data.loader import iterate_batches
+from mindcv_res2net.data.sources import download_cifar
+from mindcv_res2net.data.transforms import BatchMixer
+from mindcv_res2net.models import get_pretrained_cfg
+
+CFG = get_pretrained_cfg("res2net50")
+
+
+def _cifar_files(folder, train_records=(7, 5), test_records=3, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)]
+    counts = list(train_records) + [1] * (5 - len(train_records))
+    for name, count in zip(names + ["test_batch.bin"], counts + [test_records]):
+        labels = rng.integers(0, 10, count, dtype=np.uint8)
+        pixels = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
+        np.concatenate([labels[:, None], pixels], axis=1).tofile(folder / name)
+    (folder / "batches.meta.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n\n")
+
+
+def test_digits_split_is_stratified_and_fixed():
+    train, val = create_source("digits", "train"), create_source("digits", "val")
+    assert len(train) + len(val) == 1797 and len(val) == 360
+    assert np.bincount(val.labels).min() >= 35  # every digit in the validation split
+    assert train.images.shape[1:] == (8, 8, 1) and train.images.dtype == np.uint8 and train.images.max() == 255
+    again = create_source("digits", "val")
+    assert np.array_equal(again.labels, val.labels) and np.array_equal(again.images, val.images)
+
+
+def test_cifar_reader_any_record_count(tmp_path):
+    _cifar_files(tmp_path / "cifar-10-batches-bin")
+    train = create_source("cifar10", "train", str(tmp_path))
+    val = create_source("cifar10", "val", str(tmp_path / "cifar-10-batches-bin"))
+    assert len(train) == 7 + 5 + 3 and len(val) == 3
+    raw = np.fromfile(tmp_path / "cifar-10-batches-bin" / "test_batch.bin", np.uint8).reshape(3, 3073)
+    image, label = val[1]
+    assert label == raw[1, 0] and np.array_equal(image, raw[1, 1:].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert val.class_names[:2] == ["class0", "class1"]
+
+
+def test_cifar_errors(tmp_path):
+    with pytest.raises(DatasetError, match=r"cifar10 not found: looked for .*cifar-10-batches-bin/test_batch.bin; "
+                                           r"pass --dataset_download"):
+        create_source("cifar10", "val", str(tmp_path))
+    folder = tmp_path / "cifar-10-batches-bin"
+    _cifar_files(folder)
+    (folder / "data_batch_2.bin").write_bytes(b"x" * 100)
+    with pytest.raises(DatasetError, match=r"data_batch_2.bin is not a CIFAR binary file"):
+        create_source("cifar10", "train", str(tmp_path))
+
+
+def test_cifar_download_checks_md5(tmp_path, monkeypatch):
+    _cifar_files(tmp_path / "src" / "cifar-10-batches-bin")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    body = buf.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-binary.tar.gz"
+    try:
+        from mindcv_res2net.data import sources
+
+        monkeypatch.setitem(sources.CIFAR, "cifar10", dict(sources.CIFAR["cifar10"], md5="0" * 32))
+        with pytest.raises(Exception, match=r"md5 mismatch .*expected 0{32}"):
+            download_cifar("cifar10", str(tmp_path / "bad"), url)
+        assert not (tmp_path / "bad" / "cifar-10-binary.tar.gz").exists()
+        monkeypatch.setitem(sources.CIFAR, "cifar10", dict(sources.CIFAR["cifar10"], url=url,
+                                                            md5=hashlib.md5(body).hexdigest()))
+        args = parse_args(["--dataset", "cifar10", "--data_dir", str(tmp_path / "dl"), "--dataset_download",
+                           "--image_resize", "32", "--batch_size", "4"])
+        loader = create_loader(args, "train", True, CFG)
+        assert loader.num_images == 15 and loader.steps == 3
+        images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
+        assert images.shape == (4, 3, 32, 32) and labels.shape == (4,)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _idx(path, array, magic, compress):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_mnist_idx_files(tmp_path, compress):
+    suffix = ".gz" if compress else ""
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28))
+    _idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}", images, 0x803, compress)
+    _idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", np.arange(6) % 10, 0x801, compress)
+    source = create_source("fashion_mnist", "val", str(tmp_path))
+    assert len(source) == 6 and source[2][0].shape == (28, 28, 1) and source.class_names[0] == "T-shirt/top"
+    assert np.array_equal(source[3][0][..., 0], images[3])
+    with pytest.raises(DatasetError, match=r"mnist not found: looked for train-images-idx3-ubyte\[.gz\] in "):
+        create_source("mnist", "train", str(tmp_path))
+    _idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", np.arange(5) % 10, 0x801, compress)
+    with pytest.raises(DatasetError, match=r"has 6 images but .* has 5 labels"):
+        create_source("mnist", "val", str(tmp_path))
+
+
+def _image_tree(root, corrupt=False):
+    for c, colour in enumerate([(255, 0, 0), (0, 255, 0)]):
+        folder = root / "train" / f"class_{c}"
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40 + i, 30), colour).save(folder / f"{i}.jpg")
+        Image.new("L", (20, 20), 128).save(folder / "grey.png")
+        Image.new("RGBA", (20, 20), (1, 2, 3, 4)).save(folder / "rgba.png")
+        Image.new("CMYK", (20, 20), (1, 2, 3, 4)).save(folder / "cmyk.jpg")
+    if corrupt:
+        (root / "train" / "class_1" / "broken.jpg").write_bytes(b"not an image")
+
+
+def test_image_folder_modes_and_corrupt_files(tmp_path):
+    _image_tree(tmp_path, corrupt=True)
+    args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
+                       "--batch_size", "4", "--num_parallel_workers", "1"])
+    source = create_source("imagefolder", "train", str(tmp_path))
+    assert source.class_names == ["class_0", "class_1"] and len(source) == 13
+    assert all(source[i][0].shape[-1] == 3 for i in range(12) if "broken" not in source.samples[i][0])
+    broken = [i for i, (p, _) in enumerate(source.samples) if p.endswith("broken.jpg")][0]
+    with pytest.raises(DatasetError, match=r"cannot decode image .*class_1/broken.jpg"):
+        source[broken]
+    skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
+    with pytest.warns(UserWarning, match=r"skipping unreadable image .*broken.jpg"):
+        assert skipping[broken][0].ndim == 3
+    loader = create_loader(args, "train", False, CFG)
+    with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg"):
+        list(iterate_batches(loader.dataset))
+    args.skip_corrupt_images = True
+    loader = create_loader(args, "train", False, CFG)
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        batches = list(iterate_batches(loader.dataset))
+    assert loader.steps == len(batches) == 4 and batches[0][0].shape == (4, 3, 32, 32)
+    with pytest.raises(DatasetError, match=r"image folder not found: .*/val"):
+        create_source("imagefolder", "val", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"--dataset imagenet needs --data_dir"):
+        create_source("imagenet", "val", "")
+    with pytest.raises(DatasetError, match=r"--dataset must be one of"):
+        create_source("svhn", "val", "")
+
+
+def test_grey_images_repeated_or_kept(tmp_path):
+    for channels in (3, 1):
+        args = parse_args(["--dataset", "digits", "--image_resize", "16", "--batch_size", "8",
+                           "--in_channels", str(channels), "--num_samples", "16"])
+        loader = create_loader(args, "train", True, CFG)
+        images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
+        assert images.shape == (8, channels, 16, 16) and str(images.dtype) == "Float32"
+        if channels == 3:
+            x = images.asnumpy()
+            assert np.allclose((x[:, 0] * 0.229 + 0.485), (x[:, 1] * 0.224 + 0.456), atol=1e-4)
+
+
+def test_mixup_and_cutmix_soft_targets():
+    images = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    for mixup, cutmix in ((0.2, 0.0), (0.0, 1.0), (0.2, 1.0)):
+        mixed, targets = BatchMixer(10, mixup, cutmix, prob=1.0, label_smoothing=0.1, seed=1)(images, labels)
+        assert mixed.shape == images.shape and targets.shape == (6, 10)
+        assert np.allclose(targets.sum(1), 1.0, atol=1e-6) and (targets >= 0.01 - 1e-7).all()
+        assert (targets[np.arange(6), labels] + targets[np.arange(6), labels[::-1]] > 0.85).all()
+    _, plain = BatchMixer(10, 0.2, 0.0, prob=0.0)(images, labels)
+    assert np.array_equal(plain.argmax(1), labels) and plain.max() == 1.0
+
+
+def test_batch_larger_than_dataset_is_a_clear_error():
+    args = parse_args(["--dataset", "digits", "--batch_size", "64", "--num_samples", "10"])
+    with pytest.raises(DatasetError, match=r"--batch_size 64 is larger than the 10 training images"):
+        create_loader(args, "train", True, CFG)

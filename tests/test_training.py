@@ -1,0 +1,132 @@
+"""Schedulers, optimizers, loss, and end-to-end tiny training and validation runs in both modes."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from conftest import PROJECT_DIR
+from mindcv_res2net import create_model
+from mindcv_res2net.config import parse_args
+from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.loss import create_loss
+from mindcv_res2net.optim import create_optimizer, param_groups
+from mindcv_res2net.scheduler import create_scheduler
+from test_cli import assert_quiet_exit, run
+
+TINY = ["--dataset", "digits", "--image_resize", "32", "--num_samples", "64", "--batch_size", "16",
+        "--num_parallel_workers", "1"]
+
+
+def test_schedulers():
+    lr = create_scheduler("cosine_decay", 0.1, 10, 5, warmup_epochs=1, min_lr=0.001)
+    assert lr.shape == (50,) and lr[0] == 0.0 and np.isclose(lr[9], 0.09) and np.isclose(lr[10], 0.1)
+    assert np.all(np.diff(lr[10:]) <= 0) and lr[-1] > 0.001 and np.isclose(lr[-1], 0.001, atol=2e-3)
+    step = create_scheduler("step_decay", 1.0, 2, 6, decay_epochs=2, decay_rate=0.5)
+    assert step.tolist() == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25]
+    multi = create_scheduler("multi_step_decay", 1.0, 1, 5, milestones=(2, 4), decay_rate=0.1)
+    assert np.allclose(multi, [1, 1, 0.1, 0.1, 0.01])
+    stair = create_scheduler("cosine_decay", 1.0, 4, 3, lr_epoch_stair=True)
+    assert len(set(stair[:4].tolist())) == 1 and stair[4] < stair[3]
+    assert (create_scheduler("constant", 0.3, 3, 2) == np.float32(0.3)).all()
+    with pytest.raises(ValueError, match="--scheduler must be one of"):
+        create_scheduler("poly", 0.1, 1, 1)
+
+
+def test_no_weight_decay_on_bias_and_batchnorm():
+    model = create_model("res2net50", num_classes=10)
+    groups = param_groups(model.trainable_params(), 1e-4)
+    assert all(len(p.shape) > 1 for p in groups[0]["params"]) and groups[0]["weight_decay"] == 1e-4
+    names = {p.name for p in groups[1]["params"]}
+    assert "fc.bias" in names and "bn1.gamma" in names and groups[1]["weight_decay"] == 0.0
+    for opt in ("sgd", "momentum", "adam", "adamw", "rmsprop"):
+        create_optimizer(model.trainable_params(), opt, np.full(4, 0.01, np.float32), 1e-4)
+    with pytest.raises(ValueError, match="--opt must be one of"):
+        create_optimizer(model.trainable_params(), "lion", 0.1)
+
+
+def test_label_smoothing_loss_matches_formula():
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], np.float32)
+    labels = np.array([0, 2], np.int32)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = np.mean([-(0.9 * log_p[i, labels[i]] + 0.1 * log_p[i].mean()) for i in range(2)])
+    got = create_loss("CE", 3, 0.1)(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
+    assert np.isclose(got, expected, atol=1e-6)
+    soft = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    got = create_loss("CE", 3, soft_targets=True)(ms.Tensor(logits), ms.Tensor(soft)).asnumpy()
+    assert np.isclose(got, np.mean(-(soft * log_p).sum(1)), atol=1e-6)
+
+
+def _metadata(path):
+    return json.loads(ms.load_checkpoint(path, choice_func=lambda n: n == "metadata")["metadata"])
+
+
+def test_train_and_validate_graph_mode_cli(tmp_path):
+    out = tmp_path / "run"
+    proc = run(["train.py", "--mode", "0", *TINY, "--epoch_size", "2", "--opt", "adamw", "--lr", "0.001",
+                "--weight_decay", "0.05", "--keep_checkpoint_max", "1", "--ckpt_save_dir", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_quiet_exit(proc)
+    assert sorted(os.listdir(out)) == ["config.yaml", "metrics.csv", "res2net50-2_4.ckpt", "res2net50-best.ckpt",
+                                       "train.log"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(float(r["img_per_s"]) > 0 for r in rows)
+    meta = _metadata(str(out / "res2net50-2_4.ckpt"))
+    assert meta["epoch"] == 2 and meta["step"] == 8 and meta["class_names"] == [str(d) for d in range(10)]
+    assert meta["config"]["opt"] == "adamw"
+    weights = ms.load_checkpoint(str(out / "res2net50-2_4.ckpt"))
+    assert "optimizer.global_step" in weights and any(k.startswith("optimizer.adam_m.") for k in weights)
+    assert "epoch 2/2" in open(out / "train.log").read() and "lr: 0.001" in proc.stdout
+    best = max(float(r["val_top1"]) for r in rows)
+    proc = run(["validate.py", "--mode", "0", *TINY, "--ckpt_path", str(out / "res2net50-best.ckpt")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"top-1 {best:.2f}%" in proc.stdout and "64 images" in proc.stdout
+    assert_quiet_exit(proc)
+    # the saved config reproduces the run's settings
+    assert parse_args(["-c", str(out / "config.yaml")]).weight_decay == 0.05
+
+
+def test_train_pynative_mixup_momentum(tmp_path, pynative):
+    args = parse_args(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "momentum",
+                       "--lr", "0.01", "--mixup", "0.2", "--cutmix", "1.0", "--label_smoothing", "0.1",
+                       "--loss_scale", "64", "--clip_grad", "--drop_path_rate", "0.05", "--amp_level", "O2",
+                       "--ckpt_save_dir", str(tmp_path)])
+    summary = train(args)
+    assert summary["last_top1"] is not None and 0 <= summary["best_top1"] <= 100
+    assert os.path.isfile(summary["best_checkpoint"]) and summary["last_checkpoint"].endswith("res2net50-1_2.ckpt")
+    assert "--amp_level O2 is not supported on CPU" in open(tmp_path / "train.log").read()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["validate.py", "--dataset", "digits"], "error: validate.py needs --ckpt_path FILE or --pretrained"),
+    (["validate.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--ckpt_path", "x.ckpt"],
+     "error: image folder not found: /no/such/dir/val"),
+    (["validate.py", "--dataset", "digits", "--ckpt_path", "/no/such.ckpt"],
+     "error: checkpoint file not found: /no/such.ckpt"),
+    (["train.py", "--dataset", "digits", "--optimizer", "adam"], "error: unknown flag '--optimizer'"),
+    (["train.py", "--dataset", "cifar10", "--data_dir", "/no/such/dir"], "error: cifar10 not found: looked for"),
+    (["train.py", "--device_target", "GPU"], "error: --device_target GPU: no usable GPU device"),
+])
+def test_cli_errors_are_one_line(argv, message):
+    proc = run(argv)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(message), proc.stderr[-2000:]
+    assert_quiet_exit(proc)
+
+
+def test_validate_rejects_checkpoints_of_another_model_or_class_count(tmp_path):
+    from mindcv_res2net.utils.checkpoint import save_weights
+
+    model = create_model("res2net50", num_classes=7)
+    save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, tmp_path / "seven.ckpt")
+    (tmp_path / "corrupt.ckpt").write_bytes(b"\x0a\x05garbage" * 50)
+    cases = [(["--model", "res2net50"], "its classifier has 7 classes but the model has 10"),
+             (["--model", "res2net50_v1b"], "does not fit model 'res2net50_v1b'")]
+    for extra, message in cases:
+        proc = run(["validate.py", *TINY, "--ckpt_path", str(tmp_path / "seven.ckpt"), *extra])
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    proc = run(["validate.py", *TINY, "--ckpt_path", str(tmp_path / "corrupt.ckpt")])
+    assert proc.returncode == 2 and "corrupt.ckpt: cannot read" in proc.stderr
