@@ -167,6 +167,19 @@ def test_image_folder_modes_and_corrupt_files(tmp_path):
         create_source("svhn", "val", "")
 
 
+@pytest.mark.parametrize("extra", [["--re_prob", "1.0", "--color_jitter", "0.4"], ["--auto_augment", "randaug"],
+                                   ["--auto_augment", "autoaug", "--vflip", "0.5"]])
+def test_imagenet_train_transforms(tmp_path, extra):
+    _image_tree(tmp_path)
+    args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "24",
+                       "--batch_size", "6", *extra])
+    loader = create_loader(args, "train", True, CFG)
+    batches = list(iterate_batches(loader.dataset))
+    assert loader.steps == len(batches) == 2 and batches[0][0].shape == (6, 3, 24, 24)
+    if "--re_prob" in extra:  # erased patches hold the fill value 0
+        assert (batches[0][0].asnumpy() == 0).any()
+
+
 def test_grey_images_repeated_or_kept(tmp_path):
     for channels in (3, 1):
         args = parse_args(["--dataset", "digits", "--image_resize", "16", "--batch_size", "8",

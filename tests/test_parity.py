@@ -26,25 +26,24 @@ def _max_error(model, x, reference):
     return float(np.abs(model(ms.Tensor(x)).asnumpy().astype(np.float64) - reference).max())
 
 
-@pytest.mark.parametrize("variant", list(MANIFEST))
-def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynative):
-    ckpt = _converted(variant, tmp_path)
-    model = create_model(variant, checkpoint_path=ckpt)
-    assert sum(p.size for p in model.trainable_params()) == MANIFEST[variant]["params"]
-    assert len(list(model.get_parameters())) == MANIFEST[variant]["n_tensors"]
+def _assert_logits_match(model, variant, inputs):
     ref = parity_file(variant)
     atol = MANIFEST[variant]["atol"]
-    assert _max_error(model, parity_inputs["x"], ref["logits_fp64"]) <= atol
-    assert _max_error(model, parity_inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+    assert _max_error(model, inputs["x"], ref["logits_fp64"]) <= atol
+    assert _max_error(model, inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+
+
+@pytest.mark.parametrize("variant", list(MANIFEST))
+def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynative):
+    model = create_model(variant, checkpoint_path=_converted(variant, tmp_path))
+    assert sum(p.size for p in model.trainable_params()) == MANIFEST[variant]["params"]
+    assert len(list(model.get_parameters())) == MANIFEST[variant]["n_tensors"]
+    _assert_logits_match(model, variant, parity_inputs)
 
 
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
 def test_logits_match_official_graph(variant, tmp_path, parity_inputs, graph):
-    model = create_model(variant, checkpoint_path=_converted(variant, tmp_path))
-    ref = parity_file(variant)
-    atol = MANIFEST[variant]["atol"]
-    assert _max_error(model, parity_inputs["x"], ref["logits_fp64"]) <= atol
-    assert _max_error(model, parity_inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+    _assert_logits_match(create_model(variant, checkpoint_path=_converted(variant, tmp_path)), variant, parity_inputs)
 
 
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])

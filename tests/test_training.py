@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from conftest import PROJECT_DIR
 from mindcv_res2net import create_model
 from mindcv_res2net.config import parse_args
 from mindcv_res2net.engine.trainer import train

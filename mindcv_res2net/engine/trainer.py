@@ -4,7 +4,6 @@ import random
 import re
 import shutil
 import time
-from typing import Optional
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -67,6 +66,11 @@ class CheckpointKeeper:
 
 def train(args) -> dict:
     """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths)."""
+    unsupported = [flag for flag, used in (("--resume", args.resume), ("--resume_opt", args.resume_opt),
+                                           ("--ema", args.ema), ("--dynamic_loss_scale", args.dynamic_loss_scale),
+                                           ("--aug_repeats", args.aug_repeats > 1)) if used]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)}: not supported by this version of train.py yet")
     device = set_device(args.device_target, args.mode)
     set_seed(args.seed)
     rank, group_size = 0, 1
