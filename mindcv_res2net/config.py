@@ -154,7 +154,10 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g = parser.add_argument_group("training")
     g.add_argument("--epoch_size", type=int, default=90, help="training epochs (default 90)")
     _bool(g, "--dataset_sink_mode", False, "dataset sink mode (GPU/Ascend; CPU ignores it)")
-    g.add_argument("--resume", type=str, default="", help="continue from a checkpoint, or 'auto' (newest)")
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                   help="sum gradients over N batches per update: an N-times larger batch (default 1)")
+    g.add_argument("--resume", type=str, default="",
+                   help="continue exactly from a checkpoint of this run, or 'auto': the newest in --ckpt_save_dir")
     _bool(g, "--resume_opt", False, "with --ckpt_path: also restore optimizer, epoch and lr position (mindcv style)")
 
     g = parser.add_argument_group("checkpoints")

@@ -129,3 +129,29 @@ def test_validate_rejects_checkpoints_of_another_model_or_class_count(tmp_path):
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     proc = run(["validate.py", *TINY, "--ckpt_path", str(tmp_path / "corrupt.ckpt")])
     assert proc.returncode == 2 and "corrupt.ckpt: cannot read" in proc.stderr
+
+
+def _all_entries(path):
+    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items() if isinstance(v, ms.Parameter)}
+
+
+def test_resume_continues_exactly(tmp_path, pynative):
+    common = ["--mode", "1", *TINY, "--num_samples", "48", "--epoch_size", "2", "--opt", "adamw", "--lr", "0.002",
+              "--ema", "--ema_decay", "0.9", "--gradient_accumulation_steps", "2", "--val_while_train", "False",
+              "--scheduler", "cosine_decay", "--warmup_epochs", "1", "--seed", "7"]
+    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "straight")]))
+    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--epoch_size", "1"]))
+    first = _all_entries(tmp_path / "split" / "res2net50-1_3.ckpt")
+    assert any(k.startswith("ema.") for k in first) and "optimizer.global_step" in first
+    assert int(first["optimizer.global_step"].reshape(-1)[0]) == 2  # 3 batches, accumulation 2 -> 2 updates
+    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--resume", "auto"]))
+    straight = _all_entries(tmp_path / "straight" / "res2net50-2_3.ckpt")
+    resumed = _all_entries(tmp_path / "split" / "res2net50-2_3.ckpt")
+    assert straight.keys() == resumed.keys()
+    worst = max(float(np.abs(straight[k].astype(np.float64) - resumed[k]).max()) for k in straight)
+    assert worst <= 1e-6, worst
+    rows = list(csv.DictReader(open(tmp_path / "split" / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # validation and conversion use the EMA weights of such a checkpoint
+    model = create_model("res2net50", num_classes=10, checkpoint_path=str(tmp_path / "split" / "res2net50-2_3.ckpt"))
+    assert np.array_equal(model.conv1.weight.asnumpy(), resumed["ema.conv1.weight"])

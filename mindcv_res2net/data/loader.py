@@ -1,7 +1,7 @@
 """Build a batched MindSpore dataset for a named data set and split from the config."""
 import os
 import re
-from typing import List, NamedTuple, Optional
+from typing import List, Optional
 
 import mindspore.dataset as ds
 import numpy as np
@@ -13,11 +13,25 @@ DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet
 GREY_DATASETS = ("digits", "mnist", "fashion_mnist")
 
 
-class Loader(NamedTuple):
-    dataset: ds.Dataset  # yields (image (B, C, H, W) float32, label (B,) int32 or (B, K) float32)
-    class_names: List[str]
-    num_images: int  # in this shard
-    steps: int  # batches per epoch
+class Loader:
+    """One split, batched. ``for_epoch(e)`` builds epoch ``e``'s dataset: its order, augmentation and
+    mixing depend only on the seed and ``e``, so a resumed run sees the same batches as an unbroken one.
+    Each data-parallel rank gets its own equal-sized share of every epoch's order.
+    """
+
+    def __init__(self, build, class_names: List[str], num_images: int, steps: int) -> None:
+        self.build = build
+        self.class_names = class_names
+        self.num_images = num_images  # per rank
+        self.steps = steps  # batches per epoch
+
+    def for_epoch(self, epoch: int) -> ds.Dataset:
+        """Yields (image (B, C, H, W) float32, label (B,) int32 or soft targets (B, K) float32)."""
+        return self.build(epoch)
+
+    @property
+    def dataset(self) -> ds.Dataset:
+        return self.build(0)
 
 
 def create_source(name: str, split: str, data_dir: str = "", download: bool = False,
@@ -76,27 +90,35 @@ def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: O
     mean, std = normalization(args, model_cfg, args.in_channels)
     crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
     transforms = create_transforms(args.dataset, train, args, mean, std, crop_pct)
-    num_images = len(source)
-    dataset = ds.GeneratorDataset(_ChannelAdapter(source, args.in_channels), column_names=["image", "label"],
-                                  shuffle=bool(train and args.shuffle), num_shards=num_shards, shard_id=shard_id,
-                                  python_multiprocessing=False)
-    if num_shards:
-        num_images = len(range(shard_id, num_images, num_shards))
+    total = len(source)
+    shards, shard = (num_shards or 1), (shard_id or 0)
+    num_images = total // shards if shards > 1 else total  # equal shares: every rank runs the same steps
     workers = max(1, min(args.num_parallel_workers, os.cpu_count() or 1))
-    dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
     drop = bool(train and args.drop_remainder)
     if drop and num_images < args.batch_size:
         raise DatasetError(f"--batch_size {args.batch_size} is larger than the {num_images} training images "
                            f"(with --drop_remainder no batch would remain)")
-    if train and (args.mixup > 0 or args.cutmix > 0):
-        mixer = BatchMixer(len(names), args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing, args.seed)
-        dataset = dataset.batch(args.batch_size, drop_remainder=drop,
-                                per_batch_map=lambda images, labels, _info: mixer(np.stack(images), np.stack(labels)),
-                                input_columns=["image", "label"], output_columns=["image", "label"])
-    else:
-        dataset = dataset.batch(args.batch_size, drop_remainder=drop)
+    mixing = train and (args.mixup > 0 or args.cutmix > 0)
+    adapted = _ChannelAdapter(source, args.in_channels)
+
+    def build(epoch: int) -> ds.Dataset:
+        ds.config.set_seed(args.seed + epoch)
+        order = np.random.default_rng([args.seed, epoch]).permutation(total) if train and args.shuffle \
+            else np.arange(total)
+        indices = order[: num_images * shards][shard::shards].tolist()
+        dataset = ds.GeneratorDataset(adapted, column_names=["image", "label"], sampler=ds.SubsetSampler(indices),
+                                      python_multiprocessing=False)
+        dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
+        if not mixing:
+            return dataset.batch(args.batch_size, drop_remainder=drop)
+        mixer = BatchMixer(len(names), args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing,
+                           seed=args.seed * 100003 + epoch)
+        return dataset.batch(args.batch_size, drop_remainder=drop, input_columns=["image", "label"],
+                             output_columns=["image", "label"],
+                             per_batch_map=lambda images, labels, _info: mixer(np.stack(images), np.stack(labels)))
+
     steps = num_images // args.batch_size if drop else -(-num_images // args.batch_size)
-    return Loader(dataset, names, num_images, steps)
+    return Loader(build, names, num_images, steps)
 
 
 def _gather(source, indices):

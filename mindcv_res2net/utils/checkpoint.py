@@ -111,6 +111,19 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
                           ".npz or MindSpore .ckpt file)")
 
 
+def read_checkpoint_metadata(path: str) -> dict:
+    """The JSON ``metadata`` entry of a MindSpore checkpoint written by this package ({} if none)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if _sniff(path) != "mindspore":
+        return {}
+    try:
+        raw = ms.load_checkpoint(path, choice_func=lambda name: name == "metadata").get("metadata")
+    except Exception:  # corrupt: reported by the weight reader with a clear message
+        return {}
+    return json.loads(raw) if isinstance(raw, str) else {}
+
+
 # ---------------------------------------------------------------------------------------------- mapping
 
 
@@ -153,12 +166,16 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
                    new_in_channels: bool = False, origin: str = "checkpoint") -> Dict[str, np.ndarray]:
     """Strictly map ``source`` onto ``model``'s parameters; returns ``{model param name: float32 array}``.
 
+    A training checkpoint with ``ema.*`` averages gives those (as validation during training used).
     Every parameter must be filled with an equal shape and no source tensor may be left over
     (``num_batches_tracked`` and training state excepted; a classifier is ignored when the model has
     none). ``new_classifier``: the caller asked for another class count, so a classifier of another
     size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
     adapted to the model's input channels with a warning.
     """
+    ema = {k[len("ema."):]: v for k, v in source.items() if k.startswith("ema.")}
+    if ema:  # a training checkpoint with EMA: its averaged weights are the model's weights
+        source = ema
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
     mapped = _to_model_names(source, targets, getattr(model, "avg_down", False))
@@ -221,13 +238,13 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """A temporary path in ``path``'s folder that is renamed to ``path`` only if the block succeeds.
 
-    ``suffix`` is appended to the temporary name (MindSpore insists on '.ckpt'). A partial file never
-    carries the final name and is removed on error.
+    The temporary name is ``.partial-<random><suffix>`` (MindSpore insists on a '.ckpt' suffix): a partial
+    file never carries a checkpoint's name, and it is removed on error.
     """
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp" + suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
     os.close(fd)
     try:
         yield tmp

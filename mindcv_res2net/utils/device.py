@@ -1,4 +1,6 @@
 """The one device and execution-mode setup of the package."""
+from typing import NamedTuple
+
 import mindspore as ms
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
@@ -32,10 +34,39 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
     return target
 
 
-def resolve_amp_level(target: str, amp_level: str) -> tuple:
-    """(AMP level to use, note or ''): CPU kernels gain nothing from float16, so CPU always runs O0."""
+
+class TrainingPlan(NamedTuple):
+    """What a device supports of the requested precision, loss scaling and data feeding."""
+
+    amp_level: str  # O0-O3
+    loss_scale: float  # initial (dynamic) or fixed loss scale
+    dynamic_loss_scale: bool
+    dataset_sink_mode: bool
+    notes: tuple  # one line per request that was changed, for the log
+
+
+def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, dynamic_loss_scale: bool = False,
+                  dataset_sink_mode: bool = False) -> TrainingPlan:
+    """The per-device decisions of training, in one place.
+
+    CPU: float16 gives no speed-up and MindSpore rejects dynamic loss scaling there, and dataset sink
+    mode falls back silently; so CPU trains in O0 with a fixed loss scale and without sinking, and says
+    so. GPU and Ascend take every request as it is.
+    """
+    target = normalize_device_target(target)
     if amp_level not in ("O0", "O1", "O2", "O3"):
         raise ValueError(f"--amp_level must be O0, O1, O2 or O3, got '{amp_level}'")
-    if target == "CPU" and amp_level != "O0":
-        return "O0", f"--amp_level {amp_level} is not supported on CPU (no float16 speed-up there): training in O0"
-    return amp_level, ""
+    if loss_scale <= 0:
+        raise ValueError(f"--loss_scale must be positive, got {loss_scale}")
+    notes = []
+    if target == "CPU":
+        if amp_level != "O0":
+            notes.append(f"--amp_level {amp_level} is not supported on CPU (no float16 speed-up there): training in O0")
+            amp_level = "O0"
+        if dynamic_loss_scale:
+            notes.append(f"--dynamic_loss_scale is not supported on CPU: using the fixed --loss_scale {loss_scale:g}")
+            dynamic_loss_scale = False
+        if dataset_sink_mode:
+            notes.append("--dataset_sink_mode has no effect on CPU: feeding batches from the host")
+            dataset_sink_mode = False
+    return TrainingPlan(amp_level, float(loss_scale), dynamic_loss_scale, dataset_sink_mode, tuple(notes))
