@@ -155,3 +155,30 @@ def test_resume_continues_exactly(tmp_path, pynative):
     # validation and conversion use the EMA weights of such a checkpoint
     model = create_model("res2net50", num_classes=10, checkpoint_path=str(tmp_path / "split" / "res2net50-2_3.ckpt"))
     assert np.array_equal(model.conv1.weight.asnumpy(), resumed["ema.conv1.weight"])
+
+
+def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
+    """GPU/Ascend feed batches through ms.data_sink; CPU cannot run it, so it is emulated here."""
+    from mindcv_res2net.engine import trainer
+    from mindcv_res2net.utils.device import TrainingPlan
+
+    calls = []
+
+    def fake_data_sink(fn, dataset, sink_size):
+        assert sink_size == 1
+        batches = dataset.create_tuple_iterator(num_epochs=1)
+
+        def run_step():
+            calls.append(1)
+            return fn(*next(batches))
+        return run_step
+
+    monkeypatch.setattr(trainer.ms, "data_sink", fake_data_sink)
+    monkeypatch.setattr(trainer, "plan_training", lambda *a, **k: TrainingPlan("O0", 1.0, False, True, ()))
+    args = parse_args(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw",
+                       "--lr", "0.001", "--val_while_train", "False", "--ckpt_save_dir", str(tmp_path)])
+    summary = train(args)
+    assert len(calls) == 2 and summary["last_checkpoint"].endswith("res2net50-1_2.ckpt")
+    args.gradient_accumulation_steps = 2
+    with pytest.raises(ValueError, match="--dataset_sink_mode cannot be combined with --gradient_accumulation_steps"):
+        train(args)

@@ -143,6 +143,27 @@ def _resume_source(args, keeper: CheckpointKeeper, logger):
     return None
 
 
+def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int = 1, sink: bool = False):
+    """One epoch of training steps, yielding (loss, logits, labels) after each.
+
+    ``sink`` (GPU/Ascend): batches go to the device through MindSpore's data queue (``ms.data_sink``, one
+    step per call) instead of being fed from the host; otherwise an update is applied every
+    ``accumulation`` batches and at the end of the epoch.
+    """
+    if sink:
+        def step_with_labels(images, labels):
+            loss, logits = train_step(images, labels)
+            return loss, logits, labels
+
+        run_step = ms.data_sink(step_with_labels, dataset, sink_size=1)
+        for _ in range(steps):
+            yield run_step()
+        return
+    for step, (images, labels) in enumerate(iterate_batches(dataset), 1):
+        loss, logits = train_step(images, labels, step % accumulation == 0 or step == steps)
+        yield loss, logits, labels
+
+
 def train(args) -> dict:
     """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths)."""
     if args.aug_repeats > 1:
@@ -150,6 +171,9 @@ def train(args) -> dict:
     device = set_device(args.device_target, args.mode)
     set_seed(args.seed)
     plan = plan_training(device, args.amp_level, args.loss_scale, args.dynamic_loss_scale, args.dataset_sink_mode)
+    if plan.dataset_sink_mode and args.gradient_accumulation_steps > 1:
+        raise ValueError("--dataset_sink_mode cannot be combined with --gradient_accumulation_steps > 1; "
+                         "set --dataset_sink_mode False")
     rank, group_size = 0, 1
     if args.distribute:
         from mindspore.communication import get_group_size, get_rank, init
@@ -224,15 +248,14 @@ def train(args) -> dict:
         start = time.perf_counter()
         with tqdm(total=train_data.steps, desc=f"epoch {epoch}/{args.epoch_size}", disable=not is_main,
                   dynamic_ncols=True) as bar:
-            for images, labels in iterate_batches(train_data.for_epoch(epoch)):
-                step = bar.n + 1
-                apply_update = step % accumulation == 0 or step == train_data.steps
-                loss, logits = train_step(images, labels, apply_update)
+            for step, (loss, logits, labels) in enumerate(
+                    train_batches(train_step, train_data.for_epoch(epoch), train_data.steps, accumulation,
+                                  plan.dataset_sink_mode), 1):
                 loss_value = float(loss.asnumpy())
                 if not np.isfinite(loss_value) and not plan.dynamic_loss_scale:
                     raise RuntimeError(f"training diverged: loss is {loss_value} at epoch {epoch}, step {step}; "
                                        "lower --lr or use --clip_grad")
-                n = int(images.shape[0])
+                n = int(labels.shape[0])
                 loss_sum += loss_value * n
                 correct += top_k_correct(logits, labels, 1)
                 seen += n
