@@ -1,0 +1,29 @@
+"""tools/benchmark.py on a tiny configuration: every figure present and plausible, clear errors."""
+import json
+
+from test_cli import assert_quiet_exit, run
+
+
+def test_benchmark_tiny_graph_run(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run(["tools/benchmark.py", "--models", "res2net50_v1b", "--modes", "graph", "--batch_size", "2",
+                "--image_size", "32", "--steps", "2", "--warmup", "0", "--epoch_images", "1000", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_quiet_exit(proc)
+    data = json.loads(out.read_text())
+    assert data["machine"]["cores"] >= 1 and data["machine"]["onednn_max_cpu_isa"] == "AVX2"
+    (row,) = data["results"]
+    assert row["model"] == "res2net50_v1b" and row["mode"] == "graph" and row["params"] == 25718352
+    assert 0 < row["gflops"] < 1 and row["train_compile_s"] > 0 and row["infer_ms_per_image_b1"] > 0
+    assert abs(row["train_s_per_epoch"] - 1000 / row["train_img_per_s"]) < 1e-6
+    assert abs(row["train_img_per_s"] - 2000 / row["train_ms_per_step"]) < 1e-6
+    assert "| res2net50_v1b | graph | 2 | 32 | 25.72 |" in proc.stdout and "extrapolated" in proc.stdout
+
+
+def test_benchmark_bad_arguments():
+    proc = run(["tools/benchmark.py", "--models", "res2net5"])
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model 'res2net5'; did you mean")
+    proc = run(["tools/benchmark.py", "--modes", "eager"])
+    assert proc.returncode == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in proc.stderr
+    proc = run(["tools/benchmark.py", "--device_target", "TPU"])
+    assert proc.returncode == 2 and "error: --device_target must be one of CPU, GPU, Ascend" in proc.stderr
