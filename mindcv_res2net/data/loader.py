@@ -10,7 +10,6 @@ from .sources import CIFAR, ArraySource, DatasetError, ImageFolderSource, cifar_
 from .transforms import BatchMixer, create_transforms
 
 DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")
-GREY_DATASETS = ("digits", "mnist", "fashion_mnist")
 
 
 class Loader:
@@ -92,7 +91,7 @@ def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: O
     transforms = create_transforms(args.dataset, train, args, mean, std, crop_pct)
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
-    num_images = total // shards if shards > 1 else total  # equal shares: every rank runs the same steps
+    num_images = total // shards  # equal shares: every rank runs the same steps
     workers = max(1, min(args.num_parallel_workers, os.cpu_count() or 1))
     drop = bool(train and args.drop_remainder)
     if drop and num_images < args.batch_size:

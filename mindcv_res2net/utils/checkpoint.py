@@ -85,7 +85,7 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
-    kind = "zip" if zipfile.is_zipfile(path) else "weight"
+    kind = "weight"  # named once the file is recognised
     try:
         kind = _sniff(path)
         if kind == "torch":

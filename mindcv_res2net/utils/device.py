@@ -34,7 +34,6 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
     return target
 
 
-
 class TrainingPlan(NamedTuple):
     """What a device supports of the requested precision, loss scaling and data feeding."""
 
