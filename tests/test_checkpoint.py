@@ -163,3 +163,34 @@ def test_load_checkpoint_into_existing_model(tmp_path, r50):
     model = load_checkpoint(create_model("res2net50"), path)
     assert np.array_equal(model_params(model)["layer3.5.bns.2.moving_variance"],
                           weights["layer3.5.bns.2.moving_variance"])
+
+
+@pytest.mark.parametrize("crc", [False, True])
+def test_mindspore_reader_matches_load_checkpoint_and_ignores_free_memory(tmp_path, monkeypatch, crc):
+    """Our .ckpt parser gives MindSpore's entries, and works when free memory (page cache full) looks short."""
+    path = str(tmp_path / "state.ckpt")
+    rng = np.random.default_rng(0)
+    entries = [{"name": "w", "data": ms.Tensor(rng.standard_normal((3, 4, 2)).astype(np.float32))},
+               {"name": "half", "data": ms.Tensor(np.arange(5, dtype=np.float16))},
+               {"name": "step", "data": ms.Tensor(np.array([7], np.int32))},
+               {"name": "scalar", "data": ms.Tensor(np.float32(2.5))}]
+    ms.save_checkpoint(entries, path, append_dict={"metadata": '{"epoch": 3}'}, crc_check=crc)
+    expected = ms.load_checkpoint(path, crc_check=crc)
+    got = checkpoint.read_mindspore_checkpoint(path)
+    assert set(got) == set(expected) and got["metadata"] == '{"epoch": 3}'
+    for name in ("w", "half", "step", "scalar"):
+        want = expected[name].asnumpy()
+        assert got[name].dtype == want.dtype and got[name].shape == want.shape and np.array_equal(got[name], want)
+    assert checkpoint.read_mindspore_checkpoint(path, names={"metadata"}) == {"metadata": '{"epoch": 3}'}
+    import mindspore.train.serialization as serialization
+
+    monkeypatch.setattr(serialization, "_get_available_memory", lambda: 16)  # bytes "free"
+    with pytest.raises(Exception, match="exceeds current available memory"):
+        ms.load_checkpoint(path)
+    assert np.array_equal(checkpoint.read_state_dict(path)["w"], expected["w"].asnumpy())
+    if crc:
+        raw = bytearray(open(path, "rb").read())
+        raw[40] ^= 0xFF
+        open(path, "wb").write(bytes(raw))
+        with pytest.raises(CheckpointError, match="cannot read"):
+            checkpoint.read_state_dict(path)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 import mindspore as ms
+from mindspore import nn
 from conftest import MANIFEST, model_params, official_state_dict, parity_file
 from mindcv_res2net import create_model
+from mindcv_res2net.models.fuse import fuse_batchnorm
 from mindcv_res2net.utils.checkpoint import save_weights
 from mindcv_res2net.utils.convert import convert_weights
 from torch_writer import save_torch_legacy, save_torch_zip
@@ -44,6 +46,13 @@ def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynati
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
 def test_logits_match_official_graph(variant, tmp_path, parity_inputs, graph):
     _assert_logits_match(create_model(variant, checkpoint_path=_converted(variant, tmp_path)), variant, parity_inputs)
+
+
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "res2next50"])
+def test_batchnorm_folded_model_matches_official_graph(variant, tmp_path, parity_inputs, graph):
+    model = fuse_batchnorm(create_model(variant, checkpoint_path=_converted(variant, tmp_path)))
+    assert not any(isinstance(cell, nn.BatchNorm2d) for _, cell in model.cells_and_names())
+    _assert_logits_match(model, variant, parity_inputs)
 
 
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
