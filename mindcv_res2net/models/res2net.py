@@ -8,7 +8,7 @@ official PyTorch code (``layer1.0.convs.0.weight``), with MindSpore's BatchNorm 
 import math
 from typing import Optional, Sequence, Tuple
 
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
 from .layers import DropPath, conv_bn
@@ -31,6 +31,7 @@ class Bottle2neck(nn.Cell):
 
     expansion = 4
 
+    @lazy_inline(policy="front")
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
                  base_width: int = 26, scale: int = 4, cardinality: int = 1, is_first: bool = False,
                  drop_path: float = 0.0) -> None:
