@@ -1,6 +1,8 @@
 """tools/benchmark.py on a tiny configuration: every figure present and plausible, clear errors."""
 import json
 
+import pytest
+
 from test_cli import assert_quiet_exit, run
 
 
@@ -20,10 +22,30 @@ def test_benchmark_tiny_graph_run(tmp_path):
     assert "| res2net50_v1b | graph | 2 | 32 | 25.72 |" in proc.stdout and "extrapolated" in proc.stdout
 
 
+def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
+    pytest.importorskip("mindcv")
+    out = tmp_path / "bench.json"
+    proc = run(["tools/benchmark.py", "--models", "res2net50,res2next50", "--modes", "pynative", "--batch_size", "2",
+                "--image_size", "32", "--steps", "1", "--warmup", "0", "--compare", "mindcv", "--fuse_bn",
+                "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "note: mindcv has no res2next50; measuring ours only" in proc.stderr
+    rows = {(r["impl"], r["model"]): r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {("mindcv_res2net", "res2net50"), ("mindcv_res2net (BN folded)", "res2net50"),
+                         ("mindcv", "res2net50"), ("mindcv_res2net", "res2next50"),
+                         ("mindcv_res2net (BN folded)", "res2next50")}
+    assert rows[("mindcv", "res2net50")]["params"] == rows[("mindcv_res2net", "res2net50")]["params"] == 25696360
+    folded = rows[("mindcv_res2net (BN folded)", "res2net50")]
+    assert folded["train_img_per_s"] is None and folded["infer_ms_per_image_b1"] > 0
+    assert "| res2net50 | pynative |" in proc.stdout.split("Ours relative to mindcv")[1]
+
+
 def test_benchmark_bad_arguments():
     proc = run(["tools/benchmark.py", "--models", "res2net5"])
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model 'res2net5'; did you mean")
     proc = run(["tools/benchmark.py", "--modes", "eager"])
     assert proc.returncode == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in proc.stderr
+    proc = run(["tools/benchmark.py", "--compare", "timm"])
+    assert proc.returncode == 2 and "error: --compare takes 'mindcv', got 'timm'" in proc.stderr
     proc = run(["tools/benchmark.py", "--device_target", "TPU"])
     assert proc.returncode == 2 and "error: --device_target must be one of CPU, GPU, Ascend" in proc.stderr

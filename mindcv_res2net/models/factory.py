@@ -3,7 +3,7 @@ from typing import Optional, Sequence
 
 from mindspore import nn
 
-from ..utils.checkpoint import load_checkpoint
+from ..utils.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint
 from ..utils.download import download_weights
 from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
 
@@ -45,3 +45,21 @@ def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1
     return builder(pretrained=pretrained, pretrained_tag=tag, num_classes=num_classes, in_channels=in_channels,
                    checkpoint_path=checkpoint_path, features_only=features_only, out_indices=out_indices,
                    drop_rate=drop_rate, drop_path_rate=drop_path_rate, **kwargs)
+
+
+def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None,
+                                 **kwargs) -> nn.Cell:
+    """A model with exactly the network a checkpoint holds, trained head included, for inference or export.
+
+    The class count and input channels come from the file (``describe_checkpoint``); a ``num_classes``
+    that contradicts the file is an error, never a silently re-initialised head. The file's class
+    names, when it has them, are kept in ``model.class_names``.
+    """
+    info = describe_checkpoint(checkpoint_path)
+    if num_classes is not None and num_classes != info["num_classes"]:
+        raise CheckpointError(f"{checkpoint_path}: holds a {info['num_classes']}-class head, "
+                              f"but {num_classes} classes were asked for")
+    model = create_model(model_name, num_classes=info["num_classes"], in_channels=info["in_channels"], **kwargs)
+    load_checkpoint(model, checkpoint_path)
+    model.class_names = info["class_names"]
+    return model

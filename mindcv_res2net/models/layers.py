@@ -34,3 +34,56 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int =
         nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.9),
     ]
 
+
+
+
+class Pool2dPad(nn.Cell):
+    """Max or average pooling with symmetric padding, as PyTorch's ``padding`` argument.
+
+    ``kind="max"`` ignores the padding (PyTorch MaxPool2d); ``kind="avg"`` counts it as zeros and
+    divides by the full window (``count_include_pad=True``). By default MindSpore's fused "pad"-mode
+    kernels run; the max pool drops its added depth axis with a reshape, not ``squeeze``, whose shape
+    check would stay in a dynamic-batch MINDIR and make it fail to load. ``explicit_pad=True`` builds
+    a zero Pad + an unpadded pool instead, made of operators ONNX has (see ``exportable_pools``): the
+    same output for average pooling, and for max pooling of non-negative input (the stem's max pool
+    follows a ReLU). Input (N, C, H, W), output (N, C, H', W').
+    """
+
+    def __init__(self, kind: str, kernel_size: int, stride: int, padding: int, explicit_pad: bool = False) -> None:
+        super().__init__()
+        if kind not in ("max", "avg"):
+            raise ValueError(f"pool kind must be 'max' or 'avg', got '{kind}'")
+        self.kind, self.kernel_size, self.stride, self.padding = kind, kernel_size, stride, padding
+        self.explicit_pad = explicit_pad
+        if explicit_pad:
+            self.pad = ops.Pad(((0, 0), (0, 0), (padding, padding), (padding, padding)))
+            self.pool = (nn.MaxPool2d if kind == "max" else nn.AvgPool2d)(kernel_size, stride, pad_mode="valid")
+        elif kind == "max":
+            self.pool = nn.MaxPool2d(kernel_size, stride, pad_mode="pad", padding=padding)
+        else:
+            self.pool = nn.AvgPool2d(kernel_size, stride, pad_mode="pad", padding=padding, count_include_pad=True)
+
+    def construct(self, x):
+        if self.explicit_pad:
+            return self.pool(self.pad(x))
+        if self.kind == "max":
+            out = self.pool.max_pool(ops.expand_dims(x, 2))[0]
+            return out.reshape(-1, out.shape[1], out.shape[3], out.shape[4])
+        return self.pool(x)
+
+    def extend_repr(self) -> str:
+        return f"{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + \
+            (", explicit_pad" if self.explicit_pad else "")
+
+
+def exportable_pools(model: nn.Cell) -> nn.Cell:
+    """Switch every ``Pool2dPad`` of ``model`` to its explicit-padding form, for ONNX export (in place).
+
+    Exact for Res2Net, whose only padded max pool reads a ReLU output.
+    """
+    for _, cell in list(model.cells_and_names()):
+        for name, child in list(cell.name_cells().items()):
+            if isinstance(child, Pool2dPad) and not child.explicit_pad:
+                setattr(cell, name, Pool2dPad(child.kind, child.kernel_size, child.stride, child.padding,
+                                              explicit_pad=True))
+    return model

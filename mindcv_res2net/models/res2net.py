@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
-from .layers import DropPath, conv_bn
+from .layers import DropPath, Pool2dPad, conv_bn
 from .registry import register_alias, register_model, register_pretrained_cfgs
 
 __all__ = ["Bottle2neck", "Res2Net"]
@@ -51,9 +51,9 @@ class Bottle2neck(nn.Cell):
             bns.append(bn)
         self.convs = nn.CellList(convs)
         self.bns = nn.CellList(bns)
-        self.pool = (nn.AvgPool2d(3, stride, pad_mode="pad", padding=1, count_include_pad=True)
-                     if is_first and scale > 1 else None)
+        self.pool = Pool2dPad("avg", 3, stride, padding=1) if is_first and scale > 1 else None
         self.conv3, self.bn3 = conv_bn(width * scale, out_channels, 1)
+        self.split = ops.Split(axis=1, output_num=scale)  # the primitive: ops.split fails on a dynamic batch
         self.relu = nn.ReLU()
         self.downsample = downsample
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
@@ -61,7 +61,7 @@ class Bottle2neck(nn.Cell):
     def construct(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        splits = ops.split(out, self.width, axis=1)
+        splits = self.split(out)
         outs = ()
         sp = splits[0]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
@@ -126,7 +126,7 @@ class Res2Net(nn.Cell):
             self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
         self.bn1 = nn.BatchNorm2d(64, eps=1e-5, momentum=0.9)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+        self.maxpool = Pool2dPad("max", 3, 2, padding=1)
 
         total_blocks = sum(layers)
         block_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]

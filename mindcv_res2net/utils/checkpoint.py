@@ -168,6 +168,25 @@ def read_checkpoint_metadata(path: str) -> dict:
     return json.loads(raw) if isinstance(raw, str) else {}
 
 
+def describe_checkpoint(path: str) -> dict:
+    """``num_classes``, ``in_channels`` and ``class_names`` (or None) of the network a weight file holds.
+
+    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
+    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
+    """
+    meta = read_checkpoint_metadata(path)
+    if meta.get("num_classes"):
+        return dict(num_classes=int(meta["num_classes"]), in_channels=int(meta.get("in_channels") or 3),
+                    class_names=meta.get("class_names"))
+    state = read_state_dict(path)
+    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
+    state = ema or state
+    head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
+    stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
+    return dict(num_classes=0 if head is None else int(head.shape[0]),
+                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None)
+
+
 # ---------------------------------------------------------------------------------------------- mapping
 
 

@@ -1,0 +1,141 @@
+"""Top-k prediction for image files: ``predict(model, paths)`` and the preprocessing it needs."""
+import argparse
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                                "imagenet_classes.tsv")
+
+
+def imagenet_class_names() -> List[str]:
+    """The 1000 ImageNet-1k class names in index order (first name of each synonym list)."""
+    with open(IMAGENET_CLASSES, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t")[2].split(",")[0].strip() for line in f if line.strip()]
+
+
+def read_labels(path: str) -> List[str]:
+    """One class name per line (blank lines ignored)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--labels: file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def expand_paths(inputs: Sequence[str]) -> List[str]:
+    """Files as given, folders replaced by their image files (recursively, sorted)."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(root, name) for root, _, names in os.walk(item) for name in names
+                           if name.lower().endswith(IMAGE_SUFFIXES))
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
+def eval_preprocess(model, run_config: Optional[dict] = None):
+    """``fn(path) -> (C, H, W) float32``: a training run's eval transforms, else the model's default config."""
+    from ..config import parse_args
+    from ..data.loader import normalization
+    from ..data.sources import load_rgb
+    from ..data.transforms import create_transforms, eval_transforms
+
+    cfg = model.default_cfg
+    in_channels = model.conv1.in_channels if hasattr(model.conv1, "in_channels") else model.conv1[0].in_channels
+    if run_config:
+        args = parse_args([])
+        vars(args).update({k: v for k, v in run_config.items() if hasattr(args, k)})
+        mean, std = normalization(args, cfg, in_channels)
+        ops = create_transforms(args.dataset, False, args, mean, std, cfg["crop_pct"])
+    else:
+        mean = tuple(255.0 * m for m in cfg["mean"])
+        std = tuple(255.0 * s for s in cfg["std"])
+        if in_channels != 3:
+            mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
+        ops = eval_transforms(cfg["input_size"][-1], mean, std, cfg["crop_pct"], cfg["interpolation"])
+
+    def preprocess(path: str) -> np.ndarray:
+        image = load_rgb(path)
+        if in_channels == 1:
+            image = image.mean(axis=-1, keepdims=True).astype(np.uint8)
+        for op in ops:
+            image = op(image)
+        return np.asarray(image, np.float32)
+
+    return preprocess
+
+
+def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
+            run_config: Optional[dict] = None) -> List[Dict]:
+    """Per path: ``{"file", "top": [{"index", "name", "probability"}...]}`` or ``{"file", "error"}``.
+
+    One unreadable image never stops the others. ``class_names`` default: the model's ``class_names``
+    (saved by train.py in its checkpoints), ImageNet's for 1000 classes, else ``class <index>``.
+    """
+    import mindspore as ms
+
+    if topk < 1:
+        raise ValueError(f"--topk must be at least 1, got {topk}")
+    names = class_names or getattr(model, "class_names", None)
+    if not names and model.num_classes == 1000:
+        names = imagenet_class_names()
+    if names and len(names) != model.num_classes:
+        raise ValueError(f"{len(names)} class names for a model with {model.num_classes} classes")
+    preprocess = eval_preprocess(model, run_config)
+    model.set_train(False)
+    results = []
+    for path in paths:
+        try:
+            image = preprocess(path)
+        except Exception as exc:  # missing, corrupt or unsupported file: report it and go on
+            reason = str(exc) if os.path.exists(path) else f"file not found: {path}"
+            results.append(dict(file=path, error=reason))
+            continue
+        logits = model(ms.Tensor(image[None])).asnumpy()[0].astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)[:min(topk, len(probs))]
+        results.append(dict(file=path, top=[dict(index=int(i), name=names[i] if names else f"class {i}",
+                                                 probability=float(probs[i])) for i in order]))
+    return results
+
+
+def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
+    """(model, run config or None): a checkpoint's network and head, or the published weights."""
+    from ..models import create_model, create_model_from_checkpoint
+    from ..utils.checkpoint import read_checkpoint_metadata
+
+    if ckpt_path:
+        return create_model_from_checkpoint(model_name, ckpt_path), read_checkpoint_metadata(ckpt_path).get("config")
+    if pretrained:
+        model = create_model(model_name, pretrained=True)
+        model.class_names = None
+        return model, None
+    raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
+
+
+def format_results(results: List[Dict]) -> str:
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['file']}: error: {r['error']}")
+            continue
+        best = ", ".join(f"{t['name']} {100 * t['probability']:.1f}%" for t in r["top"])
+        lines.append(f"{r['file']}: {best}")
+    return "\n".join(lines)
+
+
+def parse_predict_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Top-k classes of image files with a trained Res2Net.")
+    parser.add_argument("images", nargs="+", help="image files or folders (JPEG, PNG, ...)")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads)")
+    parser.add_argument("--pretrained", action="store_true", help="use the published ImageNet weights")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--labels", default="", help="class names, one per line (else the checkpoint's or ImageNet's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    return parser.parse_args(argv)
