@@ -75,6 +75,9 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--num_parallel_workers", type=int, default=2, help="data workers (default 2)")
     _bool(g, "--shuffle", True, "shuffle the training set (default true)")
     g.add_argument("--num_samples", type=optional_int, default=None, help="use only N samples of each split")
+    g.add_argument("--train_num_samples", type=optional_int, default=None,
+                   help="use only N samples of the training split (wins over --num_samples there; validation "
+                        "keeps the whole split unless --num_samples is set)")
     g.add_argument("--batch_size", type=int, default=32, help="batch size per device (default 32)")
     _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
     g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; must be 0")

@@ -73,3 +73,22 @@ def parity_inputs():
 
 def model_params(model) -> dict:
     return {p.name: p.asnumpy() for p in model.get_parameters()}
+
+
+def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, seed: int = 0):
+    """A res2net50 with non-trivial BatchNorm (gamma and running statistics in [0.5, 1.5]) saved to ``path``.
+
+    Returns the model in eval mode: a stand-in for a trained checkpoint whose logits depend on every tensor.
+    """
+    from mindcv_res2net import create_model
+    from mindcv_res2net.utils.checkpoint import save_weights
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    model = create_model("res2net50", num_classes=num_classes)
+    rng = np.random.default_rng(seed)
+    for p in model.get_parameters():
+        if "moving_" in p.name or "gamma" in p.name:
+            p.set_data(ms.Tensor(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
+    save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, str(path), metadata=metadata)
+    model.set_train(False)
+    return model

@@ -1,9 +1,17 @@
 """tools/benchmark.py on a tiny configuration: every figure present and plausible, clear errors."""
+import argparse
+import importlib
 import json
+import os
+import sys
 
 import pytest
 
+from conftest import PROJECT_DIR
+
 from test_cli import assert_quiet_exit, run
+
+sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))
 
 
 def test_benchmark_tiny_graph_run(tmp_path):
@@ -25,19 +33,32 @@ def test_benchmark_tiny_graph_run(tmp_path):
 def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
     pytest.importorskip("mindcv")
     out = tmp_path / "bench.json"
-    proc = run(["tools/benchmark.py", "--models", "res2net50,res2next50", "--modes", "pynative", "--batch_size", "2",
+    proc = run(["tools/benchmark.py", "--models", "res2net50", "--modes", "pynative", "--batch_size", "2",
                 "--image_size", "32", "--steps", "1", "--warmup", "0", "--compare", "mindcv", "--fuse_bn",
                 "--json", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "note: mindcv has no res2next50; measuring ours only" in proc.stderr
-    rows = {(r["impl"], r["model"]): r for r in json.loads(out.read_text())["results"]}
-    assert set(rows) == {("mindcv_res2net", "res2net50"), ("mindcv_res2net (BN folded)", "res2net50"),
-                         ("mindcv", "res2net50"), ("mindcv_res2net", "res2next50"),
-                         ("mindcv_res2net (BN folded)", "res2next50")}
-    assert rows[("mindcv", "res2net50")]["params"] == rows[("mindcv_res2net", "res2net50")]["params"] == 25696360
-    folded = rows[("mindcv_res2net (BN folded)", "res2net50")]
+    data = json.loads(out.read_text())
+    assert data["machine"]["mindcv"] == "0.3.0"
+    rows = {r["impl"]: r for r in data["results"]}
+    assert set(rows) == {"mindcv_res2net", "mindcv_res2net (BN folded)", "mindcv"}
+    assert rows["mindcv_res2net"]["params"] == rows["mindcv"]["params"] == 25699120  # = the parity manifest
+    assert rows["mindcv"]["train_img_per_s"] > 0
+    folded = rows["mindcv_res2net (BN folded)"]
     assert folded["train_img_per_s"] is None and folded["infer_ms_per_image_b1"] > 0
     assert "| res2net50 | pynative |" in proc.stdout.split("Ours relative to mindcv")[1]
+
+
+def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
+    benchmark = importlib.import_module("benchmark")
+    args = argparse.Namespace(device_target="CPU", batch_size=2, image_size=32, steps=1, warmup=0, epoch_images=10,
+                              fuse_bn=True)
+    configs = benchmark.plan(["res2net50", "res2next50"], ["graph", "pynative"], args, {"res2net50", "res2net101"})
+    assert [(c["impl"], c["model"], c["mode"], c["fuse_bn"]) for c in configs] == [
+        ("mindcv_res2net", "res2net50", "graph", True), ("mindcv", "res2net50", "graph", False),
+        ("mindcv_res2net", "res2net50", "pynative", True), ("mindcv", "res2net50", "pynative", False),
+        ("mindcv_res2net", "res2next50", "graph", True), ("mindcv_res2net", "res2next50", "pynative", True)]
+    assert "note: mindcv has no res2next50; measuring ours only" in capsys.readouterr().err
+    assert len(benchmark.plan(["res2net50"], ["graph"], args)) == 1  # no --compare: ours only
 
 
 def test_benchmark_bad_arguments():

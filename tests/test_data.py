@@ -208,3 +208,11 @@ def test_batch_larger_than_dataset_is_a_clear_error():
     args = parse_args(["--dataset", "digits", "--batch_size", "64", "--num_samples", "10"])
     with pytest.raises(DatasetError, match=r"--batch_size 64 is larger than the 10 training images"):
         create_loader(args, "train", True, CFG)
+
+
+def test_train_num_samples_limits_only_the_training_split():
+    args = parse_args(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40"])
+    assert create_loader(args, "train", True, CFG).steps == 5  # 40 images, drop_remainder
+    assert create_loader(args, "val", False, CFG).steps == 45  # the whole 360-image split
+    args = parse_args(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40", "--num_samples", "16"])
+    assert create_loader(args, "train", True, CFG).steps == 5 and create_loader(args, "val", False, CFG).steps == 2

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from mindcv_res2net import create_model
-from mindcv_res2net.utils.checkpoint import save_weights
+from conftest import save_trained_like_checkpoint
 from test_cli import run
 
 SIZE = 64
@@ -15,16 +14,9 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 10-class res2net50 checkpoint with non-trivial BatchNorm statistics, and its logits."""
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    model = create_model("res2net50", num_classes=10)
-    rng = np.random.default_rng(0)
-    for p in model.get_parameters():
-        if "moving_" in p.name or "gamma" in p.name:
-            p.set_data(ms.Tensor(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
     path = str(tmp_path_factory.mktemp("export") / "r50_10.ckpt")
-    save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, path)
-    x = rng.standard_normal((3, 3, SIZE, SIZE)).astype(np.float32)
-    model.set_train(False)
+    model = save_trained_like_checkpoint(path, num_classes=10)
+    x = np.random.default_rng(0).standard_normal((3, 3, SIZE, SIZE)).astype(np.float32)
     return path, x, model(ms.Tensor(x)).asnumpy()
 
 

@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import mindspore as ms
-from mindcv_res2net import create_model
+from conftest import save_trained_like_checkpoint
 from mindcv_res2net.engine.predict import imagenet_class_names, load_for_prediction, predict
-from mindcv_res2net.utils.checkpoint import save_weights
 from test_cli import run
 
 NAMES = ["circle", "square", "triangle"]
@@ -17,17 +15,12 @@ NAMES = ["circle", "square", "triangle"]
 @pytest.fixture(scope="module")
 def run_checkpoint(tmp_path_factory):
     """A 3-class res2net50 checkpoint as train.py writes it: metadata with class names and the run's config."""
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    model = create_model("res2net50", num_classes=3)
-    rng = np.random.default_rng(1)
-    for p in model.get_parameters():
-        if "gamma" in p.name:
-            p.set_data(ms.Tensor(rng.uniform(0.5, 1.5, p.shape).astype(np.float32)))
     folder = tmp_path_factory.mktemp("predict")
     path = str(folder / "shapes-best.ckpt")
     meta = dict(model="res2net50", num_classes=3, in_channels=3, class_names=NAMES,
                 config=dict(dataset="digits", image_resize=32, interpolation="bilinear"))
-    save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, path, metadata=meta)
+    save_trained_like_checkpoint(path, num_classes=3, metadata=meta, seed=1)
+    rng = np.random.default_rng(1)
     grey = (rng.random((20, 24)) * 255).astype(np.uint8)
     Image.fromarray(grey, "L").save(folder / "grey.png")
     Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(folder / "rgb.png")

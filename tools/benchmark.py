@@ -221,6 +221,20 @@ def _mindcv_models() -> set:
     return set(mindcv.list_models("res2net*"))
 
 
+def plan(models, modes, args, mindcv_models=None) -> list:
+    """Configurations to measure: ours for every model and mode, mindcv's where ``mindcv_models`` has the name."""
+    impls = {OURS: set(models)}
+    if mindcv_models is not None:
+        impls[MINDCV] = {name for name in models if name in mindcv_models}
+        for name in models:
+            if name not in mindcv_models:
+                print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
+    return [dict(impl=impl, model=name, mode=mode, device_target=args.device_target, batch_size=args.batch_size,
+                 image_size=args.image_size, steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images,
+                 fuse_bn=args.fuse_bn and impl == OURS)
+            for name in models for mode in modes for impl, names in impls.items() if name in names]
+
+
 def run_worker(cfg: dict) -> list:
     """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr."""
     env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))  # MindSpore: errors only on stderr
@@ -265,7 +279,7 @@ def main(argv=None) -> int:
     from mindcv_res2net.models.registry import resolve_name
     from mindcv_res2net.utils.device import normalize_device_target
 
-    target = normalize_device_target(args.device_target)
+    args.device_target = normalize_device_target(args.device_target)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in models:
         resolve_name(name)  # unknown: clear error with suggestions
@@ -278,17 +292,7 @@ def main(argv=None) -> int:
                          "are required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
-    impls = {OURS: set(models)}
-    if args.compare:
-        available = _mindcv_models()
-        impls[MINDCV] = {name for name in models if name in available}
-        for name in models:
-            if name not in available:
-                print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
-    configs = [dict(impl=impl, model=name, mode=mode, device_target=target, batch_size=args.batch_size,
-                    image_size=args.image_size, steps=args.steps, warmup=args.warmup,
-                    epoch_images=args.epoch_images, fuse_bn=args.fuse_bn and impl == OURS)
-               for name in models for mode in modes for impl, names in impls.items() if name in names]
+    configs = plan(models, modes, args, _mindcv_models() if args.compare else None)
     results = {}
     with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
               disable=len(configs) * args.rounds < 2) as progress:

@@ -83,8 +83,9 @@ def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: O
     source = create_source(args.dataset, split, args.data_dir, args.dataset_download, class_names,
                            args.skip_corrupt_images)
     names = source.class_names
-    if args.num_samples:
-        chosen = np.random.default_rng(args.seed).permutation(len(source))[: args.num_samples]
+    limit = (args.train_num_samples or args.num_samples) if train else args.num_samples
+    if limit:
+        chosen = np.random.default_rng(args.seed).permutation(len(source))[:limit]
         source = ArraySource(*_gather(source, np.sort(chosen)), names)
     mean, std = normalization(args, model_cfg, args.in_channels)
     crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
