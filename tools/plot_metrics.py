@@ -45,6 +45,7 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from mindcv_res2net.utils.checkpoint import atomic_path
 
@@ -55,8 +56,9 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
         for key, style in ((train_key, "o-"), (val_key, "s--")):
             points = [(e, v) for e, v in zip(data["epoch"], data[key]) if v is not None]
             if points:
-                ax.plot(*zip(*points), style, label=key.replace("_", " "))
+                ax.plot(*zip(*points), style, label=key.replace("_", " ").replace("top1", "top-1"))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
