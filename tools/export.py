@@ -48,7 +48,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         fuse_batchnorm(model)
     if file_format == "ONNX":  # ONNX has no fused padded pooling: Pad + pool, the same numbers
         exportable_pools(model)
-    channels = model.conv1.in_channels if hasattr(model.conv1, "in_channels") else model.conv1[0].in_channels
+    channels = model.in_channels
     if batch_size == -1 and file_format == "MINDIR":
         example = ms.Tensor(shape=[None, channels, image_size, image_size], dtype=ms.float32)
     else:

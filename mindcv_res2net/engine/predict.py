@@ -45,7 +45,7 @@ def eval_preprocess(model, run_config: Optional[dict] = None):
     from ..data.transforms import create_transforms, eval_transforms
 
     cfg = model.default_cfg
-    in_channels = model.conv1.in_channels if hasattr(model.conv1, "in_channels") else model.conv1[0].in_channels
+    in_channels = model.in_channels
     if run_config:
         args = parse_args([])
         vars(args).update({k: v for k, v in run_config.items() if hasattr(args, k)})
@@ -107,10 +107,10 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
 def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head, or the published weights."""
     from ..models import create_model, create_model_from_checkpoint
-    from ..utils.checkpoint import read_checkpoint_metadata
 
     if ckpt_path:
-        return create_model_from_checkpoint(model_name, ckpt_path), read_checkpoint_metadata(ckpt_path).get("config")
+        model = create_model_from_checkpoint(model_name, ckpt_path)
+        return model, model.run_config
     if pretrained:
         model = create_model(model_name, pretrained=True)
         model.class_names = None

@@ -53,7 +53,7 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
 
     The class count and input channels come from the file (``describe_checkpoint``); a ``num_classes``
     that contradicts the file is an error, never a silently re-initialised head. The file's class
-    names, when it has them, are kept in ``model.class_names``.
+    names and training config, when it has them, are kept in ``model.class_names`` and ``model.run_config``.
     """
     info = describe_checkpoint(checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:
@@ -61,5 +61,5 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
                               f"but {num_classes} classes were asked for")
     model = create_model(model_name, num_classes=info["num_classes"], in_channels=info["in_channels"], **kwargs)
     load_checkpoint(model, checkpoint_path)
-    model.class_names = info["class_names"]
+    model.class_names, model.run_config = info["class_names"], info["config"]
     return model

@@ -110,6 +110,7 @@ class Res2Net(nn.Cell):
         if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
             raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
+        self.in_channels = in_channels
         self.avg_down = avg_down
         self.features_only = features_only
         self.out_indices = out_indices

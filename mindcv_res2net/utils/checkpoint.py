@@ -168,8 +168,15 @@ def read_checkpoint_metadata(path: str) -> dict:
     return json.loads(raw) if isinstance(raw, str) else {}
 
 
+def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The network's tensors of a state dict: the ``ema.*`` averages of a training checkpoint with EMA
+    (as validation during training used them), else the state itself."""
+    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
+    return ema or state
+
+
 def describe_checkpoint(path: str) -> dict:
-    """``num_classes``, ``in_channels`` and ``class_names`` (or None) of the network a weight file holds.
+    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight file.
 
     From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
     ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
@@ -177,14 +184,12 @@ def describe_checkpoint(path: str) -> dict:
     meta = read_checkpoint_metadata(path)
     if meta.get("num_classes"):
         return dict(num_classes=int(meta["num_classes"]), in_channels=int(meta.get("in_channels") or 3),
-                    class_names=meta.get("class_names"))
-    state = read_state_dict(path)
-    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
-    state = ema or state
+                    class_names=meta.get("class_names"), config=meta.get("config"))
+    state = network_weights(read_state_dict(path))
     head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
     return dict(num_classes=0 if head is None else int(head.shape[0]),
-                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None)
+                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None, config=None)
 
 
 # ---------------------------------------------------------------------------------------------- mapping
@@ -236,9 +241,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
     adapted to the model's input channels with a warning.
     """
-    ema = {k[len("ema."):]: v for k, v in source.items() if k.startswith("ema.")}
-    if ema:  # a training checkpoint with EMA: its averaged weights are the model's weights
-        source = ema
+    source = network_weights(source)
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
     mapped = _to_model_names(source, targets, getattr(model, "avg_down", False))
