@@ -2,16 +2,10 @@
 import argparse
 import importlib
 import json
-import os
-import sys
 
 import pytest
 
-from conftest import PROJECT_DIR
-
-from test_cli import assert_quiet_exit, run
-
-sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))
+from test_cli import assert_quiet_exit, run, run_tool
 
 
 def test_benchmark_tiny_graph_run(tmp_path):
@@ -61,12 +55,10 @@ def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
     assert len(benchmark.plan(["res2net50"], ["graph"], args)) == 1  # no --compare: ours only
 
 
-def test_benchmark_bad_arguments():
-    proc = run(["tools/benchmark.py", "--models", "res2net5"])
-    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model 'res2net5'; did you mean")
-    proc = run(["tools/benchmark.py", "--modes", "eager"])
-    assert proc.returncode == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in proc.stderr
-    proc = run(["tools/benchmark.py", "--compare", "timm"])
-    assert proc.returncode == 2 and "error: --compare takes 'mindcv', got 'timm'" in proc.stderr
-    proc = run(["tools/benchmark.py", "--device_target", "TPU"])
-    assert proc.returncode == 2 and "error: --device_target must be one of CPU, GPU, Ascend" in proc.stderr
+def test_benchmark_bad_arguments(capsys):
+    code, err = run_tool("benchmark", ["--models", "res2net5"], capsys)
+    assert code == 2 and err.startswith("error: unknown model 'res2net5'; did you mean")
+    code, err = run_tool("benchmark", ["--modes", "eager"], capsys)
+    assert code == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in err
+    code, err = run_tool("benchmark", ["--compare", "timm"], capsys)
+    assert code == 2 and "error: --compare takes 'mindcv', got 'timm'" in err

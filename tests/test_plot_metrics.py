@@ -1,7 +1,7 @@
 """tools/plot_metrics.py: a PNG of loss and top-1 per epoch from a run's metrics.csv; clear errors."""
 import pytest
 
-from test_cli import run
+from test_cli import run, run_tool
 
 HEADER = "epoch,train_loss,train_top1,lr,val_loss,val_top1,val_top5,epoch_seconds,img_per_s\n"
 
@@ -19,13 +19,13 @@ def test_plot_from_metrics_csv(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "metrics.png"]
 
 
-def test_plot_errors(tmp_path):
-    proc = run(["tools/plot_metrics.py", str(tmp_path)])
-    assert proc.returncode == 2 and "metrics.csv: no metrics.csv" in proc.stderr
+def test_plot_errors(tmp_path, capsys):
+    code, err = run_tool("plot_metrics", [str(tmp_path)], capsys)
+    assert code == 2 and "metrics.csv: no metrics.csv" in err
     (tmp_path / "metrics.csv").write_text(HEADER + "1,abc,30,0.1,,,,1,1\n")
-    proc = run(["tools/plot_metrics.py", str(tmp_path)])
-    assert proc.returncode == 2 and "line 2: train_loss is not a number: 'abc'" in proc.stderr
+    code, err = run_tool("plot_metrics", [str(tmp_path)], capsys)
+    assert code == 2 and "line 2: train_loss is not a number: 'abc'" in err
     (tmp_path / "metrics.csv").write_text(HEADER)
-    proc = run(["tools/plot_metrics.py", str(tmp_path)])
-    assert proc.returncode == 2 and "no epochs recorded yet" in proc.stderr
+    code, err = run_tool("plot_metrics", [str(tmp_path)], capsys)
+    assert code == 2 and "no epochs recorded yet" in err
     assert not (tmp_path / "metrics.png").exists()

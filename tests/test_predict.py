@@ -42,6 +42,11 @@ def test_predict_function_uses_the_runs_class_names_and_converts_modes(run_check
     np.testing.assert_allclose(probs[0], probs[1], atol=1e-6)  # grey = the same picture in RGB
     np.testing.assert_allclose(probs[0], probs[2], atol=1e-6)  # opaque alpha dropped
     np.testing.assert_allclose(probs[0], probs[3], atol=0.05)  # CMYK JPEG: lossy, converted back to RGB
+    one_by_one = predict(model, files, topk=2, run_config=config, batch_size=1)
+    assert [r["file"] for r in one_by_one] == files
+    np.testing.assert_allclose([[t["probability"] for t in r["top"]] for r in one_by_one], probs, atol=1e-6)
+    with pytest.raises(ValueError, match="--batch_size must be at least 1, got 0"):
+        predict(model, files, batch_size=0)
 
 
 def test_predict_cli_reports_bad_files_and_predicts_the_rest(run_checkpoint, tmp_path):
@@ -49,7 +54,7 @@ def test_predict_cli_reports_bad_files_and_predicts_the_rest(run_checkpoint, tmp
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\n")
     proc = run(["tools/predict.py", "--model", "res2net50", "--ckpt_path", path, "--topk", "3", "--labels",
-                str(labels), "--json", str(folder), str(tmp_path / "missing.png")])
+                str(labels), "--json", "--batch_size", "2", str(folder), str(tmp_path / "missing.png")])
     assert proc.returncode == 1, proc.stderr[-2000:]
     results = {r["file"].rsplit("/", 1)[-1]: r for r in json.loads(proc.stdout)}
     assert set(results) == {"grey.png", "rgb.png", "rgba.png", "cmyk.jpg", "corrupt.jpg", "missing.png"}

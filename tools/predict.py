@@ -17,13 +17,13 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.device import set_device
 
     args = parse_predict_args(argv)
-    set_device("CPU")
+    set_device(args.device_target, args.mode)
     labels = read_labels(args.labels) if args.labels else None
     paths = expand_paths(args.images)
     if not paths:
         raise ValueError(f"no image files found in {', '.join(args.images)}")
     model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
-    results = predict(model, paths, labels, args.topk, run_config)
+    results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
     print(json.dumps(results, indent=1) if args.json else format_results(results))
     return 1 if any("error" in r for r in results) else 0
 

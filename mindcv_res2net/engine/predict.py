@@ -70,16 +70,19 @@ def eval_preprocess(model, run_config: Optional[dict] = None):
 
 
 def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
-            run_config: Optional[dict] = None) -> List[Dict]:
-    """Per path: ``{"file", "top": [{"index", "name", "probability"}...]}`` or ``{"file", "error"}``.
+            run_config: Optional[dict] = None, batch_size: int = 16) -> List[Dict]:
+    """Per path, in order: ``{"file", "top": [{"index", "name", "probability"}...]}`` or ``{"file", "error"}``.
 
-    One unreadable image never stops the others. ``class_names`` default: the model's ``class_names``
-    (saved by train.py in its checkpoints), ImageNet's for 1000 classes, else ``class <index>``.
+    Readable images go through the network ``batch_size`` at a time; one unreadable image never stops
+    the others. ``class_names`` default: the model's ``class_names`` (saved by train.py in its
+    checkpoints), ImageNet's for 1000 classes, else ``class <index>``.
     """
     import mindspore as ms
 
     if topk < 1:
         raise ValueError(f"--topk must be at least 1, got {topk}")
+    if batch_size < 1:
+        raise ValueError(f"--batch_size must be at least 1, got {batch_size}")
     names = class_names or getattr(model, "class_names", None)
     if not names and model.num_classes == 1000:
         names = imagenet_class_names()
@@ -87,20 +90,33 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
         raise ValueError(f"{len(names)} class names for a model with {model.num_classes} classes")
     preprocess = eval_preprocess(model, run_config)
     model.set_train(False)
-    results = []
-    for path in paths:
+    results: List[Dict] = [{} for _ in paths]
+    batch: List[int] = []  # indices of preprocessed images waiting for the network
+    images: List[np.ndarray] = []
+
+    def run_batch():
+        logits = model(ms.Tensor(np.stack(images))).asnumpy().astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        for index, p in zip(batch, probs):
+            order = np.argsort(-p)[:min(topk, len(p))]
+            results[index] = dict(file=paths[index], top=[dict(index=int(i), name=names[i] if names else f"class {i}",
+                                                                probability=float(p[i])) for i in order])
+        batch.clear()
+        images.clear()
+
+    for index, path in enumerate(paths):
         try:
-            image = preprocess(path)
+            images.append(preprocess(path))
         except Exception as exc:  # missing, corrupt or unsupported file: report it and go on
             reason = str(exc) if os.path.exists(path) else f"file not found: {path}"
-            results.append(dict(file=path, error=reason))
+            results[index] = dict(file=path, error=reason)
             continue
-        logits = model(ms.Tensor(image[None])).asnumpy()[0].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        order = np.argsort(-probs)[:min(topk, len(probs))]
-        results.append(dict(file=path, top=[dict(index=int(i), name=names[i] if names else f"class {i}",
-                                                 probability=float(probs[i])) for i in order]))
+        batch.append(index)
+        if len(batch) == batch_size:
+            run_batch()
+    if batch:
+        run_batch()
     return results
 
 
@@ -136,6 +152,9 @@ def parse_predict_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads)")
     parser.add_argument("--pretrained", action="store_true", help="use the published ImageNet weights")
     parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
+    parser.add_argument("--mode", type=int, default=1, help="0 = Graph, 1 = PyNative")
     parser.add_argument("--labels", default="", help="class names, one per line (else the checkpoint's or ImageNet's)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     return parser.parse_args(argv)

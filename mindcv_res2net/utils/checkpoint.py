@@ -175,17 +175,18 @@ def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return ema or state
 
 
-def describe_checkpoint(path: str) -> dict:
+def describe_checkpoint(path: str, state: Dict[str, np.ndarray]) -> dict:
     """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight file.
 
     From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
-    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
+    ``classifier``) and first-convolution shapes in ``state`` (the file's tensors, ``read_state_dict``);
+    ``num_classes`` is 0 for a head-less file.
     """
     meta = read_checkpoint_metadata(path)
     if meta.get("num_classes"):
         return dict(num_classes=int(meta["num_classes"]), in_channels=int(meta.get("in_channels") or 3),
                     class_names=meta.get("class_names"), config=meta.get("config"))
-    state = network_weights(read_state_dict(path))
+    state = network_weights(state)
     head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
     return dict(num_classes=0 if head is None else int(head.shape[0]),
@@ -288,9 +289,13 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
 
 
 def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
-                    new_in_channels: bool = False) -> ms.nn.Cell:
-    """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``)."""
-    weights = map_state_dict(read_state_dict(path), model, new_classifier, new_in_channels, origin=str(path))
+                    new_in_channels: bool = False, state: Optional[Dict[str, np.ndarray]] = None) -> ms.nn.Cell:
+    """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``).
+
+    ``state``: the file's tensors when the caller has already read them (``read_state_dict(path)``).
+    """
+    state = read_state_dict(path) if state is None else state
+    weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path))
     for param in model.get_parameters():
         if param.name in weights:  # absent only for a classifier dropped for fine-tuning
             param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))

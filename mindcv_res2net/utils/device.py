@@ -1,7 +1,9 @@
 """The one device and execution-mode setup of the package."""
+import logging
 from typing import NamedTuple
 
 import mindspore as ms
+from mindspore import log as ms_log
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}
@@ -23,7 +25,7 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
     target = normalize_device_target(target)
     if mode not in MODES:
         raise ValueError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
-    if target != "CPU" and not ms.hal.is_available(target):
+    if target != "CPU" and not _device_available(target):
         raise ValueError(f"--device_target {target}: no usable {target} device or driver on this machine "
                          "(use --device_target CPU)")
     if device_id is None:
@@ -32,6 +34,18 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
         ms.set_device(target, device_id)
     ms.set_context(mode=MODES[mode])
     return target
+
+
+def _device_available(target: str) -> bool:
+    """Whether this MindSpore installation can reach ``target``, without MindSpore's own multi-line
+    warnings about plugins it could not load (the caller reports the outcome in one line)."""
+    logger = ms_log._get_logger()  # pylint: disable=protected-access
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return ms.hal.is_available(target)
+    finally:
+        logger.setLevel(level)
 
 
 class TrainingPlan(NamedTuple):
