@@ -75,8 +75,9 @@ def model_params(model) -> dict:
     return {p.name: p.asnumpy() for p in model.get_parameters()}
 
 
-def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, seed: int = 0):
-    """A res2net50 with non-trivial BatchNorm (gamma and running statistics in [0.5, 1.5]) saved to ``path``.
+def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, seed: int = 0,
+                                 model_name: str = "res2net50"):
+    """A ``model_name`` network with non-trivial BatchNorm (gamma and running statistics in [0.5, 1.5]) saved to ``path``.
 
     Returns the model in eval mode: a stand-in for a trained checkpoint whose logits depend on every tensor.
     """
@@ -84,7 +85,7 @@ def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, 
     from mindcv_res2net.utils.checkpoint import save_weights
 
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    model = create_model("res2net50", num_classes=num_classes)
+    model = create_model(model_name, num_classes=num_classes)
     rng = np.random.default_rng(seed)
     for p in model.get_parameters():
         if "moving_" in p.name or "gamma" in p.name:

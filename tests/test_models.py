@@ -5,7 +5,7 @@ import pytest
 import mindspore as ms
 from mindcv_res2net import create_model, list_models
 from mindcv_res2net.models import get_pretrained_cfg, is_model
-from mindcv_res2net.models.layers import DropPath
+from mindcv_res2net.models.layers import AvgPool2dCeil, DropPath, Pool2dPad, exportable_pools
 
 ALL = ["res2net50", "res2net101", "res2net152", "res2net50_v1b", "res2net101_v1b", "res2net152_v1b",
        "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_14w_8s", "res2next50"]
@@ -94,6 +94,37 @@ def test_features_only(mode, request):
 def test_features_only_rejects_bad_indices():
     with pytest.raises(ValueError, match="out_indices must be a non-empty subset of 0..4"):
         create_model("res2net50", features_only=True, out_indices=(1, 5))
+
+
+def _avg_pool_ceil_reference(x: np.ndarray, size: int) -> np.ndarray:
+    """PyTorch's AvgPool2d(size, size, ceil_mode=True, count_include_pad=False), in numpy."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, -(-h // size), -(-w // size)))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, i * size:(i + 1) * size, j * size:(j + 1) * size].mean(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("explicit_pad", [False, True])
+def test_avg_down_pool_keeps_and_averages_partial_edge_windows(explicit_pad, pynative):
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 6)).astype(np.float32)  # odd height: a partial window
+    got = AvgPool2dCeil(2, explicit_pad=explicit_pad)(ms.Tensor(x)).asnumpy()
+    assert got.shape == (2, 3, 5, 3)
+    np.testing.assert_allclose(got, _avg_pool_ceil_reference(x, 2), atol=1e-6)
+
+
+def test_exportable_pools_replaces_every_padded_pool_also_inside_sequential_cells(pynative):
+    model = create_model("res2net50_v1b", num_classes=3)
+    model.set_train(False)
+    x = _x(1, size=72)  # 72 px: layer3's shortcut pool sees 9x9, with partial windows
+    before = model(x).asnumpy()
+    exportable_pools(model)
+    pools = [c for _, c in model.cells_and_names() if isinstance(c, (Pool2dPad, AvgPool2dCeil))]
+    assert len(pools) == 1 + 4 + 3 and all(p.explicit_pad for p in pools)  # stem, first blocks, v1b shortcuts
+    for layer in (model.layer2, model.layer3, model.layer4):  # what the shortcut really runs
+        assert layer[0].downsample.cell_list[0].explicit_pad
+    np.testing.assert_allclose(model(x).asnumpy(), before, atol=1e-5)
 
 
 def test_drop_path_rates_grow_linearly_and_are_inactive_in_eval(pynative):

@@ -75,15 +75,52 @@ class Pool2dPad(nn.Cell):
         return f"{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + \
             (", explicit_pad" if self.explicit_pad else "")
 
+    def with_explicit_pad(self) -> "Pool2dPad":
+        return Pool2dPad(self.kind, self.kernel_size, self.stride, self.padding, explicit_pad=True)
+
+
+class AvgPool2dCeil(nn.Cell):
+    """Average pooling over ``size`` x ``size`` windows at stride ``size`` that keeps a partial window at
+    the bottom/right edge and averages only the pixels inside it: PyTorch's
+    ``AvgPool2d(size, size, ceil_mode=True, count_include_pad=False)``, the v1b shortcut's pool.
+
+    By default MindSpore's kernel for exactly that runs (AvgPool3D inside, which ONNX export lacks).
+    ``explicit_pad=True`` computes the same from operators ONNX has: zero-pad ``size - 1`` rows and
+    columns at the bottom/right, an unpadded average pool, divided by the same pool of a map of ones
+    (the fraction of real pixels in each window). Input (N, C, H, W), output (N, C, ceil(H/size), ceil(W/size)).
+    """
+
+    def __init__(self, size: int, explicit_pad: bool = False) -> None:
+        super().__init__()
+        self.size, self.explicit_pad = size, explicit_pad
+        if explicit_pad:
+            self.pad = ops.Pad(((0, 0), (0, 0), (0, size - 1), (0, size - 1)))
+            self.pool = nn.AvgPool2d(size, size, pad_mode="valid")
+        else:
+            self.pool = nn.AvgPool2d(size, size, ceil_mode=True, count_include_pad=False)
+
+    def construct(self, x):
+        if not self.explicit_pad:
+            return self.pool(x)
+        ones = x[:, :1] * 0.0 + 1.0
+        return self.pool(self.pad(x)) / self.pool(self.pad(ones))
+
+    def extend_repr(self) -> str:
+        return f"size={self.size}, ceil_mode, count_include_pad=False" + (", explicit_pad" if self.explicit_pad else "")
+
+    def with_explicit_pad(self) -> "AvgPool2dCeil":
+        return AvgPool2dCeil(self.size, explicit_pad=True)
+
 
 def exportable_pools(model: nn.Cell) -> nn.Cell:
-    """Switch every ``Pool2dPad`` of ``model`` to its explicit-padding form, for ONNX export (in place).
-
-    Exact for Res2Net, whose only padded max pool reads a ReLU output.
+    """Switch every padded pool of ``model`` (``Pool2dPad``, ``AvgPool2dCeil``) to its explicit-padding
+    form, for ONNX export (in place). Exact for Res2Net, whose only padded max pool reads a ReLU output.
     """
     for _, cell in list(model.cells_and_names()):
         for name, child in list(cell.name_cells().items()):
-            if isinstance(child, Pool2dPad) and not child.explicit_pad:
-                setattr(cell, name, Pool2dPad(child.kind, child.kernel_size, child.stride, child.padding,
-                                              explicit_pad=True))
+            if isinstance(child, (Pool2dPad, AvgPool2dCeil)) and not child.explicit_pad:
+                if isinstance(cell, nn.SequentialCell):  # its construct runs a list that setattr misses
+                    cell[list(cell.name_cells()).index(name)] = child.with_explicit_pad()
+                else:
+                    setattr(cell, name, child.with_explicit_pad())
     return model

@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
-from .layers import DropPath, Pool2dPad, conv_bn
+from .layers import AvgPool2dCeil, DropPath, Pool2dPad, conv_bn
 from .registry import register_alias, register_model, register_pretrained_cfgs
 
 __all__ = ["Bottle2neck", "Res2Net"]
@@ -154,8 +154,7 @@ class Res2Net(nn.Cell):
         if stride != 1 or in_planes != out_channels:
             conv, bn = conv_bn(in_planes, out_channels, 1, stride=1 if self.avg_down else stride)
             if self.avg_down:  # index 0 stays the (possibly identity) pool, as in the official keys
-                pool = (nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-                        if stride > 1 else nn.Identity())
+                pool = AvgPool2dCeil(stride) if stride > 1 else nn.Identity()
                 downsample = nn.SequentialCell(pool, conv, bn)
             else:
                 downsample = nn.SequentialCell(conv, bn)
