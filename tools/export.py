@@ -6,9 +6,9 @@
 The checkpoint's head is exported as trained (its class count comes from the file; --num_classes, if
 given, must agree). --batch_size -1 exports a dynamic batch dimension (ONNX: a dynamic axis "batch" on
 the input "images"; MindSpore still declares the traced batch on the output "logits", which
-onnxruntime reports as a warning while returning the right shape). --fuse_bn folds every BatchNorm into its convolution first. The input is
-(N, C, H, W) float32, normalised as in training; the output is logits (N, num_classes). Nothing is
-written unless the export succeeds.
+onnxruntime reports as a warning while returning the right shape). --fuse_bn folds every BatchNorm
+into its convolution first. The input is (N, C, H, W) float32, normalised as in training; the output
+is logits (N, num_classes). Nothing is written unless the export succeeds.
 """
 import argparse
 import os

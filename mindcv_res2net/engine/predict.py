@@ -46,16 +46,12 @@ def eval_preprocess(model, run_config: Optional[dict] = None):
 
     cfg = model.default_cfg
     in_channels = model.in_channels
+    args = parse_args([])  # defaults: mean/std of the model's config
+    vars(args).update({k: v for k, v in (run_config or {}).items() if hasattr(args, k)})
+    mean, std = normalization(args, cfg, in_channels)
     if run_config:
-        args = parse_args([])
-        vars(args).update({k: v for k, v in run_config.items() if hasattr(args, k)})
-        mean, std = normalization(args, cfg, in_channels)
         ops = create_transforms(args.dataset, False, args, mean, std, cfg["crop_pct"])
     else:
-        mean = tuple(255.0 * m for m in cfg["mean"])
-        std = tuple(255.0 * s for s in cfg["std"])
-        if in_channels != 3:
-            mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
         ops = eval_transforms(cfg["input_size"][-1], mean, std, cfg["crop_pct"], cfg["interpolation"])
 
     def preprocess(path: str) -> np.ndarray:

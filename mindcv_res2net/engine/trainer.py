@@ -6,6 +6,7 @@ import re
 import shutil
 import time
 from contextlib import contextmanager
+from typing import Dict
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -18,8 +19,7 @@ from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
 from ..optim import create_optimizer
 from ..scheduler import create_scheduler
-from ..utils.checkpoint import (CheckpointError, atomic_path, read_checkpoint_metadata, read_state_dict,
-                                save_weights)
+from ..utils.checkpoint import CheckpointError, atomic_path, read_checkpoint, save_weights
 from ..utils.device import plan_training, set_device
 from ..utils.logger import MetricsCSV, setup_logger
 from .evaluate import evaluate
@@ -53,9 +53,10 @@ def checkpoint_state(train_step: TrainStep) -> dict:
     return state
 
 
-def restore_state(train_step: TrainStep, path: str, restore_optimizer: bool = True) -> None:
-    """Put a checkpoint of this run back: weights, optimizer state and EMA (strict; a clear error if absent)."""
-    state = read_state_dict(path)
+def restore_state(train_step: TrainStep, path: str, state: Dict[str, np.ndarray],
+                  restore_optimizer: bool = True) -> None:
+    """Put a checkpoint of this run back from ``state``, the tensors read from ``path``: weights,
+    optimizer state and EMA (strict; a clear error if absent)."""
     targets = list(train_step.model.get_parameters())
     if restore_optimizer:
         targets += [(OPTIMIZER_PREFIX, p) for p in _optimizer_state(train_step)]
@@ -188,7 +189,7 @@ def train(args) -> dict:
     if is_main:
         keeper.remove_partial_files()
     resume_path = _resume_source(args, keeper, logger)
-    resume_meta = read_checkpoint_metadata(resume_path) if resume_path else {}
+    resume_state, resume_meta = read_checkpoint(resume_path) if resume_path else ({}, {})
     if resume_path and resume_meta.get("model") not in (None, args.model):
         raise CheckpointError(f"{resume_path}: written for model '{resume_meta['model']}', not '{args.model}'")
 
@@ -225,7 +226,8 @@ def train(args) -> dict:
     start_epoch = 1
     summary = dict(best_top1=None, best_epoch=None, last_top1=None, best_checkpoint=None, last_checkpoint=None)
     if resume_path:
-        restore_state(train_step, resume_path, restore_optimizer=True)
+        restore_state(train_step, resume_path, resume_state, restore_optimizer=True)
+        del resume_state  # up to 4x the weights (optimizer state, EMA); not needed any more
         start_epoch = int(resume_meta.get("epoch", 0)) + 1
         summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
     metrics = MetricsCSV(os.path.join(args.ckpt_save_dir, "metrics.csv"),

@@ -35,8 +35,6 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int =
     ]
 
 
-
-
 class Pool2dPad(nn.Cell):
     """Max or average pooling with symmetric padding, as PyTorch's ``padding`` argument.
 

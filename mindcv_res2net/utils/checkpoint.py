@@ -12,7 +12,7 @@ import tempfile
 import warnings
 import zipfile
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -125,8 +125,12 @@ def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
     return entries
 
 
-def read_state_dict(path: str) -> Dict[str, np.ndarray]:
-    """All tensors of a weight file as ``{name: numpy array}``, names as stored in the file."""
+def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], dict]:
+    """A weight file read once: ``({name: numpy array}, metadata)``, names as stored in the file.
+
+    ``metadata`` is the JSON entry that train.py writes into its MindSpore checkpoints ({} for any
+    other file).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
@@ -134,16 +138,19 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     try:
         kind = _sniff(path)
         if kind == "torch":
-            return _unwrap(load_torch_file(path), path)
+            return _unwrap(load_torch_file(path), path), {}
         if kind == "npz":
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                return {k: data[k] for k in data.files}, {}
         if kind == "safetensors":
             from safetensors.numpy import load_file
 
-            return load_file(path)
+            return load_file(path), {}
         if kind == "mindspore":
-            return {k: v for k, v in read_mindspore_checkpoint(path).items() if isinstance(v, np.ndarray)}
+            entries = read_mindspore_checkpoint(path)
+            raw = entries.get("metadata")
+            return ({k: v for k, v in entries.items() if isinstance(v, np.ndarray)},
+                    json.loads(raw) if isinstance(raw, str) else {})
     except UnsafePickleError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     except CheckpointError:
@@ -155,17 +162,9 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
                           ".npz or MindSpore .ckpt file)")
 
 
-def read_checkpoint_metadata(path: str) -> dict:
-    """The JSON ``metadata`` entry of a MindSpore checkpoint written by this package ({} if none)."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    if _sniff(path) != "mindspore":
-        return {}
-    try:
-        raw = read_mindspore_checkpoint(path, names={"metadata"}).get("metadata")
-    except Exception:  # corrupt: reported by the weight reader with a clear message
-        return {}
-    return json.loads(raw) if isinstance(raw, str) else {}
+def read_state_dict(path: str) -> Dict[str, np.ndarray]:
+    """All tensors of a weight file as ``{name: numpy array}``, names as stored in the file."""
+    return read_checkpoint(path)[0]
 
 
 def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -175,17 +174,16 @@ def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return ema or state
 
 
-def describe_checkpoint(path: str, state: Dict[str, np.ndarray]) -> dict:
-    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight file.
+def describe_checkpoint(state: Dict[str, np.ndarray], metadata: dict) -> dict:
+    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight
+    file, from what ``read_checkpoint`` returned for it.
 
     From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
-    ``classifier``) and first-convolution shapes in ``state`` (the file's tensors, ``read_state_dict``);
-    ``num_classes`` is 0 for a head-less file.
+    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
     """
-    meta = read_checkpoint_metadata(path)
-    if meta.get("num_classes"):
-        return dict(num_classes=int(meta["num_classes"]), in_channels=int(meta.get("in_channels") or 3),
-                    class_names=meta.get("class_names"), config=meta.get("config"))
+    if metadata.get("num_classes"):
+        return dict(num_classes=int(metadata["num_classes"]), in_channels=int(metadata.get("in_channels") or 3),
+                    class_names=metadata.get("class_names"), config=metadata.get("config"))
     state = network_weights(state)
     head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
