@@ -5,13 +5,14 @@ Precedence: command line > YAML (``-c/--config FILE``) > defaults. Every key of 
 """
 import argparse
 import difflib
+import math
 import os
 import sys
 from typing import List, Optional, Sequence
 
 import yaml
 
-from .utils.checkpoint import atomic_path
+from .utils.fileio import atomic_path
 
 
 class ConfigError(ValueError):
@@ -29,12 +30,40 @@ def str2bool(value) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{value}'")
 
 
+def positive_int(value) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def finite_float(value) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
+    return number
+
+
+def _is_none(value) -> bool:
+    return value is None or str(value).strip().lower() in ("none", "null", "")
+
+
 def optional_int(value):
-    return None if value is None or str(value).strip().lower() in ("none", "null", "") else int(value)
+    return None if _is_none(value) else int(value)
+
+
+def optional_positive_int(value):
+    return None if _is_none(value) else positive_int(value)
 
 
 def optional_float(value):
-    return None if value is None or str(value).strip().lower() in ("none", "null", "") else float(value)
+    return None if _is_none(value) else finite_float(value)
 
 
 def optional_str(value):
@@ -60,8 +89,8 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend (default CPU)")
     _bool(g, "--distribute", False, "data-parallel training, started with msrun (default false)")
     _bool(g, "--val_while_train", True, "validate during training (default true)")
-    g.add_argument("--val_interval", type=int, default=1, help="validate every N epochs (default 1)")
-    g.add_argument("--log_interval", type=int, default=100, help="steps between log lines (default 100)")
+    g.add_argument("--val_interval", type=positive_int, default=1, help="validate every N epochs (default 1)")
+    g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
     g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; not used")
 
@@ -72,46 +101,46 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--train_split", type=str, default="train", help="train split / sub-folder (default train)")
     g.add_argument("--val_split", type=str, default="val", help="validation split / sub-folder (default val)")
     _bool(g, "--dataset_download", False, "download cifar10/cifar100 if missing (default false)")
-    g.add_argument("--num_parallel_workers", type=int, default=2, help="data workers (default 2)")
+    g.add_argument("--num_parallel_workers", type=positive_int, default=2, help="data workers (default 2)")
     _bool(g, "--shuffle", True, "shuffle the training set (default true)")
-    g.add_argument("--num_samples", type=optional_int, default=None, help="use only N samples of each split")
-    g.add_argument("--train_num_samples", type=optional_int, default=None,
+    g.add_argument("--num_samples", type=optional_positive_int, default=None, help="use only N samples of each split")
+    g.add_argument("--train_num_samples", type=optional_positive_int, default=None,
                    help="use only N samples of the training split (wins over --num_samples there; validation "
                         "keeps the whole split unless --num_samples is set)")
-    g.add_argument("--batch_size", type=int, default=32, help="batch size per device (default 32)")
+    g.add_argument("--batch_size", type=positive_int, default=32, help="batch size per device (default 32)")
     _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
     g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; must be 0")
     _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
 
     g = parser.add_argument_group("augmentation")
-    g.add_argument("--image_resize", type=int, default=224, help="training and validation image size (default 224)")
-    g.add_argument("--scale", type=float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
-    g.add_argument("--ratio", type=float, nargs=2, default=(0.75, 1.333), help="RandomResizedCrop aspect range")
-    g.add_argument("--hflip", type=float, default=0.5, help="horizontal flip probability (default 0.5)")
-    g.add_argument("--vflip", type=float, default=0.0, help="vertical flip probability (default 0)")
+    g.add_argument("--image_resize", type=positive_int, default=224, help="training and validation image size (default 224)")
+    g.add_argument("--scale", type=finite_float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
+    g.add_argument("--ratio", type=finite_float, nargs=2, default=(0.75, 1.333), help="RandomResizedCrop aspect range")
+    g.add_argument("--hflip", type=finite_float, default=0.5, help="horizontal flip probability (default 0.5)")
+    g.add_argument("--vflip", type=finite_float, default=0.0, help="vertical flip probability (default 0)")
     g.add_argument("--color_jitter", type=optional_float, default=None, help="brightness/contrast/saturation jitter")
     g.add_argument("--interpolation", type=str, default="bilinear", help="resize interpolation (default bilinear)")
     g.add_argument("--auto_augment", type=optional_str, default=None,
                    help="'autoaug' (ImageNet AutoAugment) or 'randaug' (RandAugment); default none")
-    g.add_argument("--re_prob", type=float, default=0.0, help="random erasing probability (default 0)")
-    g.add_argument("--re_scale", type=float, nargs=2, default=(0.02, 0.33), help="random erasing area range")
-    g.add_argument("--re_ratio", type=float, nargs=2, default=(0.3, 3.3), help="random erasing aspect range")
-    g.add_argument("--re_value", type=float, default=0.0, help="random erasing fill value (default 0)")
+    g.add_argument("--re_prob", type=finite_float, default=0.0, help="random erasing probability (default 0)")
+    g.add_argument("--re_scale", type=finite_float, nargs=2, default=(0.02, 0.33), help="random erasing area range")
+    g.add_argument("--re_ratio", type=finite_float, nargs=2, default=(0.3, 3.3), help="random erasing aspect range")
+    g.add_argument("--re_value", type=finite_float, default=0.0, help="random erasing fill value (default 0)")
     g.add_argument("--re_max_attempts", type=int, default=10, help="random erasing attempts (default 10)")
-    g.add_argument("--mean", type=float, nargs="+", default=None,
+    g.add_argument("--mean", type=finite_float, nargs="+", default=None,
                    help="per-channel mean on the 0-255 scale (default: the model's, x255)")
-    g.add_argument("--std", type=float, nargs="+", default=None,
+    g.add_argument("--std", type=finite_float, nargs="+", default=None,
                    help="per-channel std on the 0-255 scale (default: the model's, x255)")
     g.add_argument("--crop_pct", type=optional_float, default=None,
                    help="eval centre-crop fraction (default: the model's, 0.875)")
-    g.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
-    g.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0: off)")
-    g.add_argument("--cutmix_prob", type=float, default=1.0, help="probability to mix a batch (default 1)")
+    g.add_argument("--mixup", type=finite_float, default=0.0, help="mixup alpha (0: off)")
+    g.add_argument("--cutmix", type=finite_float, default=0.0, help="cutmix alpha (0: off)")
+    g.add_argument("--cutmix_prob", type=finite_float, default=1.0, help="probability to mix a batch (default 1)")
 
     g = parser.add_argument_group("model")
     g.add_argument("--model", type=str, default="res2net50", help="registered model name (default res2net50)")
-    g.add_argument("--num_classes", type=optional_int, default=None, help="classes (default: the dataset's)")
-    g.add_argument("--in_channels", type=int, default=3, help="input channels; 1 keeps grey images grey")
+    g.add_argument("--num_classes", type=optional_positive_int, default=None, help="classes (default: the dataset's)")
+    g.add_argument("--in_channels", type=positive_int, default=3, help="input channels; 1 keeps grey images grey")
     g.add_argument("--drop_rate", type=optional_float, default=None, help="dropout before the classifier")
     g.add_argument("--drop_path_rate", type=optional_float, default=None, help="stochastic depth of the last block")
     _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
@@ -119,45 +148,45 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),
                    help="automatic mixed precision level (default O0)")
     _bool(g, "--ema", False, "keep an exponential moving average of the weights")
-    g.add_argument("--ema_decay", type=float, default=0.9999, help="EMA decay (default 0.9999)")
+    g.add_argument("--ema_decay", type=finite_float, default=0.9999, help="EMA decay (default 0.9999)")
 
     g = parser.add_argument_group("optimizer")
     g.add_argument("--opt", type=str, default="momentum", choices=("sgd", "momentum", "adam", "adamw", "rmsprop"),
                    help="optimizer (default momentum)")
-    g.add_argument("--momentum", type=float, default=0.9, help="momentum (default 0.9)")
-    g.add_argument("--weight_decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
+    g.add_argument("--momentum", type=finite_float, default=0.9, help="momentum (default 0.9)")
+    g.add_argument("--weight_decay", type=finite_float, default=1e-4, help="weight decay (default 1e-4)")
     _bool(g, "--filter_bias_and_bn", True, "no weight decay on biases and BatchNorm (default true)")
     _bool(g, "--use_nesterov", False, "Nesterov momentum (default false)")
-    g.add_argument("--eps", type=float, default=1e-8, help="epsilon of adam/adamw/rmsprop (default 1e-8)")
-    g.add_argument("--loss_scale", type=float, default=1.0, help="fixed loss scale (default 1)")
+    g.add_argument("--eps", type=finite_float, default=1e-8, help="epsilon of adam/adamw/rmsprop (default 1e-8)")
+    g.add_argument("--loss_scale", type=finite_float, default=1.0, help="fixed loss scale (default 1)")
     _bool(g, "--dynamic_loss_scale", False, "dynamic loss scale (GPU/Ascend only)")
     _bool(g, "--clip_grad", False, "clip gradients by global norm (default false)")
-    g.add_argument("--clip_value", type=float, default=15.0, help="global-norm clip value (default 15)")
+    g.add_argument("--clip_value", type=finite_float, default=15.0, help="global-norm clip value (default 15)")
 
     g = parser.add_argument_group("scheduler")
     g.add_argument("--scheduler", type=str, default="cosine_decay",
                    choices=("cosine_decay", "step_decay", "multi_step_decay", "constant"),
                    help="learning-rate schedule, per step (default cosine_decay)")
-    g.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
-    g.add_argument("--min_lr", type=float, default=0.0, help="final lr of cosine_decay (default 0)")
+    g.add_argument("--lr", type=finite_float, default=0.1, help="peak learning rate (default 0.1)")
+    g.add_argument("--min_lr", type=finite_float, default=0.0, help="final lr of cosine_decay (default 0)")
     g.add_argument("--warmup_epochs", type=int, default=0, help="linear warm-up epochs (default 0)")
-    g.add_argument("--warmup_factor", type=float, default=0.0, help="warm-up starts at lr x this (default 0)")
+    g.add_argument("--warmup_factor", type=finite_float, default=0.0, help="warm-up starts at lr x this (default 0)")
     g.add_argument("--decay_epochs", type=optional_int, default=None,
                    help="epochs of decay after warm-up (default: epoch_size - warmup_epochs)")
-    g.add_argument("--decay_rate", type=float, default=0.1, help="factor of step and multi-step decay (default 0.1)")
+    g.add_argument("--decay_rate", type=finite_float, default=0.1, help="factor of step and multi-step decay (default 0.1)")
     g.add_argument("--multi_step_decay_milestones", type=int, nargs="+", default=(30, 60, 90),
                    help="epochs at which multi_step_decay multiplies the lr by decay_rate")
     _bool(g, "--lr_epoch_stair", False, "change the lr once per epoch instead of every step")
 
     g = parser.add_argument_group("loss")
     g.add_argument("--loss", type=str, default="CE", choices=("CE",), help="cross-entropy (default CE)")
-    g.add_argument("--label_smoothing", type=float, default=0.0, help="label smoothing (default 0)")
+    g.add_argument("--label_smoothing", type=finite_float, default=0.0, help="label smoothing (default 0)")
     g.add_argument("--reduction", type=str, default="mean", choices=("mean",), help="loss reduction (mean)")
 
     g = parser.add_argument_group("training")
-    g.add_argument("--epoch_size", type=int, default=90, help="training epochs (default 90)")
+    g.add_argument("--epoch_size", type=positive_int, default=90, help="training epochs (default 90)")
     _bool(g, "--dataset_sink_mode", False, "dataset sink mode (GPU/Ascend; CPU ignores it)")
-    g.add_argument("--gradient_accumulation_steps", type=int, default=1,
+    g.add_argument("--gradient_accumulation_steps", type=positive_int, default=1,
                    help="sum gradients over N batches per update: an N-times larger batch (default 1)")
     g.add_argument("--resume", type=str, default="",
                    help="continue exactly from a checkpoint of this run, or 'auto': the newest in --ckpt_save_dir")
@@ -165,8 +194,8 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
 
     g = parser.add_argument_group("checkpoints")
     g.add_argument("--ckpt_save_dir", type=str, default="./ckpt", help="checkpoint and log folder (default ./ckpt)")
-    g.add_argument("--keep_checkpoint_max", type=int, default=10, help="newest checkpoints kept (default 10)")
-    g.add_argument("--ckpt_save_interval", type=int, default=1, help="save every N epochs (default 1)")
+    g.add_argument("--keep_checkpoint_max", type=positive_int, default=10, help="newest checkpoints kept (default 10)")
+    g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs (default 1)")
     g.add_argument("--ckpt_save_policy", type=str, default="latest_k", choices=("latest_k", "top_k"),
                    help="accepted for mindcv compatibility; the best checkpoint is always kept too")
     return parser
@@ -199,48 +228,67 @@ def _normalize_argv(argv: Sequence[str], known: dict) -> List[str]:
     return out
 
 
-def _convert_yaml_value(path: str, key: str, value, action: argparse.Action):
-    """A YAML value checked and converted with the flag's own type."""
-    convert = action.type or (lambda v: v)
-    if value is None and action.default is None:
-        return None
+def _as_flag_text(value) -> str:
+    """A YAML scalar spelled as on the command line, so that it converts exactly as a flag would:
+    ``32.0`` is no integer and ``true`` no number, in a file as on the command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _convert_value(origin: str, key: str, value, action: argparse.Action):
+    """A config file's value checked and converted with the flag's own type."""
+    convert = action.type or str
+    if value is None:
+        if action.default is None or action.type in (optional_int, optional_positive_int, optional_float,
+                                                     optional_str):
+            return None
+        raise ConfigError(f"config {origin}: key '{key}' needs a value (default {action.default!r})")
     try:
         if action.nargs in ("+", 2) or isinstance(action.nargs, int):
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"expects a list, got {value!r}")
-            converted = tuple(convert(v) for v in value)
+            converted = tuple(convert(_as_flag_text(v)) for v in value)
             if isinstance(action.nargs, int) and len(converted) != action.nargs:
                 raise ValueError(f"expects {action.nargs} values, got {len(converted)}")
             return converted
-        if isinstance(value, (list, dict)):
+        if isinstance(value, (list, tuple, dict)):
             raise ValueError(f"expects a single value, got {value!r}")
-        converted = convert(value) if value is not None else None
+        converted = convert(_as_flag_text(value))
     except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
-        raise ConfigError(f"config {path}: key '{key}' {exc}") from None
+        raise ConfigError(f"config {origin}: key '{key}' {exc}") from None
     if action.choices is not None and converted not in action.choices:
         choices = ", ".join(str(c) for c in action.choices)
-        raise ConfigError(f"config {path}: key '{key}' must be one of {choices}, got {value!r}")
+        raise ConfigError(f"config {origin}: key '{key}' must be one of {choices}, got {value!r}")
     return converted
 
 
-def load_yaml_config(path: str, parser: argparse.ArgumentParser) -> dict:
+def config_from_mapping(data: dict, origin: str, strict: bool = True) -> dict:
+    """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
+    as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys)."""
+    known = _known_keys(create_parser())
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            if strict:
+                raise ConfigError(f"config {origin}: unknown key '{key}'{_suggest(str(key), known)}")
+            continue
+        values[key] = _convert_value(origin, key, value, known[key])
+    return values
+
+
+def load_yaml_config(path: str) -> dict:
     """Read a YAML config; unknown keys and wrong types are clear errors naming the file and key."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: expected key: value pairs at the top level")
-    known = _known_keys(parser)
-    values = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"config {path}: unknown key '{key}'{_suggest(str(key), known)}")
-        values[key] = _convert_yaml_value(path, key, value, known[key])
-    return values
+    return config_from_mapping(data, path)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation"):
@@ -252,7 +300,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net
     pre.add_argument("-c", "--config", type=str, default="")
     early, _ = pre.parse_known_args(argv)
     if early.config:
-        parser.set_defaults(**load_yaml_config(early.config, parser))
+        parser.set_defaults(**load_yaml_config(early.config))
     args = parser.parse_args(argv)
     for key in ("scale", "ratio", "re_scale", "re_ratio", "mean", "std", "multi_step_decay_milestones"):
         if getattr(args, key) is not None:

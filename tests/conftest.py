@@ -1,8 +1,10 @@
 """Shared fixtures: CPU device, execution modes, and the official PyTorch-named weights of the parity data."""
 import functools
+import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import zlib
@@ -17,6 +19,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(TESTS_DIR)
 PARITY_DIR = os.path.join(TESTS_DIR, "data", "parity")
 sys.path.insert(0, TESTS_DIR)  # test helpers (torch_writer)
+sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))  # the tools' main(argv), for run_tool
 
 ms.set_device("CPU")
 
@@ -109,3 +112,30 @@ def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, 
     save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, str(path), metadata=metadata)
     model.set_train(False)
     return model
+
+
+# ---------------------------------------------------------------------------------------------- subprocesses
+
+
+def run(args, env_extra=None, unset=()):
+    """``python ARGS`` in the project folder, as a user would run it: the finished process (text output)."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable] + args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def run_tool(name, argv, capsys):
+    """``tools/<name>.py``'s ``main(argv)`` through ``run_cli`` in this process (no interpreter start-up,
+    for error paths; the tools' own tests run each tool once as a subprocess): (exit code, stderr)."""
+    from mindcv_res2net.utils.cli import run_cli
+
+    module = importlib.import_module(name)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: module.main(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def assert_quiet_exit(proc):
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

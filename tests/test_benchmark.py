@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from test_cli import assert_quiet_exit, run, run_tool
+from conftest import assert_quiet_exit, run, run_tool
 
 
 def test_benchmark_tiny_graph_run(tmp_path):

@@ -146,13 +146,12 @@ def test_save_is_atomic(tmp_path, r50, monkeypatch):
     weights, _ = r50
     target = tmp_path / "out.ckpt"
 
-    def crash(entries, path, **_):
-        with open(path, "wb") as f:
-            f.write(b"partial")
-        raise OSError("disk full")
+    def crash(f, *_):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.ms, "save_checkpoint", crash)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(checkpoint, "_write_mindspore_checkpoint", crash)
+    with pytest.raises(OSError, match=f"^cannot write {target}: No space left on device$"):
         save_weights(weights, target)
     assert list(tmp_path.iterdir()) == []
 
@@ -187,10 +186,141 @@ def test_mindspore_reader_matches_load_checkpoint_and_ignores_free_memory(tmp_pa
     monkeypatch.setattr(serialization, "_get_available_memory", lambda: 16)  # bytes "free"
     with pytest.raises(Exception, match="exceeds current available memory"):
         ms.load_checkpoint(path)
-    assert np.array_equal(checkpoint.read_state_dict(path)["w"], expected["w"].asnumpy())
+    assert np.array_equal(checkpoint.read_checkpoint(path)[0]["w"], expected["w"].asnumpy())
     if crc:
         raw = bytearray(open(path, "rb").read())
         raw[40] ^= 0xFF
         open(path, "wb").write(bytes(raw))
         with pytest.raises(CheckpointError, match="cannot read"):
-            checkpoint.read_state_dict(path)
+            checkpoint.read_checkpoint(path)[0]
+
+
+# ---------------------------------------------------------------------------------------------- hostile files
+
+
+def _safetensors_with_header(path, edit):
+    """A valid .safetensors file whose JSON header is then changed by ``edit(header)`` (data kept)."""
+    import json
+
+    save_weights({"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(4, np.float32)}, path)
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    edit(header)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length:])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda h: h["b"].update(data_offsets=[24, 10 ** 9]), r"tensor 'b': byte range \[24, 1000000000\] lies outside"),
+    (lambda h: h["b"].update(shape=[400]), r"tensor 'b': shape \(400,\) of F32 needs 1600 bytes, its byte range holds 16"),
+    (lambda h: h["a"].update(shape=[-2, -3]), r"tensor 'a': shape \[-2, -3\] is not a list of non-negative"),
+    (lambda h: h["a"].update(dtype="F128"), r"tensor 'a': unsupported dtype 'F128'"),
+])
+def test_hostile_safetensors_are_refused(tmp_path, edit, message):
+    path = tmp_path / "w.safetensors"
+    _safetensors_with_header(path, edit)
+    with pytest.raises(CheckpointError, match=rf"^{path}: cannot read safetensors checkpoint .*: {message}"):
+        checkpoint.read_checkpoint(path)
+
+
+def test_hostile_npz_is_refused(tmp_path):
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 6,)})
+    path = tmp_path / "w.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ok.npy", _npy(np.ones(3, np.float32)))
+        archive.writestr("big.npy", member.getvalue() + np.ones(4, np.float32).tobytes())
+    with pytest.raises(CheckpointError, match=rf"^{path}: .*tensor 'big': shape \(1000000,\) of float32 needs "
+                                              r"4000000 bytes, the file holds 16"):
+        checkpoint.read_checkpoint(path)
+
+
+def _npy(array):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_hostile_mindspore_checkpoint_is_refused(tmp_path):
+    from mindspore.train.checkpoint_pb2 import Checkpoint
+
+    message = Checkpoint()
+    value = message.value.add()
+    value.tag, value.tensor.tensor_type, value.tensor.tensor_content = "conv1.weight", "Float32", b"\0" * 16
+    value.tensor.dims.extend([64, 3, 7, 7])
+    path = tmp_path / "w.ckpt"
+    path.write_bytes(message.SerializeToString())
+    with pytest.raises(CheckpointError, match=rf"^{path}: .*entry 'conv1.weight': shape \(64, 3, 7, 7\) of Float32 "
+                                              r"needs 37632 bytes, the file holds 16"):
+        checkpoint.read_checkpoint(path)
+
+
+def test_written_checkpoints_load_in_mindspore_and_keep_metadata_first(tmp_path):
+    path = save_weights({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.array([3], np.int32)},
+                        tmp_path / "w.ckpt", metadata={"epoch": 2, "names": ["é", "ü"]})
+    loaded = ms.load_checkpoint(str(path))
+    assert np.array_equal(loaded["w"].asnumpy(), np.arange(6).reshape(2, 3)) and loaded["step"].asnumpy()[0] == 3
+    assert checkpoint.read_checkpoint_metadata(path) == {"epoch": 2, "names": ["é", "ü"]}
+    assert checkpoint.read_mindspore_checkpoint(path, names={"metadata"}) == {
+        "metadata": '{"epoch": 2, "names": ["\\u00e9", "\\u00fc"]}'}
+
+
+def test_non_finite_weights_load_with_a_warning_naming_them(tmp_path, r50):
+    weights, official = r50
+    state = dict(official)
+    state["layer2.0.conv1.weight"] = state["layer2.0.conv1.weight"].copy()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = np.nan
+    state["fc.bias"] = np.full_like(state["fc.bias"], np.inf)
+    with pytest.warns(UserWarning, match=r"w.npz: 2 tensors hold NaN or Inf values \(fc.bias, layer2.0.conv1.weight\)"):
+        create_model("res2net50", checkpoint_path=_npz(tmp_path, state))
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ([1, 2], "its metadata is a JSON list, not an object"),
+    ({"num_classes": "ten"}, "metadata 'num_classes' must be an integer from 1 to 1000000, got 'ten'"),
+    ({"num_classes": 10 ** 12}, "metadata 'num_classes' must be an integer from 1 to 1000000, got 1000000000000"),
+    ({"num_classes": 3, "class_names": ["a", 2]}, "metadata 'class_names' must be null or a list of strings"),
+    ({"num_classes": 2, "class_names": ["a", "b", "c"]}, "metadata holds 3 class names for 2 classes"),
+    ({"num_classes": 10, "config": "x"}, "metadata 'config' must be null or a JSON object"),
+    ({"num_classes": 10, "config": {"image_resize": -4}}, r"key 'image_resize' must be a positive integer, got -4"),
+    ({"num_classes": 10, "config": {"mean": "abc"}}, "key 'mean' expects a list"),
+])
+def test_crafted_metadata_is_one_clear_error(tmp_path, metadata, message):
+    from mindcv_res2net.models import create_model_from_checkpoint
+
+    model = create_model("res2net50", num_classes=10)
+    path = save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, tmp_path / "m.ckpt", metadata=metadata)
+    with pytest.raises(CheckpointError, match=message):
+        create_model_from_checkpoint("res2net50", path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(create_model("res2net50", num_classes=10), path)
+
+
+DISK_FULL = """
+import resource, signal, sys
+import numpy as np
+import mindcv_res2net
+from mindcv_res2net.utils.checkpoint import save_weights
+from mindcv_res2net.utils.cli import run_cli
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+run_cli(lambda: save_weights({"w": np.ones(1 << 20, np.float32)}, sys.argv[1]) and 0)
+"""
+
+
+def test_full_disk_leaves_nothing_and_names_the_path(tmp_path):
+    from conftest import run
+
+    script = tmp_path / "fill.py"
+    script.write_text(DISK_FULL)
+    out = tmp_path / "out" / "w.ckpt"
+    proc = run([str(script), str(out)])
+    assert proc.returncode == 2 and proc.stderr == f"error: cannot write {out}: File too large\n", proc.stderr
+    assert os.listdir(tmp_path / "out") == []

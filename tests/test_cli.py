@@ -1,37 +1,7 @@
 """Command-line tools and import-time behaviour, run as a user would in fresh interpreters."""
-import importlib
-import os
-import subprocess
-import sys
-
 import numpy as np
-import pytest
 
-from conftest import PROJECT_DIR, official_state_dict
-from mindcv_res2net.utils.cli import run_cli
-
-sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))
-
-
-def run(args, env_extra=None, unset=()):
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable] + args, cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
-                          timeout=600)
-
-
-def run_tool(name, argv, capsys):
-    """``tools/<name>.py``'s ``main(argv)`` through ``run_cli`` in this process (no interpreter start-up,
-    for error paths; the tools' own tests run each tool once as a subprocess): (exit code, stderr)."""
-    module = importlib.import_module(name)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: module.main(argv))
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def assert_quiet_exit(proc):
-    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+from conftest import assert_quiet_exit, official_state_dict, run
 
 
 def test_onednn_isa_set_before_mindspore():

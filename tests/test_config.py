@@ -91,7 +91,7 @@ def test_booleans_lists_and_key_value():
 @pytest.mark.parametrize("argv, message", [
     (["--lrr", "0.1"], r"unknown flag '--lrr' \(did you mean --lr\?\)"),
     (["lrr=0.1"], r"unknown argument 'lrr=0.1' \(did you mean lr\?\)"),
-    (["--lr", "fast"], r"argument --lr: invalid float value: 'fast'"),
+    (["--lr", "fast"], r"argument --lr: must be a number, got fast"),
     (["--pretrained=maybe"], r"expected a boolean"),
     (["--opt", "lion"], r"argument --opt: invalid choice: 'lion'"),
     (["-c", "/nonexistent/x.yaml"], r"config file not found: /nonexistent/x.yaml"),
@@ -103,7 +103,7 @@ def test_bad_flags_are_clear_errors(argv, message):
 
 @pytest.mark.parametrize("text, message", [
     ("lrr: 0.1\n", r"config .*c\.yaml: unknown key 'lrr' \(did you mean lr\?\)"),
-    ("lr: fast\n", r"config .*c\.yaml: key 'lr' could not convert string to float: 'fast'"),
+    ("lr: fast\n", r"config .*c\.yaml: key 'lr' must be a number, got fast"),
     ("scale: 0.5\n", r"config .*c\.yaml: key 'scale' expects a list"),
     ("scale: [0.1, 0.2, 0.3]\n", r"key 'scale' expects 2 values, got 3"),
     ("opt: lion\n", r"key 'opt' must be one of sgd, momentum, adam, adamw, rmsprop, got 'lion'"),
@@ -132,3 +132,42 @@ def test_every_shipped_config_parses_and_is_complete():
         with open(path) as f:
             assert yaml.safe_load(f)["model"] == args.model
     assert len(models) == 11
+
+
+@pytest.mark.parametrize("flag", ["--batch_size", "--gradient_accumulation_steps", "--val_interval",
+                                  "--ckpt_save_interval", "--keep_checkpoint_max", "--epoch_size",
+                                  "--num_parallel_workers"])
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_counts_must_be_positive(flag, value):
+    with pytest.raises(ConfigError, match=rf"^argument {flag}: must be a positive integer, got {value}$"):
+        parse_args([flag, value])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_learning_rate_must_be_finite(value):
+    with pytest.raises(ConfigError, match=rf"^argument --lr: must be a finite number, got {value}$"):
+        parse_args([f"--lr={value}"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("batch_size: 32.5\n", "key 'batch_size' must be a positive integer, got 32.5"),
+    ("batch_size: 32.0\n", "key 'batch_size' must be a positive integer, got 32.0"),
+    ("batch_size: 0\n", "key 'batch_size' must be a positive integer, got 0"),
+    ("epoch_size: true\n", "key 'epoch_size' must be a positive integer, got true"),
+    ("lr: true\n", "key 'lr' must be a number, got true"),
+    ("lr: .nan\n", "key 'lr' must be a finite number, got nan"),
+    ("batch_size:\n", r"key 'batch_size' needs a value \(default 32\)"),
+    ("scale: [0.08, yes]\n", "key 'scale' must be a number, got true"),
+])
+def test_yaml_values_of_the_wrong_type_fail_as_on_the_command_line(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=rf"^config .*c\.yaml: {message}$"):
+        parse_args(["-c", _yaml(tmp_path, text)])
+    assert parse_args(["-c", _yaml(tmp_path, "lr: 1\nbatch_size: 8\n")]).lr == 1.0  # an int is a fine float
+
+
+def test_train_cli_rejects_impossible_values_before_reading_data():
+    from conftest import assert_quiet_exit, run
+
+    proc = run(["train.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--batch_size", "0"])
+    assert proc.returncode == 2 and proc.stderr == "error: argument --batch_size: must be a positive integer, got 0\n"
+    assert_quiet_exit(proc)

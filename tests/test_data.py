@@ -149,7 +149,7 @@ def test_image_folder_modes_and_corrupt_files(tmp_path):
     with pytest.raises(DatasetError, match=r"cannot decode image .*class_1/broken.jpg"):
         source[broken]
     skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
-    with pytest.warns(UserWarning, match=r"skipping unreadable image .*broken.jpg"):
+    with pytest.warns(UserWarning, match=r"skipping unreadable image: .*broken.jpg"):
         assert skipping[broken][0].ndim == 3
     loader = create_loader(args, "train", False, CFG)
     with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg"):
@@ -216,3 +216,69 @@ def test_train_num_samples_limits_only_the_training_split():
     assert create_loader(args, "val", False, CFG).steps == 45  # the whole 360-image split
     args = parse_args(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40", "--num_samples", "16"])
     assert create_loader(args, "train", True, CFG).steps == 5 and create_loader(args, "val", False, CFG).steps == 2
+
+
+def test_decompression_bomb_is_an_error_or_skipped(tmp_path, monkeypatch):
+    _image_tree(tmp_path)
+    Image.new("RGB", (300, 200), (9, 9, 9)).save(tmp_path / "train" / "class_0" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 300 x 200 = 60,000 pixels: over the limit
+    source = create_source("imagefolder", "train", str(tmp_path))
+    bomb = [i for i, (p, _) in enumerate(source.samples) if p.endswith("bomb.png")][0]
+    with pytest.raises(DatasetError, match=r"^cannot read image .*bomb.png: 300x200 = 60000 pixels, more than "
+                                           r"Pillow's limit of 50000 \(a decompression bomb\?\)$"):
+        source[bomb]
+    skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
+    with pytest.warns(UserWarning, match=r"skipping unreadable image: cannot read image .*bomb.png"):
+        assert skipping[bomb][0].shape[-1] == 3
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    from mindcv_res2net.data.sources import load_rgb
+
+    values = np.array([[0, 257, 32896], [65535, 1000, 60000]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    rgb = load_rgb(str(tmp_path / "deep.png"))
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
+    assert rgb[..., 0].tolist() == [[0, 1, 128], [255, 4, 233]] and (rgb[..., 0] == rgb[..., 2]).all()
+
+
+def test_empty_class_folder_is_an_error_naming_it(tmp_path):
+    _image_tree(tmp_path)
+    (tmp_path / "train" / "class_2").mkdir()
+    (tmp_path / "train" / "class_2" / "notes.txt").write_text("no images")
+    with pytest.raises(DatasetError, match=rf"^class folder {tmp_path}/train/class_2 holds no images"):
+        create_source("imagefolder", "train", str(tmp_path))
+
+
+def test_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
+    import os
+
+    from mindcv_res2net.data.sources import load_rgb
+
+    _image_tree(tmp_path)
+    fifo = tmp_path / "train" / "class_0" / "x.jpg"
+    os.mkfifo(fifo)
+    with pytest.warns(UserWarning, match=rf"skipping {fifo}: not a regular file"):
+        source = create_source("imagefolder", "train", str(tmp_path))
+    assert len(source) == 12 and all(p != str(fifo) for p, _ in source.samples)
+    with pytest.raises(DatasetError, match=rf"cannot read image {fifo}: not a regular file"):
+        load_rgb(str(fifo))
+
+
+def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
+    _image_tree(tmp_path)  # 40x30, 41x30, 42x30 and 20x20 images
+    for flag in ("--train_num_samples", "--num_samples"):
+        args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+                           "--batch_size", "3", "--num_parallel_workers", "1", flag, "9"])
+        loader = create_loader(args, "train", True, CFG)
+        batches = list(iterate_batches(loader.for_epoch(1)))
+        assert loader.num_images == 9 and len(batches) == 3 and batches[0][0].shape == (3, 3, 16, 16)
+
+
+def test_mixup_targets_have_the_models_class_count():
+    args = parse_args(["--dataset", "digits", "--image_resize", "8", "--batch_size", "8", "--num_samples", "16",
+                       "--num_classes", "12", "--mixup", "0.2", "--num_parallel_workers", "1"])
+    loader = create_loader(args, "train", True, CFG)
+    _, targets = next(iterate_batches(loader.for_epoch(1)))
+    assert loader.num_classes == 12 and targets.shape == (8, 12)

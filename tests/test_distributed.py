@@ -10,7 +10,7 @@ import time
 
 from conftest import PROJECT_DIR
 from mindcv_res2net.utils.checkpoint import read_mindspore_checkpoint
-from test_cli import run
+from conftest import run
 
 TINY = ["--mode", "0", "--dataset", "digits", "--image_resize", "32", "--num_parallel_workers", "1",
         "--opt", "adamw", "--lr", "0.001", "--val_while_train", "False"]
@@ -22,12 +22,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# train.py with an on_finish callback: each rank writes a digest of its trained weights into DIGEST_DIR
+TRAIN_WITH_DIGEST = """
+import hashlib, os, sys
+import mindcv_res2net
+from mindcv_res2net.config import parse_args
+from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.utils.cli import run_cli
+
+def write_digest(model, rank):
+    digest = hashlib.sha256(b"".join(p.asnumpy().tobytes() for p in model.trainable_params())).hexdigest()
+    with open(os.path.join(os.environ["DIGEST_DIR"], f"rank_{rank}.sha256"), "w") as f:
+        f.write(digest)
+
+def main():
+    train(parse_args(sys.argv[1:]), on_finish=write_digest)
+    return 0
+
+run_cli(main)
+"""
+
+
 def test_msrun_two_workers_end_with_identical_weights(tmp_path):
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
-               MINDCV_RES2NET_WEIGHT_DIGEST_DIR=str(tmp_path / "digests"))
+    (tmp_path / "digests").mkdir()
+    script = tmp_path / "train_with_digest.py"
+    script.write_text(TRAIN_WITH_DIGEST)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), DIGEST_DIR=str(tmp_path / "digests"))
     cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-           f"--log_dir={tmp_path / 'logs'}", "--join=True", "train.py", *TINY, "--distribute", "--num_samples", "64",
+           f"--log_dir={tmp_path / 'logs'}", "--join=True", str(script), *TINY, "--distribute", "--num_samples", "64",
            "--batch_size", "8", "--epoch_size", "1", "--ckpt_save_dir", str(tmp_path / "ckpt")]
     proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
     logs = {f: open(tmp_path / "logs" / f, errors="replace").read() for f in os.listdir(tmp_path / "logs")}

@@ -2,7 +2,7 @@
 import math
 import re
 
-from test_cli import assert_quiet_exit, run
+from conftest import assert_quiet_exit, run
 
 
 def test_backbone_example_trains_in_graph_mode():

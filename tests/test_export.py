@@ -6,7 +6,7 @@ import pytest
 
 import mindspore as ms
 from conftest import save_trained_like_checkpoint
-from test_cli import run
+from conftest import run
 
 SIZE = 64
 

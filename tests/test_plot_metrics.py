@@ -1,7 +1,7 @@
 """tools/plot_metrics.py: a PNG of loss and top-1 per epoch from a run's metrics.csv; clear errors."""
 import pytest
 
-from test_cli import run, run_tool
+from conftest import run, run_tool
 
 HEADER = "epoch,train_loss,train_top1,lr,val_loss,val_top1,val_top5,epoch_seconds,img_per_s\n"
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import save_trained_like_checkpoint
 from mindcv_res2net.engine.predict import imagenet_class_names, load_for_prediction, predict
-from test_cli import run
+from conftest import run
 
 NAMES = ["circle", "square", "triangle"]
 

@@ -6,10 +6,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import TESTS_DIR
-from mindcv_res2net.utils.checkpoint import CheckpointError, read_state_dict
+from conftest import TESTS_DIR, official_state_dict, run
+from mindcv_res2net.utils.checkpoint import CheckpointError, read_checkpoint
 from mindcv_res2net.utils.convert import convert_weights
 from mindcv_res2net.utils.torch_file import UnsafePickleError, load_torch_file
+from torch_writer import save_torch_legacy, save_torch_zip
 
 FIXTURES = os.path.join(TESTS_DIR, "data", "torch_formats")
 
@@ -63,4 +64,53 @@ def test_pickled_whole_model_is_refused(tmp_path):
     path = tmp_path / "model.pth"
     path.write_bytes(b"\x80\x02ctorch.nn.modules.conv\nConv2d\nq\x00)\x81q\x01.")
     with pytest.raises(CheckpointError, match=r"refusing to load 'torch.nn.modules.conv.Conv2d'"):
-        read_state_dict(path)
+        read_checkpoint(path)
+
+
+ATTACKED = "layer1.0.convs.0.weight"  # (26, 26, 3, 3): 6084 float32 values, strides (234, 9, 3, 1)
+ATTACKS = {
+    "storage too small": (dict(storage_elements=100), r"reach element 6083 but its storage holds 100 elements"),
+    "offset past the end": (dict(offset=10 ** 6), r"offset 1000000, .* reach element 1006083 but its storage holds 6084 elements"),
+    "negative offset": (dict(offset=-5), r"negative storage offset -5"),
+    "negative stride": (dict(stride=(-234, 9, 3, 1)), r"negative stride in \(-234, 9, 3, 1\)"),
+    "stride of 10^12": (dict(stride=(10 ** 12, 9, 3, 1)), r"reach element 25000000000233 but its storage holds 6084"),
+    "view larger than storage": (dict(stride=(0, 0, 0, 0)), r"shape \(26, 26, 3, 3\) has 6084 elements, more than the 1"),
+}
+
+
+@pytest.mark.parametrize("writer", [save_torch_zip, save_torch_legacy], ids=["zip", "legacy"])
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_views_outside_their_storage_are_refused_before_any_read(tmp_path, writer, attack):
+    """One tensor of a complete official state dict declares a view its storage cannot hold: one error naming
+    the file and the tensor, nothing written, no crash, no heap bytes copied into a checkpoint."""
+    view, message = ATTACKS[attack]
+    if attack == "view larger than storage":
+        view = dict(view, storage_elements=1)
+    path = tmp_path / "attacked.pth"
+    writer(official_state_dict("res2net50_26w_4s"), str(path), views={ATTACKED: view})
+    with pytest.raises(CheckpointError, match=rf"^{path}: cannot read torch checkpoint .*: tensor '{ATTACKED}': .*"
+                                              rf"{message}"):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=ATTACKED):
+        convert_weights(path, tmp_path / "out.ckpt", "res2net50_26w_4s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attacked.pth"]
+
+
+def test_legacy_storage_declaring_more_bytes_than_the_file_is_refused(tmp_path):
+    path = tmp_path / "huge.pth"
+    save_torch_legacy({"w": np.ones(4, np.float32)}, str(path))
+    raw = bytearray(path.read_bytes())
+    size_at = len(raw) - 16 - 8  # the storage's element count, before its 16 bytes
+    raw[size_at:size_at + 8] = (10 ** 15).to_bytes(8, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"storage 0 declares 1000000000000000 elements, more than the file holds"):
+        read_checkpoint(path)
+
+
+def test_convert_cli_refuses_an_attacked_file_in_one_line(tmp_path):
+    path = tmp_path / "attacked.pth"
+    save_torch_zip(official_state_dict("res2net50_26w_4s"), str(path), views={ATTACKED: dict(offset=10 ** 6)})
+    proc = run(["tools/convert_weights.py", str(path), str(tmp_path / "out.ckpt"), "--model", "res2net50_26w_4s"])
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: {path}: cannot read torch checkpoint") and ATTACKED in proc.stderr
+    assert not (tmp_path / "out.ckpt").exists()

@@ -14,7 +14,7 @@ from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer, param_groups
 from mindcv_res2net.scheduler import create_scheduler
 from mindcv_res2net.utils.checkpoint import read_mindspore_checkpoint
-from test_cli import assert_quiet_exit, run
+from conftest import assert_quiet_exit, run
 
 TINY = ["--dataset", "digits", "--image_resize", "32", "--num_samples", "64", "--batch_size", "16",
         "--num_parallel_workers", "1"]

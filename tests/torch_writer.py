@@ -36,42 +36,56 @@ def _int_tuple(values) -> bytes:
     return b"(" + b"".join(_int(int(v)) for v in values) + b"t"
 
 
-def _state_dict_pickle(arrays: dict, legacy: bool) -> bytes:
+def _state_dict_pickle(arrays: dict, legacy: bool, views: dict) -> bytes:
     out = [b"\x80\x02", _global("collections", "OrderedDict"), b")R", b"("]
     for key, (name, array) in enumerate(arrays.items()):
-        strides = [s // array.itemsize for s in array.strides]
+        view = views.get(name, {})
+        strides = view.get("stride", [s // array.itemsize for s in array.strides])
         persistent = [b"(", _str("storage"), _global("torch", _STORAGE_NAMES[array.dtype]), _str(str(key)),
                       _str("cpu"), _int(array.size)] + ([b"N"] if legacy else []) + [b"tQ"]
         out += [_str(name), _global("torch._utils", "_rebuild_tensor_v2"), b"("] + persistent + [
-            _int(0), _int_tuple(array.shape), _int_tuple(strides), b"\x89",
+            _int(view.get("offset", 0)), _int_tuple(view.get("shape", array.shape)), _int_tuple(strides), b"\x89",
             _global("collections", "OrderedDict"), b")R", b"tR"]
     out += [b"u."]
     return b"".join(out)
 
 
-def save_torch_zip(arrays: dict, path: str) -> None:
-    """PyTorch >= 1.6 format: a zip with archive/data.pkl and one file per storage."""
+def _storage_bytes(name: str, array: np.ndarray, views: dict) -> bytes:
+    raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
+    return raw[: views.get(name, {}).get("storage_elements", array.size) * array.itemsize]
+
+
+def save_torch_zip(arrays: dict, path: str, views: dict = None) -> None:
+    """PyTorch >= 1.6 format: a zip with archive/data.pkl and one file per storage.
+
+    ``views`` (hostile files for tests): ``{name: {"offset", "shape", "stride", "storage_elements"}}``
+    overrides what the file declares for that tensor, or cuts its storage short.
+    """
     arrays = {k: np.array(v, order="C") for k, v in arrays.items()}
+    views = views or {}
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", _state_dict_pickle(arrays, legacy=False))
+        archive.writestr("archive/data.pkl", _state_dict_pickle(arrays, legacy=False, views=views))
         archive.writestr("archive/byteorder", "little")
-        for key, array in enumerate(arrays.values()):
-            archive.writestr(f"archive/data/{key}", array.astype(array.dtype.newbyteorder("<")).tobytes())
+        for key, (name, array) in enumerate(arrays.items()):
+            archive.writestr(f"archive/data/{key}", _storage_bytes(name, array, views))
         archive.writestr("archive/version", "3\n")
 
 
-def save_torch_legacy(arrays: dict, path: str) -> None:
-    """Pre-1.6 format: magic, protocol, sys info, state-dict pickle, storage keys, raw storages."""
+def save_torch_legacy(arrays: dict, path: str, views: dict = None) -> None:
+    """Pre-1.6 format: magic, protocol, sys info, state-dict pickle, storage keys, raw storages
+    (``views`` as for ``save_torch_zip``)."""
     arrays = {k: np.array(v, order="C") for k, v in arrays.items()}
+    views = views or {}
     buf = io.BytesIO()
     buf.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
     buf.write(pickle.dumps(1001, protocol=2))
     buf.write(pickle.dumps({"protocol_version": 1001, "little_endian": True,
                             "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2))
-    buf.write(_state_dict_pickle(arrays, legacy=True))
+    buf.write(_state_dict_pickle(arrays, legacy=True, views=views))
     buf.write(pickle.dumps([str(k) for k in range(len(arrays))], protocol=2))
-    for array in arrays.values():
-        buf.write(struct.pack("<q", array.size))
-        buf.write(array.tobytes())
+    for name, array in arrays.items():
+        raw = _storage_bytes(name, array, views)
+        buf.write(struct.pack("<q", len(raw) // array.itemsize))
+        buf.write(raw)
     with open(path, "wb") as f:
         f.write(buf.getvalue())

@@ -308,7 +308,7 @@ def main(argv=None) -> int:
         print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")
         print(ratios)
     if args.json:
-        from mindcv_res2net.utils.checkpoint import atomic_path
+        from mindcv_res2net.utils.fileio import atomic_path
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(dict(machine=machine(), results=rows), f, indent=1)

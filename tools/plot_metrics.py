@@ -47,7 +47,7 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from mindcv_res2net.utils.checkpoint import atomic_path
+    from mindcv_res2net.utils.fileio import atomic_path
 
     data = read_metrics(os.path.join(run_dir, "metrics.csv"))
     out = out or os.path.join(run_dir, "metrics.png")

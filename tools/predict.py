@@ -24,7 +24,7 @@ def main(argv=None) -> int:
         raise ValueError(f"no image files found in {', '.join(args.images)}")
     model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
     results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
-    print(json.dumps(results, indent=1) if args.json else format_results(results))
+    print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -6,7 +6,7 @@ from typing import List, Optional
 import mindspore.dataset as ds
 import numpy as np
 
-from .sources import CIFAR, ArraySource, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
+from .sources import CIFAR, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
 from .transforms import BatchMixer, create_transforms
 
 DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")
@@ -18,11 +18,12 @@ class Loader:
     Each data-parallel rank gets its own equal-sized share of every epoch's order.
     """
 
-    def __init__(self, build, class_names: List[str], num_images: int, steps: int) -> None:
+    def __init__(self, build, class_names: List[str], num_images: int, steps: int, num_classes: int) -> None:
         self.build = build
         self.class_names = class_names
         self.num_images = num_images  # per rank
         self.steps = steps  # batches per epoch
+        self.num_classes = num_classes  # the model's: at least len(class_names)
 
     def for_epoch(self, epoch: int) -> ds.Dataset:
         """Yields (image (B, C, H, W) float32, label (B,) int32 or soft targets (B, K) float32)."""
@@ -47,6 +48,20 @@ def create_source(name: str, split: str, data_dir: str = "", download: bool = Fa
     if not data_dir:
         raise DatasetError(f"--dataset {name} needs --data_dir (a folder with {split}/<class>/<image> files)")
     return ImageFolderSource(os.path.join(data_dir, split), class_names, skip_corrupt)
+
+
+class SubsetSource:
+    """The images ``indices`` of ``source``, read on demand (images may differ in size)."""
+
+    def __init__(self, source, indices) -> None:
+        self.source, self.indices = source, [int(i) for i in indices]
+        self.class_names = source.class_names
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return self.source[self.indices[index]]
 
 
 class _ChannelAdapter:
@@ -77,18 +92,31 @@ def normalization(args, model_cfg: dict, in_channels: int):
     return mean, std
 
 
+def eval_crop_pct(args, model_cfg: dict) -> float:
+    """The centre-crop fraction of evaluation: the config's ``crop_pct``, else the model's."""
+    crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
+    if not 0.0 < crop_pct <= 1.0:
+        raise DatasetError(f"--crop_pct must be in (0, 1], got {crop_pct}")
+    return crop_pct
+
+
 def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: Optional[List[str]] = None,
                   num_shards: Optional[int] = None, shard_id: Optional[int] = None) -> Loader:
-    """Batched dataset of one split: transforms of the data set, mixup/cutmix when training."""
+    """Batched dataset of one split: transforms of the data set, mixup/cutmix when training.
+
+    The class count is ``--num_classes`` (default: the data set's); mixup/cutmix targets have that width.
+    """
     source = create_source(args.dataset, split, args.data_dir, args.dataset_download, class_names,
                            args.skip_corrupt_images)
     names = source.class_names
+    num_classes = args.num_classes or len(names)
+    if num_classes < len(names):
+        raise DatasetError(f"--num_classes {num_classes} is smaller than the {len(names)} classes of {args.dataset}")
     limit = (args.train_num_samples or args.num_samples) if train else args.num_samples
     if limit:
-        chosen = np.random.default_rng(args.seed).permutation(len(source))[:limit]
-        source = ArraySource(*_gather(source, np.sort(chosen)), names)
+        source = SubsetSource(source, np.sort(np.random.default_rng(args.seed).permutation(len(source))[:limit]))
     mean, std = normalization(args, model_cfg, args.in_channels)
-    crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
+    crop_pct = eval_crop_pct(args, model_cfg)
     transforms = create_transforms(args.dataset, train, args, mean, std, crop_pct)
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
@@ -111,19 +139,14 @@ def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: O
         dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
         if not mixing:
             return dataset.batch(args.batch_size, drop_remainder=drop)
-        mixer = BatchMixer(len(names), args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing,
+        mixer = BatchMixer(num_classes, args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing,
                            seed=args.seed * 100003 + epoch)
         return dataset.batch(args.batch_size, drop_remainder=drop, input_columns=["image", "label"],
                              output_columns=["image", "label"],
                              per_batch_map=lambda images, labels, _info: mixer(np.stack(images), np.stack(labels)))
 
     steps = num_images // args.batch_size if drop else -(-num_images // args.batch_size)
-    return Loader(build, names, num_images, steps)
-
-
-def _gather(source, indices):
-    images, labels = zip(*(source[int(i)] for i in indices))
-    return np.stack(images), np.asarray(labels)
+    return Loader(build, names, num_images, steps, num_classes)
 
 
 def iterate_batches(dataset: ds.Dataset):

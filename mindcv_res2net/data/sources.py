@@ -6,6 +6,7 @@ and say how to get the data when something is missing or broken.
 """
 import gzip
 import os
+import stat
 import tarfile
 import warnings
 from typing import List, Sequence, Tuple
@@ -172,8 +173,34 @@ def mnist_source(name: str, data_dir: str, split: str) -> ArraySource:
 # ---------------------------------------------------------------------------------------------- folders
 
 
+def is_regular_file(path: str) -> bool:
+    """True for a regular file (after links); False for a FIFO, device, folder or broken link, which
+    are never opened: reading a FIFO would wait forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def list_images(folder: str) -> List[str]:
+    """Image files under ``folder`` (recursively, sorted, extensions matched case-insensitively); other
+    entries with an image extension that are not regular files are skipped with a warning."""
+    found = []
+    for dirpath, dirnames, files in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            if not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if is_regular_file(path):
+                found.append(path)
+            else:
+                warnings.warn(f"skipping {path}: not a regular file", stacklevel=2)
+    return found
+
+
 class ImageFolderSource:
-    """``root/<class>/<image>`` tree; decodes with Pillow (grey, RGBA, CMYK -> RGB)."""
+    """``root/<class>/<image>`` tree; decodes with Pillow (grey, 16-bit, RGBA, CMYK, palette -> RGB)."""
 
     def __init__(self, root: str, class_names: List[str] = None, skip_corrupt: bool = False) -> None:
         if not os.path.isdir(root):
@@ -185,10 +212,11 @@ class ImageFolderSource:
         for name in found:
             if name not in index:
                 raise DatasetError(f"{root}: class folder '{name}' is not among the training classes")
-            folder = os.path.join(root, name)
-            for dirpath, _, files in sorted(os.walk(folder)):
-                self.samples += [(os.path.join(dirpath, f), index[name]) for f in sorted(files)
-                                 if f.lower().endswith(IMAGE_EXTENSIONS)]
+            images = list_images(os.path.join(root, name))
+            if not images:
+                raise DatasetError(f"class folder {os.path.join(root, name)} holds no images "
+                                   f"({', '.join(IMAGE_EXTENSIONS)}); remove it or add its images")
+            self.samples += [(path, index[name]) for path in images]
         if not self.samples:
             raise DatasetError(f"no images found under {root} (expected {root}/<class>/<image>.jpg)")
         self.skip_corrupt = skip_corrupt
@@ -198,22 +226,44 @@ class ImageFolderSource:
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        path, label = self.samples[index]
-        try:
-            return load_rgb(path), np.int32(label)
-        except DatasetError:
-            if not self.skip_corrupt:
-                raise
-            warnings.warn(f"skipping unreadable image {path}", stacklevel=2)
-            return self[(index + 1) % len(self.samples)]
+        """The image at ``index``; with ``skip_corrupt`` an unreadable one is replaced by the next readable."""
+        for step in range(len(self.samples)):
+            path, label = self.samples[(index + step) % len(self.samples)]
+            try:
+                return load_rgb(path), np.int32(label)
+            except DatasetError as exc:
+                if not self.skip_corrupt:
+                    raise
+                warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+        raise DatasetError(f"no readable image under the {len(self.samples)} files of the image folder")
+
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Decode an image file to an (H, W, 3) uint8 array; a clear error naming a corrupt file."""
+    """Decode an image file to an (H, W, 3) uint8 array; one clear error naming a file that is not a
+    regular file, is corrupt, or has more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a
+    decompression bomb). 16-bit images are scaled to 8 bits (x 255/65535), not clipped."""
     from PIL import Image, UnidentifiedImageError
 
+    if not is_regular_file(path):
+        raise DatasetError(f"cannot read image {path}: " + ("not a regular file" if os.path.exists(path)
+                                                              else "file not found"))
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # an error below instead
+    limit = Image.MAX_IMAGE_PIXELS
     try:
         with Image.open(path) as img:
+            if limit and img.width * img.height > limit:
+                raise DatasetError(f"cannot read image {path}: {img.width}x{img.height} = {img.width * img.height} "
+                                   f"pixels, more than Pillow's limit of {limit} (a decompression bomb?)")
+            if img.mode in _SIXTEEN_BIT_MODES:
+                grey = np.round(np.asarray(img, np.float64) * (255.0 / 65535.0))
+                return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
             return np.asarray(img.convert("RGB"))
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise DatasetError(f"cannot decode image {path}: {exc}") from None

@@ -38,20 +38,21 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
                 images=images, seconds=seconds, img_per_s=images / seconds)
 
 
-
 def validate(args) -> dict:
     """The job behind validate.py: load a checkpoint (or published weights) and evaluate a split."""
     from ..data.loader import create_loader
     from ..loss import create_loss
     from ..models import create_model, get_pretrained_cfg
+    from ..models.registry import resolve_name, split_model_name
     from ..utils.checkpoint import load_checkpoint
     from ..utils.device import set_device
 
+    resolve_name(split_model_name(args.model)[0])  # a misspelled model name is the first error
     if not args.ckpt_path and not args.pretrained:
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
     set_device(args.device_target, args.mode)
     data = create_loader(args, args.val_split, False, get_pretrained_cfg(args.model))
-    num_classes = args.num_classes or len(data.class_names)
+    num_classes = data.num_classes
     if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
         model = load_checkpoint(create_model(args.model, num_classes=num_classes, in_channels=args.in_channels),
                                 args.ckpt_path)

@@ -5,7 +5,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                                 "imagenet_classes.tsv")
 
@@ -25,22 +24,20 @@ def read_labels(path: str) -> List[str]:
 
 
 def expand_paths(inputs: Sequence[str]) -> List[str]:
-    """Files as given, folders replaced by their image files (recursively, sorted)."""
+    """Files as given, folders replaced by their image files (the data loader's extensions, recursively,
+    sorted; entries that are not regular files skipped with a warning)."""
+    from ..data.sources import list_images
+
     paths = []
     for item in inputs:
-        if os.path.isdir(item):
-            found = sorted(os.path.join(root, name) for root, _, names in os.walk(item) for name in names
-                           if name.lower().endswith(IMAGE_SUFFIXES))
-            paths += found
-        else:
-            paths.append(item)
+        paths += list_images(item) if os.path.isdir(item) else [item]
     return paths
 
 
 def eval_preprocess(model, run_config: Optional[dict] = None):
     """``fn(path) -> (C, H, W) float32``: a training run's eval transforms, else the model's default config."""
     from ..config import parse_args
-    from ..data.loader import normalization
+    from ..data.loader import eval_crop_pct, normalization
     from ..data.sources import load_rgb
     from ..data.transforms import create_transforms, eval_transforms
 
@@ -50,7 +47,7 @@ def eval_preprocess(model, run_config: Optional[dict] = None):
     vars(args).update({k: v for k, v in (run_config or {}).items() if hasattr(args, k)})
     mean, std = normalization(args, cfg, in_channels)
     if run_config:
-        ops = create_transforms(args.dataset, False, args, mean, std, cfg["crop_pct"])
+        ops = create_transforms(args.dataset, False, args, mean, std, eval_crop_pct(args, cfg))
     else:
         ops = eval_transforms(cfg["input_size"][-1], mean, std, cfg["crop_pct"], cfg["interpolation"])
 
@@ -92,9 +89,14 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
 
     def run_batch():
         logits = model(ms.Tensor(np.stack(images))).asnumpy().astype(np.float64)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
         for index, p in zip(batch, probs):
+            if not np.isfinite(p).all():
+                results[index] = dict(file=paths[index], error="the network's outputs are not finite (NaN or Inf "
+                                                               "weights?)")
+                continue
             order = np.argsort(-p)[:min(topk, len(p))]
             results[index] = dict(file=paths[index], top=[dict(index=int(i), name=names[i] if names else f"class {i}",
                                                                 probability=float(p[i])) for i in order])

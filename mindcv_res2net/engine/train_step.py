@@ -2,6 +2,8 @@
 import mindspore as ms
 from mindspore import Parameter, nn, ops
 
+from .checkpointing import EMA_PREFIX
+
 
 class TrainStep(nn.Cell):
     """Forward, scaled backward, unscale, optional clip, optimizer update, EMA update.
@@ -42,7 +44,7 @@ class TrainStep(nn.Cell):
         self.use_ema = ema_decay > 0
         if self.use_ema:
             self.ema_sources = ms.ParameterTuple(list(model.get_parameters()))
-            self.ema = ms.ParameterTuple([Parameter(p.data.copy(), name="ema." + p.name, requires_grad=False)
+            self.ema = ms.ParameterTuple([Parameter(p.data.copy(), name=EMA_PREFIX + p.name, requires_grad=False)
                                           for p in self.ema_sources])
             self.ema_decay = ms.Tensor(ema_decay, ms.float32)
         self.grad_fn = ops.value_and_grad(self._scaled_loss, None, self.weights, has_aux=True)

@@ -1,12 +1,10 @@
-"""The training job behind train.py: data, model, optimizer, loop, validation, checkpoints, logs, resume."""
-import hashlib
+"""The training job behind train.py: set-up, one epoch, end of epoch (validation, metrics, checkpoint)."""
 import os
 import random
-import re
-import shutil
 import time
 from contextlib import contextmanager
-from typing import Dict
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -14,19 +12,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ..config import format_config, save_config
-from ..data.loader import create_loader, iterate_batches
+from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
+from ..models.registry import resolve_name, split_model_name
 from ..optim import create_optimizer
 from ..scheduler import create_scheduler
-from ..utils.checkpoint import CheckpointError, atomic_path, read_checkpoint, save_weights
-from ..utils.device import plan_training, set_device
+from ..utils.checkpoint import CheckpointError, read_checkpoint
+from ..utils.device import TrainingPlan, plan_training, set_device
 from ..utils.logger import MetricsCSV, setup_logger
+from .checkpointing import (RunCheckpoints, RunFolder, new_run_id, restore_training_state, run_metadata,
+                            training_state)
 from .evaluate import evaluate
 from .train_step import TrainStep, top_k_correct
-
-OPTIMIZER_PREFIX = "optimizer."
-DIGEST_ENV = "MINDCV_RES2NET_WEIGHT_DIGEST_DIR"  # tests: each rank writes a digest of its trained weights here
 
 
 def set_seed(seed: int) -> None:
@@ -34,46 +32,6 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed)
     ms.set_seed(seed)
     ds.config.set_seed(seed)
-
-
-def _optimizer_state(train_step: TrainStep) -> list:
-    """Optimizer parameters that are state (step counter, moments): not network weights, and not the
-    learning-rate table, which the config rebuilds."""
-    model_ids = {id(p) for p in train_step.model.get_parameters()}
-    return [p for p in train_step.optimizer.get_parameters()
-            if id(p) not in model_ids and p.name != "learning_rate"]
-
-
-def checkpoint_state(train_step: TrainStep) -> dict:
-    """Weights by name, optimizer state as ``optimizer.*`` and, with EMA, the averages as ``ema.*``."""
-    state = {p.name: p.asnumpy() for p in train_step.model.get_parameters()}
-    state.update({OPTIMIZER_PREFIX + p.name: p.asnumpy() for p in _optimizer_state(train_step)})
-    if train_step.use_ema:
-        state.update({p.name: p.asnumpy() for p in train_step.ema})
-    return state
-
-
-def restore_state(train_step: TrainStep, path: str, state: Dict[str, np.ndarray],
-                  restore_optimizer: bool = True) -> None:
-    """Put a checkpoint of this run back from ``state``, the tensors read from ``path``: weights,
-    optimizer state and EMA (strict; a clear error if absent)."""
-    targets = list(train_step.model.get_parameters())
-    if restore_optimizer:
-        targets += [(OPTIMIZER_PREFIX, p) for p in _optimizer_state(train_step)]
-    if train_step.use_ema:
-        targets += list(train_step.ema)
-    missing = []
-    for target in targets:
-        prefix, param = target if isinstance(target, tuple) else ("", target)
-        value = state.get(prefix + param.name)
-        if value is None or tuple(value.shape) != tuple(param.shape):
-            missing.append(prefix + param.name)
-            continue
-        param.set_data(ms.Tensor(value, dtype=param.dtype))
-    if missing:
-        hint = " (was it written with --ema?)" if any(m.startswith("ema.") for m in missing) else ""
-        raise CheckpointError(f"{path}: cannot resume, {len(missing)} entries missing or of another shape"
-                              f"{hint}: {', '.join(sorted(missing)[:6])}")
 
 
 @contextmanager
@@ -94,54 +52,6 @@ def ema_weights(train_step: TrainStep):
         yield
     finally:
         swap()
-
-
-class CheckpointKeeper:
-    """Writes ``<model>-<epoch>_<step>.ckpt`` every epoch (newest ``keep`` kept) and ``<model>-best.ckpt``."""
-
-    def __init__(self, folder: str, model_name: str, keep: int) -> None:
-        self.folder, self.model_name, self.keep = folder, model_name, max(1, keep)
-        self.pattern = re.compile(rf"^{re.escape(model_name)}-(\d+)_(\d+)\.ckpt$")
-
-    def remove_partial_files(self) -> None:
-        """Temporary files left by a run that was killed while writing."""
-        if os.path.isdir(self.folder):
-            for name in os.listdir(self.folder):
-                if name.startswith(".partial-"):
-                    os.remove(os.path.join(self.folder, name))
-
-    def epoch_checkpoints(self):
-        if not os.path.isdir(self.folder):
-            return []
-        found = [(int(m.group(1)), f) for f in os.listdir(self.folder) if (m := self.pattern.match(f))]
-        return [os.path.join(self.folder, f) for _, f in sorted(found)]
-
-    def save(self, state: dict, metadata: dict, epoch: int, steps: int, is_best: bool) -> str:
-        path = os.path.join(self.folder, f"{self.model_name}-{epoch}_{steps}.ckpt")
-        save_weights(state, path, metadata=metadata)
-        for old in self.epoch_checkpoints()[: -self.keep]:
-            os.remove(old)
-        if is_best:
-            with atomic_path(os.path.join(self.folder, f"{self.model_name}-best.ckpt")) as tmp:
-                shutil.copyfile(path, tmp)
-        return path
-
-
-def _resume_source(args, keeper: CheckpointKeeper, logger):
-    """(checkpoint to continue from or None, restore the optimizer?) from --resume / --ckpt_path + --resume_opt."""
-    if args.resume == "auto":
-        found = keeper.epoch_checkpoints()
-        if not found:
-            logger.info(f"--resume auto: no checkpoint in {args.ckpt_save_dir} yet, starting from scratch")
-            return None
-        return found[-1]
-    if args.resume:
-        if not os.path.isfile(args.resume):
-            raise CheckpointError(f"--resume: checkpoint file not found: {args.resume}")
-        return args.resume
-    if args.resume_opt and args.ckpt_path:
-        return args.ckpt_path
-    return None
 
 
 def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int = 1, sink: bool = False):
@@ -165,8 +75,54 @@ def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int 
         yield loss, logits, labels
 
 
-def train(args) -> dict:
-    """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths)."""
+@dataclass
+class TrainingRun:
+    """Everything one training job holds between epochs."""
+
+    args: object
+    plan: TrainingPlan
+    rank: int
+    group_size: int
+    logger: object
+    run_id: str
+    train_data: Loader
+    val_data: Optional[Loader]
+    num_classes: int
+    model: ms.nn.Cell
+    train_step: TrainStep
+    lr: np.ndarray  # per optimizer update
+    updates_per_epoch: int
+    val_loss_fn: ms.nn.Cell
+    start_epoch: int = 1
+    checkpoints: Optional[RunCheckpoints] = None  # rank 0 only
+    metrics: Optional[MetricsCSV] = None  # rank 0 only
+    summary: dict = field(default_factory=lambda: dict(best_top1=None, best_epoch=None, last_top1=None,
+                                                       best_checkpoint=None, last_checkpoint=None))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _resume_source(args, folder: RunFolder, logger) -> Optional[str]:
+    """The checkpoint to continue from (or None), from --resume PATH|auto or --ckpt_path + --resume_opt."""
+    if args.resume == "auto":
+        found = folder.resume_path()
+        if not found:
+            logger.info(f"--resume auto: no checkpoint in {args.ckpt_save_dir} yet, starting from scratch")
+        return found
+    if args.resume:
+        if not os.path.isfile(args.resume):
+            raise CheckpointError(f"--resume: checkpoint file not found: {args.resume}")
+        return args.resume
+    if args.resume_opt and args.ckpt_path:
+        return args.ckpt_path
+    return None
+
+
+def set_up(args) -> TrainingRun:
+    """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer."""
+    resolve_name(split_model_name(args.model)[0])  # a misspelled model name is the first error
     if args.aug_repeats > 1:
         raise ValueError("--aug_repeats (repeated augmentation) is not supported; use 0")
     device = set_device(args.device_target, args.mode)
@@ -185,22 +141,18 @@ def train(args) -> dict:
                                      device_num=group_size)
     is_main = rank == 0
     logger = setup_logger(args.ckpt_save_dir if is_main else None, enabled=is_main)
-    keeper = CheckpointKeeper(args.ckpt_save_dir, args.model, args.keep_checkpoint_max)
-    if is_main:
-        keeper.remove_partial_files()
-    resume_path = _resume_source(args, keeper, logger)
+    resume_path = _resume_source(args, RunFolder(args.ckpt_save_dir, args.model), logger)
     resume_state, resume_meta = read_checkpoint(resume_path) if resume_path else ({}, {})
-    if resume_path and resume_meta.get("model") not in (None, args.model):
+    resume_meta = run_metadata(resume_meta, resume_path) if resume_path else {}
+    if resume_meta.get("model") not in (None, args.model):
         raise CheckpointError(f"{resume_path}: written for model '{resume_meta['model']}', not '{args.model}'")
+    run_id = resume_meta.get("run_id") or new_run_id()
 
     model_cfg = get_pretrained_cfg(args.model)
     shards = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
     train_data = create_loader(args, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
     class_names = train_data.class_names
-    num_classes = args.num_classes or len(class_names)
-    if num_classes < len(class_names):
-        raise ValueError(f"--num_classes {num_classes} is smaller than the {len(class_names)} classes of "
-                         f"{args.dataset}")
+    num_classes = train_data.num_classes
     val_data = create_loader(args, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
 
     model = create_model(args.model, pretrained=args.pretrained and not resume_path, num_classes=num_classes,
@@ -209,101 +161,145 @@ def train(args) -> dict:
                          drop_rate=args.drop_rate or 0.0, drop_path_rate=args.drop_path_rate or 0.0)
     if plan.amp_level != "O0":
         ms.amp.auto_mixed_precision(model, plan.amp_level)
-    accumulation = args.gradient_accumulation_steps
-    updates_per_epoch = max(1, -(-train_data.steps // accumulation))
+    updates_per_epoch = max(1, -(-train_data.steps // args.gradient_accumulation_steps))
     lr = create_scheduler(args.scheduler, args.lr, updates_per_epoch, args.epoch_size, args.warmup_epochs,
                           args.warmup_factor, args.min_lr, args.decay_epochs, args.decay_rate,
                           args.multi_step_decay_milestones, args.lr_epoch_stair)
     optimizer = create_optimizer(model.trainable_params(), args.opt, lr, args.weight_decay, args.momentum,
                                  args.use_nesterov, args.filter_bias_and_bn, args.eps)
     loss_fn = create_loss(args.loss, num_classes, args.label_smoothing, soft_targets=args.mixup > 0 or args.cutmix > 0)
-    val_loss_fn = create_loss("CE", num_classes)
     reducer = ms.nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=group_size) \
         if group_size > 1 else None
     train_step = TrainStep(model, loss_fn, optimizer, plan.loss_scale, plan.dynamic_loss_scale, args.clip_grad,
-                           args.clip_value, accumulation, args.ema_decay if args.ema else 0.0, reducer)
-
-    start_epoch = 1
-    summary = dict(best_top1=None, best_epoch=None, last_top1=None, best_checkpoint=None, last_checkpoint=None)
+                           args.clip_value, args.gradient_accumulation_steps, args.ema_decay if args.ema else 0.0,
+                           reducer)
+    run = TrainingRun(args, plan, rank, group_size, logger, run_id, train_data, val_data, num_classes, model,
+                      train_step, lr, updates_per_epoch, create_loss("CE", num_classes))
     if resume_path:
-        restore_state(train_step, resume_path, resume_state, restore_optimizer=True)
+        run.start_epoch = resume_meta.get("epoch", 0) + 1
+        restore_training_state(train_step, resume_path, resume_state, (run.start_epoch - 1) * updates_per_epoch)
         del resume_state  # up to 4x the weights (optimizer state, EMA); not needed any more
-        start_epoch = int(resume_meta.get("epoch", 0)) + 1
-        summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
-    metrics = MetricsCSV(os.path.join(args.ckpt_save_dir, "metrics.csv"),
-                         keep_until_epoch=start_epoch - 1 if resume_path else None) if is_main else None
+        run.summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
     if is_main:
-        save_config(args, os.path.join(args.ckpt_save_dir, "config.yaml"))
-        logger.info("config:\n" + format_config(args))
-        for note in plan.notes:
-            logger.info(note)
-        logger.info(f"{args.model}: {sum(p.size for p in model.trainable_params()):,} parameters, "
-                    f"{num_classes} classes; {train_data.num_images} training images x {group_size} device(s), "
-                    f"{train_data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}")
-        if resume_path:
-            logger.info(f"resuming from {resume_path}: epoch {start_epoch - 1} done")
+        _set_up_files(run, resume_path, resume_meta)
+    return run
 
-    run_start = time.perf_counter()
-    for epoch in range(start_epoch, args.epoch_size + 1):
-        train_step.set_train(True)
-        loss_sum, correct, seen = 0.0, 0, 0
-        start = time.perf_counter()
-        with tqdm(total=train_data.steps, desc=f"epoch {epoch}/{args.epoch_size}", disable=not is_main,
-                  dynamic_ncols=True) as bar:
-            for step, (loss, logits, labels) in enumerate(
-                    train_batches(train_step, train_data.for_epoch(epoch), train_data.steps, accumulation,
-                                  plan.dataset_sink_mode), 1):
-                loss_value = float(loss.asnumpy())
-                if not np.isfinite(loss_value) and not plan.dynamic_loss_scale:
-                    raise RuntimeError(f"training diverged: loss is {loss_value} at epoch {epoch}, step {step}; "
-                                       "lower --lr or use --clip_grad")
-                n = int(labels.shape[0])
-                loss_sum += loss_value * n
-                correct += top_k_correct(logits, labels, 1)
-                seen += n
-                bar.update(1)
-                update_index = (epoch - 1) * updates_per_epoch + (step - 1) // accumulation
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr[min(update_index, len(lr) - 1)]:.3g}",
-                                img_s=f"{seen * group_size / (time.perf_counter() - start):.1f}")
-        epoch_seconds = time.perf_counter() - start
-        row = dict(epoch=epoch, train_loss=f"{loss_sum / max(seen, 1):.5f}",
-                   train_top1=f"{100.0 * correct / max(seen, 1):.3f}",
-                   lr=f"{lr[min(epoch * updates_per_epoch, len(lr)) - 1]:.6g}", epoch_seconds=f"{epoch_seconds:.2f}",
-                   img_per_s=f"{seen * group_size / epoch_seconds:.2f}")
-        val = None
-        if val_data is not None and (epoch % args.val_interval == 0 or epoch == args.epoch_size):
-            with ema_weights(train_step):
-                val = evaluate(model, val_data.dataset, val_loss_fn, val_data.steps, progress=is_main)
-            row.update(val_loss=f"{val['loss']:.5f}", val_top1=f"{val['top1']:.3f}", val_top5=f"{val['top5']:.3f}")
-            summary["last_top1"] = val["top1"]
-        if not is_main:
-            continue
-        is_best = val is not None and (summary["best_top1"] is None or val["top1"] > summary["best_top1"])
+
+def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict) -> None:
+    """Rank 0: the run's checkpoint folder, metrics file, saved config and first log lines."""
+    args, logger = run.args, run.logger
+    run.checkpoints = RunCheckpoints(args.ckpt_save_dir, args.model, args.keep_checkpoint_max, run.run_id, logger)
+    run.checkpoints.remove_leftovers()
+    others = run.checkpoints.others()
+    if others:
+        logger.warning(f"{args.ckpt_save_dir} also holds {args.model} checkpoints of {len(others)} other run(s) "
+                       f"({', '.join(str(r or '(no id)') for r in others)}); this run ({run.run_id}) keeps, rotates "
+                       "and resumes only its own")
+    if resume_path:
+        run.checkpoints.repair_best(run.summary["best_epoch"])
+    run.metrics = MetricsCSV(os.path.join(args.ckpt_save_dir, "metrics.csv"),
+                             keep_until_epoch=run.start_epoch - 1 if resume_path else None, owner=run.run_id)
+    save_config(args, os.path.join(args.ckpt_save_dir, "config.yaml"))
+    logger.info("config:\n" + format_config(args))
+    for note in run.plan.notes:
+        logger.info(note)
+    data = run.train_data
+    logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
+                f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
+                f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
+    if resume_path:
+        logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done")
+        before = resume_meta.get("steps_per_epoch")
+        if before is not None and before != data.steps:
+            logger.info(f"steps per epoch changed from {before} (in the checkpoint) to {data.steps} (batch size, "
+                        f"samples or devices): the learning-rate schedule is rebuilt for {data.steps} and continues "
+                        f"at the start of epoch {run.start_epoch}")
+
+
+def train_epoch(run: TrainingRun, epoch: int) -> dict:
+    """One epoch of training; its metrics row (loss, top-1, lr, seconds, img/s)."""
+    args, data, accumulation = run.args, run.train_data, run.args.gradient_accumulation_steps
+    run.train_step.set_train(True)
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    with tqdm(total=data.steps, desc=f"epoch {epoch}/{args.epoch_size}", disable=not run.is_main,
+              dynamic_ncols=True) as bar:
+        batches = train_batches(run.train_step, data.for_epoch(epoch), data.steps, accumulation,
+                                run.plan.dataset_sink_mode)
+        for step, (loss, logits, labels) in enumerate(batches, 1):
+            loss_value = float(loss.asnumpy())
+            if not np.isfinite(loss_value) and not run.plan.dynamic_loss_scale:
+                raise RuntimeError(f"training diverged: loss is {loss_value} at epoch {epoch}, step {step}; "
+                                   "lower --lr or use --clip_grad")
+            n = int(labels.shape[0])
+            loss_sum += loss_value * n
+            correct += top_k_correct(logits, labels, 1)
+            seen += n
+            bar.update(1)
+            update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
+                            img_s=f"{seen * run.group_size / (time.perf_counter() - start):.1f}")
+    seconds = time.perf_counter() - start
+    return dict(epoch=epoch, train_loss=f"{loss_sum / max(seen, 1):.5f}",
+                train_top1=f"{100.0 * correct / max(seen, 1):.3f}",
+                lr=f"{run.lr[min(epoch * run.updates_per_epoch, len(run.lr)) - 1]:.6g}", epoch_seconds=f"{seconds:.2f}",
+                img_per_s=f"{seen * run.group_size / seconds:.2f}")
+
+
+def end_epoch(run: TrainingRun, epoch: int, row: dict) -> None:
+    """Validate, then (rank 0) record the metrics row, write the checkpoint and the best copy, and log.
+
+    The row is written before the checkpoint: a run killed in between resumes from the previous
+    checkpoint and writes that epoch's row again, so ``metrics.csv`` never lacks a completed epoch.
+    """
+    args, summary = run.args, run.summary
+    val = None
+    if run.val_data is not None and (epoch % args.val_interval == 0 or epoch == args.epoch_size):
+        with ema_weights(run.train_step):
+            val = evaluate(run.model, run.val_data.dataset, run.val_loss_fn, run.val_data.steps, progress=run.is_main)
+        row.update(val_loss=f"{val['loss']:.5f}", val_top1=f"{val['top1']:.3f}", val_top5=f"{val['top5']:.3f}")
+        summary["last_top1"] = val["top1"]
+    if not run.is_main:
+        return
+    is_best = val is not None and (summary["best_top1"] is None or val["top1"] > summary["best_top1"])
+    if is_best:
+        summary.update(best_top1=val["top1"], best_epoch=epoch)
+    run.metrics.append(**row)
+    if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size:
+        data = run.train_data
+        metadata = dict(model=args.model, epoch=epoch, step=epoch * data.steps, steps_per_epoch=data.steps,
+                        updates_per_epoch=run.updates_per_epoch, num_classes=run.num_classes,
+                        in_channels=args.in_channels, class_names=data.class_names,
+                        val_top1=val["top1"] if val else None, best_top1=summary["best_top1"],
+                        best_epoch=summary["best_epoch"], ema=run.train_step.use_ema, config=dict(vars(args)))
+        summary["last_checkpoint"] = run.checkpoints.save(training_state(run.train_step), metadata, epoch, data.steps,
+                                                          is_best)
         if is_best:
-            summary.update(best_top1=val["top1"], best_epoch=epoch)
-        if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size:
-            metadata = dict(model=args.model, epoch=epoch, step=epoch * train_data.steps,
-                            steps_per_epoch=train_data.steps, num_classes=num_classes, in_channels=args.in_channels,
-                            class_names=class_names, val_top1=val["top1"] if val else None,
-                            best_top1=summary["best_top1"], best_epoch=summary["best_epoch"], ema=train_step.use_ema,
-                            config=dict(vars(args)))
-            summary["last_checkpoint"] = keeper.save(checkpoint_state(train_step), metadata, epoch,
-                                                     train_data.steps, is_best)
-            if is_best:
-                summary["best_checkpoint"] = os.path.join(args.ckpt_save_dir, f"{args.model}-best.ckpt")
-        metrics.append(**row)
-        logger.info(f"epoch {epoch}/{args.epoch_size}: train loss {row['train_loss']}, train top-1 "
-                    f"{row['train_top1']}%, lr {row['lr']}, {epoch_seconds:.1f} s, {row['img_per_s']} img/s"
-                    + (f"; val loss {val['loss']:.4f}, top-1 {val['top1']:.2f}%, top-5 {val['top5']:.2f}%"
-                       + (" (EMA weights)" if train_step.use_ema else "") if val else ""))
-    summary["seconds"] = time.perf_counter() - run_start
-    if os.environ.get(DIGEST_ENV):
-        digest = hashlib.sha256(b"".join(p.asnumpy().tobytes() for p in model.trainable_params())).hexdigest()
-        with atomic_path(os.path.join(os.environ[DIGEST_ENV], f"rank_{rank}.sha256")) as tmp, open(tmp, "w") as f:
-            f.write(digest)
-    if is_main:
-        logger.info(f"done in {summary['seconds']:.0f} s: best val top-1 "
-                    + (f"{summary['best_top1']:.2f}% at epoch {summary['best_epoch']}"
-                       if summary["best_top1"] is not None else "n/a (no validation)")
-                    + f"; last checkpoint {summary['last_checkpoint']}")
+            summary["best_checkpoint"] = run.checkpoints.best_path
+    run.logger.info(
+        f"epoch {epoch}/{args.epoch_size}: train loss {row['train_loss']}, train top-1 {row['train_top1']}%, "
+        f"lr {row['lr']}, {row['epoch_seconds']} s, {row['img_per_s']} img/s"
+        + (f"; val loss {val['loss']:.4f}, top-1 {val['top1']:.2f}%, top-5 {val['top5']:.2f}%"
+           + (" (EMA weights)" if run.train_step.use_ema else "") if val else ""))
+
+
+def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -> dict:
+    """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths).
+
+    ``on_finish(model, rank)`` is called on every rank after the last epoch.
+    """
+    run = set_up(args)
+    start = time.perf_counter()
+    for epoch in range(run.start_epoch, args.epoch_size + 1):
+        end_epoch(run, epoch, train_epoch(run, epoch))
+    summary = run.summary
+    summary["seconds"] = time.perf_counter() - start
+    if on_finish is not None:
+        on_finish(run.model, run.rank)
+    if run.is_main:
+        run.logger.info(f"done in {summary['seconds']:.0f} s: best val top-1 "
+                        + (f"{summary['best_top1']:.2f}% at epoch {summary['best_epoch']}"
+                           if summary["best_top1"] is not None else "n/a (no validation)")
+                        + f"; last checkpoint {summary['last_checkpoint']}")
     return summary
+

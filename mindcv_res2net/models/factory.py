@@ -3,7 +3,7 @@ from typing import Optional, Sequence
 
 from mindspore import nn
 
-from ..utils.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint, read_checkpoint
+from ..utils.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from ..utils.download import download_weights
 from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
 
@@ -55,8 +55,10 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
     that contradicts the file is an error, never a silently re-initialised head. The file's class
     names and training config, when it has them, are kept in ``model.class_names`` and ``model.run_config``.
     """
+    from ..engine.checkpointing import describe_checkpoint
+
     state, metadata = read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
-    info = describe_checkpoint(state, metadata)
+    info = describe_checkpoint(state, metadata, checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:
         raise CheckpointError(f"{checkpoint_path}: holds a {info['num_classes']}-class head, "
                               f"but {num_classes} classes were asked for")

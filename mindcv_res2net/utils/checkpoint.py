@@ -2,28 +2,31 @@
 
 Reads official PyTorch checkpoints (zip and legacy ``torch.save`` formats), ``.safetensors``,
 ``.npz`` with PyTorch names, and MindSpore ``.ckpt`` files (this package's names or mindcv's),
-maps them strictly onto a model's parameters, loads or writes them. Files are written to a
-temporary name in the destination folder and renamed, so a crash never leaves a partial file
-under the final name.
+maps them strictly onto a model's parameters, loads or writes them. Every reader checks each
+tensor's declared shape, offset and size against the bytes the file really has before reading
+it. Files are written to a temporary name in the destination folder and renamed, so a crash
+or a full disk never leaves a partial file under the final name.
 """
+import binascii
 import json
+import math
 import os
-import tempfile
 import warnings
 import zipfile
-from contextlib import contextmanager
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
 
+from .fileio import atomic_path
 from .torch_file import UnsafePickleError, load_torch_file
 
 # Suffix renames from PyTorch's BatchNorm names to MindSpore's.
 BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 # Entries of training checkpoints that are not network weights (optimizer, loss scale, EMA, counters).
+# (mindcv's and MindSpore's names; this package's own training state is told apart in engine/checkpointing.py)
 TRAINING_STATE_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "mean_grad.", "mean_square.",
-                           "adam_m.", "adam_v.", "optimizer.", "ema.", "scale_sense")
+                           "adam_m.", "adam_v.", "scale_sense")
 TRAINING_STATE_KEYS = {"global_step", "learning_rate", "momentum", "beta1_power", "beta2_power", "epoch_num",
                        "step_num", "current_iterator_step", "last_overflow_iterator_step", "loss_scale"}
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
@@ -80,18 +83,42 @@ def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
     return arrays
 
 
+# MindSpore's tensor type names; "str" entries hold UTF-32 text (numpy's "U" layout).
+_MS_TYPES = {"Int8": np.int8, "UInt8": np.uint8, "Int16": np.int16, "UInt16": np.uint16, "Int32": np.int32,
+             "UInt32": np.uint32, "Int64": np.int64, "UInt64": np.uint64, "Float16": np.float16,
+             "Float32": np.float32, "Float64": np.float64, "Bool": np.bool_}
+_MS_TYPE_NAMES = {np.dtype(v): k for k, v in _MS_TYPES.items()}
+_CKPT_CHUNK_BYTES = 256 << 20  # a protobuf message must stay under 2 GB: large tensors go in chunks
+
+
+def _decode_ms_entry(tag: str, dims, kind: str, data: bytes):
+    """One ``.ckpt`` entry as a numpy array (``str``: text), its declared shape checked against its bytes."""
+    if kind == "str":
+        if len(data) % 4:
+            raise ValueError(f"entry '{tag}': text of {len(data)} bytes is not UTF-32")
+        return str(np.frombuffer(data, f"<U{len(data) // 4}")[0]) if data else ""
+    if kind not in _MS_TYPES:
+        raise ValueError(f"entry '{tag}' has unsupported type {kind}")
+    dims = tuple(int(d) for d in dims)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"entry '{tag}': negative dimension in shape {dims}")
+    dtype = np.dtype(_MS_TYPES[kind])
+    if math.prod(dims) * dtype.itemsize != len(data):
+        raise ValueError(f"entry '{tag}': shape {dims} of {kind} needs {math.prod(dims) * dtype.itemsize} bytes, "
+                         f"the file holds {len(data)}")
+    return np.frombuffer(data, dtype).reshape(dims).copy()
+
+
 def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
     """Entries of a MindSpore ``.ckpt`` file: ``{tag: numpy array}``, string entries as ``str``.
 
     Parses the protobuf directly instead of ``mindspore.load_checkpoint``, which refuses files
     larger than the machine's *free* memory even when the page cache could be reclaimed (a full
     training checkpoint of res2net50 is 380 MB). ``names`` limits the result to those tags.
-    Large tensors stored in several consecutive chunks are joined; a CRC trailer is verified.
+    Large tensors stored in several consecutive chunks are joined; a CRC trailer is verified;
+    every entry's shape must match its bytes.
     """
-    import binascii
-
     from mindspore.train.checkpoint_pb2 import Checkpoint
-    from mindspore.train.serialization import tensor_to_np_type
 
     with open(path, "rb") as f:
         content = f.read()
@@ -113,23 +140,126 @@ def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
         if i + 1 < len(values) and values[i + 1].tag == value.tag:
             continue  # the next entry continues this tensor
         data, chunks = b"".join(chunks), []
-        kind = value.tensor.tensor_type
-        if kind == "str":
-            entries[value.tag] = str(np.frombuffer(data, f"U{len(data) // 4}")[0])
-            continue
-        dtype = tensor_to_np_type(kind)
-        if dtype is None:
-            raise ValueError(f"entry '{value.tag}' has unsupported type {kind}")
         dims = tuple(value.tensor.dims)
-        entries[value.tag] = np.frombuffer(data, dtype).reshape(() if dims == (0,) else dims).copy()
+        entries[value.tag] = _decode_ms_entry(value.tag, () if dims == (0,) and value.tensor.tensor_type == "str"
+                                              else dims, value.tensor.tensor_type, data)
     return entries
 
 
-def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], dict]:
+def read_checkpoint_metadata(path: str):
+    """The ``metadata`` JSON of a ``.ckpt`` written by this package, parsed (any JSON type), or None.
+
+    Files written by ``save_weights`` store it first, so only their first entry is read; other
+    files are parsed whole. A corrupt file raises ``CheckpointError``.
+    """
+    from mindspore.train.checkpoint_pb2 import Checkpoint
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(11)
+            length, shift, pos = 0, 0, 1
+            while head[:1] == b"\x0a" and pos < len(head):  # field 1, length-delimited: varint length
+                length |= (head[pos] & 0x7F) << shift
+                shift += 7
+                pos += 1
+                if not head[pos - 1] & 0x80:
+                    break
+            first = Checkpoint()
+            if head[:1] == b"\x0a" and 0 < length < (64 << 20):
+                f.seek(0)
+                first.ParseFromString(f.read(pos + length))
+        if first.value and first.value[0].tag == "metadata":
+            value = first.value[0]
+            raw = _decode_ms_entry("metadata", (), value.tensor.tensor_type, value.tensor.tensor_content)
+        else:
+            raw = read_mindspore_checkpoint(path, names={"metadata"}).get("metadata")
+        return json.loads(raw) if isinstance(raw, str) else None
+    except Exception as exc:  # corrupt or truncated file, invalid JSON
+        raise CheckpointError(f"{path}: cannot read its metadata (corrupt or truncated?): {_first_line(exc)}") from None
+
+
+_SAFETENSORS_TYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bfloat16", "I64": np.int64,
+                      "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path: str) -> Dict[str, np.ndarray]:
+    """Tensors of a ``.safetensors`` file; each header entry's dtype, shape and byte range are checked
+    against the file before its bytes are read."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        if header_len > size - 8:
+            raise ValueError(f"header of {header_len} bytes is longer than the file")
+        header = json.loads(f.read(header_len))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        data_start, data_size = 8 + header_len, size - 8 - header_len
+        tensors = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+                raise ValueError(f"tensor '{name}': header entry must hold dtype, shape and data_offsets")
+            dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+            if dtype not in _SAFETENSORS_TYPES:
+                raise ValueError(f"tensor '{name}': unsupported dtype {dtype!r}")
+            if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                      for n in shape):
+                raise ValueError(f"tensor '{name}': shape {shape!r} is not a list of non-negative integers")
+            if not (isinstance(offsets, list) and len(offsets) == 2 and all(
+                    isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                    and 0 <= offsets[0] <= offsets[1] <= data_size):
+                raise ValueError(f"tensor '{name}': byte range {offsets!r} lies outside the file's "
+                                 f"{data_size} data bytes")
+            np_type = _SAFETENSORS_TYPES[dtype]
+            itemsize = 2 if isinstance(np_type, str) else np.dtype(np_type).itemsize
+            if offsets[1] - offsets[0] != math.prod(shape) * itemsize:
+                raise ValueError(f"tensor '{name}': shape {tuple(shape)} of {dtype} needs "
+                                 f"{math.prod(shape) * itemsize} bytes, its byte range holds {offsets[1] - offsets[0]}")
+            f.seek(data_start + offsets[0])
+            raw = f.read(offsets[1] - offsets[0])
+            if isinstance(np_type, str):  # bfloat16: the high half of a float32
+                array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+            else:
+                array = np.frombuffer(raw, np.dtype(np_type).newbyteorder("<")).astype(np_type)
+            tensors[name] = array.reshape(shape)
+    return tensors
+
+
+def read_npz(path: str) -> Dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` file; each member's ``.npy`` header (dtype, shape) is checked against the
+    member's size before it is read, and object arrays (pickles) are refused."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shape, _, dtype = reader(member)
+                header_end = member.tell()
+            if dtype.hasobject:
+                raise ValueError(f"tensor '{name}': object arrays (pickles) are not read")
+            if any(n < 0 for n in shape):
+                raise ValueError(f"tensor '{name}': negative dimension in shape {shape}")
+            if info.file_size - header_end != math.prod(shape) * dtype.itemsize:
+                raise ValueError(f"tensor '{name}': shape {shape} of {dtype} needs {math.prod(shape) * dtype.itemsize} "
+                                 f"bytes, the file holds {info.file_size - header_end}")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     """A weight file read once: ``({name: numpy array}, metadata)``, names as stored in the file.
 
-    ``metadata`` is the JSON entry that train.py writes into its MindSpore checkpoints ({} for any
-    other file).
+    ``metadata`` is the parsed JSON entry that train.py writes into its MindSpore checkpoints, as
+    found (``engine.checkpointing.run_metadata`` validates it), and {} for any other file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -140,12 +270,9 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], dict]:
         if kind == "torch":
             return _unwrap(load_torch_file(path), path), {}
         if kind == "npz":
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}, {}
+            return read_npz(path), {}
         if kind == "safetensors":
-            from safetensors.numpy import load_file
-
-            return load_file(path), {}
+            return read_safetensors(path), {}
         if kind == "mindspore":
             entries = read_mindspore_checkpoint(path)
             raw = entries.get("metadata")
@@ -155,40 +282,16 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], dict]:
         raise CheckpointError(f"{path}: {exc}") from None
     except CheckpointError:
         raise
-    except Exception as exc:  # corrupt or truncated file in any format
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read {kind} checkpoint (corrupt or truncated?): {reason}") from None
+    except Exception as exc:  # corrupt, truncated or crafted file in any format
+        raise CheckpointError(f"{path}: cannot read {kind} checkpoint (corrupt, truncated or crafted?): "
+                              f"{_first_line(exc)}") from None
     raise CheckpointError(f"{path}: unrecognised checkpoint format (expected a PyTorch .pth, .safetensors, "
                           ".npz or MindSpore .ckpt file)")
 
 
-def read_state_dict(path: str) -> Dict[str, np.ndarray]:
-    """All tensors of a weight file as ``{name: numpy array}``, names as stored in the file."""
-    return read_checkpoint(path)[0]
-
-
-def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """The network's tensors of a state dict: the ``ema.*`` averages of a training checkpoint with EMA
-    (as validation during training used them), else the state itself."""
-    ema = {k[len("ema."):]: v for k, v in state.items() if k.startswith("ema.")}
-    return ema or state
-
-
-def describe_checkpoint(state: Dict[str, np.ndarray], metadata: dict) -> dict:
-    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight
-    file, from what ``read_checkpoint`` returned for it.
-
-    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
-    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
-    """
-    if metadata.get("num_classes"):
-        return dict(num_classes=int(metadata["num_classes"]), in_channels=int(metadata.get("in_channels") or 3),
-                    class_names=metadata.get("class_names"), config=metadata.get("config"))
-    state = network_weights(state)
-    head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
-    stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
-    return dict(num_classes=0 if head is None else int(head.shape[0]),
-                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None, config=None)
+def non_finite_tensors(state: Dict[str, np.ndarray]) -> list:
+    """Names of the floating-point tensors that hold NaN or Inf."""
+    return sorted(k for k, v in state.items() if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all())
 
 
 # ---------------------------------------------------------------------------------------------- mapping
@@ -240,6 +343,8 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
     adapted to the model's input channels with a warning.
     """
+    from ..engine.checkpointing import network_weights  # the training checkpoint's layout has one owner
+
     source = network_weights(source)
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
@@ -290,10 +395,19 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
                     new_in_channels: bool = False, state: Optional[Dict[str, np.ndarray]] = None) -> ms.nn.Cell:
     """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``).
 
-    ``state``: the file's tensors when the caller has already read them (``read_state_dict(path)``).
+    ``state``: the file's tensors when the caller has already read them (``read_checkpoint(path)[0]``).
+    Weights holding NaN or Inf are loaded with a warning naming them.
     """
-    state = read_state_dict(path) if state is None else state
+    if state is None:
+        from ..engine.checkpointing import run_metadata
+
+        state, metadata = read_checkpoint(path)
+        run_metadata(metadata, path)  # a crafted metadata entry is an error here too
     weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path))
+    bad = non_finite_tensors(weights)
+    if bad:
+        warnings.warn(f"{path}: {len(bad)} tensors hold NaN or Inf values ({_brief(bad)}); "
+                      "the network's outputs will not be finite", stacklevel=2)
     for param in model.get_parameters():
         if param.name in weights:  # absent only for a classifier dropped for fine-tuning
             param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))
@@ -303,39 +417,49 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
 # ---------------------------------------------------------------------------------------------- writing
 
 
-@contextmanager
-def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
-    """A temporary path in ``path``'s folder that is renamed to ``path`` only if the block succeeds.
+def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Optional[dict]) -> None:
+    """Stream a MindSpore ``.ckpt`` protobuf to ``f``: the metadata entry first (so it can be read without
+    the tensors), then each tensor, split into chunks of at most 256 MB as MindSpore does."""
+    from mindspore.train.checkpoint_pb2 import Checkpoint
 
-    The temporary name is ``.partial-<random><suffix>`` (MindSpore insists on a '.ckpt' suffix): a partial
-    file never carries a checkpoint's name, and it is removed on error.
-    """
-    path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    def put(tag: str, dims, kind: str, content: bytes) -> None:
+        message = Checkpoint()
+        value = message.value.add()
+        value.tag = tag
+        value.tensor.dims.extend(dims)
+        value.tensor.tensor_type = kind
+        value.tensor.tensor_content = content
+        f.write(message.SerializeToString())
+
+    if metadata is not None:
+        put("metadata", [0], "str", np.array(json.dumps(metadata, allow_nan=False)).astype("<U").tobytes())
+    for name, value in weights.items():
+        array = np.ascontiguousarray(value)
+        if array.dtype not in _MS_TYPE_NAMES:
+            raise ValueError(f"tensor '{name}': dtype {array.dtype} cannot be stored in a MindSpore checkpoint")
+        flat = array.astype(array.dtype.newbyteorder("<"), copy=False).reshape(-1)
+        step = max(1, _CKPT_CHUNK_BYTES // array.itemsize)
+        for start in range(0, max(flat.size, 1), step):
+            put(name, array.shape, _MS_TYPE_NAMES[array.dtype], flat[start:start + step].tobytes())
 
 
 def save_weights(weights: Dict[str, np.ndarray], path: str, fmt: Optional[str] = None,
-                 metadata: Optional[dict] = None) -> str:
-    """Write ``{name: array}`` atomically as a MindSpore ``.ckpt`` or ``.safetensors`` (by ``fmt`` or suffix)."""
+                 metadata: Optional[dict] = None, owner: str = "anon") -> str:
+    """Write ``{name: array}`` atomically as a MindSpore ``.ckpt`` or ``.safetensors`` (by ``fmt`` or suffix).
+
+    ``metadata`` (JSON-serialisable) is stored with the tensors; ``owner`` tags the temporary file
+    (see ``utils.fileio``). A failed write (disk full) leaves nothing behind and names ``path``.
+    """
     fmt = fmt or ("safetensors" if str(path).endswith(".safetensors") else "ckpt")
     if fmt not in ("ckpt", "safetensors"):
         raise ValueError(f"unknown weight format '{fmt}' (use ckpt or safetensors)")
-    with atomic_path(path, suffix=".ckpt" if fmt == "ckpt" else "") as tmp:
+    with atomic_path(path, owner=owner) as tmp:
         if fmt == "safetensors":
             from safetensors.numpy import save_file
 
             save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp,
                       metadata={"json": json.dumps(metadata)} if metadata else None)
         else:
-            entries = [{"name": k, "data": ms.Tensor(v)} for k, v in weights.items()]
-            ms.save_checkpoint(entries, tmp, append_dict={"metadata": json.dumps(metadata)} if metadata else None)
+            with open(tmp, "wb") as f:
+                _write_mindspore_checkpoint(f, weights, metadata)
     return str(path)

@@ -2,9 +2,14 @@
 import gc
 import os
 import sys
+import warnings
 from typing import Callable
 
 DEBUG_ENV = "MINDCV_RES2NET_DEBUG"
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 def run_cli(main: Callable[[], int]) -> None:
@@ -12,8 +17,10 @@ def run_cli(main: Callable[[], int]) -> None:
 
     User errors (bad flags, files, names: ``ValueError``, ``OSError``, ``RuntimeError``) print one line
     ``error: ...`` to stderr and exit 2 (set ``MINDCV_RES2NET_DEBUG=1`` for the traceback). Every Cell is
-    released before the interpreter shuts down, so MindSpore prints no ``Cell.__del__`` noise.
+    released before the interpreter shuts down, so MindSpore prints no ``Cell.__del__`` noise. Python
+    warnings print as one line, ``warning: ...``.
     """
+    warnings.formatwarning = _one_line_warning
     try:
         code = main()
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from .checkpoint import atomic_path
+from .fileio import atomic_path
 
 CACHE_ENV = "MINDCV_RES2NET_CACHE"
 SKIP_HASH_ENV = "MINDCV_RES2NET_SKIP_HASH_CHECK"

@@ -7,6 +7,8 @@ could run code when the file is loaded) is refused before it is called.
 """
 import collections
 import io
+import math
+import os
 import pickle
 import struct
 import zipfile
@@ -46,19 +48,57 @@ class _Storage:
 
 
 class _LazyTensor:
-    def __init__(self, storage: _Storage, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...]) -> None:
-        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+    """A tensor view declared by the file: ``storage[offset + sum(i_k * stride_k)]`` for shape ``size``."""
 
-    def to_numpy(self) -> np.ndarray:
+    def __init__(self, storage: _Storage, offset, size, stride) -> None:
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def _check(self, name: str) -> Tuple[int, Tuple[int, ...], Tuple[int, ...]]:
+        """The view's (offset, shape, strides) once proven to lie inside the storage's real bytes."""
+        if not isinstance(self.storage, _Storage):
+            raise ValueError(f"tensor '{name}': its storage is not a tensor storage")
+        if self.storage.data is None:
+            raise ValueError(f"tensor '{name}': storage {self.storage.key} has no data in the file")
+        offset, size, stride = self.offset, self.size, self.stride
+        if not (isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list)) and _is_int(offset)
+                and all(_is_int(v) for v in (*size, *stride))):
+            raise ValueError(f"tensor '{name}': offset, shape and stride must be integers")
+        size, stride = tuple(size), tuple(stride)
+        available = self.storage.data.size
+        if len(size) != len(stride):
+            raise ValueError(f"tensor '{name}': shape {size} and stride {stride} differ in length")
+        if offset < 0:
+            raise ValueError(f"tensor '{name}': negative storage offset {offset}")
+        if any(n < 0 for n in size):
+            raise ValueError(f"tensor '{name}': negative dimension in shape {size}")
+        if any(s < 0 for s in stride):
+            raise ValueError(f"tensor '{name}': negative stride in {stride}")
+        count = math.prod(size)
+        if count:
+            extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+            if extent > available:
+                raise ValueError(f"tensor '{name}': offset {offset}, shape {size} and stride {stride} reach element "
+                                 f"{extent - 1} but its storage holds {available} elements")
+            if count > available:  # overlapping strides: more values than the storage could hold
+                raise ValueError(f"tensor '{name}': shape {size} has {count} elements, more than the {available} "
+                                 "of its storage")
+        return offset, size, stride
+
+    def to_numpy(self, name: str) -> np.ndarray:
+        offset, size, stride = self._check(name)
         flat = self.storage.data
-        if flat is None:
-            raise ValueError(f"storage {self.storage.key} has no data in the file")
-        if not self.size:
-            return flat[self.offset].copy()
+        if not size:  # a scalar
+            return np.array(flat[offset])
+        if not math.prod(size):
+            return np.zeros(size, flat.dtype)
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
-            flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride], writeable=False)
+            flat[offset:], shape=size, strides=[s * itemsize for s in stride], writeable=False)
         return np.ascontiguousarray(view)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
@@ -112,6 +152,10 @@ def _text(value) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
+def _itemsize(dtype) -> int:
+    return 2 if isinstance(dtype, str) else np.dtype(dtype).itemsize
+
+
 def _frombuffer(raw: bytes, dtype, big_endian: bool = False) -> np.ndarray:
     if isinstance(dtype, str):  # bfloat16: widen to float32 through the high 16 bits
         halves = np.frombuffer(raw, dtype=">u2" if big_endian else "<u2").astype(np.uint32)
@@ -120,13 +164,17 @@ def _frombuffer(raw: bytes, dtype, big_endian: bool = False) -> np.ndarray:
     return np.frombuffer(raw, dtype=dt).astype(np.dtype(dtype), copy=False)
 
 
-def _materialize(obj: Any) -> Any:
+def _materialize(obj: Any, name: str = "") -> Any:
+    """``obj`` with every tensor view checked against its storage and copied out; ``name``: its key path."""
     if isinstance(obj, _LazyTensor):
-        return obj.to_numpy()
+        return obj.to_numpy(name or "<root>")
+    if isinstance(obj, _Storage):
+        raise ValueError(f"'{name}': a bare storage, not a tensor")
     if isinstance(obj, dict):
-        return collections.OrderedDict((_text(k), _materialize(v)) for k, v in obj.items())
+        return collections.OrderedDict(
+            (_text(k), _materialize(v, f"{name}.{_text(k)}" if name else _text(k))) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
+        return type(obj)(_materialize(v, f"{name}[{i}]") for i, v in enumerate(obj))
     return obj
 
 
@@ -142,7 +190,14 @@ def _load_zip(path: str) -> Any:
         storages: Dict[str, _Storage] = {}
         obj = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), storages).load()
         for key, storage in storages.items():
-            storage.data = _frombuffer(archive.read(f"{prefix}data/{key}"), storage.dtype, big_endian)
+            member = f"{prefix}data/{key}"
+            if member not in names:
+                raise ValueError(f"storage {key} is missing from the archive")
+            raw = archive.read(member)
+            if len(raw) % _itemsize(storage.dtype):
+                raise ValueError(f"storage {key} holds {len(raw)} bytes, not a whole number of "
+                                 f"{_itemsize(storage.dtype)}-byte elements")
+            storage.data = _frombuffer(raw, storage.dtype, big_endian)
     return obj
 
 
@@ -159,21 +214,31 @@ def _load_legacy(path: str) -> Any:
         little_endian = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
         obj = _RestrictedUnpickler(f, storages).load()
         keys = _RestrictedUnpickler(f, storages).load()
+        if not isinstance(keys, list):
+            raise ValueError("the list of storage keys is missing")
+        size = os.fstat(f.fileno()).st_size
         for key in keys:
+            if _text(key) not in storages:
+                raise ValueError(f"storage {_text(key)} is listed but no tensor uses it")
             storage = storages[_text(key)]
-            (numel,) = struct.unpack("<q" if little_endian else ">q", f.read(8))
-            itemsize = 2 if isinstance(storage.dtype, str) else np.dtype(storage.dtype).itemsize
-            raw = f.read(numel * itemsize)
-            if len(raw) != numel * itemsize:
+            header = f.read(8)
+            if len(header) != 8:
                 raise ValueError("file is truncated")
-            storage.data = _frombuffer(raw, storage.dtype, not little_endian)
+            (numel,) = struct.unpack("<q" if little_endian else ">q", header)
+            nbytes = numel * _itemsize(storage.dtype)
+            if numel < 0 or nbytes > size - f.tell():
+                raise ValueError(f"storage {_text(key)} declares {numel} elements, more than the file holds "
+                                 "(truncated or crafted file)")
+            storage.data = _frombuffer(f.read(nbytes), storage.dtype, not little_endian)
     return obj
 
 
 def load_torch_file(path: str) -> Any:
     """The object saved by ``torch.save`` with every tensor as a numpy array (C-contiguous copy).
 
-    Raises ``UnsafePickleError`` if the file references code, ``ValueError`` if it is not readable.
+    Every tensor's offset, shape and stride are checked against the bytes its storage really has
+    before anything is read. Raises ``UnsafePickleError`` if the file references code, ``ValueError``
+    naming the tensor if a view reaches outside its storage, or if the file is not readable.
     """
     if zipfile.is_zipfile(path):
         return _materialize(_load_zip(path))

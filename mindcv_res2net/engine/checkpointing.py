@@ -1,0 +1,309 @@
+"""The training checkpoint: its layout, its metadata, and the files of one run in its folder.
+
+``<model>-<epoch>_<steps>.ckpt`` is a MindSpore checkpoint (written by ``utils.checkpoint.save_weights``)
+holding, in this order:
+
+- ``metadata``: a JSON object, schema in ``METADATA_SCHEMA``; ``run_id`` names the run that wrote it;
+- the network's parameters under their own names;
+- ``optimizer.<name>``: the optimizer's state (step counter, moments), not its learning-rate table;
+- ``ema.<name>``: the weight averages, with ``--ema``.
+
+``<model>-best.ckpt`` is a copy of the run's best validated epoch. Every file a run writes carries
+its identity, so a run counts, rotates, repairs and resumes only its own files, whatever else the
+folder holds.
+"""
+import logging
+import math
+import os
+import re
+import shutil
+import uuid
+from typing import Callable, Dict, List, Optional, Tuple
+
+import mindspore as ms
+import numpy as np
+
+from ..utils.checkpoint import CheckpointError, read_checkpoint_metadata, save_weights
+from ..utils.fileio import atomic_path, stale_partial_files
+
+OPTIMIZER_PREFIX = "optimizer."
+EMA_PREFIX = "ema."
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_COUNT = 10 ** 9
+
+
+def _int_in(low: int, high: int) -> Callable:
+    def check(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    check.__doc__ = f"an integer from {low} to {high}"
+    return check
+
+
+def _optional(check: Callable) -> Callable:
+    def optional(value) -> bool:
+        return value is None or check(value)
+    optional.__doc__ = f"null or {check.__doc__}"
+    return optional
+
+
+def _percent(value) -> bool:
+    """a percentage from 0 to 100"""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and 0 <= value <= 100
+
+
+def _text(value) -> bool:
+    """a string"""
+    return isinstance(value, str)
+
+
+def _run_id(value) -> bool:
+    """letters, digits, '-' and '_' (at most 64)"""
+    return isinstance(value, str) and bool(_RUN_ID.match(value))
+
+
+def _names(value) -> bool:
+    """a list of strings"""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _flag(value) -> bool:
+    """true or false"""
+    return isinstance(value, bool)
+
+
+def _mapping(value) -> bool:
+    """a JSON object"""
+    return isinstance(value, dict)
+
+
+# key: what a valid value is. Every key is optional when read (files of other tools hold a few or none).
+METADATA_SCHEMA: Dict[str, Callable] = {
+    "model": _text, "run_id": _run_id, "epoch": _int_in(0, _MAX_COUNT), "step": _int_in(0, _MAX_COUNT),
+    "steps_per_epoch": _int_in(1, _MAX_COUNT), "updates_per_epoch": _int_in(1, _MAX_COUNT),
+    "num_classes": _int_in(1, 10 ** 6), "in_channels": _int_in(1, 4096), "class_names": _optional(_names),
+    "val_top1": _optional(_percent), "best_top1": _optional(_percent), "best_epoch": _optional(_int_in(1, _MAX_COUNT)),
+    "ema": _flag, "config": _optional(_mapping), "source": _text,
+}
+
+
+def new_run_id() -> str:
+    """A fresh run identity (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+def run_metadata(metadata, path: str) -> dict:
+    """``metadata`` as read from ``path`` (``utils.checkpoint.read_checkpoint``), checked against
+    ``METADATA_SCHEMA``; its ``config`` checked and converted as a YAML config is. {} when absent.
+
+    Anything else (not an object, a wrong type, an impossible value) is a one-line ``CheckpointError``.
+    """
+    from ..config import ConfigError, config_from_mapping
+
+    if metadata is None or metadata == {}:
+        return {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: its metadata is a JSON {type(metadata).__name__}, not an object")
+    for key, check in METADATA_SCHEMA.items():
+        if key in metadata and not check(metadata[key]):
+            raise CheckpointError(f"{path}: metadata '{key}' must be {check.__doc__}, got {metadata[key]!r:.80}")
+    checked = dict(metadata)
+    names, classes = checked.get("class_names"), checked.get("num_classes")
+    if names is not None and classes is not None and len(names) > classes:
+        raise CheckpointError(f"{path}: metadata holds {len(names)} class names for {classes} classes")
+    if checked.get("config") is not None:
+        try:
+            checked["config"] = config_from_mapping(checked["config"], f"{path} (metadata 'config')", strict=False)
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+    return checked
+
+
+def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The network's tensors of a state dict: the ``ema.*`` averages of a training checkpoint with EMA
+    (as validation during training used them), else the state without optimizer entries."""
+    ema = {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
+    return ema or {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
+
+
+def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> dict:
+    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight
+    file, from what ``read_checkpoint`` returned for it.
+
+    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
+    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
+    """
+    metadata = run_metadata(metadata, path)
+    if metadata.get("num_classes"):
+        return dict(num_classes=metadata["num_classes"], in_channels=metadata.get("in_channels") or 3,
+                    class_names=metadata.get("class_names"), config=metadata.get("config"))
+    state = network_weights(state)
+    head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
+    stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
+    return dict(num_classes=0 if head is None else int(head.shape[0]),
+                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None, config=None)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+def _optimizer_state(train_step) -> list:
+    """Optimizer parameters that are state (step counter, moments): not network weights, and not the
+    learning-rate table, which the config rebuilds."""
+    model_ids = {id(p) for p in train_step.model.get_parameters()}
+    return [p for p in train_step.optimizer.get_parameters()
+            if id(p) not in model_ids and p.name != "learning_rate"]
+
+
+def training_state(train_step) -> Dict[str, np.ndarray]:
+    """A ``TrainStep``'s checkpoint tensors: weights by name, ``optimizer.*`` state and, with EMA, ``ema.*``."""
+    state = {p.name: p.asnumpy() for p in train_step.model.get_parameters()}
+    state.update({OPTIMIZER_PREFIX + p.name: p.asnumpy() for p in _optimizer_state(train_step)})
+    if train_step.use_ema:
+        state.update({p.name: p.asnumpy() for p in train_step.ema})
+    return state
+
+
+def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
+    """Put a checkpoint of this run back into ``train_step`` from ``state``, the tensors read from ``path``:
+    weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
+    set to ``updates_done``, the position of the resumed epoch in this configuration's learning-rate
+    schedule (it differs from the file's when the steps per epoch changed)."""
+    targets = [("", p) for p in train_step.model.get_parameters()]
+    targets += [(OPTIMIZER_PREFIX, p) for p in _optimizer_state(train_step)]
+    if train_step.use_ema:
+        targets += [("", p) for p in train_step.ema]
+    missing = []
+    for prefix, param in targets:
+        value = state.get(prefix + param.name)
+        if value is None or tuple(value.shape) != tuple(param.shape):
+            missing.append(prefix + param.name)
+            continue
+        param.set_data(ms.Tensor(value, dtype=param.dtype))
+    if missing:
+        hint = " (was it written with --ema?)" if any(m.startswith(EMA_PREFIX) for m in missing) else ""
+        raise CheckpointError(f"{path}: cannot resume, {len(missing)} entries missing or of another shape"
+                              f"{hint}: {', '.join(sorted(missing)[:6])}")
+    step = getattr(train_step.optimizer, "global_step", None)
+    if step is not None:
+        step.set_data(ms.Tensor(np.full(step.shape, updates_done), dtype=step.dtype))
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+class RunFolder:
+    """The checkpoint files of model ``model_name`` in ``folder``, grouped by the run that wrote them."""
+
+    def __init__(self, folder: str, model_name: str) -> None:
+        self.folder, self.model_name = folder, model_name
+        self.pattern = re.compile(rf"^{re.escape(model_name)}-(\d+)_(\d+)\.ckpt$")
+        self._metadata_cache: Dict[Tuple[str, int, int], dict] = {}
+
+    @property
+    def best_path(self) -> str:
+        return os.path.join(self.folder, f"{self.model_name}-best.ckpt")
+
+    def epoch_path(self, epoch: int, steps: int) -> str:
+        return os.path.join(self.folder, f"{self.model_name}-{epoch}_{steps}.ckpt")
+
+    def metadata(self, path: str) -> Optional[dict]:
+        """A checkpoint's validated metadata ({} without), or None if the file is unreadable or crafted."""
+        try:
+            info = os.stat(path)
+            key = (path, info.st_mtime_ns, info.st_size)
+            if key not in self._metadata_cache:
+                self._metadata_cache[key] = run_metadata(read_checkpoint_metadata(path), path)
+            return self._metadata_cache[key]
+        except (OSError, CheckpointError) as exc:
+            logging.getLogger(__package__.split(".")[0]).warning(f"ignoring {path}: {exc}")
+            return None
+
+    def runs(self) -> Dict[Optional[str], List[Tuple[int, str]]]:
+        """{run id (None: files without one): [(epoch, path), ...] oldest first} of the epoch checkpoints."""
+        if not os.path.isdir(self.folder):
+            return {}
+        runs: Dict[Optional[str], List[Tuple[int, str]]] = {}
+        for name in sorted(os.listdir(self.folder)):
+            match = self.pattern.match(name)
+            path = os.path.join(self.folder, name)
+            if not match or not os.path.isfile(path):
+                continue
+            metadata = self.metadata(path)
+            if metadata is None:
+                continue
+            runs.setdefault(metadata.get("run_id"), []).append((metadata.get("epoch", int(match.group(1))), path))
+        return {run: sorted(files) for run, files in runs.items()}
+
+    def resume_path(self) -> Optional[str]:
+        """The newest checkpoint of the one run in the folder (``--resume auto``); None if there is none.
+
+        With checkpoints of several runs it refuses, listing them: it never guesses whose weights to take.
+        """
+        runs = self.runs()
+        if len(runs) > 1:
+            listed = "; ".join(
+                f"run {run or '(no id)'}: epochs {files[0][0]}-{files[-1][0]}, newest {os.path.basename(files[-1][1])}"
+                for run, files in sorted(runs.items(), key=lambda item: item[1][-1][1]))
+            raise CheckpointError(f"--resume auto: {self.folder} holds {self.model_name} checkpoints of {len(runs)} "
+                                  f"runs ({listed}); choose one with --resume PATH")
+        return next(iter(runs.values()))[-1][1] if runs else None
+
+
+class RunCheckpoints(RunFolder):
+    """The files of one run (``run_id``): ``<model>-<epoch>_<steps>.ckpt`` at every save, the newest
+    ``keep`` of *this run* kept, and ``<model>-best.ckpt``. Other runs' files are never deleted."""
+
+    def __init__(self, folder: str, model_name: str, keep: int, run_id: str, logger: logging.Logger) -> None:
+        super().__init__(folder, model_name)
+        if keep < 1:
+            raise ValueError(f"--keep_checkpoint_max must be at least 1, got {keep}")
+        self.keep, self.run_id, self.logger = keep, run_id, logger
+
+    def remove_leftovers(self) -> None:
+        """Temporary files that this run's own killed processes left behind (never a folder, nor a file
+        that a live process is still writing)."""
+        for path in stale_partial_files(self.folder, self.run_id):
+            os.remove(path)
+            self.logger.info(f"removed {path}, left by a killed process of this run")
+
+    def others(self) -> Dict[Optional[str], List[Tuple[int, str]]]:
+        return {run: files for run, files in self.runs().items() if run != self.run_id}
+
+    def save(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, steps: int, is_best: bool) -> str:
+        """Write the epoch's checkpoint, then the best copy, then drop this run's oldest files."""
+        path = self.epoch_path(epoch, steps)
+        if os.path.isfile(path) and (self.metadata(path) or {}).get("run_id") != self.run_id:
+            self.logger.warning(f"replacing {path}, a checkpoint of another run")
+        save_weights(state, path, metadata=dict(metadata, run_id=self.run_id), owner=self.run_id)
+        if is_best:
+            self._copy_to_best(path)
+        own = self.runs().get(self.run_id, [])
+        for _, old in own[:-self.keep]:
+            if old != path:
+                os.remove(old)
+        return path
+
+    def _copy_to_best(self, path: str) -> None:
+        with atomic_path(self.best_path, owner=self.run_id) as tmp:
+            os.remove(tmp)
+            try:
+                os.link(path, tmp)  # instant; the file is never modified in place, only replaced
+            except OSError:
+                shutil.copyfile(path, tmp)
+
+    def repair_best(self, best_epoch: Optional[int]) -> None:
+        """Make ``<model>-best.ckpt`` this run's ``best_epoch`` again, after a kill fell between an epoch's
+        checkpoint and its best copy (or another run replaced the file)."""
+        if best_epoch is None:
+            return
+        current = self.metadata(self.best_path) if os.path.isfile(self.best_path) else None
+        if current and current.get("run_id") == self.run_id and current.get("epoch") == best_epoch:
+            return
+        source = next((p for e, p in self.runs().get(self.run_id, []) if e == best_epoch), None)
+        if source is None:
+            self.logger.warning(f"{self.best_path} does not hold this run's best epoch {best_epoch}, and that "
+                                "epoch's checkpoint is gone; it will be written again at the next best epoch")
+            return
+        self._copy_to_best(source)
+        self.logger.info(f"restored {self.best_path} from {source} (best epoch {best_epoch})")

@@ -1,0 +1,85 @@
+"""Atomic file writes and the clean-up of what a killed writer left behind.
+
+A file is written under a temporary name in its destination folder and renamed over the final
+name only when complete, so a crash, a kill or a full disk never leaves a partial file under a
+real name. Temporary names are ``.partial-<owner>.<pid>.<random><suffix>``: the owner (a training
+run's identity) and the writing process say whose a leftover is, so a later process of the same
+owner removes only its own dead writers' files.
+"""
+import os
+import re
+import stat
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, List
+
+PARTIAL_PREFIX = ".partial-"
+_OWNER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class WriteError(OSError):
+    """A file could not be written (disk full, file too large, no permission); nothing was left behind."""
+
+
+def _check_owner(owner: str) -> str:
+    if not _OWNER.match(owner):
+        raise ValueError(f"invalid temporary-file owner {owner!r} (letters, digits, '-' and '_' only)")
+    return owner
+
+
+@contextmanager
+def atomic_path(path: str, suffix: str = "", owner: str = "anon") -> Iterator[str]:
+    """A temporary path in ``path``'s folder, renamed to ``path`` only if the block succeeds.
+
+    On any error the temporary file is removed; an ``OSError`` (disk full, file too large, no
+    permission) is re-raised naming ``path``. ``suffix`` ends the temporary name.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix,
+                                   dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def stale_partial_files(folder: str, owner: str) -> List[str]:
+    """Temporary files of ``owner`` in ``folder`` whose writing process is gone (killed mid-write).
+
+    Only regular files are listed: never a folder (a killed export's staging folder), a link or a
+    file whose writer is still running.
+    """
+    if not os.path.isdir(folder):
+        return []
+    pattern = re.compile(rf"^{re.escape(PARTIAL_PREFIX + _check_owner(owner))}\.(\d+)\.")
+    found = []
+    for name in sorted(os.listdir(folder)):
+        match = pattern.match(name)
+        if not match or int(match.group(1)) == os.getpid() or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            found.append(path)
+    return found
