@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from conftest import save_trained_like_checkpoint
-from conftest import run
+from conftest import run, save_trained_like_checkpoint
 
 SIZE = 64
 

@@ -1,13 +1,13 @@
 """tools/predict.py and engine.predict: preprocessing, class names, per-file errors, JSON output."""
 import json
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import save_trained_like_checkpoint
+from conftest import run, save_trained_like_checkpoint
 from mindcv_res2net.engine.predict import imagenet_class_names, load_for_prediction, predict
-from conftest import run
 
 NAMES = ["circle", "square", "triangle"]
 
@@ -71,3 +71,59 @@ def test_predict_cli_reports_bad_files_and_predicts_the_rest(run_checkpoint, tmp
 def test_imagenet_names_ship_with_the_package():
     names = imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet tissue"
+
+
+def test_predict_uses_the_runs_crop_pct(run_checkpoint):
+    from mindcv_res2net.engine.predict import eval_preprocess
+
+    path, folder = run_checkpoint
+    model, config = load_for_prediction("res2net50", path)
+    image = str(folder / "rgb.png")
+    base = dict(config, dataset="imagefolder", image_resize=16)
+    wide = eval_preprocess(model, dict(base, crop_pct=1.0))(image)
+    tight = eval_preprocess(model, dict(base, crop_pct=0.5))(image)
+    assert wide.shape == tight.shape == (3, 16, 16) and not np.allclose(wide, tight)
+
+
+def test_non_finite_weights_warn_and_json_stays_valid(run_checkpoint, tmp_path):
+    from mindcv_res2net.utils.checkpoint import read_checkpoint, save_weights
+
+    path, folder = run_checkpoint
+    state, metadata = read_checkpoint(path)
+    state["fc.bias"] = np.full_like(state["fc.bias"], np.nan)
+    broken = save_weights(state, tmp_path / "nan.ckpt", metadata=metadata)
+    proc = run(["tools/predict.py", "--model", "res2net50", "--ckpt_path", broken, "--json", str(folder / "rgb.png")])
+    assert proc.returncode == 1 and "warning: " in proc.stderr and "1 tensors hold NaN or Inf values (fc.bias)" \
+        in proc.stderr, proc.stderr
+    (result,) = json.loads(proc.stdout)  # strict JSON: no NaN literal
+    assert result["error"].startswith("the network's outputs are not finite")
+
+
+@pytest.mark.parametrize("tool", ["predict", "export", "validate"])
+def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, tool):
+    from mindcv_res2net.utils.checkpoint import read_checkpoint, save_weights
+
+    path, folder = run_checkpoint
+    state, metadata = read_checkpoint(path)
+    crafted = save_weights(state, tmp_path / "crafted.ckpt",
+                           metadata=dict(metadata, config=dict(metadata["config"], image_resize="huge")))
+    argv = {"predict": ["tools/predict.py", "--model", "res2net50", "--ckpt_path", crafted, str(folder / "rgb.png")],
+            "export": ["tools/export.py", "--model", "res2net50", "--ckpt_path", crafted, "--file_name",
+                       str(tmp_path / "out")],
+            "validate": ["validate.py", "--model", "res2net50", "--dataset", "digits", "--num_samples", "8",
+                         "--image_resize", "32", "--ckpt_path", crafted]}[tool]
+    proc = run(argv)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: config {crafted} (metadata 'config'): key 'image_resize' must be a "
+                                  "positive integer, got huge"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["crafted.ckpt"]
+
+
+def test_folder_scan_uses_the_loaders_extensions(tmp_path):
+    from mindcv_res2net.data.sources import IMAGE_EXTENSIONS
+    from mindcv_res2net.engine.predict import expand_paths
+
+    for i, ext in enumerate(IMAGE_EXTENSIONS):
+        (tmp_path / f"{i}{ext.upper()}").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert len(expand_paths([str(tmp_path)])) == len(IMAGE_EXTENSIONS)

@@ -106,6 +106,8 @@ def test_train_pynative_mixup_momentum(tmp_path, pynative):
     (["validate.py", "--dataset", "digits", "--ckpt_path", "/no/such.ckpt"],
      "error: checkpoint file not found: /no/such.ckpt"),
     (["train.py", "--dataset", "digits", "--optimizer", "adam"], "error: unknown flag '--optimizer'"),
+    (["validate.py", "--model", "res2net5O", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--ckpt_path",
+      "/no/such.ckpt"], "error: unknown model 'res2net5O'; did you mean res2net50"),
     (["train.py", "--dataset", "cifar10", "--data_dir", "/no/such/dir"], "error: cifar10 not found: looked for"),
     (["train.py", "--device_target", "GPU"], "error: --device_target GPU: no usable GPU device"),
     (["validate.py", "--device_target", "ascend", "--pretrained"], "error: --device_target Ascend: no usable Ascend device"),

@@ -43,11 +43,11 @@ def validate(args) -> dict:
     from ..data.loader import create_loader
     from ..loss import create_loss
     from ..models import create_model, get_pretrained_cfg
-    from ..models.registry import resolve_name, split_model_name
+    from ..models.registry import resolve_name
     from ..utils.checkpoint import load_checkpoint
     from ..utils.device import set_device
 
-    resolve_name(split_model_name(args.model)[0])  # a misspelled model name is the first error
+    resolve_name(args.model)  # a misspelled model name is the first error
     if not args.ckpt_path and not args.pretrained:
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
     set_device(args.device_target, args.mode)

@@ -15,7 +15,7 @@ from ..config import format_config, save_config
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
-from ..models.registry import resolve_name, split_model_name
+from ..models.registry import resolve_name
 from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..utils.checkpoint import CheckpointError, read_checkpoint
@@ -122,7 +122,7 @@ def _resume_source(args, folder: RunFolder, logger) -> Optional[str]:
 
 def set_up(args) -> TrainingRun:
     """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer."""
-    resolve_name(split_model_name(args.model)[0])  # a misspelled model name is the first error
+    resolve_name(args.model)  # a misspelled model name is the first error
     if args.aug_repeats > 1:
         raise ValueError("--aug_repeats (repeated augmentation) is not supported; use 0")
     device = set_device(args.device_target, args.mode)
