@@ -15,6 +15,9 @@ import yaml
 from .utils.fileio import atomic_path
 
 
+MAX_IMAGE_SIZE = 4096  # pixels per side: larger inputs would only exhaust memory
+
+
 class ConfigError(ValueError):
     """A bad flag, YAML key or value."""
 
@@ -38,6 +41,13 @@ def positive_int(value) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return number
+
+
+def image_size(value) -> int:
+    size = positive_int(value)
+    if size > MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_IMAGE_SIZE} pixels, got {value}")
+    return size
 
 
 def finite_float(value) -> float:
@@ -113,7 +123,7 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
 
     g = parser.add_argument_group("augmentation")
-    g.add_argument("--image_resize", type=positive_int, default=224, help="training and validation image size (default 224)")
+    g.add_argument("--image_resize", type=image_size, default=224, help="training and validation image size (default 224)")
     g.add_argument("--scale", type=finite_float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
     g.add_argument("--ratio", type=finite_float, nargs=2, default=(0.75, 1.333), help="RandomResizedCrop aspect range")
     g.add_argument("--hflip", type=finite_float, default=0.5, help="horizontal flip probability (default 0.5)")

@@ -134,14 +134,16 @@ def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> di
     ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
     """
     metadata = run_metadata(metadata, path)
-    if metadata.get("num_classes"):
-        return dict(num_classes=metadata["num_classes"], in_channels=metadata.get("in_channels") or 3,
-                    class_names=metadata.get("class_names"), config=metadata.get("config"))
     state = network_weights(state)
     head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
-    return dict(num_classes=0 if head is None else int(head.shape[0]),
-                in_channels=3 if stem is None else int(stem.shape[1]), class_names=None, config=None)
+    found = dict(num_classes=0 if head is None else int(head.shape[0]),
+                 in_channels=3 if stem is None else int(stem.shape[1]))
+    for key, value in found.items():  # the metadata may not claim another network than the tensors hold
+        if metadata.get(key) is not None and (head if key == "num_classes" else stem) is not None \
+                and metadata[key] != value:
+            raise CheckpointError(f"{path}: metadata '{key}' is {metadata[key]} but its tensors have {value}")
+    return dict(found, class_names=metadata.get("class_names"), config=metadata.get("config"))
 
 
 # ---------------------------------------------------------------------------------------------- state
