@@ -58,7 +58,7 @@ def rule_weight(key: str, shape) -> np.ndarray:
     """The parity README's rule for every tensor that is not BatchNorm."""
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     w = rng.standard_normal(shape, dtype=np.float64)
-    if key == "fc.bias":
+    if key in ("fc.bias", "out.bias"):
         w *= 0.01
     else:
         fan_out = shape[0] * (shape[2] * shape[3] if len(shape) == 4 else 1)

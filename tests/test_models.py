@@ -8,10 +8,14 @@ from mindcv_res2net.models import get_pretrained_cfg, is_model
 from mindcv_res2net.models.layers import AvgPool2dCeil, DropPath, Pool2dPad, exportable_pools
 
 ALL = ["res2net50", "res2net101", "res2net152", "res2net50_v1b", "res2net101_v1b", "res2net152_v1b",
-       "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_14w_8s", "res2next50"]
+       "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s", "res2net50_14w_8s", "res2next50",
+       "res2net_dla60", "res2next_dla60", "paddle_res2net50_26w_4s", "paddle_res2net50_14w_8s",
+       "paddle_res2net50_vd_26w_4s", "paddle_res2net101_vd_26w_4s", "paddle_res2net200_vd_26w_4s", "se_res2net50"]
 ALIASES = {"res2net50_26w_4s": "res2net50", "res2net101_26w_4s": "res2net101", "res2net152_26w_4s": "res2net152",
            "res2net50_v1b_26w_4s": "res2net50_v1b", "res2net101_v1b_26w_4s": "res2net101_v1b",
-           "res2net152_v1b_26w_4s": "res2net152_v1b"}
+           "res2net152_v1b_26w_4s": "res2net152_v1b", "dla60_res2net": "res2net_dla60",
+           "dla60_res2next": "res2next_dla60", "res2net50_vd": "paddle_res2net50_vd_26w_4s",
+           "res2net101_vd": "paddle_res2net101_vd_26w_4s", "res2net200_vd": "paddle_res2net200_vd_26w_4s"}
 
 
 def _x(n=2, size=64, channels=3, seed=0):
@@ -38,6 +42,13 @@ def test_pretrained_tags_best_first():
         assert key in cfg
     assert get_pretrained_cfg("res2net50_v1b")["first_conv"] == "conv1.0"
     assert get_pretrained_cfg("res2net152")["url"] == ""
+    ssld = get_pretrained_cfg("res2net200_vd")  # the default: the best published Res2Net (85.13%)
+    assert ssld["url"].endswith("Res2Net200_vd_26w_4s_ssld_pretrained.pdparams") and ssld["top1"] == 85.13
+    assert ssld["sha256"] == "" and ssld["first_conv"] == "conv1.0"  # Paddle publishes no hash
+    assert get_pretrained_cfg("paddle_res2net200_vd_26w_4s.paddle_in1k")["top1"] == 81.21
+    assert get_pretrained_cfg("dla60_res2next")["url"].endswith("res2next_dla60_4s-d327927b.pth")
+    assert get_pretrained_cfg("res2net_dla60")["first_conv"] == "base_layer.0"
+    assert get_pretrained_cfg("se_res2net50")["url"] == ""
 
 
 def test_unknown_names_are_clear_errors():
@@ -176,3 +187,55 @@ def test_graph_mode_training_step_runs(graph):
     net.set_train(True)
     loss = net(_x(n=2, size=32), ms.Tensor(np.array([0, 2], np.int32)))
     assert np.isfinite(loss.asnumpy()).all()
+
+
+def test_paddle_semantics_are_constructor_arguments():
+    official, paddle = create_model("res2net50_v1b"), create_model("paddle_res2net50_vd_26w_4s")
+    assert [p.name for p in official.get_parameters()] == [p.name for p in paddle.get_parameters()]
+    # the stride rule: layer1's first block cascades (no pool), later stages' first blocks pool exclusively
+    assert official.layer1[0].is_first and not paddle.layer1[0].is_first and paddle.layer1[0].pool is None
+    assert paddle.layer2[0].is_first and paddle.layer2[0].pool.exclusive and not official.layer2[0].pool.exclusive
+    assert sum(p.size for p in create_model("paddle_res2net200_vd_26w_4s").trainable_params()) == 76_215_536
+
+
+@pytest.mark.parametrize("explicit_pad", [False, True])
+def test_exclusive_average_pool_ignores_the_padding(explicit_pad, pynative):
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 4)).astype(np.float32)
+    got = Pool2dPad("avg", 3, 2, 1, explicit_pad=explicit_pad, count_include_pad=False)(ms.Tensor(x)).asnumpy()
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=np.nan)
+    want = np.array([[[[np.nanmean(padded[0, c, 2 * i:2 * i + 3, 2 * j:2 * j + 3]) for j in range(2)]
+                       for i in range(3)] for c in range(2)]])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_se_res2net50_adds_squeeze_excitation_before_the_residual_add(pynative):
+    from mindcv_res2net.models.layers import SqueezeExcite
+
+    plain, se = create_model("res2net50"), create_model("se_res2net50")
+    extra = sum(2 * c * (c // 16) + c // 16 + c for c in [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3)
+    assert sum(p.size for p in se.trainable_params()) == sum(p.size for p in plain.trainable_params()) + extra
+    block = se.layer2[1]
+    assert isinstance(block.se, SqueezeExcite) and block.se.fc1.weight.shape == (32, 512, 1, 1)
+    x = np.random.default_rng(0).standard_normal((2, 512, 4, 4)).astype(np.float32)
+    squeeze = x.mean(axis=(2, 3))
+    hidden = np.maximum(squeeze @ block.se.fc1.weight.asnumpy()[:, :, 0, 0].T + block.se.fc1.bias.asnumpy(), 0)
+    gate = 1 / (1 + np.exp(-(hidden @ block.se.fc2.weight.asnumpy()[:, :, 0, 0].T + block.se.fc2.bias.asnumpy())))
+    np.testing.assert_allclose(block.se(ms.Tensor(x)).asnumpy(), x * gate[:, :, None, None], atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_dla_api_features_head_and_grey_input(mode, request):
+    request.getfixturevalue(mode)
+    model = create_model("res2next_dla60", num_classes=5, in_channels=1, drop_path_rate=0.1)
+    model.set_train(False)
+    x = _x(size=64, channels=1)
+    assert model(x).shape == (2, 5) and model.forward_features(x).shape == (2, 1024, 2, 2)
+    feats = create_model("res2net_dla60", features_only=True, out_indices=(0, 1, 2, 3, 4))
+    feats.set_train(False)
+    assert [tuple(f.shape) for f in feats(_x(size=64))] == [(2, 32, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8),
+                                                           (2, 512, 4, 4), (2, 1024, 2, 2)]
+    assert [(i["num_chs"], i["reduction"]) for i in feats.feature_info] == [
+        (32, 2), (128, 4), (256, 8), (512, 16), (1024, 32)]
+    headless = create_model("res2net_dla60", num_classes=0)
+    headless.set_train(False)
+    assert headless(_x(size=64)).shape == (2, 1024)

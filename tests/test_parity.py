@@ -1,26 +1,51 @@
 """Exact parity with the official PyTorch Res2Net networks (tests/data/parity, see its README).
 
-Each variant's official state dict (weight rule + stored BatchNorm tensors, PyTorch names) goes
-through the project's own converter and ``create_model(checkpoint_path=...)``, then must reproduce
-the float64 reference logits within the manifest's ``atol`` on both inputs.
+Each variant's official state dict (weight rule + stored BatchNorm tensors, the source's own names)
+is written in its source's file format (PaddleClas .pdparams, the official DLA .pth with its 15 unused
+tensors, else .npz), goes through the project's own converter and ``create_model(checkpoint_path=...)``,
+then must reproduce the float64 reference logits within the manifest's ``atol`` on both inputs.
 """
 import numpy as np
 import pytest
 
 import mindspore as ms
 from mindspore import nn
-from conftest import MANIFEST, model_params, official_state_dict, parity_file
+from conftest import MANIFEST, model_params, official_state_dict, parity_file, rule_weight
 from mindcv_res2net import create_model
 from mindcv_res2net.models.fuse import fuse_batchnorm
 from mindcv_res2net.utils.checkpoint import save_weights
 from mindcv_res2net.utils.convert import convert_weights
+from paddle_writer import save_pdparams
 from torch_writer import save_torch_legacy, save_torch_zip
 
 
+def _official_dla_file(variant, path):
+    """The official DLA .pth: the network's tensors plus the 15 that the official forward pass never uses."""
+    state = dict(official_state_dict(variant))
+    for prefix, (out, inp) in {"level3.project": (256, 128), "level4.project": (512, 256),
+                               "level4.tree1.project": (512, 256)}.items():
+        state[f"{prefix}.0.weight"] = rule_weight(f"{prefix}.0.weight", (out, inp, 1, 1))
+        state.update({f"{prefix}.1.{k}": np.full(out, v, np.float32) for k, v in
+                      (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0))})
+    save_torch_zip(state, path)
+    return path
+
+
+def _source_file(variant, tmp_path):
+    """The variant's official weights in its source's own format: .pdparams (PaddleClas), .pth (DLA), else .npz."""
+    if variant.startswith("paddle_"):
+        path = tmp_path / f"{variant}.pdparams"
+        save_pdparams(official_state_dict(variant), path)
+        return path
+    if "dla" in variant:
+        return _official_dla_file(variant, tmp_path / f"{variant}.pth")
+    path = tmp_path / f"{variant}_official.npz"
+    np.savez(path, **official_state_dict(variant))
+    return path
+
+
 def _converted(variant, tmp_path):
-    npz = tmp_path / f"{variant}_official.npz"
-    np.savez(npz, **official_state_dict(variant))
-    return convert_weights(npz, tmp_path / f"{variant}.ckpt", variant)
+    return convert_weights(_source_file(variant, tmp_path), tmp_path / f"{variant}.ckpt", variant)
 
 
 def _max_error(model, x, reference):
@@ -32,7 +57,8 @@ def _assert_logits_match(model, variant, inputs):
     ref = parity_file(variant)
     atol = MANIFEST[variant]["atol"]
     assert _max_error(model, inputs["x"], ref["logits_fp64"]) <= atol
-    assert _max_error(model, inputs["x_odd"], ref["logits_odd_fp64"]) <= atol
+    odd = inputs["x_dla" if "dla" in variant else "x_odd"]  # DLA needs sides that are multiples of 32
+    assert _max_error(model, odd, ref["logits_odd_fp64"]) <= atol
 
 
 @pytest.mark.parametrize("variant", list(MANIFEST))
@@ -43,12 +69,14 @@ def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynati
     _assert_logits_match(model, variant, parity_inputs)
 
 
-@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "paddle_res2net50_vd_26w_4s",
+                                     "res2net_dla60"])
 def test_logits_match_official_graph(variant, tmp_path, parity_inputs, graph):
     _assert_logits_match(create_model(variant, checkpoint_path=_converted(variant, tmp_path)), variant, parity_inputs)
 
 
-@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "res2next50"])
+@pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "res2next50",
+                                     "paddle_res2net50_26w_4s", "res2next_dla60"])
 def test_batchnorm_folded_model_matches_official_graph(variant, tmp_path, parity_inputs, graph):
     model = fuse_batchnorm(create_model(variant, checkpoint_path=_converted(variant, tmp_path)))
     assert not any(isinstance(cell, nn.BatchNorm2d) for _, cell in model.cells_and_names())
@@ -113,3 +141,22 @@ def test_every_input_format_gives_the_official_network(variant, tmp_path, parity
         assert all(np.array_equal(loaded[k], reference[k]) for k in reference), label
         if label == "torch legacy":  # the official 2019 files' format: check the logits end to end
             assert _max_error(model, parity_inputs["x_odd"], ref_logits) <= MANIFEST[variant]["atol"]
+
+
+@pytest.mark.parametrize("protocol, numpy2_names", [(4, False), (2, True)])
+def test_pdparams_of_any_protocol_and_numpy_version_give_the_paddle_network(tmp_path, protocol, numpy2_names):
+    variant = "paddle_res2net50_14w_8s"
+    official = official_state_dict(variant)
+    reference = model_params(create_model(variant, checkpoint_path=_converted(variant, tmp_path)))
+    save_pdparams(official, tmp_path / "other.pdparams", protocol=protocol, numpy2_names=numpy2_names)
+    loaded = model_params(create_model(variant, checkpoint_path=tmp_path / "other.pdparams"))
+    assert all(np.array_equal(loaded[k], reference[k]) for k in reference)
+    assert np.array_equal(loaded["fc.weight"], official["out.weight"].T)  # Paddle stores (in, out)
+
+
+def test_dla_files_load_with_or_without_the_unused_official_tensors(tmp_path):
+    variant = "res2net_dla60"
+    with_unused = model_params(create_model(variant, checkpoint_path=_source_file(variant, tmp_path)))
+    save_torch_zip(official_state_dict(variant), tmp_path / "timm.pth")  # timm's files: the 477 used tensors
+    without = model_params(create_model(variant, checkpoint_path=tmp_path / "timm.pth"))
+    assert with_unused.keys() == without.keys() and all(np.array_equal(with_unused[k], without[k]) for k in without)

@@ -26,6 +26,22 @@ class DropPath(nn.Cell):
         return f"drop_prob={self.drop_prob}"
 
 
+class SqueezeExcite(nn.Cell):
+    """Squeeze-and-excitation (Hu et al., SENet): ``x * sigmoid(fc2(relu(fc1(mean(x)))))`` with 1x1
+    convolutions (bias) of ``channels -> channels // reduction -> channels``. (N, C, H, W) in and out."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1, has_bias=True)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Conv2d(hidden, channels, 1, has_bias=True)
+        self.sigmoid = nn.Sigmoid()
+
+    def construct(self, x):
+        return x * self.sigmoid(self.fc2(self.relu(self.fc1(ops.mean(x, (2, 3), keep_dims=True)))))
+
+
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> list:
     """[Conv2d (no bias, 'same'-style padding k//2), BatchNorm2d] as a list of cells."""
     return [
@@ -38,31 +54,39 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int =
 class Pool2dPad(nn.Cell):
     """Max or average pooling with symmetric padding, as PyTorch's ``padding`` argument.
 
-    ``kind="max"`` ignores the padding (PyTorch MaxPool2d); ``kind="avg"`` counts it as zeros and
-    divides by the full window (``count_include_pad=True``). By default MindSpore's fused "pad"-mode
-    kernels run; the max pool drops its added depth axis with a reshape, not ``squeeze``, whose shape
-    check would stay in a dynamic-batch MINDIR and make it fail to load. ``explicit_pad=True`` builds
-    a zero Pad + an unpadded pool instead, made of operators ONNX has (see ``exportable_pools``): the
-    same output for average pooling, and for max pooling of non-negative input (the stem's max pool
-    follows a ReLU). Input (N, C, H, W), output (N, C, H', W').
+    ``kind="max"`` ignores the padding (PyTorch MaxPool2d). ``kind="avg"`` counts it as zeros and
+    divides by the full window (``count_include_pad=True``), or with ``count_include_pad=False``
+    divides by the real pixels of each window only (Paddle's ``exclusive=True``). By default
+    MindSpore's fused "pad"-mode kernels run; the max pool drops its added depth axis with a reshape,
+    not ``squeeze``, whose shape check would stay in a dynamic-batch MINDIR and make it fail to load.
+    ``explicit_pad=True`` builds a zero Pad + an unpadded pool instead, made of operators ONNX has (see
+    ``exportable_pools``): the same output for average pooling (an exclusive one divides by the same
+    pool of a map of ones), and for max pooling of non-negative input (the stem's max pool follows a
+    ReLU). Input (N, C, H, W), output (N, C, H', W').
     """
 
-    def __init__(self, kind: str, kernel_size: int, stride: int, padding: int, explicit_pad: bool = False) -> None:
+    def __init__(self, kind: str, kernel_size: int, stride: int, padding: int, explicit_pad: bool = False,
+                 count_include_pad: bool = True) -> None:
         super().__init__()
         if kind not in ("max", "avg"):
             raise ValueError(f"pool kind must be 'max' or 'avg', got '{kind}'")
         self.kind, self.kernel_size, self.stride, self.padding = kind, kernel_size, stride, padding
-        self.explicit_pad = explicit_pad
+        self.explicit_pad, self.count_include_pad = explicit_pad, count_include_pad
+        self.exclusive = kind == "avg" and not count_include_pad and padding > 0
         if explicit_pad:
             self.pad = ops.Pad(((0, 0), (0, 0), (padding, padding), (padding, padding)))
             self.pool = (nn.MaxPool2d if kind == "max" else nn.AvgPool2d)(kernel_size, stride, pad_mode="valid")
         elif kind == "max":
             self.pool = nn.MaxPool2d(kernel_size, stride, pad_mode="pad", padding=padding)
         else:
-            self.pool = nn.AvgPool2d(kernel_size, stride, pad_mode="pad", padding=padding, count_include_pad=True)
+            self.pool = nn.AvgPool2d(kernel_size, stride, pad_mode="pad", padding=padding,
+                                     count_include_pad=count_include_pad)
 
     def construct(self, x):
         if self.explicit_pad:
+            if self.exclusive:
+                ones = x[:, :1] * 0.0 + 1.0
+                return self.pool(self.pad(x)) / self.pool(self.pad(ones))
             return self.pool(self.pad(x))
         if self.kind == "max":
             out = self.pool.max_pool(ops.expand_dims(x, 2))[0]
@@ -71,10 +95,11 @@ class Pool2dPad(nn.Cell):
 
     def extend_repr(self) -> str:
         return f"{self.kind}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}" + \
-            (", explicit_pad" if self.explicit_pad else "")
+            (", exclusive" if self.exclusive else "") + (", explicit_pad" if self.explicit_pad else "")
 
     def with_explicit_pad(self) -> "Pool2dPad":
-        return Pool2dPad(self.kind, self.kernel_size, self.stride, self.padding, explicit_pad=True)
+        return Pool2dPad(self.kind, self.kernel_size, self.stride, self.padding, explicit_pad=True,
+                         count_include_pad=self.count_include_pad)
 
 
 class AvgPool2dCeil(nn.Cell):

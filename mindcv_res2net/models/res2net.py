@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
-from .layers import AvgPool2dCeil, DropPath, Pool2dPad, conv_bn
+from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn
 from .registry import register_alias, register_model, register_pretrained_cfgs
 
 __all__ = ["Bottle2neck", "Res2Net"]
@@ -23,10 +23,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Bottle2neck(nn.Cell):
     """Res2Net bottleneck: 1x1 conv, ``scale`` hierarchical 3x3 splits, 1x1 conv, residual add.
 
-    Input (N, in_channels, H, W); output (N, planes * 4, H / stride, W / stride).
-    ``is_first`` marks a stage's first block: its splits do not cascade and its last split is
-    average-pooled (3x3, ``stride``, padding 1, zero padding counted) instead of passed through.
-    ``cardinality > 1`` groups the 3x3 convolutions (Res2NeXt).
+    Input (N, in_channels, H, W); output (N, out_channels, H / stride, W / stride), ``out_channels``
+    ``planes * 4`` and the split width ``floor(planes * base_width / 64) * cardinality`` unless given
+    (the DLA trees give both). ``is_first`` marks a stage block: its splits do not cascade and its last
+    split is average-pooled (3x3, ``stride``, padding 1) instead of passed through; the pool counts the
+    zero padding unless ``exclusive_pool`` (PaddleClas). ``cardinality > 1`` groups the 3x3
+    convolutions (Res2NeXt). ``se_reduction > 0`` adds squeeze-excitation on the residual branch before
+    the add, as SENet places it. The residual is ``downsample(x)``, ``x``, or the ``shortcut`` the
+    caller passes (a DLA tree's projection).
     """
 
     expansion = 4
@@ -34,10 +38,11 @@ class Bottle2neck(nn.Cell):
     @lazy_inline(policy="front")
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
                  base_width: int = 26, scale: int = 4, cardinality: int = 1, is_first: bool = False,
-                 drop_path: float = 0.0) -> None:
+                 drop_path: float = 0.0, exclusive_pool: bool = False, width: Optional[int] = None,
+                 out_channels: Optional[int] = None, se_reduction: int = 0) -> None:
         super().__init__()
-        width = int(math.floor(planes * (base_width / 64.0))) * cardinality
-        out_channels = planes * self.expansion
+        width = width or int(math.floor(planes * (base_width / 64.0))) * cardinality
+        out_channels = out_channels or planes * self.expansion
         self.width = width
         self.scale = scale
         self.nums = max(scale - 1, 1)  # number of 3x3 convolutions
@@ -51,15 +56,18 @@ class Bottle2neck(nn.Cell):
             bns.append(bn)
         self.convs = nn.CellList(convs)
         self.bns = nn.CellList(bns)
-        self.pool = Pool2dPad("avg", 3, stride, padding=1) if is_first and scale > 1 else None
+        self.pool = Pool2dPad("avg", 3, stride, padding=1, count_include_pad=not exclusive_pool) \
+            if is_first and scale > 1 else None
         self.conv3, self.bn3 = conv_bn(width * scale, out_channels, 1)
+        self.se = SqueezeExcite(out_channels, se_reduction) if se_reduction > 0 else None
         self.split = ops.Split(axis=1, output_num=scale)  # the primitive: ops.split fails on a dynamic batch
         self.relu = nn.ReLU()
         self.downsample = downsample
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
-    def construct(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def construct(self, x: Tensor, shortcut: Optional[Tensor] = None) -> Tensor:
+        if shortcut is None:
+            shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         splits = self.split(out)
         outs = ()
@@ -72,6 +80,8 @@ class Bottle2neck(nn.Cell):
         if self.scale > 1:
             outs += (splits[self.nums] if self.pool is None else self.pool(splits[self.nums]),)
         out = self.bn3(self.conv3(ops.concat(outs, axis=1)))
+        if self.se is not None:
+            out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
         return self.relu(out + shortcut)
@@ -87,6 +97,11 @@ class Res2Net(nn.Cell):
         cardinality: groups of each 3x3 convolution (8 for Res2NeXt-50, else 1).
         deep_stem: three 3x3 convolutions (32, 32, 64 channels) instead of one 7x7 (v1b).
         avg_down: shortcut is AvgPool(stride, ceil_mode) + 1x1 conv instead of a strided 1x1 conv (v1b).
+        stage_blocks: which blocks are stage blocks (no cascade, pooled last split): "first", each
+            stage's first block (official); "strided", exactly the blocks of stride 2 (PaddleClas, whose
+            layer1 therefore cascades in every block).
+        exclusive_pool: the stage blocks' 3x3 average pool ignores the zero padding (PaddleClas).
+        se_reduction: squeeze-excitation in every block with this channel reduction (0: none; SE-Res2Net: 16).
         num_classes: classifier outputs; 0 builds a head-less model returning pooled features.
         in_channels: input image channels.
         drop_rate: dropout before the classifier (training only).
@@ -100,18 +115,22 @@ class Res2Net(nn.Cell):
     """
 
     def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
-                 deep_stem: bool = False, avg_down: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                 deep_stem: bool = False, avg_down: bool = False, stage_blocks: str = "first",
+                 exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
                  out_indices: Sequence[int] = (1, 2, 3, 4), zero_init_last: bool = True) -> None:
         super().__init__()
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
+        if stage_blocks not in ("first", "strided"):
+            raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         out_indices = tuple(int(i) for i in out_indices)
         if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
             raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
         self.in_channels = in_channels
         self.avg_down = avg_down
+        self.stage_blocks, self.exclusive_pool, self.se_reduction = stage_blocks, exclusive_pool, se_reduction
         self.features_only = features_only
         self.out_indices = out_indices
         self.num_classes = 0 if features_only else num_classes
@@ -158,8 +177,10 @@ class Res2Net(nn.Cell):
                 downsample = nn.SequentialCell(pool, conv, bn)
             else:
                 downsample = nn.SequentialCell(conv, bn)
-        arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality)
-        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_first=True,
+        arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality,
+                    exclusive_pool=self.exclusive_pool, se_reduction=self.se_reduction)
+        is_stage_block = self.stage_blocks == "first" or stride != 1
+        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_first=is_stage_block,
                               drop_path=drop_path_rates[0], **arch)]
         blocks += [Bottle2neck(out_channels, planes, drop_path=rate, **arch) for rate in drop_path_rates[1:]]
         return nn.SequentialCell(*blocks)
@@ -217,15 +238,17 @@ class Res2Net(nn.Cell):
 
 OFFICIAL_URL = "https://shanghuagao.oss-cn-beijing.aliyuncs.com/res2net/"
 MINDCV_URL = "https://download.mindspore.cn/toolkits/mindcv/res2net/"
+PADDLE_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
 
 def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
-         deep_stem: bool = False) -> dict:
-    """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name."""
+         deep_stem: bool = False, hashed_name: bool = True) -> dict:
+    """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name ("" when the
+    source publishes no hash: ``hashed_name=False``)."""
     file_name = url.rsplit("/", 1)[-1]
     stem = file_name.rsplit(".", 1)[0]
     return dict(
-        url=url, file_name=file_name, sha256=stem.rsplit("-", 1)[-1] if url else "", source=source,
+        url=url, file_name=file_name, sha256=stem.rsplit("-", 1)[-1] if url and hashed_name else "", source=source,
         top1=top1, top5=top5, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
         crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
         first_conv="conv1.0" if deep_stem else "conv1", classifier="fc",
@@ -240,8 +263,15 @@ def _mindcv(file_name: str, top1: float, top5: float, **kw) -> dict:
     return _cfg(MINDCV_URL + file_name, "mindcv", top1, top5, **kw)
 
 
-_R50, _R101, _R152 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)
+def _paddle(model: str, top1: float, top5: float, **kw) -> dict:
+    """PaddleClas' dygraph weights of ``model`` (e.g. Res2Net50_vd_26w_4s_ssld); their names carry no hash."""
+    return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1, top5, hashed_name=False, **kw)
+
+
+_R50, _R101, _R152, _R200 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3), (3, 12, 48, 3)
 _V1B = dict(deep_stem=True, avg_down=True)
+_PADDLE = dict(stage_blocks="strided", exclusive_pool=True)  # PaddleClas' semantics (see Res2Net's docstring)
+_VD = dict(_V1B, **_PADDLE)
 
 # name: (architecture, {tag: default cfg}, official long name or None)
 VARIANTS = {
@@ -269,6 +299,20 @@ VARIANTS = {
         "official_in1k": _official("res2net50_14w_8s-6527dddc.pth", 78.14)}, None),
     "res2next50": (dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
         "official_in1k": _official("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
+    "se_res2net50": (dict(layers=_R50, se_reduction=16), {"": _cfg()}, None),
+    "paddle_res2net50_26w_4s": (dict(layers=_R50, **_PADDLE), {
+        "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}, None),
+    "paddle_res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8, **_PADDLE), {
+        "paddle_in1k": _paddle("Res2Net50_14w_8s", 79.46, 94.70)}, None),
+    "paddle_res2net50_vd_26w_4s": (dict(layers=_R50, **_VD), {
+        "paddle_ssld_in1k": _paddle("Res2Net50_vd_26w_4s_ssld", 83.10, 96.60, deep_stem=True),
+        "paddle_in1k": _paddle("Res2Net50_vd_26w_4s", 79.75, 94.91, deep_stem=True)}, "res2net50_vd"),
+    "paddle_res2net101_vd_26w_4s": (dict(layers=_R101, **_VD), {
+        "paddle_ssld_in1k": _paddle("Res2Net101_vd_26w_4s_ssld", 83.90, 97.10, deep_stem=True),
+        "paddle_in1k": _paddle("Res2Net101_vd_26w_4s", 80.64, 95.22, deep_stem=True)}, "res2net101_vd"),
+    "paddle_res2net200_vd_26w_4s": (dict(layers=_R200, **_VD), {
+        "paddle_ssld_in1k": _paddle("Res2Net200_vd_26w_4s_ssld", 85.13, 97.42, deep_stem=True),
+        "paddle_in1k": _paddle("Res2Net200_vd_26w_4s", 81.21, 95.71, deep_stem=True)}, "res2net200_vd"),
 }
 
 for _name, (_arch, _cfgs, _alias) in VARIANTS.items():
@@ -347,3 +391,39 @@ def res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
 def res2next50(pretrained: bool = False, **kwargs) -> Res2Net:
     """Res2NeXt-50 4w_4s, cardinality 8."""
     return _build("res2next50", pretrained, kwargs)
+
+
+@register_model
+def se_res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published weights)."""
+    return _build("se_res2net50", pretrained, kwargs)
+
+
+@register_model
+def paddle_res2net50_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split pooling."""
+    return _build("paddle_res2net50_26w_4s", pretrained, kwargs)
+
+
+@register_model
+def paddle_res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_14w_8s."""
+    return _build("paddle_res2net50_14w_8s", pretrained, kwargs)
+
+
+@register_model
+def paddle_res2net50_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, with PaddleClas' semantics."""
+    return _build("paddle_res2net50_vd_26w_4s", pretrained, kwargs)
+
+
+@register_model
+def paddle_res2net101_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net101_vd_26w_4s."""
+    return _build("paddle_res2net101_vd_26w_4s", pretrained, kwargs)
+
+
+@register_model
+def paddle_res2net200_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net200_vd_26w_4s (layers 3-12-48-3, 76.2M parameters; SSLD weights: 85.13% top-1)."""
+    return _build("paddle_res2net200_vd_26w_4s", pretrained, kwargs)

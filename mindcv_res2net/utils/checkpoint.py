@@ -11,6 +11,7 @@ import binascii
 import json
 import math
 import os
+import re
 import warnings
 import zipfile
 from typing import Dict, Optional, Tuple
@@ -19,6 +20,7 @@ import mindspore as ms
 import numpy as np
 
 from .fileio import atomic_path
+from .paddle_file import is_paddle_pickle, load_paddle_file
 from .torch_file import UnsafePickleError, load_torch_file
 
 # Suffix renames from PyTorch's BatchNorm names to MindSpore's.
@@ -60,8 +62,8 @@ def _sniff(path: str) -> str:
     header_len = int.from_bytes(head[:8], "little")  # safetensors: u64 JSON header length, then '{'
     if 0 < header_len < os.path.getsize(path) and head[8:9] == b"{":
         return "safetensors"
-    if head[0] == 0x80:  # pickle protocol >= 2: legacy torch.save
-        return "torch"
+    if head[0] == 0x80:  # pickle protocol >= 2: legacy torch.save, or a Paddle .pdparams dict
+        return "paddle" if is_paddle_pickle(head) else "torch"
     if path.endswith(".ckpt") or head[0] == 0x0A:  # protobuf field 1, length-delimited
         return "mindspore"
     return "unknown"
@@ -269,6 +271,8 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
         kind = _sniff(path)
         if kind == "torch":
             return _unwrap(load_torch_file(path), path), {}
+        if kind == "paddle":
+            return load_paddle_file(path), {}
         if kind == "npz":
             return read_npz(path), {}
         if kind == "safetensors":
@@ -285,8 +289,8 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     except Exception as exc:  # corrupt, truncated or crafted file in any format
         raise CheckpointError(f"{path}: cannot read {kind} checkpoint (corrupt, truncated or crafted?): "
                               f"{_first_line(exc)}") from None
-    raise CheckpointError(f"{path}: unrecognised checkpoint format (expected a PyTorch .pth, .safetensors, "
-                          ".npz or MindSpore .ckpt file)")
+    raise CheckpointError(f"{path}: unrecognised checkpoint format (expected a PyTorch .pth, Paddle .pdparams, "
+                          ".safetensors, .npz or MindSpore .ckpt file)")
 
 
 def non_finite_tensors(state: Dict[str, np.ndarray]) -> list:
@@ -302,8 +306,66 @@ def _is_training_state(name: str) -> bool:
         "num_batches_tracked") or name == "metadata"
 
 
+_PADDLE_BN = {"weight": "gamma", "bias": "beta", "_mean": "moving_mean", "_variance": "moving_variance"}
+# PaddleClas stem units -> (our convolution, our BatchNorm); the vd stem is conv1.{0,3,6} with BN at .1, .4, bn1
+_PADDLE_STEM = {"conv1": ("conv1", "bn1"), "conv1_1": ("conv1.0", "conv1.1"), "conv1_2": ("conv1.3", "conv1.4"),
+                "conv1_3": ("conv1.6", "bn1")}
+_PADDLE_KEY = re.compile(r"^(?P<unit>.+)\.(?P<kind>_conv|_batch_norm)\.(?P<param>\w+)$")
+_PADDLE_BLOCK = re.compile(r"^bb_(?P<stage>\d+)_(?P<block>\d+)\.(?P<part>\w+)$")
+_PADDLE_SPLIT = re.compile(r"^res\w+_branch2b_(?P<index>\d+)$")
+
+
+def _paddle_unit(unit: str, avg_down: bool):
+    """(our convolution, our BatchNorm) for a PaddleClas ConvBNLayer name, or None if unknown."""
+    if unit in _PADDLE_STEM:
+        return _PADDLE_STEM[unit]
+    block = _PADDLE_BLOCK.match(unit)
+    if not block:
+        return None
+    base, part = f"layer{int(block['stage']) + 1}.{int(block['block'])}", block["part"]
+    if part in ("conv0", "conv2"):
+        index = "1" if part == "conv0" else "3"
+        return f"{base}.conv{index}", f"{base}.bn{index}"
+    if part == "short":  # avg_down: index 0 of our shortcut is the pool (identity in layer1)
+        first = 1 if avg_down else 0
+        return f"{base}.downsample.{first}", f"{base}.downsample.{first + 1}"
+    split = _PADDLE_SPLIT.match(part)
+    if split:
+        return f"{base}.convs.{int(split['index']) - 1}", f"{base}.bns.{int(split['index']) - 1}"
+    return None
+
+
+def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[str, np.ndarray]:
+    """PaddleClas Res2Net names (``bb_0_0.res2a_branch2b_1._conv.weight``, ``out.weight`` stored (in, out))
+    to this package's; unknown names are kept, so that the strict mapping reports them."""
+    renamed = {}
+    for name, value in source.items():
+        if name == "out.weight" and value.ndim == 2:
+            renamed["fc.weight"] = value.T
+            continue
+        if name == "out.bias":
+            renamed["fc.bias"] = value
+            continue
+        key = _PADDLE_KEY.match(name)
+        unit = _paddle_unit(key["unit"], avg_down) if key else None
+        if unit is None or (key["kind"] == "_conv" and key["param"] != "weight") or (
+                key["kind"] == "_batch_norm" and key["param"] not in _PADDLE_BN):
+            renamed[name] = value
+        elif key["kind"] == "_conv":
+            renamed[f"{unit[0]}.weight"] = value
+        else:
+            renamed[f"{unit[1]}.{_PADDLE_BN[key['param']]}"] = value
+    return renamed
+
+
 def _to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
-    """Rename PyTorch / mindcv parameter names to this package's names (unknown names kept as they are)."""
+    """Rename PyTorch / mindcv / PaddleClas / mmpretrain parameter names to this package's names (unknown
+    names kept as they are)."""
+    if any("._conv." in k or "._batch_norm." in k for k in source):
+        source = _from_paddle_names(source, avg_down)
+    if source and all(k.startswith(("backbone.", "head.")) for k in source):  # mmpretrain
+        source = {("fc." + k[len("head.fc."):]) if k.startswith("head.fc.") else k.split(".", 1)[1]: v
+                  for k, v in source.items()}
     mindcv_names = any(".down_sample." in k or k.startswith("classifier.") for k in source)
     renamed = {}
     for name, value in source.items():
@@ -353,6 +415,8 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     classifier = cfg.get("classifier", "fc")
     first_conv = cfg.get("first_conv", "conv1")
 
+    unused = tuple(getattr(model, "unused_weight_prefixes", ()))  # in published files, never used by the network
+    mapped = {k: v for k, v in mapped.items() if not (unused and k.startswith(unused))}
     if getattr(model, "fc", None) is None:  # head-less or features_only: the classifier is not used
         mapped = {k: v for k, v in mapped.items() if not k.startswith(classifier + ".")}
     mismatched = {k for k in mapped.keys() & targets.keys() if tuple(mapped[k].shape) != targets[k]}

@@ -1,0 +1,213 @@
+"""Res2Net-DLA-60 and Res2NeXt-DLA-60: Deep Layer Aggregation trees of Res2Net blocks (official ``dla.py``).
+
+The trees share ``Bottle2neck`` with the Res2Net class: here the block's split width and output
+channels come from the tree, a block of stride 2 is the non-cascading stage block, and the tree
+hands each level's first block its residual. Parameter names follow the official files
+(``level3.tree1.tree2.convs.0.weight``), with MindSpore's BatchNorm names.
+"""
+import math
+from typing import List, Optional, Sequence, Tuple
+
+from mindspore import Tensor, nn, ops
+from mindspore.common import initializer as init
+
+from .layers import conv_bn
+from .registry import register_alias, register_model, register_pretrained_cfgs
+from .res2net import IMAGENET_MEAN, IMAGENET_STD, OFFICIAL_URL, Bottle2neck
+
+__all__ = ["DlaRoot", "DlaTree", "Res2NetDLA"]
+
+
+class DlaRoot(nn.Cell):
+    """Aggregation node: 1x1 conv (no bias) over the concatenated inputs, BN, ReLU.
+
+    ``construct(inputs: tuple of (N, C_i, H, W)) -> (N, out_channels, H, W)``, sum(C_i) = ``in_channels``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv, self.bn = conv_bn(in_channels, out_channels, 1)
+        self.relu = nn.ReLU()
+
+    def construct(self, inputs: Tuple[Tensor, ...]) -> Tensor:
+        return self.relu(self.bn(self.conv(ops.concat(inputs, axis=1))))
+
+
+class DlaTree(nn.Cell):
+    """A DLA tree of ``levels`` levels: (N, in_channels, H, W) -> (N, out_channels, H / stride, W / stride).
+
+    One level: ``bottom = MaxPool(stride)(x)``, residual ``project(bottom)`` (1x1 conv + BN when the
+    channels change), two blocks, and a root over ``[x2, x1, *children]``; ``children`` gets ``bottom``
+    in a level root. More levels: two sub-trees, the first one's output passed on as a child.
+    ``blocks`` yields the blocks' drop-path rates in order.
+    """
+
+    def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int, block_args: dict,
+                 drop_path_rates: List[float], level_root: bool = False, root_channels: int = 0) -> None:
+        super().__init__()
+        root_channels = (root_channels or 2 * out_channels) + (in_channels if level_root else 0)
+        self.levels, self.level_root = levels, level_root
+        self.has_unused_project = levels > 1 and in_channels != out_channels  # in the official files only
+        self.downsample = nn.MaxPool2d(stride, stride) if stride > 1 else None
+        self.project = None
+        if levels == 1:
+            self.tree1 = Bottle2neck(in_channels, 0, stride, is_first=stride > 1, out_channels=out_channels,
+                                     drop_path=drop_path_rates.pop(0), **block_args)
+            self.tree2 = Bottle2neck(out_channels, 0, 1, out_channels=out_channels,
+                                     drop_path=drop_path_rates.pop(0), **block_args)
+            if in_channels != out_channels:
+                self.project = nn.SequentialCell(*conv_bn(in_channels, out_channels, 1))
+            self.root = DlaRoot(root_channels, out_channels)
+        else:  # the official code builds a `project` here too, but never uses it (see unused_weight_prefixes)
+            self.tree1 = DlaTree(levels - 1, in_channels, out_channels, stride, block_args, drop_path_rates)
+            self.tree2 = DlaTree(levels - 1, out_channels, out_channels, 1, block_args, drop_path_rates,
+                                 root_channels=root_channels + out_channels)
+
+    def construct(self, x: Tensor, children: Tuple[Tensor, ...] = ()) -> Tensor:
+        bottom = x if self.downsample is None else self.downsample(x)
+        if self.level_root:
+            children = children + (bottom,)
+        if self.levels == 1:
+            x1 = self.tree1(x, bottom if self.project is None else self.project(bottom))
+            x2 = self.tree2(x1)
+            return self.root((x2, x1) + children)
+        x1 = self.tree1(x)
+        return self.tree2(x1, children + (x1,))
+
+
+class Res2NetDLA(nn.Cell):
+    """DLA-60 with Res2Net (``cardinality=1, base_width=28``) or Res2NeXt (``cardinality=8, base_width=4``) blocks.
+
+    Args:
+        levels: tree depths of level2..level5 (DLA-60: 1, 2, 3, 1).
+        channels: output channels of base_layer, level0..level5 (DLA-60: 16, 16, 32, 128, 256, 512, 1024).
+        scale, cardinality, base_width: the blocks' splits; split width floor(out * base_width / 64) *
+            cardinality // 2 (28, 56, 112, 224 for Res2Net; 32, 64, 128, 256 for Res2NeXt).
+        num_classes: classifier outputs (a 1x1 convolution, as the official files store it); 0: pooled features.
+        in_channels, drop_rate, drop_path_rate: as for ``Res2Net``.
+        features_only, out_indices: the maps at stride 2^(i+1) for i in ``out_indices``: level1..level5.
+
+    Input (N, in_channels, H, W) with H and W multiples of 32 (the trees' 2x2 max-pools floor odd
+    sides, which the official network cannot add back); output logits (N, num_classes).
+    """
+
+    def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
+                 1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
+                 in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
+        super().__init__()
+        if len(levels) != 4 or len(channels) != 7:
+            raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
+        out_indices = tuple(int(i) for i in out_indices)
+        if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
+            raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
+        self.in_channels, self.features_only, self.out_indices = in_channels, features_only, out_indices
+        self.num_classes = 0 if features_only else num_classes
+        self.scale, self.cardinality, self.base_width = scale, cardinality, base_width
+        self.base_layer = nn.SequentialCell(
+            nn.Conv2d(in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
+            nn.BatchNorm2d(channels[0], eps=1e-5, momentum=0.9), nn.ReLU())
+        self.level0 = nn.SequentialCell(*conv_bn(channels[0], channels[1], 3), nn.ReLU())
+        self.level1 = nn.SequentialCell(*conv_bn(channels[1], channels[2], 3, stride=2), nn.ReLU())
+        blocks = sum(2 ** (depth - 1) * 2 for depth in levels)
+        rates = [drop_path_rate * i / max(blocks - 1, 1) for i in range(blocks)]
+        self.unused_weight_prefixes: List[str] = []  # tensors of the official files that the network never uses
+        for index, depth in enumerate(levels):
+            out = channels[index + 3]
+            width = int(math.floor(out * base_width / 64.0)) * cardinality // 2
+            tree = DlaTree(depth, channels[index + 2], out, 2, dict(width=width, scale=scale, cardinality=cardinality),
+                           rates, level_root=index > 0)
+            setattr(self, f"level{index + 2}", tree)
+            self.unused_weight_prefixes += [".".join(filter(None, (f"level{index + 2}", name, "project."))) for name, cell
+                                            in tree.cells_and_names() if getattr(cell, "has_unused_project", False)]
+        self.num_features = channels[-1]
+        self.feature_info = [dict(num_chs=channels[i + 2], reduction=2 ** (i + 1), module=f"level{i + 1}")
+                             for i in range(5)]
+        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.fc = nn.Conv2d(self.num_features, self.num_classes, 1, has_bias=True) if self.num_classes > 0 else None
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, nn.Conv2d) and cell is not self.fc:
+                cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
+                                                      cell.weight.shape, cell.weight.dtype))
+        if features_only:
+            self.feature_info = [self.feature_info[i] for i in out_indices]
+
+    def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Outputs of level1..level5 (strides 2, 4, 8, 16, 32)."""
+        c1 = self.level1(self.level0(self.base_layer(x)))
+        c2 = self.level2(c1)
+        c3 = self.level3(c2)
+        c4 = self.level4(c3)
+        return c1, c2, c3, c4, self.level5(c4)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) image -> (N, 1024, H / 32, W / 32) feature map."""
+        return self.forward_intermediates(x)[-1]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Feature map -> pooled features (N, num_features) or logits (N, num_classes)."""
+        x = ops.mean(x, (2, 3), keep_dims=True)
+        if self.head_drop is not None:
+            x = self.head_drop(x)
+        if pre_logits or self.fc is None:
+            return x.reshape(x.shape[0], -1)
+        x = self.fc(x)
+        return x.reshape(x.shape[0], -1)
+
+    def get_classifier(self) -> Optional[nn.Cell]:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
+        self.num_classes = num_classes
+        self.fc = nn.Conv2d(self.num_features, num_classes, 1, has_bias=True) if num_classes > 0 else None
+
+    def construct(self, x: Tensor):
+        if self.features_only:
+            feats = self.forward_intermediates(x)
+            selected = ()
+            for i in self.out_indices:
+                selected += (feats[i],)
+            return selected
+        return self.forward_head(self.forward_features(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants and their published weights
+
+
+def _cfg(file_name: str, top1: float) -> dict:
+    return dict(url=OFFICIAL_URL + file_name, file_name=file_name, sha256=file_name.rsplit(".", 1)[0].rsplit("-", 1)[-1],
+                source="official", top1=top1, top5=None, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
+                crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                first_conv="base_layer.0", classifier="fc")
+
+
+VARIANTS = {
+    "res2net_dla60": (dict(cardinality=1, base_width=28), {
+        "official_in1k": _cfg("res2net_dla60_4s-d88db7f9.pth", 78.47)}, "dla60_res2net"),
+    "res2next_dla60": (dict(cardinality=8, base_width=4), {
+        "official_in1k": _cfg("res2next_dla60_4s-d327927b.pth", 78.45)}, "dla60_res2next"),
+}
+
+for _name, (_arch, _cfgs, _alias) in VARIANTS.items():
+    register_pretrained_cfgs(_name, _cfgs)
+    register_alias(_alias, _name)
+
+
+def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
+    from .factory import build_model_with_cfg  # late import: factory imports the registry
+
+    return build_model_with_cfg(Res2NetDLA, name, pretrained, VARIANTS[name][0], **kwargs)
+
+
+@register_model
+def res2net_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of 21.15M includes 15 unused)."""
+    return _build("res2net_dla60", pretrained, kwargs)
+
+
+@register_model
+def res2next_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used."""
+    return _build("res2next_dla60", pretrained, kwargs)

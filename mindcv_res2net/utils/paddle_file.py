@@ -1,0 +1,132 @@
+"""Read PaddlePaddle ``.pdparams`` files without Paddle and without running their code.
+
+A ``.pdparams`` file is a pickle (protocol 2 to 4) of a dict of numpy arrays; ``paddle.save`` adds a
+``StructuredToParameterName@@`` table of names. The unpickler resolves only what rebuilds numpy
+arrays (numpy 1.x and 2.x module names) and refuses every other global before it is called. Each
+array's declared shape and dtype are checked against its bytes before it is built.
+"""
+import math
+import pickle
+from typing import Any
+
+import numpy as np
+
+from .torch_file import UnsafePickleError
+
+NAME_TABLE = "StructuredToParameterName@@"
+_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
+_DTYPES = {"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1"}
+
+
+class _NDArrayType:
+    """What the pickle names as ``numpy.ndarray``; only ever passed to ``_reconstruct``."""
+
+
+class _DType:
+    """A numpy dtype as the pickle describes it (``numpy.dtype(code, align, copy)`` then its state)."""
+
+    def __init__(self, code, align=False, copy=True) -> None:
+        if not isinstance(code, str) or code.lstrip("<>|=") not in _DTYPES:
+            raise UnsafePickleError(f"refusing array dtype {code!r}: only numeric arrays are read")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.dtype = self.dtype.newbyteorder(state[1]) if state[1] in "<>" else self.dtype
+
+
+class _Array:
+    """An array under construction: ``_reconstruct`` makes it, ``__setstate__`` gives its bytes."""
+
+    def __init__(self) -> None:
+        self.value = None
+
+    def __setstate__(self, state) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise ValueError("array state is not (version, shape, dtype, fortran, bytes)")
+        shape, dtype, fortran, raw = state[-4:]
+        if not isinstance(dtype, _DType):
+            raise ValueError("array dtype is not a numpy dtype")
+        if not isinstance(shape, tuple) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                   for n in shape):
+            raise ValueError(f"array shape {shape!r} is not a tuple of non-negative integers")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise ValueError("array data is not raw bytes")
+        needed = math.prod(shape) * dtype.dtype.itemsize
+        if len(raw) != needed:
+            raise ValueError(f"array of shape {shape} and dtype {dtype.dtype} needs {needed} bytes, "
+                             f"the file holds {len(raw)}")
+        array = np.frombuffer(bytes(raw), dtype.dtype).reshape(shape, order="F" if fortran else "C")
+        self.value = array.astype(dtype.dtype.newbyteorder("="), order="C", copy=True)
+
+
+def _reconstruct(cls, shape, typecode) -> _Array:
+    if cls is not _NDArrayType:
+        raise UnsafePickleError("refusing to rebuild anything but a numpy array")
+    return _Array()
+
+
+def _latin1(text, encoding) -> bytes:
+    """Protocol-2 pickles spell bytes as ``_codecs.encode(text, "latin1")``."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise UnsafePickleError(f"refusing _codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+def _scalar(dtype, raw) -> np.ndarray:
+    array = _Array()
+    array.__setstate__(((), dtype, False, raw))
+    return array.value
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module in _MULTIARRAY and name == "_reconstruct":
+            return _reconstruct
+        if module in _MULTIARRAY and name == "scalar":
+            return _scalar
+        if module == "numpy" and name == "ndarray":
+            return _NDArrayType
+        if module == "numpy" and name == "dtype":
+            return _DType
+        if module == "collections" and name == "OrderedDict":
+            return dict
+        if module == "_codecs" and name == "encode":
+            return _latin1
+        raise UnsafePickleError(
+            f"refusing to load '{module}.{name}': the file asks to call code that is not an array "
+            "container (only arrays are read from Paddle files)")
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError("refusing a persistent object: not a .pdparams file")
+
+
+def _materialize(obj: Any) -> Any:
+    if isinstance(obj, _Array):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _materialize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v) for v in obj)
+    if isinstance(obj, (_DType, type)):
+        raise ValueError("a bare dtype or type where an array was expected")
+    return obj
+
+
+def load_paddle_file(path: str) -> dict:
+    """``{name: numpy array}`` of a ``.pdparams`` file (the name table and other non-array entries dropped).
+
+    Raises ``UnsafePickleError`` if the file references code, ``ValueError`` if it is not readable.
+    """
+    with open(path, "rb") as f:
+        obj = _materialize(_RestrictedUnpickler(f).load())
+    if not isinstance(obj, dict):
+        raise ValueError("not a dict of arrays: not a .pdparams file")
+    return {k: v for k, v in obj.items() if k != NAME_TABLE and isinstance(v, np.ndarray)}
+
+
+def is_paddle_pickle(head: bytes) -> bool:
+    """Whether a file that starts with ``head`` (16 bytes) is a pickle of a dict (Paddle) rather than
+    the legacy ``torch.save`` stream, which starts with a pickled long integer (its magic number)."""
+    return len(head) > 2 and head[0] == 0x80 and head[2] != 0x8A
+
