@@ -131,7 +131,7 @@ def test_every_shipped_config_parses_and_is_complete():
         models.add(args.model)
         with open(path) as f:
             assert yaml.safe_load(f)["model"] == args.model
-    assert len(models) == 11
+    assert len(models) == 19
 
 
 @pytest.mark.parametrize("flag", ["--batch_size", "--gradient_accumulation_steps", "--val_interval",

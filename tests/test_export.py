@@ -53,25 +53,27 @@ def test_onnx_matches_the_cell_in_onnxruntime(tmp_path, trained):
             assert got.shape == (size, 10) and np.abs(got - expected[:size]).max() < 1e-4
 
 
-def test_v1b_net_exports_with_its_ceil_mode_shortcut_pool(tmp_path):
-    """res2net50_v1b at 72 px, dynamic batch, MINDIR and ONNX: layer3's avg-down shortcut pools a 9x9 map,
-    so its partial edge windows matter."""
+@pytest.mark.parametrize("model_name, size", [("res2net50_v1b", 72), ("paddle_res2net50_vd_26w_4s", 72),
+                                              ("res2net_dla60", 64)])
+def test_other_families_export_with_their_pools(tmp_path, model_name, size):
+    """Dynamic batch, MINDIR and ONNX, against the Cell: at 72 px layer3's avg-down shortcut pools a 9x9 map, so
+    its partial edge windows matter (v1b; PaddleClas' vd also pools its split exclusively); DLA's trees."""
     ort = pytest.importorskip("onnxruntime")
-    path = str(tmp_path / "v1b.ckpt")
-    model = save_trained_like_checkpoint(path, num_classes=4, model_name="res2net50_v1b")
-    x = np.random.default_rng(2).standard_normal((2, 3, 72, 72)).astype(np.float32)
+    path = str(tmp_path / "m.ckpt")
+    model = save_trained_like_checkpoint(path, num_classes=4, model_name=model_name)
+    x = np.random.default_rng(2).standard_normal((2, 3, size, size)).astype(np.float32)
     expected = model(ms.Tensor(x)).asnumpy()
     for fmt in ("ONNX", "MINDIR"):
-        proc = run(["tools/export.py", "--model", "res2net50_v1b", "--ckpt_path", path, "--format", fmt,
-                    "--batch_size", "-1", "--image_size", "72", "--file_name", str(tmp_path / "v1b")])
+        proc = run(["tools/export.py", "--model", model_name, "--ckpt_path", path, "--format", fmt,
+                    "--batch_size", "-1", "--image_size", str(size), "--file_name", str(tmp_path / "m")])
         assert proc.returncode == 0, proc.stderr[-2000:]
-    session = ort.InferenceSession(str(tmp_path / "v1b.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
-        graph = ms.nn.GraphCell(ms.load(str(tmp_path / "v1b.mindir")))
-        for size in (2, 1):
-            for got in (session.run(None, {"images": x[:size]})[0], graph(ms.Tensor(x[:size])).asnumpy()):
-                assert got.shape == (size, 4) and np.abs(got - expected[:size]).max() < 1e-4
+        graph = ms.nn.GraphCell(ms.load(str(tmp_path / "m.mindir")))
+        for batch in (2, 1):
+            for got in (session.run(None, {"images": x[:batch]})[0], graph(ms.Tensor(x[:batch])).asnumpy()):
+                assert got.shape == (batch, 4) and np.abs(got - expected[:batch]).max() < 1e-4
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
 

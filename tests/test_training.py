@@ -185,3 +185,23 @@ def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
     args.gradient_accumulation_steps = 2
     with pytest.raises(ValueError, match="--dataset_sink_mode cannot be combined with --gradient_accumulation_steps"):
         train(args)
+
+
+@pytest.mark.parametrize("model_name", ["res2next_dla60", "paddle_res2net50_vd_26w_4s"])
+def test_new_families_train_validate_and_predict(tmp_path, model_name):
+    """The DLA and PaddleClas families through train.py, validate.py and tools/predict.py (the other tools: export)."""
+    from PIL import Image
+
+    out = tmp_path / "run"
+    tiny = ["--mode", "1", *TINY, "--num_samples", "32", "--model", model_name]
+    proc = run(["train.py", *tiny, "--epoch_size", "1", "--opt", "adamw", "--lr", "0.001", "--ckpt_save_dir", str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = out / f"{model_name}-best.ckpt"
+    assert best.is_file() and _metadata(str(best))["model"] == model_name
+    proc = run(["validate.py", *tiny, "--ckpt_path", str(best)])
+    assert proc.returncode == 0 and f"{model_name} on digits/val: top-1" in proc.stdout, proc.stderr[-3000:]
+    Image.fromarray(np.full((8, 8), 200, np.uint8), "L").save(tmp_path / "seven.png")
+    proc = run(["tools/predict.py", "--model", model_name, "--ckpt_path", str(best), "--topk", "2",
+                str(tmp_path / "seven.png")])
+    assert proc.returncode == 0 and proc.stdout.startswith(f"{tmp_path / 'seven.png'}: "), proc.stderr[-3000:]
+    assert_quiet_exit(proc)

@@ -150,9 +150,8 @@ class Res2NetDLA(nn.Cell):
         if self.head_drop is not None:
             x = self.head_drop(x)
         if pre_logits or self.fc is None:
-            return x.reshape(x.shape[0], -1)
-        x = self.fc(x)
-        return x.reshape(x.shape[0], -1)
+            return ops.flatten(x)
+        return ops.flatten(self.fc(x))  # flatten, not reshape: MindSpore's ONNX export loses a final Reshape
 
     def get_classifier(self) -> Optional[nn.Cell]:
         return self.fc
