@@ -101,7 +101,7 @@ def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, 
     Returns the model in eval mode: a stand-in for a trained checkpoint whose logits depend on every tensor.
     """
     from mindcv_res2net import create_model
-    from mindcv_res2net.utils.checkpoint import save_weights
+    from mindcv_res2net.weights import save_weights
 
     ms.set_context(mode=ms.PYNATIVE_MODE)
     model = create_model(model_name, num_classes=num_classes)

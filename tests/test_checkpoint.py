@@ -7,8 +7,8 @@ import pytest
 import mindspore as ms
 from conftest import model_params
 from mindcv_res2net import create_model
-from mindcv_res2net.utils import checkpoint
-from mindcv_res2net.utils.checkpoint import CheckpointError, load_checkpoint, save_weights
+from mindcv_res2net.weights import formats as checkpoint
+from mindcv_res2net.weights import CheckpointError, load_checkpoint, save_weights
 from torch_writer import save_torch_legacy, save_torch_zip
 
 TO_TORCH = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
@@ -310,7 +310,7 @@ DISK_FULL = """
 import resource, signal, sys
 import numpy as np
 import mindcv_res2net
-from mindcv_res2net.utils.checkpoint import save_weights
+from mindcv_res2net.weights import save_weights
 from mindcv_res2net.utils.cli import run_cli
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us

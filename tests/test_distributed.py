@@ -9,7 +9,7 @@ import time
 
 
 from conftest import PROJECT_DIR
-from mindcv_res2net.utils.checkpoint import read_mindspore_checkpoint
+from mindcv_res2net.weights import read_mindspore_checkpoint
 from conftest import run
 
 TINY = ["--mode", "0", "--dataset", "digits", "--image_resize", "32", "--num_parallel_workers", "1",

@@ -9,7 +9,7 @@ import pytest
 from conftest import model_params
 from mindcv_res2net import create_model
 from mindcv_res2net.models import registry
-from mindcv_res2net.utils.checkpoint import save_weights
+from mindcv_res2net.weights import save_weights
 from mindcv_res2net.utils.download import DownloadError, download_weights
 
 

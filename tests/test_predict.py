@@ -86,7 +86,7 @@ def test_predict_uses_the_runs_crop_pct(run_checkpoint):
 
 
 def test_non_finite_weights_warn_and_json_stays_valid(run_checkpoint, tmp_path):
-    from mindcv_res2net.utils.checkpoint import read_checkpoint, save_weights
+    from mindcv_res2net.weights import read_checkpoint, save_weights
 
     path, folder = run_checkpoint
     state, metadata = read_checkpoint(path)
@@ -101,7 +101,7 @@ def test_non_finite_weights_warn_and_json_stays_valid(run_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("tool", ["predict", "export", "validate"])
 def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, tool):
-    from mindcv_res2net.utils.checkpoint import read_checkpoint, save_weights
+    from mindcv_res2net.weights import read_checkpoint, save_weights
 
     path, folder = run_checkpoint
     state, metadata = read_checkpoint(path)

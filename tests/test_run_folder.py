@@ -13,7 +13,7 @@ from mindcv_res2net.engine import checkpointing
 from mindcv_res2net.engine.checkpointing import RunCheckpoints, RunFolder
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.scheduler import create_scheduler
-from mindcv_res2net.utils.checkpoint import CheckpointError, read_checkpoint_metadata, read_mindspore_checkpoint
+from mindcv_res2net.weights import CheckpointError, read_checkpoint_metadata, read_mindspore_checkpoint
 from mindcv_res2net.utils.logger import setup_logger
 
 STATE = {"w": np.ones(3, np.float32)}

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import TESTS_DIR, official_state_dict, run
-from mindcv_res2net.utils.checkpoint import CheckpointError, read_checkpoint
-from mindcv_res2net.utils.convert import convert_weights
-from mindcv_res2net.utils.torch_file import UnsafePickleError, load_torch_file
+from mindcv_res2net.weights import CheckpointError, read_checkpoint
+from mindcv_res2net.weights.convert import convert_weights
+from mindcv_res2net.weights.torch_file import UnsafePickleError, load_torch_file
 from torch_writer import save_torch_legacy, save_torch_zip
 
 FIXTURES = os.path.join(TESTS_DIR, "data", "torch_formats")

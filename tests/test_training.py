@@ -13,7 +13,7 @@ from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer, param_groups
 from mindcv_res2net.scheduler import create_scheduler
-from mindcv_res2net.utils.checkpoint import read_mindspore_checkpoint
+from mindcv_res2net.weights import read_mindspore_checkpoint
 from conftest import assert_quiet_exit, run
 
 TINY = ["--dataset", "digits", "--image_resize", "32", "--num_samples", "64", "--batch_size", "16",
@@ -120,7 +120,7 @@ def test_cli_errors_are_one_line(argv, message):
 
 
 def test_validate_rejects_checkpoints_of_another_model_or_class_count(tmp_path):
-    from mindcv_res2net.utils.checkpoint import save_weights
+    from mindcv_res2net.weights import save_weights
 
     model = create_model("res2net50", num_classes=7)
     save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, tmp_path / "seven.ckpt")

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mindcv_res2net.utils.cli import run_cli  # noqa: E402
-from mindcv_res2net.utils.convert import convert_weights  # noqa: E402
+from mindcv_res2net.weights.convert import convert_weights  # noqa: E402
 from mindcv_res2net.utils.device import set_device  # noqa: E402
 
 

@@ -30,14 +30,14 @@ def main(argv=None) -> int:
         matched = list_models(pattern.strip()) or [resolve_name(pattern.strip())]  # unknown: clear error
         names += [n for n in matched if n not in names]
     set_device("CPU")
-    print(f"{'model':<22} {'params':>12} {'GFLOPs':>8} {'output':>14} {'build s':>8}")
+    print(f"{'model':<28} {'params':>12} {'GFLOPs':>8} {'output':>14} {'build s':>8}")
     for name in names:
         start = time.perf_counter()
         model = create_model(name, num_classes=args.num_classes)
         build_s = time.perf_counter() - start
         params = sum(p.size for p in model.trainable_params())
         macs, shape = count_macs(model, (1, 3, args.image_size, args.image_size))
-        print(f"{name:<22} {params:>12,} {macs / 1e9:>8.2f} {str(shape):>14} {build_s:>8.1f}", flush=True)
+        print(f"{name:<28} {params:>12,} {macs / 1e9:>8.2f} {str(shape):>14} {build_s:>8.1f}", flush=True)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The training checkpoint: its layout, its metadata, and the files of one run in its folder.
 
-``<model>-<epoch>_<steps>.ckpt`` is a MindSpore checkpoint (written by ``utils.checkpoint.save_weights``)
+``<model>-<epoch>_<steps>.ckpt`` is a MindSpore checkpoint (written by ``weights.save_weights``)
 holding, in this order:
 
 - ``metadata``: a JSON object, schema in ``METADATA_SCHEMA``; ``run_id`` names the run that wrote it;
@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import mindspore as ms
 import numpy as np
 
-from ..utils.checkpoint import CheckpointError, read_checkpoint_metadata, save_weights
+from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
 from ..utils.fileio import atomic_path, stale_partial_files
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -93,7 +93,7 @@ def new_run_id() -> str:
 
 
 def run_metadata(metadata, path: str) -> dict:
-    """``metadata`` as read from ``path`` (``utils.checkpoint.read_checkpoint``), checked against
+    """``metadata`` as read from ``path`` (``weights.read_checkpoint``), checked against
     ``METADATA_SCHEMA``; its ``config`` checked and converted as a YAML config is. {} when absent.
 
     Anything else (not an object, a wrong type, an impossible value) is a one-line ``CheckpointError``.

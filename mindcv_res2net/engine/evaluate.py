@@ -44,7 +44,7 @@ def validate(args) -> dict:
     from ..loss import create_loss
     from ..models import create_model, get_pretrained_cfg
     from ..models.registry import resolve_name
-    from ..utils.checkpoint import load_checkpoint
+    from ..weights import load_checkpoint
     from ..utils.device import set_device
 
     resolve_name(args.model)  # a misspelled model name is the first error

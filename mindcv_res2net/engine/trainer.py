@@ -18,7 +18,7 @@ from ..models import create_model, get_pretrained_cfg
 from ..models.registry import resolve_name
 from ..optim import create_optimizer
 from ..scheduler import create_scheduler
-from ..utils.checkpoint import CheckpointError, read_checkpoint
+from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
 from ..utils.logger import MetricsCSV, setup_logger
 from .checkpointing import (RunCheckpoints, RunFolder, new_run_id, restore_training_state, run_metadata,

@@ -3,7 +3,7 @@ from typing import Optional, Sequence
 
 from mindspore import nn
 
-from ..utils.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from ..weights import CheckpointError, load_checkpoint, read_checkpoint
 from ..utils.download import download_weights
 from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
 

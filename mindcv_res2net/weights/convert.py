@@ -3,7 +3,7 @@ import os
 from typing import Optional
 
 from ..models import create_model
-from .checkpoint import save_weights
+from .formats import save_weights
 
 
 def convert_weights(src: str, dst: str, model_name: str, num_classes: int = 1000, fmt: Optional[str] = None) -> str:

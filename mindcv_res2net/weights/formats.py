@@ -1,36 +1,23 @@
-"""The one weight loader and converter.
+"""Weight files in every supported format: recognise, read (with every tensor's declared shape and extent
+checked against the bytes the file really has), and write atomically.
 
-Reads official PyTorch checkpoints (zip and legacy ``torch.save`` formats), ``.safetensors``,
-``.npz`` with PyTorch names, and MindSpore ``.ckpt`` files (this package's names or mindcv's),
-maps them strictly onto a model's parameters, loads or writes them. Every reader checks each
-tensor's declared shape, offset and size against the bytes the file really has before reading
-it. Files are written to a temporary name in the destination folder and renamed, so a crash
-or a full disk never leaves a partial file under the final name.
+Reads official PyTorch checkpoints (zip and legacy ``torch.save``), PaddlePaddle ``.pdparams``,
+``.safetensors``, ``.npz`` and MindSpore ``.ckpt``; writes MindSpore ``.ckpt`` (streamed, metadata first)
+and ``.safetensors``. Names are left as the file has them: ``names.py`` maps them, ``loading.py`` loads.
 """
 import binascii
 import json
 import math
 import os
-import re
-import warnings
 import zipfile
 from typing import Dict, Optional, Tuple
 
-import mindspore as ms
 import numpy as np
 
-from .fileio import atomic_path
+from ..utils.fileio import atomic_path
 from .paddle_file import is_paddle_pickle, load_paddle_file
 from .torch_file import UnsafePickleError, load_torch_file
 
-# Suffix renames from PyTorch's BatchNorm names to MindSpore's.
-BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-# Entries of training checkpoints that are not network weights (optimizer, loss scale, EMA, counters).
-# (mindcv's and MindSpore's names; this package's own training state is told apart in engine/checkpointing.py)
-TRAINING_STATE_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "mean_grad.", "mean_square.",
-                           "adam_m.", "adam_v.", "scale_sense")
-TRAINING_STATE_KEYS = {"global_step", "learning_rate", "momentum", "beta1_power", "beta2_power", "epoch_num",
-                       "step_num", "current_iterator_step", "last_overflow_iterator_step", "loss_scale"}
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
 _MAX_LISTED = 6
 
@@ -39,13 +26,10 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit the model."""
 
 
-def _brief(names) -> str:
+def brief(names) -> str:
     names = sorted(names)
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
-
-
-# ---------------------------------------------------------------------------------------------- reading
 
 
 def _sniff(path: str) -> str:
@@ -79,7 +63,7 @@ def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: no tensor dictionary found in the file")
     arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not arrays:
-        raise CheckpointError(f"{path}: no tensors found in the file (keys: {_brief(obj)})")
+        raise CheckpointError(f"{path}: no tensors found in the file (keys: {brief(obj)})")
     if all(k.startswith("module.") for k in arrays):
         arrays = {k[len("module."):]: v for k, v in arrays.items()}
     return arrays
@@ -291,194 +275,6 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
                               f"{_first_line(exc)}") from None
     raise CheckpointError(f"{path}: unrecognised checkpoint format (expected a PyTorch .pth, Paddle .pdparams, "
                           ".safetensors, .npz or MindSpore .ckpt file)")
-
-
-def non_finite_tensors(state: Dict[str, np.ndarray]) -> list:
-    """Names of the floating-point tensors that hold NaN or Inf."""
-    return sorted(k for k, v in state.items() if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all())
-
-
-# ---------------------------------------------------------------------------------------------- mapping
-
-
-def _is_training_state(name: str) -> bool:
-    return name in TRAINING_STATE_KEYS or name.startswith(TRAINING_STATE_PREFIXES) or name.endswith(
-        "num_batches_tracked") or name == "metadata"
-
-
-_PADDLE_BN = {"weight": "gamma", "bias": "beta", "_mean": "moving_mean", "_variance": "moving_variance"}
-# PaddleClas stem units -> (our convolution, our BatchNorm); the vd stem is conv1.{0,3,6} with BN at .1, .4, bn1
-_PADDLE_STEM = {"conv1": ("conv1", "bn1"), "conv1_1": ("conv1.0", "conv1.1"), "conv1_2": ("conv1.3", "conv1.4"),
-                "conv1_3": ("conv1.6", "bn1")}
-_PADDLE_KEY = re.compile(r"^(?P<unit>.+)\.(?P<kind>_conv|_batch_norm)\.(?P<param>\w+)$")
-_PADDLE_BLOCK = re.compile(r"^bb_(?P<stage>\d+)_(?P<block>\d+)\.(?P<part>\w+)$")
-_PADDLE_SPLIT = re.compile(r"^res\w+_branch2b_(?P<index>\d+)$")
-
-
-def _paddle_unit(unit: str, avg_down: bool):
-    """(our convolution, our BatchNorm) for a PaddleClas ConvBNLayer name, or None if unknown."""
-    if unit in _PADDLE_STEM:
-        return _PADDLE_STEM[unit]
-    block = _PADDLE_BLOCK.match(unit)
-    if not block:
-        return None
-    base, part = f"layer{int(block['stage']) + 1}.{int(block['block'])}", block["part"]
-    if part in ("conv0", "conv2"):
-        index = "1" if part == "conv0" else "3"
-        return f"{base}.conv{index}", f"{base}.bn{index}"
-    if part == "short":  # avg_down: index 0 of our shortcut is the pool (identity in layer1)
-        first = 1 if avg_down else 0
-        return f"{base}.downsample.{first}", f"{base}.downsample.{first + 1}"
-    split = _PADDLE_SPLIT.match(part)
-    if split:
-        return f"{base}.convs.{int(split['index']) - 1}", f"{base}.bns.{int(split['index']) - 1}"
-    return None
-
-
-def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[str, np.ndarray]:
-    """PaddleClas Res2Net names (``bb_0_0.res2a_branch2b_1._conv.weight``, ``out.weight`` stored (in, out))
-    to this package's; unknown names are kept, so that the strict mapping reports them."""
-    renamed = {}
-    for name, value in source.items():
-        if name == "out.weight" and value.ndim == 2:
-            renamed["fc.weight"] = value.T
-            continue
-        if name == "out.bias":
-            renamed["fc.bias"] = value
-            continue
-        key = _PADDLE_KEY.match(name)
-        unit = _paddle_unit(key["unit"], avg_down) if key else None
-        if unit is None or (key["kind"] == "_conv" and key["param"] != "weight") or (
-                key["kind"] == "_batch_norm" and key["param"] not in _PADDLE_BN):
-            renamed[name] = value
-        elif key["kind"] == "_conv":
-            renamed[f"{unit[0]}.weight"] = value
-        else:
-            renamed[f"{unit[1]}.{_PADDLE_BN[key['param']]}"] = value
-    return renamed
-
-
-def _to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
-    """Rename PyTorch / mindcv / PaddleClas / mmpretrain parameter names to this package's names (unknown
-    names kept as they are)."""
-    if any("._conv." in k or "._batch_norm." in k for k in source):
-        source = _from_paddle_names(source, avg_down)
-    if source and all(k.startswith(("backbone.", "head.")) for k in source):  # mmpretrain
-        source = {("fc." + k[len("head.fc."):]) if k.startswith("head.fc.") else k.split(".", 1)[1]: v
-                  for k, v in source.items()}
-    mindcv_names = any(".down_sample." in k or k.startswith("classifier.") for k in source)
-    renamed = {}
-    for name, value in source.items():
-        if _is_training_state(name):
-            continue
-        if mindcv_names:
-            if avg_down and name.startswith("layer1.0.down_sample."):  # mindcv's v1b layer1 has no pool index
-                index, rest = name[len("layer1.0.down_sample."):].split(".", 1)
-                name = f"layer1.0.downsample.{int(index) + 1}.{rest}"
-            name = name.replace(".down_sample.", ".downsample.")
-            if name.startswith("classifier."):
-                name = "fc." + name[len("classifier."):]
-        prefix, _, suffix = name.rpartition(".")
-        if name not in targets and suffix in BN_RENAMES and f"{prefix}.moving_mean" in targets:
-            name = f"{prefix}.{BN_RENAMES[suffix]}"
-        renamed[name] = value
-    return renamed
-
-
-def _adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
-    """RGB first-conv weight (O, 3, k, k) for ``in_channels`` inputs: summed for 1, else tiled and rescaled."""
-    if in_channels == 1:
-        return weight.sum(axis=1, keepdims=True)
-    repeats = -(-in_channels // weight.shape[1])
-    tiled = np.tile(weight, (1, repeats, 1, 1))[:, :in_channels]
-    return tiled * (weight.shape[1] / in_channels)
-
-
-def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classifier: bool = False,
-                   new_in_channels: bool = False, origin: str = "checkpoint") -> Dict[str, np.ndarray]:
-    """Strictly map ``source`` onto ``model``'s parameters; returns ``{model param name: float32 array}``.
-
-    A training checkpoint with ``ema.*`` averages gives those (as validation during training used).
-    Every parameter must be filled with an equal shape and no source tensor may be left over
-    (``num_batches_tracked`` and training state excepted; a classifier is ignored when the model has
-    none). ``new_classifier``: the caller asked for another class count, so a classifier of another
-    size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
-    adapted to the model's input channels with a warning.
-    """
-    from ..engine.checkpointing import network_weights  # the training checkpoint's layout has one owner
-
-    source = network_weights(source)
-    params = {p.name: p for p in model.get_parameters()}
-    targets = {name: tuple(p.shape) for name, p in params.items()}
-    mapped = _to_model_names(source, targets, getattr(model, "avg_down", False))
-    cfg = getattr(model, "default_cfg", {}) or {}
-    classifier = cfg.get("classifier", "fc")
-    first_conv = cfg.get("first_conv", "conv1")
-
-    unused = tuple(getattr(model, "unused_weight_prefixes", ()))  # in published files, never used by the network
-    mapped = {k: v for k, v in mapped.items() if not (unused and k.startswith(unused))}
-    if getattr(model, "fc", None) is None:  # head-less or features_only: the classifier is not used
-        mapped = {k: v for k, v in mapped.items() if not k.startswith(classifier + ".")}
-    mismatched = {k for k in mapped.keys() & targets.keys() if tuple(mapped[k].shape) != targets[k]}
-    conv_key = f"{first_conv}.weight"
-    if conv_key in mismatched and new_in_channels and mapped[conv_key].shape[1] == 3:
-        warnings.warn(f"{origin}: adapting the RGB first convolution to {targets[conv_key][1]} input channels",
-                      stacklevel=3)
-        mapped[conv_key] = _adapt_first_conv(mapped[conv_key], targets[conv_key][1])
-        mismatched.discard(conv_key)
-    head_keys = {k for k in mismatched if k.startswith(classifier + ".")}
-
-    missing = targets.keys() - mapped.keys()
-    unexpected = mapped.keys() - targets.keys()
-    if missing or unexpected or mismatched - head_keys:  # another network: report everything
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} model parameters missing from the file ({_brief(missing)})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} tensors the model does not have ({_brief(unexpected)})")
-        if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatches (" + _brief(
-                f"{k}: file {tuple(mapped[k].shape)} vs model {targets[k]}" for k in mismatched) + ")")
-        name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
-        raise CheckpointError(f"{origin} does not fit model '{name}': " + "; ".join(problems))
-    if head_keys:  # the same network with another class count
-        classes = mapped[f"{classifier}.weight"].shape[0]
-        if not new_classifier:
-            raise CheckpointError(
-                f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
-                f"pass num_classes={classes} (--num_classes {classes}), or another count to fine-tune a new classifier")
-        warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
-                      f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
-        for key in [k for k in mapped if k.startswith(classifier + ".")]:
-            del mapped[key]
-            targets.pop(key)
-    return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
-
-
-def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
-                    new_in_channels: bool = False, state: Optional[Dict[str, np.ndarray]] = None) -> ms.nn.Cell:
-    """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``).
-
-    ``state``: the file's tensors when the caller has already read them (``read_checkpoint(path)[0]``).
-    Weights holding NaN or Inf are loaded with a warning naming them.
-    """
-    if state is None:
-        from ..engine.checkpointing import run_metadata
-
-        state, metadata = read_checkpoint(path)
-        run_metadata(metadata, path)  # a crafted metadata entry is an error here too
-    weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path))
-    bad = non_finite_tensors(weights)
-    if bad:
-        warnings.warn(f"{path}: {len(bad)} tensors hold NaN or Inf values ({_brief(bad)}); "
-                      "the network's outputs will not be finite", stacklevel=2)
-    for param in model.get_parameters():
-        if param.name in weights:  # absent only for a classifier dropped for fine-tuning
-            param.set_data(ms.Tensor(weights[param.name], dtype=param.dtype))
-    return model
-
-
-# ---------------------------------------------------------------------------------------------- writing
 
 
 def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Optional[dict]) -> None:

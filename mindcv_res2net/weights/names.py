@@ -1,0 +1,98 @@
+"""Parameter names of every source (official PyTorch, mindcv, PaddleClas, mmpretrain) mapped to this
+package's (the official PyTorch names with MindSpore's BatchNorm names)."""
+import re
+from typing import Dict
+
+import numpy as np
+
+BN_RENAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+# Entries of training checkpoints that are not network weights (optimizer, loss scale, EMA, counters).
+# (mindcv's and MindSpore's names; this package's own training state is told apart in engine/checkpointing.py)
+TRAINING_STATE_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "mean_grad.", "mean_square.",
+                           "adam_m.", "adam_v.", "scale_sense")
+TRAINING_STATE_KEYS = {"global_step", "learning_rate", "momentum", "beta1_power", "beta2_power", "epoch_num",
+                       "step_num", "current_iterator_step", "last_overflow_iterator_step", "loss_scale"}
+
+
+def _is_training_state(name: str) -> bool:
+    return name in TRAINING_STATE_KEYS or name.startswith(TRAINING_STATE_PREFIXES) or name.endswith(
+        "num_batches_tracked") or name == "metadata"
+
+
+_PADDLE_BN = {"weight": "gamma", "bias": "beta", "_mean": "moving_mean", "_variance": "moving_variance"}
+# PaddleClas stem units -> (our convolution, our BatchNorm); the vd stem is conv1.{0,3,6} with BN at .1, .4, bn1
+_PADDLE_STEM = {"conv1": ("conv1", "bn1"), "conv1_1": ("conv1.0", "conv1.1"), "conv1_2": ("conv1.3", "conv1.4"),
+                "conv1_3": ("conv1.6", "bn1")}
+_PADDLE_KEY = re.compile(r"^(?P<unit>.+)\.(?P<kind>_conv|_batch_norm)\.(?P<param>\w+)$")
+_PADDLE_BLOCK = re.compile(r"^bb_(?P<stage>\d+)_(?P<block>\d+)\.(?P<part>\w+)$")
+_PADDLE_SPLIT = re.compile(r"^res\w+_branch2b_(?P<index>\d+)$")
+
+
+def _paddle_unit(unit: str, avg_down: bool):
+    """(our convolution, our BatchNorm) for a PaddleClas ConvBNLayer name, or None if unknown."""
+    if unit in _PADDLE_STEM:
+        return _PADDLE_STEM[unit]
+    block = _PADDLE_BLOCK.match(unit)
+    if not block:
+        return None
+    base, part = f"layer{int(block['stage']) + 1}.{int(block['block'])}", block["part"]
+    if part in ("conv0", "conv2"):
+        index = "1" if part == "conv0" else "3"
+        return f"{base}.conv{index}", f"{base}.bn{index}"
+    if part == "short":  # avg_down: index 0 of our shortcut is the pool (identity in layer1)
+        first = 1 if avg_down else 0
+        return f"{base}.downsample.{first}", f"{base}.downsample.{first + 1}"
+    split = _PADDLE_SPLIT.match(part)
+    if split:
+        return f"{base}.convs.{int(split['index']) - 1}", f"{base}.bns.{int(split['index']) - 1}"
+    return None
+
+
+def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[str, np.ndarray]:
+    """PaddleClas Res2Net names (``bb_0_0.res2a_branch2b_1._conv.weight``, ``out.weight`` stored (in, out))
+    to this package's; unknown names are kept, so that the strict mapping reports them."""
+    renamed = {}
+    for name, value in source.items():
+        if name == "out.weight" and value.ndim == 2:
+            renamed["fc.weight"] = value.T
+            continue
+        if name == "out.bias":
+            renamed["fc.bias"] = value
+            continue
+        key = _PADDLE_KEY.match(name)
+        unit = _paddle_unit(key["unit"], avg_down) if key else None
+        if unit is None or (key["kind"] == "_conv" and key["param"] != "weight") or (
+                key["kind"] == "_batch_norm" and key["param"] not in _PADDLE_BN):
+            renamed[name] = value
+        elif key["kind"] == "_conv":
+            renamed[f"{unit[0]}.weight"] = value
+        else:
+            renamed[f"{unit[1]}.{_PADDLE_BN[key['param']]}"] = value
+    return renamed
+
+
+def to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
+    """Rename PyTorch / mindcv / PaddleClas / mmpretrain parameter names to this package's names (unknown
+    names kept as they are)."""
+    if any("._conv." in k or "._batch_norm." in k for k in source):
+        source = _from_paddle_names(source, avg_down)
+    if source and all(k.startswith(("backbone.", "head.")) for k in source):  # mmpretrain
+        source = {("fc." + k[len("head.fc."):]) if k.startswith("head.fc.") else k.split(".", 1)[1]: v
+                  for k, v in source.items()}
+    mindcv_names = any(".down_sample." in k or k.startswith("classifier.") for k in source)
+    renamed = {}
+    for name, value in source.items():
+        if _is_training_state(name):
+            continue
+        if mindcv_names:
+            if avg_down and name.startswith("layer1.0.down_sample."):  # mindcv's v1b layer1 has no pool index
+                index, rest = name[len("layer1.0.down_sample."):].split(".", 1)
+                name = f"layer1.0.downsample.{int(index) + 1}.{rest}"
+            name = name.replace(".down_sample.", ".downsample.")
+            if name.startswith("classifier."):
+                name = "fc." + name[len("classifier."):]
+        prefix, _, suffix = name.rpartition(".")
+        if name not in targets and suffix in BN_RENAMES and f"{prefix}.moving_mean" in targets:
+            name = f"{prefix}.{BN_RENAMES[suffix]}"
+        renamed[name] = value
+    return renamed
