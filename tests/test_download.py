@@ -74,6 +74,15 @@ def test_download_verifies_and_caches(server, cache):
     assert len(server.requests) == 1  # the cached file is reused
 
 
+def test_download_without_a_published_hash_records_the_one_received(server, cache, capsys):
+    body, digest = _payload(server, name="Res2Net50_26w_4s_pretrained.pdparams")
+    path = download_weights(f"{server.url}/Res2Net50_26w_4s_pretrained.pdparams",
+                            "Res2Net50_26w_4s_pretrained.pdparams", "", progress=False)
+    assert open(path, "rb").read() == body
+    assert open(path + ".sha256").read() == f"{digest}  Res2Net50_26w_4s_pretrained.pdparams\n"
+    assert f"sha256 {digest} (its source publishes no hash to compare against" in capsys.readouterr().err
+
+
 def test_corrupted_download_keeps_nothing(server, cache):
     _payload(server)
     with pytest.raises(DownloadError, match=r"sha256 mismatch for http://127\.0\.0\.1:\d+/weights-abc\.bin: expected "

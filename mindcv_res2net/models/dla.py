@@ -12,8 +12,8 @@ from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
 from .layers import conv_bn
-from .registry import register_alias, register_model, register_pretrained_cfgs
-from .res2net import IMAGENET_MEAN, IMAGENET_STD, OFFICIAL_URL, Bottle2neck
+from .registry import register_model, register_variants
+from .res2net import Bottle2neck, official_cfg
 
 __all__ = ["DlaRoot", "DlaTree", "Res2NetDLA"]
 
@@ -175,29 +175,21 @@ class Res2NetDLA(nn.Cell):
 # Variants and their published weights
 
 
-def _cfg(file_name: str, top1: float) -> dict:
-    return dict(url=OFFICIAL_URL + file_name, file_name=file_name, sha256=file_name.rsplit(".", 1)[0].rsplit("-", 1)[-1],
-                source="official", top1=top1, top5=None, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
-                crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                first_conv="base_layer.0", classifier="fc")
-
-
+_STEM = "base_layer.0"
 VARIANTS = {
     "res2net_dla60": (dict(cardinality=1, base_width=28), {
-        "official_in1k": _cfg("res2net_dla60_4s-d88db7f9.pth", 78.47)}, "dla60_res2net"),
+        "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=_STEM)}, "dla60_res2net"),
     "res2next_dla60": (dict(cardinality=8, base_width=4), {
-        "official_in1k": _cfg("res2next_dla60_4s-d327927b.pth", 78.45)}, "dla60_res2next"),
+        "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=_STEM)}, "dla60_res2next"),
 }
 
-for _name, (_arch, _cfgs, _alias) in VARIANTS.items():
-    register_pretrained_cfgs(_name, _cfgs)
-    register_alias(_alias, _name)
+register_variants(VARIANTS)
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
-    from .factory import build_model_with_cfg  # late import: factory imports the registry
+    from .factory import build_variant  # late import: factory imports the registry
 
-    return build_model_with_cfg(Res2NetDLA, name, pretrained, VARIANTS[name][0], **kwargs)
+    return build_variant(Res2NetDLA, VARIANTS, name, pretrained, kwargs)
 
 
 @register_model

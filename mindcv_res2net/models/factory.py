@@ -30,6 +30,11 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
     return model
 
 
+def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs: dict) -> nn.Cell:
+    """A registered variant of ``model_cls``: its architecture from ``variants[name]`` (see ``register_variants``)."""
+    return build_model_with_cfg(model_cls, name, pretrained, variants[name][0], **kwargs)
+
+
 def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
                  checkpoint_path: Optional[str] = None, features_only: bool = False,
                  out_indices: Sequence[int] = (1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,

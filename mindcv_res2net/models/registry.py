@@ -25,6 +25,14 @@ def register_pretrained_cfgs(name: str, cfgs: Dict[str, dict]) -> None:
     _pretrained_cfgs[name] = dict(ranked)
 
 
+def register_variants(variants: Dict[str, tuple]) -> None:
+    """Register each ``name: (architecture kwargs, {tag: default cfg}, alias or None)`` entry's weights and alias."""
+    for name, (_, cfgs, alias) in variants.items():
+        register_pretrained_cfgs(name, cfgs)
+        if alias:
+            register_alias(alias, name)
+
+
 def split_model_name(model_name: str) -> Tuple[str, Optional[str]]:
     """'res2net50.official_in1k' -> ('res2net50', 'official_in1k'); 'res2net50' -> ('res2net50', None)."""
     name, _, tag = model_name.partition(".")

@@ -12,7 +12,7 @@ from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
 from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn
-from .registry import register_alias, register_model, register_pretrained_cfgs
+from .registry import register_model, register_variants
 
 __all__ = ["Bottle2neck", "Res2Net"]
 
@@ -242,7 +242,7 @@ PADDLE_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 
 
 def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
-         deep_stem: bool = False, hashed_name: bool = True) -> dict:
+         deep_stem: bool = False, hashed_name: bool = True, first_conv: Optional[str] = None) -> dict:
     """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name ("" when the
     source publishes no hash: ``hashed_name=False``)."""
     file_name = url.rsplit("/", 1)[-1]
@@ -251,11 +251,11 @@ def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Op
         url=url, file_name=file_name, sha256=stem.rsplit("-", 1)[-1] if url and hashed_name else "", source=source,
         top1=top1, top5=top5, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
         crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        first_conv="conv1.0" if deep_stem else "conv1", classifier="fc",
+        first_conv=first_conv or ("conv1.0" if deep_stem else "conv1"), classifier="fc",
     )
 
 
-def _official(file_name: str, top1: float, **kw) -> dict:
+def official_cfg(file_name: str, top1: float, **kw) -> dict:
     return _cfg(OFFICIAL_URL + file_name, "official", top1, **kw)
 
 
@@ -276,29 +276,29 @@ _VD = dict(_V1B, **_PADDLE)
 # name: (architecture, {tag: default cfg}, official long name or None)
 VARIANTS = {
     "res2net50": (dict(layers=_R50), {
-        "official_in1k": _official("res2net50_26w_4s-06e79181.pth", 77.99),
+        "official_in1k": official_cfg("res2net50_26w_4s-06e79181.pth", 77.99),
         "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
     "res2net101": (dict(layers=_R101), {
-        "official_in1k": _official("res2net101_26w_4s-02a759a1.pth", 79.19),
+        "official_in1k": official_cfg("res2net101_26w_4s-02a759a1.pth", 79.19),
         "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70)}, "res2net101_26w_4s"),
     "res2net152": (dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
     "res2net50_v1b": (dict(layers=_R50, **_V1B), {
-        "official_in1k": _official("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
+        "official_in1k": official_cfg("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, deep_stem=True)}, "res2net50_v1b_26w_4s"),
     "res2net101_v1b": (dict(layers=_R101, **_V1B), {
-        "official_in1k": _official("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
+        "official_in1k": official_cfg("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, deep_stem=True)}, "res2net101_v1b_26w_4s"),
     "res2net152_v1b": (dict(layers=_R152, **_V1B), {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
     "res2net50_26w_6s": (dict(layers=_R50, scale=6), {
-        "official_in1k": _official("res2net50_26w_6s-19041792.pth", 78.58)}, None),
+        "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}, None),
     "res2net50_26w_8s": (dict(layers=_R50, scale=8), {
-        "official_in1k": _official("res2net50_26w_8s-2c7c9f12.pth", 79.20)}, None),
+        "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20)}, None),
     "res2net50_48w_2s": (dict(layers=_R50, base_width=48, scale=2), {
-        "official_in1k": _official("res2net50_48w_2s-afed724a.pth", 77.32)}, None),
+        "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}, None),
     "res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8), {
-        "official_in1k": _official("res2net50_14w_8s-6527dddc.pth", 78.14)}, None),
+        "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14)}, None),
     "res2next50": (dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
-        "official_in1k": _official("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
+        "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
     "se_res2net50": (dict(layers=_R50, se_reduction=16), {"": _cfg()}, None),
     "paddle_res2net50_26w_4s": (dict(layers=_R50, **_PADDLE), {
         "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}, None),
@@ -315,16 +315,13 @@ VARIANTS = {
         "paddle_in1k": _paddle("Res2Net200_vd_26w_4s", 81.21, 95.71, deep_stem=True)}, "res2net200_vd"),
 }
 
-for _name, (_arch, _cfgs, _alias) in VARIANTS.items():
-    register_pretrained_cfgs(_name, _cfgs)
-    if _alias:
-        register_alias(_alias, _name)
+register_variants(VARIANTS)
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
-    from .factory import build_model_with_cfg  # late import: factory imports this module's registry
+    from .factory import build_variant  # late import: factory imports this module's registry
 
-    return build_model_with_cfg(Res2Net, name, pretrained, VARIANTS[name][0], **kwargs)
+    return build_variant(Res2Net, VARIANTS, name, pretrained, kwargs)
 
 
 @register_model

@@ -2,6 +2,7 @@
 import hashlib
 import http.client
 import os
+import sys
 import urllib.error
 import urllib.request
 from typing import Optional
@@ -69,10 +70,27 @@ def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress
     """Path of ``file_name`` in the cache, downloading ``url`` first if it is not there.
 
     A file already in the cache is used as it is (that is how a user places a file by hand). A new
-    download must have a sha256 starting with ``sha256_prefix`` before it gets its final name.
+    download must have a sha256 starting with ``sha256_prefix`` before it gets its final name; without a
+    prefix (PaddleClas publishes none) the sha256 received is printed and recorded in ``<file>.sha256``.
     """
     dst = os.path.join(cache_dir(), file_name)
     if os.path.isfile(dst):
         return dst
     hint = f"download it yourself and put it at {dst} (cache folder set by ${CACHE_ENV}), or pass checkpoint_path="
-    return download_file(url, dst, sha256_prefix=sha256_prefix, progress=progress, place_hint=hint)
+    download_file(url, dst, sha256_prefix=sha256_prefix, progress=progress, place_hint=hint)
+    if not sha256_prefix:  # the source publishes no hash: record what was received, so it can be compared later
+        digest = file_sha256(dst)
+        with atomic_path(dst + ".sha256") as tmp, open(tmp, "w") as f:
+            f.write(f"{digest}  {file_name}\n")
+        print(f"{file_name}: sha256 {digest} (its source publishes no hash to compare against; recorded in "
+              f"{dst}.sha256)", file=sys.stderr)
+    return dst
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
