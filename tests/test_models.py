@@ -49,6 +49,9 @@ def test_pretrained_tags_best_first():
     assert get_pretrained_cfg("dla60_res2next")["url"].endswith("res2next_dla60_4s-d327927b.pth")
     assert get_pretrained_cfg("res2net_dla60")["first_conv"] == "base_layer.0"
     assert get_pretrained_cfg("se_res2net50")["url"] == ""
+    mm = get_pretrained_cfg("res2net50_14w_8s.mmpretrain_in1k")
+    assert mm["sha256"] == "bc967bf1" and mm["source"] == "mmpretrain"
+    assert get_pretrained_cfg("res2net50_14w_8s")["source"] == "official"  # equal top-1: the original file first
 
 
 def test_unknown_names_are_clear_errors():

@@ -239,6 +239,7 @@ class Res2Net(nn.Cell):
 OFFICIAL_URL = "https://shanghuagao.oss-cn-beijing.aliyuncs.com/res2net/"
 MINDCV_URL = "https://download.mindspore.cn/toolkits/mindcv/res2net/"
 PADDLE_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
+MMPRETRAIN_URL = "https://download.openmmlab.com/mmclassification/v0/res2net/"
 
 
 def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
@@ -263,6 +264,11 @@ def _mindcv(file_name: str, top1: float, top5: float, **kw) -> dict:
     return _cfg(MINDCV_URL + file_name, "mindcv", top1, top5, **kw)
 
 
+def _mmpretrain(file_name: str, top1: float) -> dict:
+    """mmpretrain's re-hosting of an official file under its own key names (``backbone.``, ``head.fc.``)."""
+    return _cfg(MMPRETRAIN_URL + file_name, "mmpretrain", top1)
+
+
 def _paddle(model: str, top1: float, top5: float, **kw) -> dict:
     """PaddleClas' dygraph weights of ``model`` (e.g. Res2Net50_vd_26w_4s_ssld); their names carry no hash."""
     return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1, top5, hashed_name=False, **kw)
@@ -280,7 +286,9 @@ VARIANTS = {
         "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
     "res2net101": (dict(layers=_R101), {
         "official_in1k": official_cfg("res2net101_26w_4s-02a759a1.pth", 79.19),
-        "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70)}, "res2net101_26w_4s"),
+        "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70),
+        "mmpretrain_in1k": _mmpretrain("res2net101-w26-s4_3rdparty_8xb32_in1k_20210927-870b6c36.pth", 79.19)},
+        "res2net101_26w_4s"),
     "res2net152": (dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
     "res2net50_v1b": (dict(layers=_R50, **_V1B), {
         "official_in1k": official_cfg("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
@@ -292,11 +300,13 @@ VARIANTS = {
     "res2net50_26w_6s": (dict(layers=_R50, scale=6), {
         "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}, None),
     "res2net50_26w_8s": (dict(layers=_R50, scale=8), {
-        "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20)}, None),
+        "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20),
+        "mmpretrain_in1k": _mmpretrain("res2net50-w26-s8_3rdparty_8xb32_in1k_20210927-f547a94b.pth", 79.20)}, None),
     "res2net50_48w_2s": (dict(layers=_R50, base_width=48, scale=2), {
         "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}, None),
     "res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8), {
-        "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14)}, None),
+        "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14),
+        "mmpretrain_in1k": _mmpretrain("res2net50-w14-s8_3rdparty_8xb32_in1k_20210927-bc967bf1.pth", 78.14)}, None),
     "res2next50": (dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
         "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
     "se_res2net50": (dict(layers=_R50, se_reduction=16), {"": _cfg()}, None),
