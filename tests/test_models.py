@@ -242,3 +242,14 @@ def test_dla_api_features_head_and_grey_input(mode, request):
     headless = create_model("res2net_dla60", num_classes=0)
     headless.set_train(False)
     assert headless(_x(size=64)).shape == (2, 1024)
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_dla_runs_where_the_official_runs_and_names_the_constraint_elsewhere(mode, request, tmp_path, monkeypatch):
+    request.getfixturevalue(mode)
+    monkeypatch.chdir(tmp_path)  # a failed Graph compile writes rank_0/om/analyze_fail.ir into the working folder
+    model = create_model("res2net_dla60", num_classes=3)
+    model.set_train(False)
+    assert model(_x(n=1, size=63)).shape == (1, 3) and model(_x(n=1, size=64)).shape == (1, 3)
+    with pytest.raises(ValueError, match=r"sides are 32k or 32k - 1 pixels .* got 65x65"):
+        model(_x(n=1, size=65))

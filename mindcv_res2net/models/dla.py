@@ -75,6 +75,15 @@ class DlaTree(nn.Cell):
         return self.tree2(x1, children + (x1,))
 
 
+@ops.constexpr
+def _check_input_size(height: int, width: int) -> None:
+    """Sides of 32k or 32k - 1 pixels, where every tree's 2x2 max-pool and stride-2 convolution agree
+    (checked when the graph is built, in either mode)."""
+    if (height + 1) // 2 % 16 or (width + 1) // 2 % 16:
+        raise ValueError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
+                         f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
+
+
 class Res2NetDLA(nn.Cell):
     """DLA-60 with Res2Net (``cardinality=1, base_width=28``) or Res2NeXt (``cardinality=8, base_width=4``) blocks.
 
@@ -87,8 +96,9 @@ class Res2NetDLA(nn.Cell):
         in_channels, drop_rate, drop_path_rate: as for ``Res2Net``.
         features_only, out_indices: the maps at stride 2^(i+1) for i in ``out_indices``: level1..level5.
 
-    Input (N, in_channels, H, W) with H and W multiples of 32 (the trees' 2x2 max-pools floor odd
-    sides, which the official network cannot add back); output logits (N, num_classes).
+    Input (N, in_channels, H, W); output logits (N, num_classes). Like the official network it runs
+    when each side is 32k or 32k - 1 pixels (224 and 223 both work): every tree's 2x2 max-pool must
+    give the size its stride-2 convolution gives. Other sizes are a one-line ``ValueError``.
     """
 
     def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
@@ -134,6 +144,7 @@ class Res2NetDLA(nn.Cell):
 
     def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Outputs of level1..level5 (strides 2, 4, 8, 16, 32)."""
+        _check_input_size(x.shape[2], x.shape[3])
         c1 = self.level1(self.level0(self.base_layer(x)))
         c2 = self.level2(c1)
         c3 = self.level3(c2)
