@@ -94,6 +94,16 @@ def model_params(model) -> dict:
     return {p.name: p.asnumpy() for p in model.get_parameters()}
 
 
+class PickleExploit:
+    """Pickles as a call of ``os.system`` that creates ``marker``: a malicious weight file's payload."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
 def save_trained_like_checkpoint(path, num_classes: int, metadata: dict = None, seed: int = 0,
                                  model_name: str = "res2net50"):
     """A ``model_name`` network with non-trivial BatchNorm (gamma and running statistics in [0.5, 1.5]) saved to ``path``.

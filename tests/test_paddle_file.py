@@ -1,24 +1,15 @@
 """Reading PaddlePaddle .pdparams files without Paddle: arrays only, bounds-checked, no code run."""
-import os
 import pickle
 
 import numpy as np
 import pytest
 
-from conftest import official_state_dict
+from conftest import PickleExploit, official_state_dict
 from mindcv_res2net import create_model
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
 from mindcv_res2net.weights.convert import convert_weights
 from mindcv_res2net.weights.paddle_file import load_paddle_file
 from paddle_writer import save_pdparams
-
-
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_arrays_and_name_table(tmp_path):
@@ -35,7 +26,7 @@ def test_arrays_and_name_table(tmp_path):
 def test_malicious_pickle_runs_nothing_and_writes_nothing(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pdparams"
-    path.write_bytes(pickle.dumps({"conv1._conv.weight": _Exploit(marker)}, protocol=2))
+    path.write_bytes(pickle.dumps({"conv1._conv.weight": PickleExploit(marker)}, protocol=2))
     with pytest.raises(CheckpointError, match=r"evil.pdparams: refusing to load 'posix.system'"):
         convert_weights(path, tmp_path / "out.ckpt", "paddle_res2net50_26w_4s")
     assert not marker.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["evil.pdparams"]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from mindcv_res2net.config import parse_args
-from mindcv_res2net.engine import checkpointing
 from mindcv_res2net.engine.checkpointing import RunCheckpoints, RunFolder
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.scheduler import create_scheduler
 from mindcv_res2net.weights import CheckpointError, read_checkpoint_metadata, read_mindspore_checkpoint
+from mindcv_res2net.utils.fileio import OWNER_PATTERN
 from mindcv_res2net.utils.logger import setup_logger
 
 STATE = {"w": np.ones(3, np.float32)}
@@ -132,4 +132,4 @@ def test_resume_keeps_the_run_identity(tmp_path, pynative):
     train(parse_args(common + ["--epoch_size", "1"]))
     train(parse_args(common + ["--epoch_size", "2", "--resume", "auto"]))
     ids = {read_checkpoint_metadata(tmp_path / n)["run_id"] for n in _ckpts(tmp_path)}
-    assert len(ids) == 1 and checkpointing._RUN_ID.match(ids.pop())
+    assert len(ids) == 1 and OWNER_PATTERN.match(ids.pop())

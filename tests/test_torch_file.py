@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import TESTS_DIR, official_state_dict, run
+from conftest import TESTS_DIR, PickleExploit, official_state_dict, run
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
 from mindcv_res2net.weights.convert import convert_weights
 from mindcv_res2net.weights.torch_file import UnsafePickleError, load_torch_file
@@ -27,17 +27,9 @@ def test_reads_files_written_by_pytorch(name):
     assert loaded["transposed"].flags["C_CONTIGUOUS"]
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 def _malicious_files(tmp_path):
     marker = tmp_path / "pwned"
-    payload = pickle.dumps({"conv1.weight": _Exploit(marker)}, protocol=2)
+    payload = pickle.dumps({"conv1.weight": PickleExploit(marker)}, protocol=2)
     legacy = tmp_path / "evil_legacy.pth"
     legacy.write_bytes(payload)
     archive = tmp_path / "evil_zip.pth"

@@ -24,11 +24,10 @@ import mindspore as ms
 import numpy as np
 
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
-from ..utils.fileio import atomic_path, stale_partial_files
+from ..utils.fileio import OWNER_PATTERN, atomic_path, stale_partial_files
 
 OPTIMIZER_PREFIX = "optimizer."
 EMA_PREFIX = "ema."
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_COUNT = 10 ** 9
 
 
@@ -59,7 +58,7 @@ def _text(value) -> bool:
 
 def _run_id(value) -> bool:
     """letters, digits, '-' and '_' (at most 64)"""
-    return isinstance(value, str) and bool(_RUN_ID.match(value))
+    return isinstance(value, str) and bool(OWNER_PATTERN.match(value))  # it names temporary files too
 
 
 def _names(value) -> bool:
@@ -157,13 +156,19 @@ def _optimizer_state(train_step) -> list:
             if id(p) not in model_ids and p.name != "learning_rate"]
 
 
-def training_state(train_step) -> Dict[str, np.ndarray]:
-    """A ``TrainStep``'s checkpoint tensors: weights by name, ``optimizer.*`` state and, with EMA, ``ema.*``."""
-    state = {p.name: p.asnumpy() for p in train_step.model.get_parameters()}
-    state.update({OPTIMIZER_PREFIX + p.name: p.asnumpy() for p in _optimizer_state(train_step)})
+def _checkpoint_entries(train_step) -> List[Tuple[str, ms.Parameter]]:
+    """(checkpoint name, parameter) of everything a training checkpoint holds: the weights by name,
+    ``optimizer.*`` state and, with EMA, the ``ema.*`` averages."""
+    entries = [(p.name, p) for p in train_step.model.get_parameters()]
+    entries += [(OPTIMIZER_PREFIX + p.name, p) for p in _optimizer_state(train_step)]
     if train_step.use_ema:
-        state.update({p.name: p.asnumpy() for p in train_step.ema})
-    return state
+        entries += [(p.name, p) for p in train_step.ema]
+    return entries
+
+
+def training_state(train_step) -> Dict[str, np.ndarray]:
+    """A ``TrainStep``'s checkpoint tensors (see ``_checkpoint_entries``)."""
+    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step)}
 
 
 def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
@@ -171,15 +176,11 @@ def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], 
     weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
     set to ``updates_done``, the position of the resumed epoch in this configuration's learning-rate
     schedule (it differs from the file's when the steps per epoch changed)."""
-    targets = [("", p) for p in train_step.model.get_parameters()]
-    targets += [(OPTIMIZER_PREFIX, p) for p in _optimizer_state(train_step)]
-    if train_step.use_ema:
-        targets += [("", p) for p in train_step.ema]
     missing = []
-    for prefix, param in targets:
-        value = state.get(prefix + param.name)
+    for name, param in _checkpoint_entries(train_step):
+        value = state.get(name)
         if value is None or tuple(value.shape) != tuple(param.shape):
-            missing.append(prefix + param.name)
+            missing.append(name)
             continue
         param.set_data(ms.Tensor(value, dtype=param.dtype))
     if missing:

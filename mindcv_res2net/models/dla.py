@@ -6,11 +6,12 @@ hands each level's first block its residual. Parameter names follow the official
 (``level3.tree1.tree2.convs.0.weight``), with MindSpore's BatchNorm names.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
+from .base import FeatureClassifier
 from .layers import conv_bn
 from .registry import register_model, register_variants
 from .res2net import Bottle2neck, official_cfg
@@ -39,7 +40,7 @@ class DlaTree(nn.Cell):
     One level: ``bottom = MaxPool(stride)(x)``, residual ``project(bottom)`` (1x1 conv + BN when the
     channels change), two blocks, and a root over ``[x2, x1, *children]``; ``children`` gets ``bottom``
     in a level root. More levels: two sub-trees, the first one's output passed on as a child.
-    ``blocks`` yields the blocks' drop-path rates in order.
+    ``drop_path_rates``: the blocks' rates, consumed from the front in the order the blocks are built.
     """
 
     def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int, block_args: dict,
@@ -84,7 +85,7 @@ def _check_input_size(height: int, width: int) -> None:
                          f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
 
 
-class Res2NetDLA(nn.Cell):
+class Res2NetDLA(FeatureClassifier):
     """DLA-60 with Res2Net (``cardinality=1, base_width=28``) or Res2NeXt (``cardinality=8, base_width=4``) blocks.
 
     Args:
@@ -105,15 +106,9 @@ class Res2NetDLA(nn.Cell):
                  1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
-        super().__init__()
+        super().__init__(in_channels, num_classes, features_only, out_indices)
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
-        out_indices = tuple(int(i) for i in out_indices)
-        if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
-            raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
-        self.in_channels, self.features_only, self.out_indices = in_channels, features_only, out_indices
-        self.num_classes = 0 if features_only else num_classes
-        self.scale, self.cardinality, self.base_width = scale, cardinality, base_width
         self.base_layer = nn.SequentialCell(
             nn.Conv2d(in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
             nn.BatchNorm2d(channels[0], eps=1e-5, momentum=0.9), nn.ReLU())
@@ -140,7 +135,7 @@ class Res2NetDLA(nn.Cell):
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
                                                       cell.weight.shape, cell.weight.dtype))
         if features_only:
-            self.feature_info = [self.feature_info[i] for i in out_indices]
+            self.feature_info = [self.feature_info[i] for i in self.out_indices]
 
     def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
         """Outputs of level1..level5 (strides 2, 4, 8, 16, 32)."""
@@ -164,22 +159,10 @@ class Res2NetDLA(nn.Cell):
             return ops.flatten(x)
         return ops.flatten(self.fc(x))  # flatten, not reshape: MindSpore's ONNX export loses a final Reshape
 
-    def get_classifier(self) -> Optional[nn.Cell]:
-        return self.fc
-
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
         self.fc = nn.Conv2d(self.num_features, num_classes, 1, has_bias=True) if num_classes > 0 else None
-
-    def construct(self, x: Tensor):
-        if self.features_only:
-            feats = self.forward_intermediates(x)
-            selected = ()
-            for i in self.out_indices:
-                selected += (feats[i],)
-            return selected
-        return self.forward_head(self.forward_features(x))
 
 
 # ---------------------------------------------------------------------------------------------

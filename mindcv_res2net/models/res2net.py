@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
+from .base import FeatureClassifier
 from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn
 from .registry import register_model, register_variants
 
@@ -87,7 +88,7 @@ class Bottle2neck(nn.Cell):
         return self.relu(out + shortcut)
 
 
-class Res2Net(nn.Cell):
+class Res2Net(FeatureClassifier):
     """Res2Net backbone and classifier.
 
     Args:
@@ -119,21 +120,14 @@ class Res2Net(nn.Cell):
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
                  out_indices: Sequence[int] = (1, 2, 3, 4), zero_init_last: bool = True) -> None:
-        super().__init__()
+        super().__init__(in_channels, num_classes, features_only, out_indices)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if stage_blocks not in ("first", "strided"):
             raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
-        out_indices = tuple(int(i) for i in out_indices)
-        if features_only and (not out_indices or any(i not in range(5) for i in out_indices)):
-            raise ValueError(f"out_indices must be a non-empty subset of 0..4, got {out_indices}")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
-        self.in_channels = in_channels
         self.avg_down = avg_down
         self.stage_blocks, self.exclusive_pool, self.se_reduction = stage_blocks, exclusive_pool, se_reduction
-        self.features_only = features_only
-        self.out_indices = out_indices
-        self.num_classes = 0 if features_only else num_classes
         self.drop_rate = drop_rate
 
         if deep_stem:
@@ -165,7 +159,7 @@ class Res2Net(nn.Cell):
         self.fc = nn.Dense(self.num_features, self.num_classes) if self.num_classes > 0 else None
         self._init_weights(zero_init_last)
         if features_only:
-            self.feature_info = [self.feature_info[i] for i in out_indices]
+            self.feature_info = [self.feature_info[i] for i in self.out_indices]
 
     def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates) -> nn.SequentialCell:
         out_channels = planes * Bottle2neck.expansion
@@ -215,22 +209,10 @@ class Res2Net(nn.Cell):
             return x
         return self.fc(x)
 
-    def get_classifier(self) -> Optional[nn.Cell]:
-        return self.fc
-
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
         self.num_classes = num_classes
         self.fc = nn.Dense(self.num_features, num_classes) if num_classes > 0 else None
-
-    def construct(self, x: Tensor):
-        if self.features_only:
-            feats = self.forward_intermediates(x)
-            selected = ()
-            for i in self.out_indices:
-                selected += (feats[i],)
-            return selected
-        return self.forward_head(self.forward_features(x))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator, List
 
 PARTIAL_PREFIX = ".partial-"
-_OWNER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a temporary file's owner: a run id or "anon"
 
 
 class WriteError(OSError):
@@ -22,7 +22,7 @@ class WriteError(OSError):
 
 
 def _check_owner(owner: str) -> str:
-    if not _OWNER.match(owner):
+    if not OWNER_PATTERN.match(owner):
         raise ValueError(f"invalid temporary-file owner {owner!r} (letters, digits, '-' and '_' only)")
     return owner
 
