@@ -1,6 +1,5 @@
 """tools/benchmark.py on a tiny configuration: every figure present and plausible, clear errors."""
 import argparse
-import importlib
 import json
 
 import pytest
@@ -43,7 +42,7 @@ def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
 
 
 def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
-    benchmark = importlib.import_module("benchmark")
+    from mindcv_res2net.cli import benchmark
     args = argparse.Namespace(device_target="CPU", batch_size=2, image_size=32, steps=1, warmup=0, epoch_images=10,
                               fuse_bn=True)
     configs = benchmark.plan(["res2net50", "res2next50"], ["graph", "pynative"], args, {"res2net50", "res2net101"})

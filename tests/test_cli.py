@@ -1,7 +1,9 @@
 """Command-line tools and import-time behaviour, run as a user would in fresh interpreters."""
+import os
+
 import numpy as np
 
-from conftest import assert_quiet_exit, official_state_dict, run
+from conftest import PROJECT_DIR, assert_quiet_exit, official_state_dict, run
 
 
 def test_onednn_isa_set_before_mindspore():
@@ -52,3 +54,20 @@ def test_summarize_models_cli():
     assert_quiet_exit(proc)
     proc = run(["tools/summarize_models.py", "--models", "resnet50"])
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown model 'resnet50'")
+
+
+def test_console_scripts_and_clone_scripts_run_the_same_code():
+    """Every ``[project.scripts]`` entry names a callable, and each tools/*.py of a clone runs the same ``main``."""
+    import importlib
+    import re
+
+    with open(os.path.join(PROJECT_DIR, "pyproject.toml")) as f:
+        section = f.read().split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    scripts = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"', section, re.M))
+    assert set(scripts) == {"res2net-train", "res2net-validate", "res2net-convert", "res2net-export", "res2net-predict",
+                            "res2net-benchmark", "res2net-summarize", "res2net-plot", "res2net-mindcv"}
+    for target in scripts.values():
+        module, _, func = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), func)), target
+    for tool in ("benchmark", "convert_weights", "export", "predict", "summarize_models", "plot_metrics"):
+        assert importlib.import_module(tool).main is importlib.import_module(f"mindcv_res2net.cli.{tool}").main

@@ -1,40 +1,13 @@
 """Convert published or trained Res2Net weights into a MindSpore checkpoint, without PyTorch.
 
-    python tools/convert_weights.py res2net50_26w_4s-06e79181.pth res2net50.ckpt --model res2net50
-    python tools/convert_weights.py res2net50.safetensors r50.safetensors --model res2net50
-
-SRC: official PyTorch .pth (zip or legacy torch.save format), .safetensors (timm hub), .npz with
-PyTorch names, or a MindSpore .ckpt (this package's or mindcv's names). DST: .ckpt, or
-.safetensors by suffix or --format. The mapping is strict: nothing is written unless every
-parameter of the model is filled with the right shape and no tensor of SRC is left unused.
+The code lives in ``mindcv_res2net/cli/convert_weights.py``; pip installs it as the command ``res2net-convert``.
 """
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a clone without pip install
 
-from mindcv_res2net.utils.cli import run_cli  # noqa: E402
-from mindcv_res2net.weights.convert import convert_weights  # noqa: E402
-from mindcv_res2net.utils.device import set_device  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="weight file to read")
-    parser.add_argument("dst", help="MindSpore .ckpt or .safetensors file to write")
-    parser.add_argument("--model", required=True, help="registered model name or alias, e.g. res2net50")
-    parser.add_argument("--num_classes", type=int, default=1000,
-                        help="classes of the written head; another value than 1000 drops the file's classifier "
-                             "(0: a head-less backbone)")
-    parser.add_argument("--format", choices=("ckpt", "safetensors"), default=None,
-                        help="output format (default: from DST's suffix, else ckpt)")
-    args = parser.parse_args(argv)
-    set_device("CPU")
-    dst = convert_weights(args.src, args.dst, args.model, num_classes=args.num_classes, fmt=args.format)
-    print(f"wrote {dst} for {args.model}")
-    return 0
-
+from mindcv_res2net.cli.convert_weights import cli, main  # noqa: E402,F401  (main: for tests and callers)
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

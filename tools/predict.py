@@ -1,32 +1,13 @@
 """Print the top-k classes of images: ``python tools/predict.py --model res2net50 --ckpt_path P IMG_OR_DIR... --topk 5``.
 
-Exit code 0 when every image was predicted, 1 when some could not be read (each named on its line).
+The code lives in ``mindcv_res2net/cli/predict.py``; pip installs it as the command ``res2net-predict``.
 """
-import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a clone without pip install
 
-from mindcv_res2net.utils.cli import run_cli  # noqa: E402
-
-
-def main(argv=None) -> int:
-    from mindcv_res2net.engine.predict import (expand_paths, format_results, load_for_prediction,
-                                               parse_predict_args, predict, read_labels)
-    from mindcv_res2net.utils.device import set_device
-
-    args = parse_predict_args(argv)
-    set_device(args.device_target, args.mode)
-    labels = read_labels(args.labels) if args.labels else None
-    paths = expand_paths(args.images)
-    if not paths:
-        raise ValueError(f"no image files found in {', '.join(args.images)}")
-    model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
-    results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
-    print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
-    return 1 if any("error" in r for r in results) else 0
-
+from mindcv_res2net.cli.predict import cli, main  # noqa: E402,F401  (main: for tests and callers)
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli()

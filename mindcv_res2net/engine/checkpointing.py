@@ -118,11 +118,20 @@ def run_metadata(metadata, path: str) -> dict:
     return checked
 
 
-def network_weights(state: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """The network's tensors of a state dict: the ``ema.*`` averages of a training checkpoint with EMA
-    (as validation during training used them), else the state without optimizer entries."""
-    ema = {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
-    return ema or {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
+def network_weights(state: Dict[str, np.ndarray], ema: Optional[bool] = None,
+                    path: str = "checkpoint") -> Dict[str, np.ndarray]:
+    """The network's tensors of a state dict (mindcv's ``ema`` flag, with one default of ours).
+
+    ``ema=None``: the ``ema.*`` averages of a training checkpoint with EMA (as validation during
+    training used them), else the state without optimizer entries. ``ema=True``: the averages, and a
+    ``CheckpointError`` naming ``path`` when it has none. ``ema=False``: the trained weights themselves.
+    """
+    averages = {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
+    if ema is True and not averages:
+        raise CheckpointError(f"{path}: holds no EMA weights (ema.*); load it with ema=False")
+    if averages and ema is not False:
+        return averages
+    return {k: v for k, v in state.items() if not k.startswith((OPTIMIZER_PREFIX, EMA_PREFIX))}
 
 
 def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> dict:

@@ -1,34 +1,227 @@
-"""What every network of the zoo shares: ``features_only`` / ``out_indices`` and the classifier API."""
-from typing import Optional, Sequence
+"""What every network of the zoo shares: feature maps (``features_only``, ``forward_intermediates``,
+``feature_info``) and the classifier head (``global_pool``, ``reset_classifier``), in timm's terms."""
+import time
+from typing import List, Optional, Sequence, Tuple, Union
 
-from mindspore import Tensor, nn
+from mindspore import Tensor, nn, ops
 
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
+POOL_TYPES = ("avg", "max", "avgmax", "")
+
+
+def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]] = None) -> Tuple[List[int], int]:
+    """timm's index rule: ``None`` takes every map, an int ``n`` the last ``n``, a sequence those indices
+    (negative ones count from the end). Returns (indices in range 0..num_maps-1, their maximum)."""
+    if indices is None:
+        indices = num_maps
+    if isinstance(indices, int):
+        if not 0 < indices <= num_maps:
+            raise ValueError(f"indices: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
+        take = list(range(num_maps - indices, num_maps))
+    else:
+        take = [int(i) + num_maps if int(i) < 0 else int(i) for i in indices]
+        if not take or any(i not in range(num_maps) for i in take):
+            raise ValueError(f"indices must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
+                             f"got {tuple(indices)}")
+    return take, max(take)
+
+
+class FeatureInfo(list):
+    """The ``feature_info`` of a network: a list of one dict per feature map (indexing and iterating as
+    a list does), plus timm's ``FeatureInfo`` queries. Each dict has timm's keys (``num_chs``,
+    ``reduction``, ``module``) and mindcv's (``chs``, ``reduction``, ``name``); ``module`` names a cell
+    of the network whose output the map is."""
+
+    def __init__(self, maps: Sequence[Tuple[int, int, str]]) -> None:
+        super().__init__(dict(num_chs=c, reduction=r, module=m, chs=c, name=m) for c, r, m in maps)
+
+    def get(self, key: str, idx: Union[None, int, Sequence[int]] = None):
+        """``key`` of every map (``idx=None``), of map ``idx``, or of the maps listed in ``idx``."""
+        if idx is None:
+            return [info[key] for info in self]
+        if isinstance(idx, int):
+            return self[idx][key]
+        return [self[i][key] for i in idx]
+
+    def get_dicts(self, keys: Optional[Sequence[str]] = None, idx=None):
+        dicts = list(self) if idx is None else [self[idx]] if isinstance(idx, int) else [self[i] for i in idx]
+        dicts = [d if keys is None else {k: d[k] for k in keys} for d in dicts]
+        return dicts[0] if isinstance(idx, int) else dicts
+
+    def channels(self, idx=None):
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx=None):
+        return self.get("reduction", idx)
+
+    def module_name(self, idx=None):
+        return self.get("module", idx)
+
+
+class GlobalPool(nn.Cell):
+    """Global pooling of the classifier head: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with ``keep_dims``.
+
+    ``"avg"`` mean, ``"max"`` maximum, ``"avgmax"`` the mean of both (timm's), ``""`` no pooling: the
+    map passes unchanged (only without a classifier).
+    """
+
+    def __init__(self, pool_type: str = "avg", keep_dims: bool = False) -> None:
+        super().__init__()
+        if pool_type not in POOL_TYPES:
+            raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+        self.pool_type, self.keep_dims = pool_type, keep_dims
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.pool_type == "avg":
+            return ops.mean(x, (2, 3), keep_dims=self.keep_dims)
+        if self.pool_type == "max":
+            return ops.amax(x, (2, 3), keepdims=self.keep_dims)
+        if self.pool_type == "avgmax":
+            return 0.5 * (ops.mean(x, (2, 3), keep_dims=self.keep_dims) + ops.amax(x, (2, 3), keepdims=self.keep_dims))
+        return x
+
+    def extend_repr(self) -> str:
+        return f"pool_type='{self.pool_type}'"
 
 
 class FeatureClassifier(nn.Cell):
-    """Base of ``Res2Net`` and ``Res2NetDLA``; subclasses give ``forward_intermediates`` (the five maps at
-    strides 2..32), ``forward_features`` and ``forward_head``, and set ``self.fc``.
+    """Base of ``Res2Net`` and ``Res2NetDLA``: five feature maps at strides 2..32, then a pooled classifier.
 
-    ``construct`` returns the ``out_indices`` maps as a tuple when ``features_only``, else logits.
+    A subclass builds its cells, then calls ``_set_up_head``; it gives ``forward_stem`` (image -> map 0),
+    ``stage_names`` (the cells giving maps 1..4, each from the previous one; ``enter_stages`` may
+    transform map 0 first) and ``make_classifier``. ``construct`` returns the ``out_indices`` maps as a
+    tuple when ``features_only``, else the head's output: logits (N, num_classes), pooled features
+    (N, num_features) without a classifier, or the final map (N, num_features, H/32, W/32) when
+    ``global_pool=""`` as well.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, features_only: bool, out_indices: Sequence[int]) -> None:
+    stage_names: Tuple[str, ...] = ()
+
+    def __init__(self, in_channels: int, num_classes: int, features_only: bool, out_indices: Sequence[int],
+                 global_pool: str = "avg") -> None:
         super().__init__()
         out_indices = tuple(int(i) for i in out_indices)
         if features_only and (not out_indices or any(i not in range(NUM_FEATURE_MAPS) for i in out_indices)):
             raise ValueError(f"out_indices must be a non-empty subset of 0..{NUM_FEATURE_MAPS - 1}, got {out_indices}")
         self.in_channels, self.features_only, self.out_indices = in_channels, features_only, out_indices
         self.num_classes = 0 if features_only else num_classes
+        self._check_head(self.num_classes, global_pool)
+        self.global_pool = global_pool
+
+    @staticmethod
+    def _check_head(num_classes: int, global_pool: str) -> None:
+        if global_pool not in POOL_TYPES:
+            raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{global_pool}'")
+        if global_pool == "" and num_classes > 0:
+            raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
+
+    def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int, drop_rate: float) -> None:
+        """Feature info from the five maps' (channels, reduction, module) (only the ``out_indices`` ones when
+        ``features_only``: one entry per output), the pool, dropout and classifier."""
+        self.feature_info = FeatureInfo([feature_maps[i] for i in self.out_indices] if self.features_only
+                                        else feature_maps)
+        self.num_features = self.head_hidden_size = num_features
+        self.pool = GlobalPool(self.global_pool, keep_dims=self.pool_keeps_dims)
+        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.fc = self.make_classifier(self.num_classes) if self.num_classes > 0 else None
+
+    pool_keeps_dims = False  # the DLA's 1x1-convolution classifier takes (N, C, 1, 1)
+
+    def make_classifier(self, num_classes: int) -> nn.Cell:
+        raise NotImplementedError
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def enter_stages(self, x: Tensor) -> Tensor:
+        return x
 
     def get_classifier(self) -> Optional[nn.Cell]:
         return self.fc
 
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A freshly initialised classifier of ``num_classes`` outputs (0: none) and, if given, another
+        ``global_pool``; ``reset_classifier(0, "")`` makes the model return the final feature map."""
+        pool = self.global_pool if global_pool is None else global_pool
+        self._check_head(num_classes, pool)
+        self.num_classes, self.global_pool = num_classes, pool
+        self.pool = GlobalPool(pool, keep_dims=self.pool_keeps_dims)
+        self.fc = self.make_classifier(num_classes) if num_classes > 0 else None
+        self._forget_compiled_graph()
+
+    def _forget_compiled_graph(self) -> None:
+        """After the cells changed, make Graph mode compile anew: MindSpore 2.10 keys its compiled graphs
+        by the cell's creation time and id, not its contents, and would run the old graph."""
+        object.__setattr__(self, "_create_time", max(time.time_ns(), self.create_time + 1))
+
+    def feature_maps(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """The five maps at strides 2, 4, 8, 16, 32 (compiles in Graph mode)."""
+        x = self.forward_stem(x)
+        maps = (x,)
+        x = self.enter_stages(x)
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            maps += (x,)
+        return maps
+
+    def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False):
+        """timm's contract: ``(final map, [maps at indices])``, or just the list with ``intermediates_only``.
+
+        ``indices``: None (all five), n (the last n) or a list (see ``feature_take_indices``); the maps
+        come in network order. ``stop_early`` skips the stages after the last map asked for (the final
+        map is then that stage's output). ``norm`` is accepted and has nothing to do: these networks
+        have no final norm layer. Only ``output_fmt="NCHW"``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
+        take, max_index = feature_take_indices(NUM_FEATURE_MAPS, indices)
+        x = self.forward_stem(x)
+        intermediates = [x] if 0 in take else []
+        names = self.stage_names[:max_index] if stop_early else self.stage_names
+        if names:
+            x = self.enter_stages(x)
+        for index, name in enumerate(names, 1):
+            x = getattr(self, name)(x)
+            if index in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """Replace the stages after the last map of ``indices`` by identities and, with ``prune_head``,
+        remove the pool and classifier (``reset_classifier(0, "")``); returns the kept indices (timm)."""
+        take, max_index = feature_take_indices(NUM_FEATURE_MAPS, indices)
+        for name in self.stage_names[max_index:]:
+            setattr(self, name, nn.Identity())
+        if prune_head:
+            self.reset_classifier(0, "")
+        self._forget_compiled_graph()
+        return take
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) image -> (N, num_features, H / 32, W / 32) final feature map."""
+        return self.feature_maps(x)[-1]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Final map -> logits (N, num_classes), or the pooled features (N, num_features) with
+        ``pre_logits`` or without a classifier (the map itself when ``global_pool=""``)."""
+        x = self.pool(x)
+        if self.head_drop is not None:
+            x = self.head_drop(x)
+        if pre_logits or self.fc is None:
+            return ops.flatten(x) if self.pool_keeps_dims and self.global_pool else x
+        return self.classify(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        return self.fc(x)
+
     def construct(self, x: Tensor):
         if self.features_only:
-            feats = self.forward_intermediates(x)
+            maps = self.feature_maps(x)
             selected = ()
             for i in self.out_indices:
-                selected += (feats[i],)
+                selected += (maps[i],)
             return selected
         return self.forward_head(self.forward_features(x))

@@ -94,7 +94,7 @@ class Res2NetDLA(FeatureClassifier):
         scale, cardinality, base_width: the blocks' splits; split width floor(out * base_width / 64) *
             cardinality // 2 (28, 56, 112, 224 for Res2Net; 32, 64, 128, 256 for Res2NeXt).
         num_classes: classifier outputs (a 1x1 convolution, as the official files store it); 0: pooled features.
-        in_channels, drop_rate, drop_path_rate: as for ``Res2Net``.
+        in_channels, drop_rate, drop_path_rate, global_pool: as for ``Res2Net``.
         features_only, out_indices: the maps at stride 2^(i+1) for i in ``out_indices``: level1..level5.
 
     Input (N, in_channels, H, W); output logits (N, num_classes). Like the official network it runs
@@ -105,8 +105,9 @@ class Res2NetDLA(FeatureClassifier):
     def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
                  1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices)
+                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+                 global_pool: str = "avg") -> None:
+        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
@@ -125,44 +126,26 @@ class Res2NetDLA(FeatureClassifier):
             setattr(self, f"level{index + 2}", tree)
             self.unused_weight_prefixes += [".".join(filter(None, (f"level{index + 2}", name, "project."))) for name, cell
                                             in tree.cells_and_names() if getattr(cell, "has_unused_project", False)]
-        self.num_features = channels[-1]
-        self.feature_info = [dict(num_chs=channels[i + 2], reduction=2 ** (i + 1), module=f"level{i + 1}")
-                             for i in range(5)]
-        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
-        self.fc = nn.Conv2d(self.num_features, self.num_classes, 1, has_bias=True) if self.num_classes > 0 else None
+        self._set_up_head([(channels[i + 2], 2 ** (i + 1), f"level{i + 1}") for i in range(5)], channels[-1], drop_rate)
         for _, cell in self.cells_and_names():
             if isinstance(cell, nn.Conv2d) and cell is not self.fc:
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
                                                       cell.weight.shape, cell.weight.dtype))
-        if features_only:
-            self.feature_info = [self.feature_info[i] for i in self.out_indices]
 
-    def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Outputs of level1..level5 (strides 2, 4, 8, 16, 32)."""
+    stage_names = ("level2", "level3", "level4", "level5")
+    pool_keeps_dims = True
+
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """(N, in_channels, H, W) image -> (N, 32, H / 2, W / 2) output of level1 (feature map 0)."""
         _check_input_size(x.shape[2], x.shape[3])
-        c1 = self.level1(self.level0(self.base_layer(x)))
-        c2 = self.level2(c1)
-        c3 = self.level3(c2)
-        c4 = self.level4(c3)
-        return c1, c2, c3, c4, self.level5(c4)
+        return self.level1(self.level0(self.base_layer(x)))
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(N, C, H, W) image -> (N, 1024, H / 32, W / 32) feature map."""
-        return self.forward_intermediates(x)[-1]
+    def make_classifier(self, num_classes: int) -> nn.Cell:
+        return nn.Conv2d(self.num_features, num_classes, 1, has_bias=True)
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Feature map -> pooled features (N, num_features) or logits (N, num_classes)."""
-        x = ops.mean(x, (2, 3), keep_dims=True)
-        if self.head_drop is not None:
-            x = self.head_drop(x)
-        if pre_logits or self.fc is None:
-            return ops.flatten(x)
+    def classify(self, x: Tensor) -> Tensor:
+        """(N, C, 1, 1) pooled features -> (N, num_classes) logits of the 1x1-convolution classifier."""
         return ops.flatten(self.fc(x))  # flatten, not reshape: MindSpore's ONNX export loses a final Reshape
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Conv2d(self.num_features, num_classes, 1, has_bias=True) if num_classes > 0 else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,19 +9,24 @@ from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_
 
 
 def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
-                         checkpoint_path: Optional[str] = None, **kwargs) -> nn.Cell:
+                         checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, **kwargs) -> nn.Cell:
     """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
 
-    ``checkpoint_path`` (any format the converter reads) wins over ``pretrained``, which downloads the
-    published weights of ``pretrained_tag`` (default: the best-scoring ones) into the cache.
+    ``checkpoint_path`` (any format the converter reads; ``ema`` picks a training checkpoint's weights,
+    see ``network_weights``) or ``pretrained``, which downloads the published weights of
+    ``pretrained_tag`` (default: the best-scoring ones) into the cache.
     """
+    if pretrained and checkpoint_path:
+        raise ValueError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
+                         "load either the published weights or a file")
     cfg = get_pretrained_cfg(name, pretrained_tag)
     model = model_cls(**arch, **kwargs)
-    model.default_cfg = dict(cfg, architecture=name, tag=pretrained_tag, num_classes=model.num_classes)
+    model.default_cfg = model.pretrained_cfg = dict(cfg, architecture=name, tag=pretrained_tag,
+                                                    num_classes=model.num_classes)
     new_classifier = model.num_classes != cfg["num_classes"]
     new_in_channels = kwargs.get("in_channels", 3) != cfg["input_size"][0]
     if checkpoint_path:
-        load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels)
+        load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels, ema=ema)
     elif pretrained:
         if not cfg.get("url"):
             raise ValueError(f"model '{name}' has no published weights; train it or pass checkpoint_path=")
@@ -36,20 +41,36 @@ def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs
 
 
 def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
-                 checkpoint_path: Optional[str] = None, features_only: bool = False,
-                 out_indices: Sequence[int] = (1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 checkpoint_path: Optional[str] = "", features_only: bool = False,
+                 out_indices: Sequence[int] = (0, 1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg", ema: Optional[bool] = None, auto_mapping: bool = False,
                  **kwargs) -> nn.Cell:
     """Build a registered model by name, alias (``res2net50_26w_4s``) or ``name.tag`` (``res2net50.official_in1k``).
 
-    ``pretrained`` downloads the published weights (tag selects the source; default the best-scoring),
-    ``checkpoint_path`` loads a local file in any supported format. A classifier of another size is
-    replaced only when ``num_classes`` differs from the published 1000 (fine-tuning).
+    The arguments of timm's and mindcv's ``create_model``, with their meaning:
+
+    - ``pretrained`` downloads the published weights (the tag selects the source; default the
+      best-scoring); ``checkpoint_path`` loads a local file in any supported format instead ("" or
+      None: none; both at once are an error, as in mindcv). A classifier of another size is replaced
+      only when ``num_classes`` differs from the published 1000 (fine-tuning).
+    - ``ema`` (mindcv): for a training checkpoint, True loads its EMA weights (an error if it has none),
+      False the trained weights; None (ours) the EMA weights when it has them.
+    - ``auto_mapping`` (mindcv): accepted, and always on: the names of every supported source (official,
+      timm, mindcv, PaddleClas, mmpretrain) are mapped exactly; names that do not map are an error
+      listing them, never a guess by similarity.
+    - ``features_only`` / ``out_indices``: a tuple of feature maps (default all five, strides 2..32).
+    - ``global_pool``: "avg", "max", "avgmax", or "" with ``num_classes=0`` for the unpooled map.
     """
+    if not isinstance(pretrained, bool):
+        raise TypeError(f"create_model: pretrained must be True or False, got {pretrained!r} "
+                        "(pass num_classes and the rest by keyword)")
+    if not isinstance(auto_mapping, bool):
+        raise TypeError(f"create_model: auto_mapping must be True or False, got {auto_mapping!r}")
     name, tag = split_model_name(model_name)
     builder = model_entrypoint(resolve_name(name))
     return builder(pretrained=pretrained, pretrained_tag=tag, num_classes=num_classes, in_channels=in_channels,
-                   checkpoint_path=checkpoint_path, features_only=features_only, out_indices=out_indices,
-                   drop_rate=drop_rate, drop_path_rate=drop_path_rate, **kwargs)
+                   checkpoint_path=checkpoint_path or None, features_only=features_only, out_indices=out_indices,
+                   drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool, ema=ema, **kwargs)
 
 
 def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None,

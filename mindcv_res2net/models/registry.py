@@ -1,7 +1,7 @@
 """Model registry: builder functions by name, their aliases and their pretrained-weight configs."""
 import difflib
 import fnmatch
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 _builders: Dict[str, Callable] = {}
 _aliases: Dict[str, str] = {}
@@ -12,6 +12,11 @@ def register_model(fn: Callable) -> Callable:
     """Decorator: register a builder under its function name (``@register_model def res2net50(...)``)."""
     _builders[fn.__name__] = fn
     return fn
+
+
+def _module_of(name: str) -> str:
+    """The module a model is defined in, by its last name part ("res2net", "dla"), as timm and mindcv group them."""
+    return _builders[name].__module__.rsplit(".", 1)[-1]
 
 
 def register_alias(alias: str, name: str) -> None:
@@ -74,19 +79,64 @@ def get_pretrained_cfg(model_name: str, tag: Optional[str] = None) -> dict:
     return dict(cfgs[tag])
 
 
-def list_models(pattern: str = "*", pretrained: bool = False, include_aliases: bool = False) -> List[str]:
-    """Sorted model names matching a shell-style ``pattern``.
+Patterns = Union[str, Sequence[str]]
 
-    ``pretrained=True`` lists one ``name.tag`` entry per published weight file (best first per model).
-    ``include_aliases=True`` adds the official long names (``res2net50_26w_4s`` ...).
+
+def _matches(candidate: str, patterns: Sequence[str]) -> bool:
+    base = split_model_name(candidate)[0]
+    return any(fnmatch.fnmatch(candidate, p) or fnmatch.fnmatch(base, p) for p in patterns)
+
+
+def list_models(filter: Patterns = "", module: str = "", pretrained: bool = False, exclude_filters: Patterns = "",
+                name_matches_cfg: bool = False, include_aliases: bool = False,
+                pattern: Optional[Patterns] = None) -> List[str]:
+    """Sorted model names, as timm's and mindcv's ``list_models``.
+
+    ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
+    name of ``filter``); a ``name.tag`` entry matches by its full or its model name. ``module``: only
+    the models of that module (see ``list_modules``). ``pretrained=True`` lists one ``name.tag`` entry
+    per published weight file (best first per model), as timm does. ``name_matches_cfg``: only names
+    with a default config (all of ours have one). ``include_aliases=True`` adds the official long
+    names (``res2net50_26w_4s`` ...).
     """
+    if pattern is not None:
+        filter = pattern
+    include = [filter] if isinstance(filter, str) else list(filter)
+    include = [p for p in include if p] or ["*"]
+    exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
+    exclude = [p for p in exclude if p]
     names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
-    names = [n for n in names if fnmatch.fnmatch(n, pattern)]
-    if not pretrained:
-        return names
-    tagged = []
-    for n in names:
-        for tag, cfg in _pretrained_cfgs.get(_aliases.get(n, n), {}).items():
-            if tag and cfg.get("url"):
-                tagged.append(f"{n}.{tag}")
-    return tagged
+    if module:
+        names = [n for n in names if _module_of(_aliases.get(n, n)) == module]
+    if name_matches_cfg:
+        names = [n for n in names if _aliases.get(n, n) in _pretrained_cfgs]
+    if pretrained:
+        names = [f"{n}.{tag}" for n in names for tag, cfg in _pretrained_cfgs.get(_aliases.get(n, n), {}).items()
+                 if tag and cfg.get("url")]
+    return [n for n in names if _matches(n, include) and not (exclude and _matches(n, exclude))]
+
+
+def list_modules() -> List[str]:
+    """Sorted names of the modules that define models ("dla", "res2net")."""
+    return sorted({_module_of(name) for name in _builders})
+
+
+def is_model_in_modules(model_name: str, module_names: Sequence[str]) -> bool:
+    """Whether a model (name or alias) is defined in one of ``module_names``."""
+    return is_model(model_name) and _module_of(resolve_name(model_name)) in module_names
+
+
+def is_model_pretrained(model_name: str) -> bool:
+    """Whether a model (name, alias or ``name.tag``) has published weights to download."""
+    if not is_model(model_name):
+        return False
+    name, tag = split_model_name(model_name)
+    cfgs = _pretrained_cfgs.get(resolve_name(name), {})
+    return any(t and cfg.get("url") and tag in (None, t) for t, cfg in cfgs.items())
+
+
+def get_pretrained_cfg_value(model_name: str, cfg_key: str):
+    """One value of a model's default config (``"mean"``, ``"input_size"`` ...); None for an unknown model or key."""
+    if not is_model(model_name):
+        return None
+    return get_pretrained_cfg(model_name).get(cfg_key)

@@ -6,7 +6,7 @@ official PyTorch code (``layer1.0.convs.0.weight``), with MindSpore's BatchNorm 
 (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``).
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
@@ -104,11 +104,13 @@ class Res2Net(FeatureClassifier):
         exclusive_pool: the stage blocks' 3x3 average pool ignores the zero padding (PaddleClas).
         se_reduction: squeeze-excitation in every block with this channel reduction (0: none; SE-Res2Net: 16).
         num_classes: classifier outputs; 0 builds a head-less model returning pooled features.
+        global_pool: the head's pooling, "avg" (published), "max", "avgmax" or "" (none: needs
+            ``num_classes=0``, and the model returns the final feature map).
         in_channels: input image channels.
         drop_rate: dropout before the classifier (training only).
         drop_path_rate: stochastic depth of the last block; rates grow linearly from 0 over blocks.
-        features_only: return the ``out_indices`` stage outputs as a tuple instead of logits
-            (0 = stem before the max-pool at stride 2, 1..4 = layer1..layer4 at strides 4..32).
+        features_only: return the ``out_indices`` feature maps as a tuple instead of logits (default all
+            five: 0 = the stem activation ``act1`` at stride 2, 1..4 = layer1..layer4 at strides 4..32).
         zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
 
     Input (N, in_channels, H, W) float32; output logits (N, num_classes), (N, 2048) when
@@ -119,8 +121,9 @@ class Res2Net(FeatureClassifier):
                  deep_stem: bool = False, avg_down: bool = False, stage_blocks: str = "first",
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
-                 out_indices: Sequence[int] = (1, 2, 3, 4), zero_init_last: bool = True) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices)
+                 out_indices: Sequence[int] = (0, 1, 2, 3, 4), global_pool: str = "avg",
+                 zero_init_last: bool = True) -> None:
+        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if stage_blocks not in ("first", "strided"):
@@ -139,12 +142,12 @@ class Res2Net(FeatureClassifier):
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
         self.bn1 = nn.BatchNorm2d(64, eps=1e-5, momentum=0.9)
-        self.relu = nn.ReLU()
+        self.act1 = nn.ReLU()
         self.maxpool = Pool2dPad("max", 3, 2, padding=1)
 
         total_blocks = sum(layers)
         block_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
-        self.feature_info = [dict(num_chs=64, reduction=2, module="act1")]
+        feature_maps = [(64, 2, "act1")]
         in_planes = 64
         for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers)):
             stride = 1 if stage == 0 else 2
@@ -152,14 +155,9 @@ class Res2Net(FeatureClassifier):
             layer = self._make_layer(in_planes, planes, depth, stride, rates)
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
-            self.feature_info.append(dict(num_chs=in_planes, reduction=4 * 2 ** stage, module=f"layer{stage + 1}"))
-        self.num_features = in_planes
-
-        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
-        self.fc = nn.Dense(self.num_features, self.num_classes) if self.num_classes > 0 else None
+            feature_maps.append((in_planes, 4 * 2 ** stage, f"layer{stage + 1}"))
+        self._set_up_head(feature_maps, in_planes, drop_rate)
         self._init_weights(zero_init_last)
-        if features_only:
-            self.feature_info = [self.feature_info[i] for i in self.out_indices]
 
     def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates) -> nn.SequentialCell:
         out_channels = planes * Bottle2neck.expansion
@@ -187,32 +185,17 @@ class Res2Net(FeatureClassifier):
             elif isinstance(cell, Bottle2neck) and zero_init_last:
                 cell.bn3.gamma.set_data(init.initializer("zeros", cell.bn3.gamma.shape, cell.bn3.gamma.dtype))
 
-    def forward_intermediates(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Outputs of the stem activation (stride 2) and of layer1..layer4 (strides 4, 8, 16, 32)."""
-        stem = self.relu(self.bn1(self.conv1(x)))
-        c1 = self.layer1(self.maxpool(stem))
-        c2 = self.layer2(c1)
-        c3 = self.layer3(c2)
-        c4 = self.layer4(c3)
-        return stem, c1, c2, c3, c4
+    stage_names = ("layer1", "layer2", "layer3", "layer4")
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(N, C, H, W) image -> (N, num_features, H / 32, W / 32) feature map."""
-        return self.forward_intermediates(x)[-1]
+    def forward_stem(self, x: Tensor) -> Tensor:
+        """(N, in_channels, H, W) image -> (N, 64, H / 2, W / 2) stem activation (feature map 0)."""
+        return self.act1(self.bn1(self.conv1(x)))
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Feature map -> pooled features (N, num_features) or logits (N, num_classes)."""
-        x = ops.mean(x, (2, 3))
-        if self.head_drop is not None:
-            x = self.head_drop(x)
-        if pre_logits or self.fc is None:
-            return x
-        return self.fc(x)
+    def enter_stages(self, x: Tensor) -> Tensor:
+        return self.maxpool(x)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier by a freshly initialised one with ``num_classes`` outputs (0: none)."""
-        self.num_classes = num_classes
-        self.fc = nn.Dense(self.num_features, num_classes) if num_classes > 0 else None
+    def make_classifier(self, num_classes: int) -> nn.Cell:
+        return nn.Dense(self.num_features, num_classes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ def _adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
 
 
 def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classifier: bool = False,
-                   new_in_channels: bool = False, origin: str = "checkpoint") -> Dict[str, np.ndarray]:
+                   new_in_channels: bool = False, origin: str = "checkpoint",
+                   ema: Optional[bool] = None) -> Dict[str, np.ndarray]:
     """Strictly map ``source`` onto ``model``'s parameters; returns ``{model param name: float32 array}``.
 
-    A training checkpoint with ``ema.*`` averages gives those (as validation during training used).
+    A training checkpoint with ``ema.*`` averages gives those (as validation during training used),
+    unless ``ema=False`` (see ``network_weights``).
     Every parameter must be filled with an equal shape and no source tensor may be left over
     (``num_batches_tracked`` and training state excepted; a classifier is ignored when the model has
     none). ``new_classifier``: the caller asked for another class count, so a classifier of another
@@ -35,7 +37,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     """
     from ..engine.checkpointing import network_weights  # the training checkpoint's layout has one owner
 
-    source = network_weights(source)
+    source = network_weights(source, ema, origin)
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
     mapped = to_model_names(source, targets, getattr(model, "avg_down", False))
@@ -83,8 +85,8 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 
-def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
-                    new_in_channels: bool = False, state: Optional[Dict[str, np.ndarray]] = None) -> ms.nn.Cell:
+def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False, new_in_channels: bool = False,
+                    state: Optional[Dict[str, np.ndarray]] = None, ema: Optional[bool] = None) -> ms.nn.Cell:
     """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``).
 
     ``state``: the file's tensors when the caller has already read them (``read_checkpoint(path)[0]``).
@@ -95,7 +97,7 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False,
 
         state, metadata = read_checkpoint(path)
         run_metadata(metadata, path)  # a crafted metadata entry is an error here too
-    weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path))
+    weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path), ema=ema)
     bad = non_finite_tensors(weights)
     if bad:
         warnings.warn(f"{path}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); "

@@ -1,0 +1,326 @@
+"""Measure training and inference speed per model and execution mode, each configuration in its own process.
+
+    python tools/benchmark.py --device_target CPU --models res2net50,res2net50_v1b --modes pynative,graph \\
+        --batch_size 32 --image_size 224 --compare mindcv --fuse_bn --rounds 2 --json bench.json
+
+Per configuration: Graph compile time (first step), steady-state train ms/step and img/s (median of
+--steps after --warmup, momentum SGD + cross-entropy through the training script's own TrainStep),
+s/epoch for --epoch_images images (extrapolated from img/s), inference ms per image at batch 1 and
+ms per batch at --batch_size, peak host memory, parameters and GFLOPs (multiply-adds x 1e-9).
+
+--compare mindcv also measures mindcv's res2net of the same name (num_classes=1000, mindcv's own loss,
+optimizer and train step) in the same environment (ONEDNN_MAX_CPU_ISA included) and adds a table of
+ratios; names mindcv lacks are skipped with a note. --fuse_bn adds our inference with BatchNorm folded
+into the convolutions as its own row. --rounds N repeats every configuration N times, interleaved, and
+reports medians, which evens out a noisy machine. Prints markdown tables and writes every figure with
+the machine's description to --json. Runs slower than a few seconds show progress bars on stderr.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+IMAGENET_TRAIN_IMAGES = 1_281_167
+MODES = {"graph": 0, "pynative": 1}
+OURS, MINDCV = "mindcv_res2net", "mindcv"
+
+
+def _timed(fn, repeats: int, warmup: int, progress):
+    """(first call seconds, median seconds of ``repeats`` calls after ``warmup`` more)."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    progress.update()
+    for _ in range(warmup):
+        fn()
+        progress.update()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        progress.update()
+    return first, statistics.median(times)
+
+
+def _build(cfg: dict):
+    """(model, train step) of the configuration's implementation, SGD momentum 0.9, lr 0.01, wd 1e-4."""
+    if cfg["impl"] == MINDCV:
+        # mindcv's model, loss and optimizer; with a fixed loss scale of 1 and no EMA, clipping or
+        # accumulation, mindcv's create_trainer hands them to mindspore.Model, which trains with TrainOneStepCell.
+        import mindcv
+        from mindcv.loss import create_loss as mindcv_loss
+        from mindcv.optim import create_optimizer as mindcv_optimizer
+        from mindspore import nn
+
+        model = mindcv.create_model(cfg["model"], num_classes=1000)
+        optimizer = mindcv_optimizer(model.trainable_params(), "momentum", 0.01, 1e-4)
+        return model, lambda: nn.TrainOneStepCell(nn.WithLossCell(model, mindcv_loss("CE")), optimizer)
+    from mindcv_res2net.engine.train_step import TrainStep
+    from mindcv_res2net.loss import create_loss
+    from mindcv_res2net.models import create_model
+    from mindcv_res2net.optim import create_optimizer
+
+    model = create_model(cfg["model"], num_classes=1000)
+    optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, 1e-4)
+    return model, lambda: TrainStep(model, create_loss("CE", 1000), optimizer)
+
+
+def measure(cfg: dict) -> list:
+    """Rows of one configuration, measured in this process (called by the worker).
+
+    With ``fuse_bn`` (our implementation only) a second row gives inference with every BatchNorm
+    folded into its convolution (``mindcv_res2net.models.fuse``), measured after training.
+    """
+    import mindspore as ms
+    import numpy as np
+    from tqdm import tqdm
+
+    from mindcv_res2net.models.fuse import fuse_batchnorm
+    from mindcv_res2net.utils.device import set_device
+    from mindcv_res2net.utils.flops import count_macs
+
+    set_device(cfg["device_target"], MODES[cfg["mode"]])
+    size, batch, steps, warmup = cfg["image_size"], cfg["batch_size"], cfg["steps"], cfg["warmup"]
+    model, make_train_step = _build(cfg)
+    params = sum(p.size for p in model.trainable_params())
+    macs, _ = count_macs(model, (1, 3, size, size))
+    ms.set_context(mode=MODES[cfg["mode"]])
+    rng = np.random.default_rng(0)
+    images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
+    single = ms.Tensor(rng.standard_normal((1, 3, size, size)).astype(np.float32))
+    labels = ms.Tensor(rng.integers(0, 1000, batch).astype(np.int32))
+    phases = 5 if cfg["fuse_bn"] else 3
+    label = f"{cfg['impl']} {cfg['model']} {cfg['mode']}"
+    with tqdm(total=phases * (1 + warmup + steps), desc=label, unit="step", file=sys.stderr, delay=5,
+              leave=False, dynamic_ncols=True) as progress:
+        model.set_train(False)
+        infer_first, infer_batch = _timed(lambda: model(images).asnumpy(), steps, warmup, progress)
+        _, infer_one = _timed(lambda: model(single).asnumpy(), steps, warmup, progress)
+        step = make_train_step()
+        step.set_train(True)
+        train_first, train_step = _timed(lambda: _first(step(images, labels)).asnumpy(), steps, warmup, progress)
+        img_per_s = batch / train_step
+        row = dict(cfg, params=params, gflops=macs / 1e9, infer_compile_s=infer_first, train_compile_s=train_first,
+                   infer_ms_per_image_b1=infer_one * 1e3, infer_ms_per_batch=infer_batch * 1e3,
+                   infer_img_per_s=batch / infer_batch, train_ms_per_step=train_step * 1e3,
+                   train_img_per_s=img_per_s, train_s_per_epoch=cfg["epoch_images"] / img_per_s)
+        rows = [row]
+        if cfg["fuse_bn"]:
+            fused = fuse_batchnorm(model)  # a new graph: the folded weights are constants of a new compile
+            fused_batch = _timed(lambda: fused(images).asnumpy(), steps, warmup, progress)[1]
+            fused_one = _timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
+            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", params=params, gflops=macs / 1e9,
+                             infer_compile_s=None, train_compile_s=None, infer_ms_per_image_b1=fused_one * 1e3,
+                             infer_ms_per_batch=fused_batch * 1e3, infer_img_per_s=batch / fused_batch,
+                             train_ms_per_step=None, train_img_per_s=None, train_s_per_epoch=None))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for r in rows:
+        r["peak_host_memory_mb"] = peak
+    return rows
+
+
+def _first(output):
+    """The loss of a train step's output (ours returns (loss, logits), mindcv's the loss alone)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def machine() -> dict:
+    cpu, flags = platform.processor(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        flags = next(line for line in info.splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    import mindspore as ms
+
+    try:
+        from importlib.metadata import version
+
+        mindcv_version = version("mindcv")
+    except Exception:  # not installed
+        mindcv_version = None
+    return dict(cpu=cpu, cores=os.cpu_count(), avx512=" avx512f" in flags, mindspore=ms.__version__,
+                mindcv=mindcv_version, python=platform.python_version(),
+                onednn_max_cpu_isa=os.environ.get("ONEDNN_MAX_CPU_ISA", "(unset)"), date=time.strftime("%Y-%m-%d"))
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def table(rows) -> str:
+    """Every row: implementation, model, mode and all figures."""
+    lines = ["| implementation | model | mode | batch | px | params (M) | GFLOPs | compile infer / train (s) | "
+             "train (ms/step) | train (img/s) | train (s/epoch)* | infer b1 (ms/img) | infer (ms/batch) | "
+             "peak mem (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        compile_s = f"{_fmt(r['infer_compile_s'], '.1f')} / {_fmt(r['train_compile_s'], '.1f')}"
+        lines.append(f"| {r['impl']} | {r['model']} | {r['mode']} | {r['batch_size']} | {r['image_size']} | "
+                     f"{r['params'] / 1e6:.2f} | {r['gflops']:.2f} | {compile_s} | "
+                     f"{_fmt(r['train_ms_per_step'], '.0f')} | {_fmt(r['train_img_per_s'], '.2f')} | "
+                     f"{_fmt(r['train_s_per_epoch'], '.0f')} | {r['infer_ms_per_image_b1']:.1f} | "
+                     f"{r['infer_ms_per_batch']:.0f} | {r['peak_host_memory_mb']:.0f} |")
+    epoch_images = rows[0]["epoch_images"] if rows else IMAGENET_TRAIN_IMAGES
+    lines.append(f"\n*s/epoch is extrapolated from train img/s to {epoch_images:,} images on one device.")
+    return "\n".join(lines)
+
+
+def ratio_table(rows) -> str:
+    """Ours relative to mindcv per model and mode: speed-ups (> 1 is faster) and time/memory ratios (< 1 is less)."""
+    by_key = {(r["impl"], r["model"], r["mode"]): r for r in rows}
+    lines = ["| model | mode | train speed-up | infer speed-up (batch) | infer speed-up (b1) | "
+             "infer speed-up, BN folded (batch / b1) | compile time ratio infer / train | peak memory ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (impl, model, mode), theirs in by_key.items():
+        ours = by_key.get((OURS, model, mode))
+        if impl != MINDCV or ours is None:
+            continue
+        fused = by_key.get((OURS + " (BN folded)", model, mode))
+        fused_text = "—" if fused is None else (
+            f"{fused['infer_img_per_s'] / theirs['infer_img_per_s']:.2f}x / "
+            f"{theirs['infer_ms_per_image_b1'] / fused['infer_ms_per_image_b1']:.2f}x")
+        lines.append(
+            f"| {model} | {mode} | {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x | "
+            f"{ours['infer_img_per_s'] / theirs['infer_img_per_s']:.2f}x | "
+            f"{theirs['infer_ms_per_image_b1'] / ours['infer_ms_per_image_b1']:.2f}x | {fused_text} | "
+            f"{ours['infer_compile_s'] / theirs['infer_compile_s']:.2f} / "
+            f"{ours['train_compile_s'] / theirs['train_compile_s']:.2f} | "
+            f"{ours['peak_host_memory_mb'] / theirs['peak_host_memory_mb']:.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def combine(runs) -> dict:
+    """Median of every figure over repeated rounds of one configuration (rounds interleave configurations)."""
+    combined = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            combined[key] = statistics.median(r[key] for r in runs)
+    combined["rounds"] = len(runs)
+    return combined
+
+
+def _mindcv_models() -> set:
+    import importlib.util
+
+    if importlib.util.find_spec("mindcv") is None:
+        raise ValueError("--compare mindcv needs mindcv installed beside MindSpore: pip install mindcv==0.3.0")
+    import mindcv
+
+    return set(mindcv.list_models("res2net*"))
+
+
+def plan(models, modes, args, mindcv_models=None) -> list:
+    """Configurations to measure: ours for every model and mode, mindcv's where ``mindcv_models`` has the name."""
+    impls = {OURS: set(models)}
+    if mindcv_models is not None:
+        impls[MINDCV] = {name for name in models if name in mindcv_models}
+        for name in models:
+            if name not in mindcv_models:
+                print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
+    return [dict(impl=impl, model=name, mode=mode, device_target=args.device_target, batch_size=args.batch_size,
+                 image_size=args.image_size, steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images,
+                 fuse_bn=args.fuse_bn and impl == OURS)
+            for name in models for mode in modes for impl, names in impls.items() if name in names]
+
+
+def run_worker(cfg: dict) -> list:
+    """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr."""
+    env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))  # MindSpore: errors only on stderr
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))  # a clone without pip
+    proc = subprocess.run([sys.executable, "-m", "mindcv_res2net.cli.benchmark", "--worker", json.dumps(cfg)],
+                          stdout=subprocess.PIPE, text=True, env=env)
+    found = [line for line in proc.stdout.splitlines() if line.startswith(("BENCHMARK ", "BENCHMARK_ERROR "))]
+    if proc.returncode != 0 or not found or found[0].startswith("BENCHMARK_ERROR "):
+        reason = found[0].split(" ", 1)[1] if found else f"worker exit code {proc.returncode}"
+        raise RuntimeError(f"measuring {cfg['impl']} {cfg['model']} in {cfg['mode']} mode failed: {reason}")
+    return json.loads(found[0][len("BENCHMARK "):])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device_target", default="CPU")
+    parser.add_argument("--models", default="res2net50", help="comma-separated registered names")
+    parser.add_argument("--modes", default="pynative,graph", help="comma-separated: pynative, graph")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every configuration this many times, interleaved, and report medians")
+    parser.add_argument("--epoch_images", type=int, default=IMAGENET_TRAIN_IMAGES)
+    parser.add_argument("--compare", default="", help="'mindcv': also measure mindcv's res2net of the same name")
+    parser.add_argument("--fuse_bn", action="store_true",
+                        help="add a row: our inference with BatchNorm folded into the convolutions")
+    parser.add_argument("--json", default="", help="write every figure here")
+    parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        try:
+            rows = measure(json.loads(args.worker))
+        except Exception as exc:  # one line for the parent's error message
+            print("BENCHMARK_ERROR " + (str(exc).strip().splitlines() or [type(exc).__name__])[0], flush=True)
+            return 1
+        print("BENCHMARK " + json.dumps(rows), flush=True)
+        return 0
+
+    from tqdm import tqdm
+
+    from mindcv_res2net.models.registry import resolve_name
+    from mindcv_res2net.utils.device import normalize_device_target
+
+    args.device_target = normalize_device_target(args.device_target)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in models:
+        resolve_name(name)  # unknown: clear error with suggestions
+    modes = [m.strip().lower() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"--modes takes pynative and/or graph, got '{mode}'")
+    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.image_size < 32 or args.rounds < 1:
+        raise ValueError("--steps >= 1, --warmup >= 0, --batch_size >= 1, --image_size >= 32 and --rounds >= 1 "
+                         "are required")
+    if args.compare not in ("", MINDCV):
+        raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
+    configs = plan(models, modes, args, _mindcv_models() if args.compare else None)
+    results = {}
+    with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
+              disable=len(configs) * args.rounds < 2) as progress:
+        for _ in range(args.rounds):
+            for cfg in configs:
+                for row in run_worker(cfg):
+                    results.setdefault((row["impl"], row["model"], row["mode"]), []).append(row)
+                progress.update()
+    rows = [combine(runs) for runs in results.values()]
+    print(table(rows))
+    ratios = ratio_table(rows)
+    if ratios:
+        print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")
+        print(ratios)
+    if args.json:
+        from mindcv_res2net.utils.fileio import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump(dict(machine=machine(), results=rows), f, indent=1)
+    return 0
+
+
+
+def cli() -> None:
+    """Console script ``res2net-benchmark``."""
+    from mindcv_res2net.utils.cli import run_cli
+
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

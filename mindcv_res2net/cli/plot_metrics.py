@@ -1,0 +1,86 @@
+"""Plot a training run's loss and top-1 per epoch (train and validation) into a PNG.
+
+    python tools/plot_metrics.py RUN_DIR [--out RUN_DIR/metrics.png] [--title TEXT]
+
+RUN_DIR is a train.py --ckpt_save_dir holding metrics.csv (one row per epoch). Validation curves
+appear when the run validated (--val_while_train). Needs matplotlib (pip install -e ".[plot]").
+"""
+import argparse
+import csv
+import os
+
+from mindcv_res2net.utils.cli import run_cli
+
+SERIES = ("train_loss", "val_loss", "train_top1", "val_top1")
+
+
+def read_metrics(path: str) -> dict:
+    """``{"epoch": [...], "train_loss": [...], ...}``; missing values (no validation that epoch) are None."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no metrics.csv (is this a train.py --ckpt_save_dir?)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: no epochs recorded yet")
+    missing = [k for k in ("epoch",) + SERIES if k not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: not a metrics.csv of train.py (missing columns: {', '.join(missing)})")
+    data = {k: [] for k in ("epoch",) + SERIES}
+    for line, row in enumerate(rows, start=2):
+        for key in data:
+            text = (row.get(key) or "").strip()
+            try:
+                data[key].append(float(text) if text else None)
+            except ValueError:
+                raise ValueError(f"{path}, line {line}: {key} is not a number: '{text}'") from None
+    return data
+
+
+def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
+    """Write the PNG (default ``RUN_DIR/metrics.png``, via a temporary file); returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from mindcv_res2net.utils.fileio import atomic_path
+
+    data = read_metrics(os.path.join(run_dir, "metrics.csv"))
+    out = out or os.path.join(run_dir, "metrics.png")
+    fig, (loss_ax, top1_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, (train_key, val_key), label in ((loss_ax, SERIES[:2], "loss"), (top1_ax, SERIES[2:], "top-1 (%)")):
+        for key, style in ((train_key, "o-"), (val_key, "s--")):
+            points = [(e, v) for e, v in zip(data["epoch"], data[key]) if v is not None]
+            if points:
+                ax.plot(*zip(*points), style, label=key.replace("_", " ").replace("top1", "top-1"))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or os.path.basename(os.path.abspath(run_dir)))
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir")
+    parser.add_argument("--out", default="", help="PNG path (default RUN_DIR/metrics.png)")
+    parser.add_argument("--title", default="")
+    args = parser.parse_args(argv)
+    print(f"wrote {plot_metrics(args.run_dir, args.out, args.title)}")
+    return 0
+
+
+
+def cli() -> None:
+    """Console script ``res2net-plot``."""
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,34 @@
+"""Print the top-k classes of images: ``python tools/predict.py --model res2net50 --ckpt_path P IMG_OR_DIR... --topk 5``.
+
+Exit code 0 when every image was predicted, 1 when some could not be read (each named on its line).
+"""
+import json
+
+from mindcv_res2net.utils.cli import run_cli
+
+
+def main(argv=None) -> int:
+    from mindcv_res2net.engine.predict import (expand_paths, format_results, load_for_prediction,
+                                               parse_predict_args, predict, read_labels)
+    from mindcv_res2net.utils.device import set_device
+
+    args = parse_predict_args(argv)
+    set_device(args.device_target, args.mode)
+    labels = read_labels(args.labels) if args.labels else None
+    paths = expand_paths(args.images)
+    if not paths:
+        raise ValueError(f"no image files found in {', '.join(args.images)}")
+    model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
+    results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
+    print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
+    return 1 if any("error" in r for r in results) else 0
+
+
+
+def cli() -> None:
+    """Console script ``res2net-predict``."""
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,20 @@
+"""Train a Res2Net model: ``res2net-train -c CONFIG.yaml [--flag=value ...]`` (``--help`` lists every flag)."""
+import sys
+
+from mindcv_res2net.config import parse_args
+from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.utils.cli import run_cli
+
+
+def main(argv=None) -> int:
+    train(parse_args(sys.argv[1:] if argv is None else argv, "Train a Res2Net model"))
+    return 0
+
+
+def cli() -> None:
+    """Console script ``res2net-train``."""
+    run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()
