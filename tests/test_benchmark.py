@@ -61,3 +61,29 @@ def test_benchmark_bad_arguments(capsys):
     assert code == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in err
     code, err = run_tool("benchmark", ["--compare", "timm"], capsys)
     assert code == 2 and "error: --compare takes 'mindcv', got 'timm'" in err
+
+
+def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, capsys):
+    """--data_only: our pipeline and mindcv's on the same photo folder, img/s in the table and the JSON;
+    no network is built without --models. Errors before any worker starts are one line."""
+    pytest.importorskip("mindcv")
+    import importlib
+
+    importlib.import_module("make_photo_folder").make_photo_folder(str(tmp_path / "photos"), 2, 12, seed=0)
+    out = tmp_path / "data.json"
+    proc = run(["tools/benchmark.py", "--data_only", "--data_dir", str(tmp_path / "photos"), "--batch_size", "4",
+                "--image_size", "64", "--num_parallel_workers", "1", "--data_batches", "3", "--compare", "mindcv",
+                "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_quiet_exit(proc)
+    data = json.loads(out.read_text())
+    assert data["results"] == [] and data["data_img_s"] > 0  # no network measured
+    rows = {r["impl"]: r for r in data["data_results"]}
+    assert set(rows) == {"mindcv_res2net", "mindcv"}
+    for row in rows.values():
+        assert row["batches_timed"] == 3 and row["data_img_s"] > 0 and row["batch_shape"] == [4, 3, 64, 64]
+    assert "| mindcv_res2net | 1 | 4 | 64 |" in proc.stdout and "params" not in proc.stdout
+    code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path)], capsys)
+    assert code == 2 and err.strip().endswith("no train/ folder (expected train/<class>/<image>)")
+    code, err = run_tool("benchmark", ["--data_only"], capsys)
+    assert code == 2 and "--data_only needs --data_dir" in err and len(err.strip().splitlines()) == 1

@@ -14,6 +14,18 @@ ratios; names mindcv lacks are skipped with a note. --fuse_bn adds our inference
 into the convolutions as its own row. --rounds N repeats every configuration N times, interleaved, and
 reports medians, which evens out a noisy machine. Prints markdown tables and writes every figure with
 the machine's description to --json. Runs slower than a few seconds show progress bars on stderr.
+
+--data_only measures the training input pipeline alone, as steady-state img/s after its first batch
+(--data_batches batches), on an image folder DATA_DIR/train/<class>/<image> with train.py's ImageNet
+training transforms (RandomResizedCrop, flip, normalise) and --num_parallel_workers workers:
+
+    python tools/benchmark.py --data_only --dataset imagefolder --data_dir DIR --batch_size 32 \
+        --image_size 224 --num_parallel_workers 2 --compare mindcv --rounds 3 --json data.json
+
+Without --models it builds no network; with --models it also measures their train step at the same
+batch (--modes) and says whether data or compute bounds training. --compare mindcv adds mindcv 0.3's
+pipeline (create_dataset + create_transforms + create_loader, the same workers) on the same folder.
+tools/make_photo_folder.py makes such a folder of real photographs offline.
 """
 import argparse
 import json
@@ -86,6 +98,8 @@ def measure(cfg: dict) -> list:
     from mindcv_res2net.utils.flops import count_macs
 
     set_device(cfg["device_target"], MODES[cfg["mode"]])
+    if cfg.get("data_only"):
+        return measure_data(cfg)
     size, batch, steps, warmup = cfg["image_size"], cfg["batch_size"], cfg["steps"], cfg["warmup"]
     model, make_train_step = _build(cfg)
     params = sum(p.size for p in model.trainable_params())
@@ -123,6 +137,53 @@ def measure(cfg: dict) -> list:
     for r in rows:
         r["peak_host_memory_mb"] = peak
     return rows
+
+
+def _data_pipeline(cfg: dict):
+    """The training input pipeline of ``cfg["impl"]`` on ``cfg["data_dir"]``: an iterator of image batches."""
+    if cfg["impl"] == MINDCV:  # mindcv 0.3: create_dataset + create_transforms + create_loader, as its train.py
+        from mindcv.data import create_dataset, create_loader, create_transforms
+
+        dataset = create_dataset(name="imagenet", root=cfg["data_dir"], split="train", shuffle=True,
+                                 num_parallel_workers=cfg["num_parallel_workers"])
+        transforms = create_transforms(dataset_name="imagenet", image_resize=cfg["image_size"], is_training=True)
+        loader = create_loader(dataset, cfg["batch_size"], drop_remainder=True, is_training=True,
+                               transform=transforms, num_parallel_workers=cfg["num_parallel_workers"])
+        return loader.create_tuple_iterator(num_epochs=1)
+    from mindcv_res2net.config import parse_args
+    from mindcv_res2net.data import create_loader
+    from mindcv_res2net.data.loader import iterate_batches
+    from mindcv_res2net.models import get_pretrained_cfg
+
+    args = parse_args(["--dataset", "imagefolder", "--data_dir", cfg["data_dir"], "--batch_size",
+                       str(cfg["batch_size"]), "--image_resize", str(cfg["image_size"]),
+                       "--num_parallel_workers", str(cfg["num_parallel_workers"])])
+    loader = create_loader(args, args.train_split, True, get_pretrained_cfg("res2net50"))
+    return iterate_batches(loader.for_epoch(0))
+
+
+def measure_data(cfg: dict) -> list:
+    """One row: steady-state img/s of the training input pipeline alone, after its first batch (no network)."""
+    from tqdm import tqdm
+
+    batches = cfg["data_batches"]
+    iterator = _data_pipeline(cfg)
+    start = time.perf_counter()
+    first = next(iterator)
+    first_s = time.perf_counter() - start
+    images = 0
+    with tqdm(total=batches, desc=f"{cfg['impl']} data", unit="batch", file=sys.stderr, delay=5, leave=False) as bar:
+        start = time.perf_counter()
+        for batch in iterator:
+            images += batch[0].shape[0]
+            bar.update()
+            if bar.n >= batches:
+                break
+        seconds = time.perf_counter() - start
+    if images == 0:
+        raise ValueError(f"{cfg['data_dir']}/train holds too few images for more than one batch of {cfg['batch_size']}")
+    return [dict(cfg, first_batch_s=first_s, batches_timed=bar.n, data_img_s=images / seconds,
+                 batch_dtype=str(first[0].dtype), batch_shape=list(first[0].shape))]
 
 
 def _first(output):
@@ -232,6 +293,19 @@ def plan(models, modes, args, mindcv_models=None) -> list:
             for name in models for mode in modes for impl, names in impls.items() if name in names]
 
 
+def _check_data_args(args) -> None:
+    """--data_only's folder and numbers, checked before any worker starts."""
+    if args.dataset not in ("imagefolder", "imagenet"):
+        raise ValueError(f"--data_only measures image folders: --dataset imagefolder or imagenet, got '{args.dataset}'")
+    if not args.data_dir:
+        raise ValueError("--data_only needs --data_dir DIR holding train/<class>/<image> (tools/make_photo_folder.py "
+                         "makes one)")
+    if not os.path.isdir(os.path.join(args.data_dir, "train")):
+        raise ValueError(f"--data_dir {args.data_dir}: no train/ folder (expected train/<class>/<image>)")
+    if args.num_parallel_workers < 1 or args.data_batches < 1:
+        raise ValueError("--num_parallel_workers and --data_batches must be at least 1")
+
+
 def run_worker(cfg: dict) -> list:
     """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr."""
     env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))  # MindSpore: errors only on stderr
@@ -242,14 +316,37 @@ def run_worker(cfg: dict) -> list:
     found = [line for line in proc.stdout.splitlines() if line.startswith(("BENCHMARK ", "BENCHMARK_ERROR "))]
     if proc.returncode != 0 or not found or found[0].startswith("BENCHMARK_ERROR "):
         reason = found[0].split(" ", 1)[1] if found else f"worker exit code {proc.returncode}"
-        raise RuntimeError(f"measuring {cfg['impl']} {cfg['model']} in {cfg['mode']} mode failed: {reason}")
+        what = f"{cfg['impl']}'s input pipeline" if cfg.get("data_only") else \
+            f"{cfg['impl']} {cfg['model']} in {cfg['mode']} mode"
+        raise RuntimeError(f"measuring {what} failed: {reason}")
     return json.loads(found[0][len("BENCHMARK "):])
+
+
+def data_table(rows, model_rows) -> str:
+    """The data rows, mindcv's img/s ratio where measured, and whether data or compute bounds each model."""
+    mindcv = {r["num_parallel_workers"]: r["data_img_s"] for r in rows if r["impl"] == MINDCV}
+    lines = ["| pipeline | workers | batch | px | data (img/s) | vs mindcv | first batch (s) | batch |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = r["data_img_s"] / mindcv[r["num_parallel_workers"]] if r["num_parallel_workers"] in mindcv else None
+        lines.append(f"| {r['impl']} | {r['num_parallel_workers']} | {r['batch_size']} | {r['image_size']} | "
+                     f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f')}x | {r['first_batch_s']:.2f} | "
+                     f"{r['batch_dtype']} {tuple(r['batch_shape'])} |")
+    ours = [r for r in rows if r["impl"] == OURS]
+    for m in model_rows:
+        for r in ours:
+            bound = "data" if r["data_img_s"] < m["train_img_per_s"] else "compute"
+            lines.append(f"\n{m['model']} {m['mode']} trains at {m['train_img_per_s']:.1f} img/s (batch "
+                         f"{m['batch_size']}); our pipeline with {r['num_parallel_workers']} workers feeds "
+                         f"{r['data_img_s']:.0f} img/s: {bound} bounds the run")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device_target", default="CPU")
-    parser.add_argument("--models", default="res2net50", help="comma-separated registered names")
+    parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
+                        "with --data_only: none)")
     parser.add_argument("--modes", default="pynative,graph", help="comma-separated: pynative, graph")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=224)
@@ -262,6 +359,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fuse_bn", action="store_true",
                         help="add a row: our inference with BatchNorm folded into the convolutions")
     parser.add_argument("--json", default="", help="write every figure here")
+    parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
+    parser.add_argument("--dataset", default="imagefolder", help="with --data_only: imagefolder (or imagenet)")
+    parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
+    parser.add_argument("--num_parallel_workers", type=int, default=2, help="with --data_only: data workers")
+    parser.add_argument("--data_batches", type=int, default=30, help="with --data_only: batches timed per run")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -279,6 +381,8 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.device import normalize_device_target
 
     args.device_target = normalize_device_target(args.device_target)
+    if args.models is None:
+        args.models = "" if args.data_only else "res2net50"
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in models:
         resolve_name(name)  # unknown: clear error with suggestions
@@ -291,17 +395,32 @@ def main(argv=None) -> int:
                          "are required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
-    configs = plan(models, modes, args, _mindcv_models() if args.compare else None)
+    if args.data_only:
+        _check_data_args(args)
+        modes = [m for m in modes if m == "graph"] or modes[:1]  # the train-step rate to compare with
+    configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None)
+    if args.data_only:
+        configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
+                        data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
+                        num_parallel_workers=args.num_parallel_workers, data_batches=args.data_batches)
+                   for impl in ([OURS, MINDCV] if args.compare else [OURS])] + configs
     results = {}
     with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
               disable=len(configs) * args.rounds < 2) as progress:
         for _ in range(args.rounds):
             for cfg in configs:
                 for row in run_worker(cfg):
-                    results.setdefault((row["impl"], row["model"], row["mode"]), []).append(row)
+                    results.setdefault((row["impl"], row["model"], row["mode"], row.get("data_only")), []).append(row)
                 progress.update()
     rows = [combine(runs) for runs in results.values()]
-    print(table(rows))
+    if args.data_only:
+        data_rows = [r for r in rows if r.get("data_only")]
+        rows = [r for r in rows if not r.get("data_only")]
+        print(data_table(data_rows, rows))
+        if rows:
+            print()
+    if rows:
+        print(table(rows))
     ratios = ratio_table(rows)
     if ratios:
         print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")
@@ -310,7 +429,11 @@ def main(argv=None) -> int:
         from mindcv_res2net.utils.fileio import atomic_path
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(dict(machine=machine(), results=rows), f, indent=1)
+            data = dict(machine=machine(), results=rows)
+            if args.data_only:
+                ours = [r["data_img_s"] for r in data_rows if r["impl"] == OURS]
+                data.update(data_img_s=ours[0] if len(ours) == 1 else ours, data_results=data_rows)
+            json.dump(data, f, indent=1)
     return 0
 
 
