@@ -114,7 +114,8 @@ class Res2Net(FeatureClassifier):
         zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
 
     Input (N, in_channels, H, W) float32; output logits (N, num_classes), (N, 2048) when
-    ``num_classes=0``, or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
+    ``num_classes=0`` (the map (N, 2048, H / 32, W / 32) with ``global_pool=""`` too), or a tuple of
+    (N, C_i, H / r_i, W / r_i) when ``features_only``.
     """
 
     def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
