@@ -155,7 +155,7 @@ def _data_pipeline(cfg: dict):
     from mindcv_res2net.data.loader import iterate_batches
     from mindcv_res2net.models import get_pretrained_cfg
 
-    args = parse_args(["--dataset", "imagefolder", "--data_dir", cfg["data_dir"], "--batch_size",
+    args = parse_args(["--dataset", cfg["dataset"], "--data_dir", cfg["data_dir"], "--batch_size",
                        str(cfg["batch_size"]), "--image_resize", str(cfg["image_size"]),
                        "--num_parallel_workers", str(cfg["num_parallel_workers"])])
     loader = create_loader(args, args.train_split, True, get_pretrained_cfg("res2net50"))
@@ -330,7 +330,7 @@ def data_table(rows, model_rows) -> str:
     for r in rows:
         ratio = r["data_img_s"] / mindcv[r["num_parallel_workers"]] if r["num_parallel_workers"] in mindcv else None
         lines.append(f"| {r['impl']} | {r['num_parallel_workers']} | {r['batch_size']} | {r['image_size']} | "
-                     f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f')}x | {r['first_batch_s']:.2f} | "
+                     f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f') + ('x' if ratio else '')} | {r['first_batch_s']:.2f} | "
                      f"{r['batch_dtype']} {tuple(r['batch_shape'])} |")
     ours = [r for r in rows if r["impl"] == OURS]
     for m in model_rows:
@@ -401,7 +401,7 @@ def main(argv=None) -> int:
     configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None)
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
-                        data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
+                        dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
                         num_parallel_workers=args.num_parallel_workers, data_batches=args.data_batches)
                    for impl in ([OURS, MINDCV] if args.compare else [OURS])] + configs
     results = {}

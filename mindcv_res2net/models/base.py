@@ -26,6 +26,11 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
     return take, max(take)
 
 
+def check_pool_type(pool_type: str) -> None:
+    if pool_type not in POOL_TYPES:
+        raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+
+
 class FeatureInfo(list):
     """The ``feature_info`` of a network: a list of one dict per feature map (indexing and iterating as
     a list does), plus timm's ``FeatureInfo`` queries. Each dict has timm's keys (``num_chs``,
@@ -67,8 +72,7 @@ class GlobalPool(nn.Cell):
 
     def __init__(self, pool_type: str = "avg", keep_dims: bool = False) -> None:
         super().__init__()
-        if pool_type not in POOL_TYPES:
-            raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+        check_pool_type(pool_type)
         self.pool_type, self.keep_dims = pool_type, keep_dims
 
     def construct(self, x: Tensor) -> Tensor:
@@ -110,8 +114,7 @@ class FeatureClassifier(nn.Cell):
 
     @staticmethod
     def _check_head(num_classes: int, global_pool: str) -> None:
-        if global_pool not in POOL_TYPES:
-            raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{global_pool}'")
+        check_pool_type(global_pool)  # before any cell is built
         if global_pool == "" and num_classes > 0:
             raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
 
@@ -154,14 +157,16 @@ class FeatureClassifier(nn.Cell):
         by the cell's creation time and id, not its contents, and would run the old graph."""
         object.__setattr__(self, "_create_time", max(time.time_ns(), self.create_time + 1))
 
-    def feature_maps(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """The five maps at strides 2, 4, 8, 16, 32 (compiles in Graph mode)."""
+    def feature_maps(self, x: Tensor, num_stages: int = NUM_FEATURE_MAPS - 1) -> Tuple[Tensor, ...]:
+        """Map 0 and the maps of the first ``num_stages`` stages: by default all five, at strides 2, 4, 8,
+        16, 32 (compiles in Graph mode)."""
         x = self.forward_stem(x)
         maps = (x,)
-        x = self.enter_stages(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            maps += (x,)
+        if num_stages:
+            x = self.enter_stages(x)
+            for name in self.stage_names[:num_stages]:
+                x = getattr(self, name)(x)
+                maps += (x,)
         return maps
 
     def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, norm: bool = False,
@@ -177,16 +182,9 @@ class FeatureClassifier(nn.Cell):
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
         take, max_index = feature_take_indices(NUM_FEATURE_MAPS, indices)
-        x = self.forward_stem(x)
-        intermediates = [x] if 0 in take else []
-        names = self.stage_names[:max_index] if stop_early else self.stage_names
-        if names:
-            x = self.enter_stages(x)
-        for index, name in enumerate(names, 1):
-            x = getattr(self, name)(x)
-            if index in take:
-                intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+        maps = self.feature_maps(x, max_index if stop_early else NUM_FEATURE_MAPS - 1)
+        intermediates = [m for i, m in enumerate(maps) if i in take]
+        return intermediates if intermediates_only else (maps[-1], intermediates)
 
     def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> List[int]:
