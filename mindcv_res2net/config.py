@@ -121,6 +121,8 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
     g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; must be 0")
     _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
+    _bool(g, "--normalize_on_device", True, "batches cross to the device as uint8 and are normalised inside the "
+          "compiled step; false: normalised float32 from the host (default true)")
 
     g = parser.add_argument_group("augmentation")
     g.add_argument("--image_resize", type=image_size, default=224, help="training and validation image size (default 224)")
@@ -316,6 +318,13 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net
         if getattr(args, key) is not None:
             setattr(args, key, tuple(getattr(args, key)))
     return args
+
+
+def data_config(args):
+    """The data layer's typed settings (a ``DataConfig``) from a parsed config."""
+    from .data.config import DataConfig
+
+    return DataConfig.from_mapping(vars(args))
 
 
 def save_config(args, path: str) -> str:

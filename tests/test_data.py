@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.config import data_config, parse_args
 from mindcv_res2net.data import DatasetError, create_loader, create_source
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.sources import download_cifar
@@ -18,6 +18,11 @@ from mindcv_res2net.data.transforms import BatchMixer
 from mindcv_res2net.models import get_pretrained_cfg
 
 CFG = get_pretrained_cfg("res2net50")
+
+
+def _data(argv):
+    """The loaders' typed config from train.py flags."""
+    return data_config(parse_args(argv))
 
 
 def _cifar_files(folder, train_records=(7, 5), test_records=3, seed=0):
@@ -92,7 +97,7 @@ def test_cifar_download_checks_md5(tmp_path, monkeypatch):
         assert not (tmp_path / "bad" / "cifar-10-binary.tar.gz").exists()
         monkeypatch.setitem(sources.CIFAR, "cifar10", dict(sources.CIFAR["cifar10"], url=url,
                                                             md5=hashlib.md5(body).hexdigest()))
-        args = parse_args(["--dataset", "cifar10", "--data_dir", str(tmp_path / "dl"), "--dataset_download",
+        args = _data(["--dataset", "cifar10", "--data_dir", str(tmp_path / "dl"), "--dataset_download",
                            "--image_resize", "32", "--batch_size", "4"])
         loader = create_loader(args, "train", True, CFG)
         assert loader.num_images == 15 and loader.steps == 3
@@ -139,26 +144,22 @@ def _image_tree(root, corrupt=False):
 
 
 def test_image_folder_modes_and_corrupt_files(tmp_path):
+    """A corrupt file stops at the pre-scan with its name, or is left out with --skip_corrupt_images."""
     _image_tree(tmp_path, corrupt=True)
-    args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
-                       "--batch_size", "4", "--num_parallel_workers", "1"])
-    source = create_source("imagefolder", "train", str(tmp_path))
-    assert source.class_names == ["class_0", "class_1"] and len(source) == 13
-    assert all(source[i][0].shape[-1] == 3 for i in range(12) if "broken" not in source.samples[i][0])
-    broken = [i for i, (p, _) in enumerate(source.samples) if p.endswith("broken.jpg")][0]
-    with pytest.raises(DatasetError, match=r"cannot decode image .*class_1/broken.jpg"):
-        source[broken]
-    skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
-    with pytest.warns(UserWarning, match=r"skipping unreadable image: .*broken.jpg"):
-        assert skipping[broken][0].ndim == 3
-    loader = create_loader(args, "train", False, CFG)
+    argv = ["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32", "--batch_size", "4",
+            "--num_parallel_workers", "1"]
+    with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg: .*pass --skip_corrupt_images"):
+        create_source("imagefolder", "train", str(tmp_path))
     with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg"):
-        list(iterate_batches(loader.dataset))
-    args.skip_corrupt_images = True
-    loader = create_loader(args, "train", False, CFG)
-    with pytest.warns(UserWarning, match="skipping unreadable image"):
-        batches = list(iterate_batches(loader.dataset))
-    assert loader.steps == len(batches) == 4 and batches[0][0].shape == (4, 3, 32, 32)
+        create_loader(_data(argv), "train", False, CFG)
+    with pytest.warns(UserWarning, match=r"left out 1 unreadable image\(s\), e.g. cannot decode image .*broken.jpg"):
+        source = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
+    assert source.class_names == ["class_0", "class_1"] and len(source) == 12
+    assert all(source.decode(i).shape[-1] == 3 for i in range(12))
+    with pytest.warns(UserWarning, match="left out 1"):
+        loader = create_loader(_data(argv + ["--skip_corrupt_images"]), "train", False, CFG)
+    batches = list(iterate_batches(loader.dataset))
+    assert loader.steps == len(batches) == 3 and batches[0][0].shape == (4, 3, 32, 32)
     with pytest.raises(DatasetError, match=r"image folder not found: .*/val"):
         create_source("imagefolder", "val", str(tmp_path))
     with pytest.raises(DatasetError, match=r"--dataset imagenet needs --data_dir"):
@@ -167,29 +168,133 @@ def test_image_folder_modes_and_corrupt_files(tmp_path):
         create_source("svhn", "val", "")
 
 
+def test_cpp_decoding_gives_pillows_pixels_for_every_kind_of_file(tmp_path):
+    """Every image the folder source hands to MindSpore's C++ decoder (JPEG, upper-case .JPEG, grey, CMYK,
+    progressive, palette/RGBA/LA/16-bit PNG, BMP, TIFF, WebP, a JPEG with trailing bytes) decodes to
+    exactly the RGB pixels Pillow gives (``load_rgb``)."""
+    from mindcv_res2net.data.sources import NATIVE, PILLOW, load_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    folder = tmp_path / "train" / "a"
+    folder.mkdir(parents=True)
+    rgb.save(folder / "photo.JPEG", quality=90)
+    rgb.convert("L").save(folder / "grey.jpg")
+    rgb.convert("CMYK").save(folder / "cmyk.jpg")
+    rgb.save(folder / "progressive.jpg", progressive=True)
+    rgb.convert("P").save(folder / "palette.png")
+    rgb.convert("RGBA").save(folder / "rgba.png")
+    rgb.convert("LA").save(folder / "la.png")
+    Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)).save(folder / "deep.png")
+    rgb.save(folder / "bitmap.bmp")
+    rgb.save(folder / "scan.tif")
+    rgb.save(folder / "web.webp", lossless=True)
+    (folder / "trailing.jpg").write_bytes((folder / "photo.JPEG").read_bytes() + b"camera notes")
+    source = create_source("imagefolder", "train", str(tmp_path))
+    assert len(source) == 12
+    for i, (path, _) in enumerate(source.samples):
+        assert np.array_equal(source.decode(i), load_rgb(path)), path
+    kinds = {path.rsplit("/", 1)[-1]: kind for (path, _), kind in zip(source.samples, source.decoders)}
+    assert kinds["photo.JPEG"] == kinds["grey.jpg"] == kinds["palette.png"] == NATIVE
+    assert kinds["cmyk.jpg"] == kinds["deep.png"] == kinds["web.webp"] == kinds["trailing.jpg"] == PILLOW
+
+
+def test_truncated_image_is_named_by_the_pre_scan(tmp_path):
+    _image_tree(tmp_path)
+    whole = (tmp_path / "train" / "class_0" / "0.jpg").read_bytes()
+    (tmp_path / "train" / "class_0" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DatasetError, match=r"^cannot decode image .*class_0/cut.jpg: .*(?i:truncated)"):
+        create_source("imagefolder", "train", str(tmp_path))
+
+
+def test_file_broken_after_the_scan_is_named_when_the_cpp_decoder_fails(tmp_path):
+    """MindSpore's pipeline cannot go on after a decode error; the error still names the file."""
+    _image_tree(tmp_path)
+    loader = create_loader(_data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+                                  "--batch_size", "2", "--num_parallel_workers", "2"]), "train", True, CFG)
+    assert len(list(iterate_batches(loader.for_epoch(1)))) == loader.steps == 6
+    (tmp_path / "train" / "class_1" / "2.jpg").write_bytes(b"garbage" * 50)
+    with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/2.jpg: MindSpore's decoder failed"):
+        list(iterate_batches(loader.for_epoch(1)))
+
+
+def test_image_folder_epochs_repeat_exactly_and_shards_are_equal(tmp_path):
+    """An epoch's batches depend only on the seed and the epoch (random crops included, 2 workers), so a
+    resumed run sees what an unbroken one saw; every rank gets the same number of different images."""
+    _image_tree(tmp_path)
+    data = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+                  "--batch_size", "2", "--num_parallel_workers", "2"])
+    loader = create_loader(data, "train", True, CFG)
+    first = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(2))]
+    again = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(2))]
+    other = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(3))]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again)) and len(first) == 6
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    labels = [[int(x) for b in iterate_batches(create_loader(data, "train", True, CFG, num_shards=2, shard_id=r)
+                                               .for_epoch(2)) for x in b[1].asnumpy()] for r in (0, 1)]
+    assert len(labels[0]) == len(labels[1]) == 6
+
+
+def test_batches_are_uint8_normalised_in_the_step_or_float_from_the_host():
+    """The default hands uint8 CHW batches to the step, whose ``Normalize`` gives the host path's floats."""
+    import mindspore as ms
+
+    from mindcv_res2net.engine.train_step import device_normalize
+
+    argv = ["--dataset", "digits", "--image_resize", "16", "--batch_size", "8", "--num_samples", "16"]
+    on_device, on_host = _data(argv), _data(argv + ["--normalize_on_device", "false"])
+    raw, _ = next(iterate_batches(create_loader(on_device, "val", False, CFG).dataset))
+    host, _ = next(iterate_batches(create_loader(on_host, "val", False, CFG).dataset))
+    assert str(raw.dtype) == "UInt8" and str(host.dtype) == "Float32" and raw.shape == host.shape == (8, 3, 16, 16)
+    assert device_normalize(on_host, CFG) is None
+    normalised = device_normalize(on_device, CFG)(raw)
+    assert normalised.dtype == ms.float32
+    assert np.allclose(normalised.asnumpy(), host.asnumpy(), atol=1e-5)
+
+
+def test_one_rule_decides_evaluation_preprocessing():
+    from mindcv_res2net.data import DataConfig, eval_preprocessing
+
+    folder = eval_preprocessing(DataConfig(dataset="imagenet", image_resize=224), CFG)
+    assert (folder.size, folder.resize, folder.stretch) == (224, 256, False)
+    assert folder.mean == pytest.approx((123.675, 116.28, 103.53))
+    assert eval_preprocessing(DataConfig(dataset="imagenet", image_resize=224, crop_pct=1.0), CFG).resize == 224
+    assert eval_preprocessing(DataConfig(dataset="cifar10", image_resize=32), CFG).stretch is False
+    assert eval_preprocessing(DataConfig(dataset="digits", image_resize=32), CFG).stretch is True
+    grey = eval_preprocessing(DataConfig(dataset="digits", in_channels=1), CFG)
+    assert len(grey.mean) == len(grey.std) == 1
+    with pytest.raises(DatasetError, match=r"--crop_pct must be in \(0, 1\], got 1.5"):
+        eval_preprocessing(DataConfig(crop_pct=1.5), CFG)
+    with pytest.raises(DatasetError, match=r"--std values must be positive"):
+        eval_preprocessing(DataConfig(mean=(1.0, 2.0, 3.0), std=(1.0, 0.0, 1.0)), CFG)
+    stored = DataConfig.from_mapping({"dataset": "cifar10", "scale": [0.5, 1.0], "lr": 0.1})
+    assert stored.scale == (0.5, 1.0) and stored.dataset == "cifar10"
+
+
 @pytest.mark.parametrize("extra", [["--re_prob", "1.0", "--color_jitter", "0.4"], ["--auto_augment", "randaug"],
                                    ["--auto_augment", "autoaug", "--vflip", "0.5"]])
 def test_imagenet_train_transforms(tmp_path, extra):
     _image_tree(tmp_path)
-    args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "24",
+    args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "24",
                        "--batch_size", "6", *extra])
     loader = create_loader(args, "train", True, CFG)
     batches = list(iterate_batches(loader.dataset))
     assert loader.steps == len(batches) == 2 and batches[0][0].shape == (6, 3, 24, 24)
-    if "--re_prob" in extra:  # erased patches hold the fill value 0
-        assert (batches[0][0].asnumpy() == 0).any()
+    if "--re_prob" in extra:  # erased patches hold the fill value 0 (normalised): the mean colour in uint8
+        assert str(batches[0][0].dtype) == "UInt8"
+        assert (batches[0][0].asnumpy()[:, 0] == 124).any()  # round(0.485 * 255)
 
 
 def test_grey_images_repeated_or_kept(tmp_path):
     for channels in (3, 1):
-        args = parse_args(["--dataset", "digits", "--image_resize", "16", "--batch_size", "8",
+        args = _data(["--dataset", "digits", "--image_resize", "16", "--batch_size", "8",
                            "--in_channels", str(channels), "--num_samples", "16"])
         loader = create_loader(args, "train", True, CFG)
         images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
-        assert images.shape == (8, channels, 16, 16) and str(images.dtype) == "Float32"
+        assert images.shape == (8, channels, 16, 16) and str(images.dtype) == "UInt8"
         if channels == 3:
             x = images.asnumpy()
-            assert np.allclose((x[:, 0] * 0.229 + 0.485), (x[:, 1] * 0.224 + 0.456), atol=1e-4)
+            assert np.array_equal(x[:, 0], x[:, 1]) and np.array_equal(x[:, 0], x[:, 2])
 
 
 def test_mixup_and_cutmix_soft_targets():
@@ -205,16 +310,16 @@ def test_mixup_and_cutmix_soft_targets():
 
 
 def test_batch_larger_than_dataset_is_a_clear_error():
-    args = parse_args(["--dataset", "digits", "--batch_size", "64", "--num_samples", "10"])
+    args = _data(["--dataset", "digits", "--batch_size", "64", "--num_samples", "10"])
     with pytest.raises(DatasetError, match=r"--batch_size 64 is larger than the 10 training images"):
         create_loader(args, "train", True, CFG)
 
 
 def test_train_num_samples_limits_only_the_training_split():
-    args = parse_args(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40"])
+    args = _data(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40"])
     assert create_loader(args, "train", True, CFG).steps == 5  # 40 images, drop_remainder
     assert create_loader(args, "val", False, CFG).steps == 45  # the whole 360-image split
-    args = parse_args(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40", "--num_samples", "16"])
+    args = _data(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40", "--num_samples", "16"])
     assert create_loader(args, "train", True, CFG).steps == 5 and create_loader(args, "val", False, CFG).steps == 2
 
 
@@ -222,14 +327,12 @@ def test_decompression_bomb_is_an_error_or_skipped(tmp_path, monkeypatch):
     _image_tree(tmp_path)
     Image.new("RGB", (300, 200), (9, 9, 9)).save(tmp_path / "train" / "class_0" / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 300 x 200 = 60,000 pixels: over the limit
-    source = create_source("imagefolder", "train", str(tmp_path))
-    bomb = [i for i, (p, _) in enumerate(source.samples) if p.endswith("bomb.png")][0]
     with pytest.raises(DatasetError, match=r"^cannot read image .*bomb.png: 300x200 = 60000 pixels, more than "
-                                           r"Pillow's limit of 50000 \(a decompression bomb\?\)$"):
-        source[bomb]
-    skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
-    with pytest.warns(UserWarning, match=r"skipping unreadable image: cannot read image .*bomb.png"):
-        assert skipping[bomb][0].shape[-1] == 3
+                                           r"Pillow's limit of 50000 \(a decompression bomb\?\)"):
+        create_source("imagefolder", "train", str(tmp_path))
+    with pytest.warns(UserWarning, match=r"left out 1 unreadable image\(s\), e.g. cannot read image .*bomb.png"):
+        skipping = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
+    assert len(skipping) == 12 and not any(p.endswith("bomb.png") for p, _ in skipping.samples)
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
@@ -269,7 +372,7 @@ def test_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
 def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
     _image_tree(tmp_path)  # 40x30, 41x30, 42x30 and 20x20 images
     for flag in ("--train_num_samples", "--num_samples"):
-        args = parse_args(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+        args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
                            "--batch_size", "3", "--num_parallel_workers", "1", flag, "9"])
         loader = create_loader(args, "train", True, CFG)
         batches = list(iterate_batches(loader.for_epoch(1)))
@@ -277,7 +380,7 @@ def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
 
 
 def test_mixup_targets_have_the_models_class_count():
-    args = parse_args(["--dataset", "digits", "--image_resize", "8", "--batch_size", "8", "--num_samples", "16",
+    args = _data(["--dataset", "digits", "--image_resize", "8", "--batch_size", "8", "--num_samples", "16",
                        "--num_classes", "12", "--mixup", "0.2", "--num_parallel_workers", "1"])
     loader = create_loader(args, "train", True, CFG)
     _, targets = next(iterate_batches(loader.for_epoch(1)))

@@ -150,15 +150,16 @@ def _data_pipeline(cfg: dict):
         loader = create_loader(dataset, cfg["batch_size"], drop_remainder=True, is_training=True,
                                transform=transforms, num_parallel_workers=cfg["num_parallel_workers"])
         return loader.create_tuple_iterator(num_epochs=1)
-    from mindcv_res2net.config import parse_args
-    from mindcv_res2net.data import create_loader
+    from mindcv_res2net.data import DataConfig, create_loader
     from mindcv_res2net.data.loader import iterate_batches
     from mindcv_res2net.models import get_pretrained_cfg
 
-    args = parse_args(["--dataset", cfg["dataset"], "--data_dir", cfg["data_dir"], "--batch_size",
-                       str(cfg["batch_size"]), "--image_resize", str(cfg["image_size"]),
-                       "--num_parallel_workers", str(cfg["num_parallel_workers"])])
-    loader = create_loader(args, args.train_split, True, get_pretrained_cfg("res2net50"))
+    data = DataConfig(dataset=cfg["dataset"], data_dir=cfg["data_dir"], batch_size=cfg["batch_size"],
+                      image_resize=cfg["image_size"], num_parallel_workers=cfg["num_parallel_workers"],
+                      normalize_on_device=not cfg.get("host_normalize", False))
+    start = time.perf_counter()
+    loader = create_loader(data, data.train_split, True, get_pretrained_cfg("res2net50"))
+    cfg["setup_s"] = time.perf_counter() - start  # listing the folder and the pre-scan of every file
     return iterate_batches(loader.for_epoch(0))
 
 
@@ -182,8 +183,9 @@ def measure_data(cfg: dict) -> list:
         seconds = time.perf_counter() - start
     if images == 0:
         raise ValueError(f"{cfg['data_dir']}/train holds too few images for more than one batch of {cfg['batch_size']}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MindSpore's workers are threads
     return [dict(cfg, first_batch_s=first_s, batches_timed=bar.n, data_img_s=images / seconds,
-                 batch_dtype=str(first[0].dtype), batch_shape=list(first[0].shape))]
+                 batch_dtype=str(first[0].dtype), batch_shape=list(first[0].shape), peak_host_memory_mb=peak)]
 
 
 def _first(output):
@@ -302,7 +304,12 @@ def _check_data_args(args) -> None:
                          "makes one)")
     if not os.path.isdir(os.path.join(args.data_dir, "train")):
         raise ValueError(f"--data_dir {args.data_dir}: no train/ folder (expected train/<class>/<image>)")
-    if args.num_parallel_workers < 1 or args.data_batches < 1:
+    try:
+        args.num_parallel_workers = [int(n) for n in str(args.num_parallel_workers).split(",")]
+    except ValueError:
+        raise ValueError(f"--num_parallel_workers takes integers separated by commas, got "
+                         f"'{args.num_parallel_workers}'") from None
+    if min(args.num_parallel_workers) < 1 or args.data_batches < 1:
         raise ValueError("--num_parallel_workers and --data_batches must be at least 1")
 
 
@@ -325,13 +332,18 @@ def run_worker(cfg: dict) -> list:
 def data_table(rows, model_rows) -> str:
     """The data rows, mindcv's img/s ratio where measured, and whether data or compute bounds each model."""
     mindcv = {r["num_parallel_workers"]: r["data_img_s"] for r in rows if r["impl"] == MINDCV}
-    lines = ["| pipeline | workers | batch | px | data (img/s) | vs mindcv | first batch (s) | batch |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| pipeline | workers | batch | px | data (img/s) | vs mindcv | set-up (s) | first batch (s) | "
+             "peak mem (MB) | batch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = r["data_img_s"] / mindcv[r["num_parallel_workers"]] if r["num_parallel_workers"] in mindcv else None
+        ratio = r["data_img_s"] / mindcv[r["num_parallel_workers"]] \
+            if r["impl"] != MINDCV and r["num_parallel_workers"] in mindcv else None
         lines.append(f"| {r['impl']} | {r['num_parallel_workers']} | {r['batch_size']} | {r['image_size']} | "
-                     f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f') + ('x' if ratio else '')} | {r['first_batch_s']:.2f} | "
+                     f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f') + ('x' if ratio else '')} | "
+                     f"{_fmt(r.get('setup_s'), '.2f')} | {r['first_batch_s']:.2f} | {r['peak_host_memory_mb']:.0f} | "
                      f"{r['batch_dtype']} {tuple(r['batch_shape'])} |")
+    if any(r.get("setup_s") is not None for r in rows):
+        lines.append("\nset-up: listing the folder and scanning every file's header and end (ours only).")
     ours = [r for r in rows if r["impl"] == OURS]
     for m in model_rows:
         for r in ours:
@@ -362,7 +374,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
     parser.add_argument("--dataset", default="imagefolder", help="with --data_only: imagefolder (or imagenet)")
     parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
-    parser.add_argument("--num_parallel_workers", type=int, default=2, help="with --data_only: data workers")
+    parser.add_argument("--num_parallel_workers", default="2",
+                        help="with --data_only: data workers, or a comma-separated list (e.g. 1,2) measured in turn")
+    parser.add_argument("--host_normalize", action="store_true",
+                        help="with --data_only: our pipeline normalises to float32 on the host (train.py's "
+                             "--normalize_on_device false) instead of handing uint8 to the step")
     parser.add_argument("--data_batches", type=int, default=30, help="with --data_only: batches timed per run")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -402,7 +418,9 @@ def main(argv=None) -> int:
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
                         dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
-                        num_parallel_workers=args.num_parallel_workers, data_batches=args.data_batches)
+                        num_parallel_workers=workers, data_batches=args.data_batches,
+                        host_normalize=args.host_normalize and impl == OURS)
+                   for workers in args.num_parallel_workers
                    for impl in ([OURS, MINDCV] if args.compare else [OURS])] + configs
     results = {}
     with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
@@ -410,7 +428,8 @@ def main(argv=None) -> int:
         for _ in range(args.rounds):
             for cfg in configs:
                 for row in run_worker(cfg):
-                    results.setdefault((row["impl"], row["model"], row["mode"], row.get("data_only")), []).append(row)
+                    key = (row["impl"], row["model"], row["mode"], row.get("data_only"), row.get("num_parallel_workers"))
+                    results.setdefault(key, []).append(row)
                 progress.update()
     rows = [combine(runs) for runs in results.values()]
     if args.data_only:

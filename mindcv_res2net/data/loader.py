@@ -7,7 +7,8 @@ import mindspore.dataset as ds
 import numpy as np
 
 from .sources import CIFAR, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
-from .transforms import BatchMixer, create_transforms
+from .config import DataConfig, eval_preprocessing, normalization
+from .transforms import BatchMixer, eval_transforms, train_transforms
 
 DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")
 
@@ -26,7 +27,8 @@ class Loader:
         self.num_classes = num_classes  # the model's: at least len(class_names)
 
     def for_epoch(self, epoch: int) -> ds.Dataset:
-        """Yields (image (B, C, H, W) float32, label (B,) int32 or soft targets (B, K) float32)."""
+        """Yields (image (B, C, H, W) uint8, or float32 when normalised on the host or mixed; label (B,) int32
+        or soft targets (B, K) float32)."""
         return self.build(epoch)
 
     @property
@@ -63,6 +65,16 @@ class SubsetSource:
     def __getitem__(self, index: int):
         return self.source[self.indices[index]]
 
+    @property
+    def encoded(self) -> bool:
+        return getattr(self.source, "encoded", False)
+
+    def path(self, index: int) -> str:
+        return self.source.path(self.indices[index])
+
+    def decode(self, index: int) -> np.ndarray:
+        return self.source.decode(self.indices[index])
+
 
 class _ChannelAdapter:
     """Repeat grey images to 3 channels (or keep 1 channel), keeping random access."""
@@ -81,78 +93,84 @@ class _ChannelAdapter:
         return image, label
 
 
-def normalization(args, model_cfg: dict, in_channels: int):
-    """Mean/std on the 0-255 scale: the config's, else the model's default config x 255."""
-    mean = args.mean if args.mean is not None else tuple(255.0 * m for m in model_cfg["mean"])
-    std = args.std if args.std is not None else tuple(255.0 * s for s in model_cfg["std"])
-    if len(mean) != len(std):
-        raise DatasetError(f"--mean has {len(mean)} values but --std has {len(std)}")
-    if len(mean) != in_channels:
-        mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
-    return mean, std
-
-
-def eval_crop_pct(args, model_cfg: dict) -> float:
-    """The centre-crop fraction of evaluation: the config's ``crop_pct``, else the model's."""
-    crop_pct = args.crop_pct if args.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
-    if not 0.0 < crop_pct <= 1.0:
-        raise DatasetError(f"--crop_pct must be in (0, 1], got {crop_pct}")
-    return crop_pct
-
-
-def create_loader(args, split: str, train: bool, model_cfg: dict, class_names: Optional[List[str]] = None,
-                  num_shards: Optional[int] = None, shard_id: Optional[int] = None) -> Loader:
+def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
+                  class_names: Optional[List[str]] = None, num_shards: Optional[int] = None,
+                  shard_id: Optional[int] = None) -> Loader:
     """Batched dataset of one split: transforms of the data set, mixup/cutmix when training.
 
-    The class count is ``--num_classes`` (default: the data set's); mixup/cutmix targets have that width.
+    Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
+    normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
+    MindSpore's C++ workers. The class count is ``data.num_classes`` (default: the data set's).
     """
-    source = create_source(args.dataset, split, args.data_dir, args.dataset_download, class_names,
-                           args.skip_corrupt_images)
+    source = create_source(data.dataset, split, data.data_dir, data.dataset_download, class_names,
+                           data.skip_corrupt_images)
     names = source.class_names
-    num_classes = args.num_classes or len(names)
+    num_classes = data.num_classes or len(names)
     if num_classes < len(names):
-        raise DatasetError(f"--num_classes {num_classes} is smaller than the {len(names)} classes of {args.dataset}")
-    limit = (args.train_num_samples or args.num_samples) if train else args.num_samples
+        raise DatasetError(f"--num_classes {num_classes} is smaller than the {len(names)} classes of {data.dataset}")
+    limit = (data.train_num_samples or data.num_samples) if train else data.num_samples
     if limit:
-        source = SubsetSource(source, np.sort(np.random.default_rng(args.seed).permutation(len(source))[:limit]))
-    mean, std = normalization(args, model_cfg, args.in_channels)
-    crop_pct = eval_crop_pct(args, model_cfg)
-    transforms = create_transforms(args.dataset, train, args, mean, std, crop_pct)
+        source = SubsetSource(source, np.sort(np.random.default_rng(data.seed).permutation(len(source))[:limit]))
+    encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
+    if train:
+        mean, std = normalization(data, model_cfg)
+        transforms = train_transforms(data, mean, std, encoded)
+    else:
+        pre = eval_preprocessing(data, model_cfg)
+        transforms = eval_transforms(pre, not data.normalize_on_device, encoded, data.in_channels)
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
     num_images = total // shards  # equal shares: every rank runs the same steps
-    workers = max(1, min(args.num_parallel_workers, os.cpu_count() or 1))
-    drop = bool(train and args.drop_remainder)
-    if drop and num_images < args.batch_size:
-        raise DatasetError(f"--batch_size {args.batch_size} is larger than the {num_images} training images "
+    workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
+    batch_size = data.batch_size
+    drop = bool(train and data.drop_remainder)
+    if drop and num_images < batch_size:
+        raise DatasetError(f"--batch_size {batch_size} is larger than the {num_images} training images "
                            f"(with --drop_remainder no batch would remain)")
-    mixing = train and (args.mixup > 0 or args.cutmix > 0)
-    adapted = _ChannelAdapter(source, args.in_channels)
+    mixing = train and data.mixing
+    rows = source if encoded else _ChannelAdapter(source, data.in_channels)
 
     def build(epoch: int) -> ds.Dataset:
-        ds.config.set_seed(args.seed + epoch)
-        order = np.random.default_rng([args.seed, epoch]).permutation(total) if train and args.shuffle \
+        ds.config.set_seed(data.seed + epoch)
+        order = np.random.default_rng([data.seed, epoch]).permutation(total) if train and data.shuffle \
             else np.arange(total)
         indices = order[: num_images * shards][shard::shards].tolist()
-        dataset = ds.GeneratorDataset(adapted, column_names=["image", "label"], sampler=ds.SubsetSampler(indices),
+        dataset = ds.GeneratorDataset(rows, column_names=["image", "label"], sampler=ds.SubsetSampler(indices),
                                       python_multiprocessing=False)
         dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
-        if not mixing:
-            return dataset.batch(args.batch_size, drop_remainder=drop)
-        mixer = BatchMixer(num_classes, args.mixup, args.cutmix, args.cutmix_prob, args.label_smoothing,
-                           seed=args.seed * 100003 + epoch)
-        return dataset.batch(args.batch_size, drop_remainder=drop, input_columns=["image", "label"],
-                             output_columns=["image", "label"],
-                             per_batch_map=lambda images, labels, _info: mixer(np.stack(images), np.stack(labels)))
+        if mixing:
+            mixer = BatchMixer(num_classes, data.mixup, data.cutmix, data.cutmix_prob, data.label_smoothing,
+                               seed=data.seed * 100003 + epoch)
+            dataset = dataset.batch(batch_size, drop_remainder=drop, input_columns=["image", "label"],
+                                    output_columns=["image", "label"],
+                                    per_batch_map=lambda images, labels, _info: mixer(np.stack(images),
+                                                                                      np.stack(labels)))
+        else:
+            dataset = dataset.batch(batch_size, drop_remainder=drop)
+        if encoded:
+            dataset.find_unreadable = lambda batches_done: _find_unreadable(source, indices[batches_done * batch_size:])
+        return dataset
 
-    steps = num_images // args.batch_size if drop else -(-num_images // args.batch_size)
+    steps = num_images // batch_size if drop else -(-num_images // batch_size)
     return Loader(build, names, num_images, steps, num_classes)
+
+
+def _find_unreadable(source, indices, limit: int = 4096) -> Optional[str]:
+    """The first of ``indices`` (at most ``limit``) that MindSpore's decoder refuses, if any: a file that passed
+    the pre-scan but failed inside the C++ pipeline, found by decoding the epoch's next images again."""
+    for index in indices[:limit]:
+        try:
+            source.decode(index)
+        except (RuntimeError, DatasetError):
+            return source.path(index)
+    return None
 
 
 def iterate_batches(dataset: ds.Dataset):
     """One epoch of (images, labels) Tensors; a data error inside MindSpore's pipeline (corrupt image,
     unreadable file) comes out as a one-line ``DatasetError`` naming the file."""
     iterator = dataset.create_tuple_iterator(num_epochs=1)
+    batches_done = 0
     while True:
         try:
             batch = next(iterator)
@@ -162,5 +180,12 @@ def iterate_batches(dataset: ds.Dataset):
             found = re.search(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
             if found:
                 raise DatasetError(found.group(1).strip()) from None
+            locate = getattr(dataset, "find_unreadable", None)
+            path = locate(batches_done) if locate else None
+            if path:
+                raise DatasetError(f"cannot decode image {path}: MindSpore's decoder failed on it although it passed "
+                                   "the pre-scan; move it out of the folder (the pipeline cannot continue after a "
+                                   "decode error) and resume with --resume auto") from None
             raise
+        batches_done += 1
         yield batch

@@ -8,6 +8,7 @@ import gzip
 import os
 import stat
 import tarfile
+import time
 import warnings
 from typing import List, Sequence, Tuple
 
@@ -199,8 +200,70 @@ def list_images(folder: str) -> List[str]:
     return found
 
 
+# What MindSpore's C++ decoder reads exactly as Pillow does (checked pixel for pixel); anything else
+# (16-bit, CMYK, WebP, TIFF, GIF, BMP...) is decoded by Pillow in Python and handed over losslessly as BMP.
+NATIVE_MODES = {"JPEG": ("L", "RGB"), "PNG": ("L", "LA", "P", "RGB", "RGBA")}
+END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+NATIVE, PILLOW = 0, 1
+
+
+def scan_image(path: str) -> int:
+    """Check one file before training and choose its decoder: ``NATIVE`` (MindSpore's C++ decoder reads the
+    file bytes) or ``PILLOW``. Reads the header and the last bytes only (about 35 us per file), except for
+    a file that does not end with its format's end marker, which is decoded in full: truncated files fail
+    here, files with trailing bytes go to Pillow. Raises ``DatasetError`` naming an unreadable file or a
+    decompression bomb."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not is_regular_file(path):
+        raise DatasetError(f"cannot read image {path}: " + ("not a regular file" if os.path.exists(path)
+                                                              else "file not found"))
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as img:
+            fmt, mode, width, height = img.format, img.mode, img.width, img.height
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot decode image {path}: {exc}") from None
+    if limit and width * height > limit:
+        raise DatasetError(f"cannot read image {path}: {width}x{height} = {width * height} pixels, more than "
+                           f"Pillow's limit of {limit} (a decompression bomb?)")
+    if mode not in NATIVE_MODES.get(fmt, ()):
+        return PILLOW
+    marker = END_MARKERS[fmt]
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - len(marker)))
+        if f.read() == marker:
+            return NATIVE
+    load_rgb(path)  # no end marker: truncated (raises) or trailing bytes (Pillow copes)
+    return PILLOW
+
+
+def encode_bmp(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> the bytes of an uncompressed BMP file, as a 1-D uint8 array (lossless, no zlib)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="BMP")
+    return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
 class ImageFolderSource:
-    """``root/<class>/<image>`` tree; decodes with Pillow (grey, 16-bit, RGBA, CMYK, palette -> RGB)."""
+    """``root/<class>/<image>`` tree of encoded images: ``source[i] -> (file bytes as 1-D uint8, label)``,
+    decoded later in MindSpore's C++ workers (grey, palette and RGBA become RGB there).
+
+    Every file is scanned once when the source is made (see ``scan_image``; ``scan_seconds`` records
+    the cost). An unreadable file stops with its name, or with ``skip_corrupt`` is left out with a
+    warning. Files the C++ decoder would not read exactly as Pillow does (16-bit, CMYK, WebP, ...) are
+    decoded by Pillow here and handed over as BMP bytes.
+    """
+
+    encoded = True
 
     def __init__(self, root: str, class_names: List[str] = None, skip_corrupt: bool = False) -> None:
         if not os.path.isdir(root):
@@ -208,7 +271,7 @@ class ImageFolderSource:
         found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         self.class_names = list(class_names) if class_names else found
         index = {name: i for i, name in enumerate(self.class_names)}
-        self.samples = []
+        samples = []
         for name in found:
             if name not in index:
                 raise DatasetError(f"{root}: class folder '{name}' is not among the training classes")
@@ -216,26 +279,64 @@ class ImageFolderSource:
             if not images:
                 raise DatasetError(f"class folder {os.path.join(root, name)} holds no images "
                                    f"({', '.join(IMAGE_EXTENSIONS)}); remove it or add its images")
-            self.samples += [(path, index[name]) for path in images]
-        if not self.samples:
+            samples += [(path, index[name]) for path in images]
+        if not samples:
             raise DatasetError(f"no images found under {root} (expected {root}/<class>/<image>.jpg)")
         self.skip_corrupt = skip_corrupt
+        start = time.perf_counter()
+        self.samples, self.decoders, skipped = [], [], []
+        for path, label in samples:
+            try:
+                decoder = scan_image(path)
+            except DatasetError as exc:
+                if not skip_corrupt:
+                    raise DatasetError(f"{exc} (pass --skip_corrupt_images to leave such files out)") from None
+                skipped.append(str(exc))
+                continue
+            self.samples.append((path, label))
+            self.decoders.append(decoder)
+        self.scan_seconds = time.perf_counter() - start
+        if skipped:
+            warnings.warn(f"{root}: left out {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2)
+        if not self.samples:
+            raise DatasetError(f"no readable image under the {len(samples)} files of {root}")
         self.labels = np.array([label for _, label in self.samples], np.int32)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def path(self, index: int) -> str:
+        return self.samples[index][0]
+
+    def read(self, index: int) -> np.ndarray:
+        """The bytes the C++ decoder gets for image ``index`` (1-D uint8)."""
+        path = self.samples[index][0]
+        if self.decoders[index] == PILLOW:
+            return encode_bmp(load_rgb(path))
+        if not is_regular_file(path):  # changed since the scan: never open a FIFO
+            raise DatasetError(f"cannot read image {path}: not a regular file or gone")
+        try:
+            return np.fromfile(path, np.uint8)
+        except OSError as exc:
+            raise DatasetError(f"cannot read image {path}: {exc}") from None
+
     def __getitem__(self, index: int):
-        """The image at ``index``; with ``skip_corrupt`` an unreadable one is replaced by the next readable."""
+        """Image ``index``; with ``skip_corrupt`` one that became unreadable after the scan is replaced by the next."""
         for step in range(len(self.samples)):
-            path, label = self.samples[(index + step) % len(self.samples)]
+            where = (index + step) % len(self.samples)
             try:
-                return load_rgb(path), np.int32(label)
+                return self.read(where), np.int32(self.samples[where][1])
             except DatasetError as exc:
                 if not self.skip_corrupt:
                     raise
                 warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
         raise DatasetError(f"no readable image under the {len(self.samples)} files of the image folder")
+
+    def decode(self, index: int) -> np.ndarray:
+        """Image ``index`` decoded as the pipeline decodes it: (H, W, 3) uint8."""
+        from mindspore.dataset import vision
+
+        return vision.Decode()(self.read(index))
 
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")

@@ -1,13 +1,18 @@
-"""Image transforms (HWC uint8 in, CHW float32 out) and batch mixing (mixup / cutmix with soft targets)."""
+"""Image transforms and batch mixing (mixup / cutmix with soft targets).
+
+In: HWC uint8 images, or encoded file bytes decoded here. Out: CHW uint8 (normalised later, inside the
+compiled step), or CHW float32 normalised on the host.
+"""
 import math
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 from mindspore.dataset import vision
 
+from .config import SMALL_DATASETS, DataConfig, EvalPreprocessing
+
 INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.BICUBIC,
                   "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}
-SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
 
 
 def _interpolation(name: str):
@@ -16,80 +21,77 @@ def _interpolation(name: str):
     return INTERPOLATIONS[name]
 
 
-def _normalize(mean: Sequence[float], std: Sequence[float]) -> List:
-    return [vision.Normalize(mean=list(mean), std=list(std), is_hwc=True), vision.HWC2CHW()]
+def to_network_layout(mean: Sequence[float], std: Sequence[float], on_host: bool) -> List:
+    """HWC uint8 -> CHW: normalised float32 when ``on_host``, else uint8 (normalised in the compiled step)."""
+    return ([vision.Normalize(mean=list(mean), std=list(std), is_hwc=True)] if on_host else []) + [vision.HWC2CHW()]
 
 
-def imagenet_train_transforms(size: int, mean, std, scale=(0.08, 1.0), ratio=(0.75, 1.333), hflip=0.5, vflip=0.0,
-                              color_jitter: Optional[float] = None, auto_augment: Optional[str] = None,
-                              re_prob=0.0, re_scale=(0.02, 0.33), re_ratio=(0.3, 3.3), re_value=0.0,
-                              re_max_attempts=10, interpolation="bilinear") -> List:
-    """RandomResizedCrop, flips, optional colour jitter / AutoAugment / RandAugment, normalise, random erasing."""
-    ops = [vision.RandomResizedCrop(size, scale=tuple(scale), ratio=tuple(ratio),
-                                    interpolation=_interpolation(interpolation))]
-    if hflip > 0:
-        ops.append(vision.RandomHorizontalFlip(prob=hflip))
-    if vflip > 0:
-        ops.append(vision.RandomVerticalFlip(prob=vflip))
-    if auto_augment:
-        if auto_augment.startswith("randaug"):
+def _to_grey(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) -> (H, W, 1): the channel mean, as the array sources' channel adapter does."""
+    return image.mean(axis=-1, keepdims=True).astype(np.uint8)
+
+
+def train_transforms(data: DataConfig, mean, std, encoded: bool = False) -> List:
+    """The training transforms of ``data.dataset``; ``encoded``: images arrive as file bytes and are
+    decoded here, in MindSpore's C++ workers (fused with the random crop for image folders)."""
+    size, on_host = data.image_resize, not data.normalize_on_device
+    if data.dataset in SMALL_DATASETS:
+        return [vision.Resize((size, size), interpolation=_interpolation(data.interpolation))] + \
+            to_network_layout(mean, std, on_host)
+    if data.dataset.startswith("cifar"):
+        ops = [vision.RandomCrop(32, padding=4)]
+        if data.hflip > 0:
+            ops.append(vision.RandomHorizontalFlip(prob=data.hflip))
+        if size != 32:
+            ops.append(vision.Resize((size, size), interpolation=_interpolation(data.interpolation)))
+        return ops + to_network_layout(mean, std, on_host)
+    crop = vision.RandomCropDecodeResize if encoded else vision.RandomResizedCrop
+    ops = [crop(size, scale=tuple(data.scale), ratio=tuple(data.ratio),
+                interpolation=_interpolation(data.interpolation))]
+    if data.hflip > 0:
+        ops.append(vision.RandomHorizontalFlip(prob=data.hflip))
+    if data.vflip > 0:
+        ops.append(vision.RandomVerticalFlip(prob=data.vflip))
+    if data.auto_augment:
+        if data.auto_augment.startswith("randaug"):
             ops.append(vision.RandAugment())
-        elif auto_augment.startswith("autoaug"):
+        elif data.auto_augment.startswith("autoaug"):
             ops.append(vision.AutoAugment(vision.AutoAugmentPolicy.IMAGENET))
         else:
-            raise ValueError(f"--auto_augment must start with 'randaug' or 'autoaug', got '{auto_augment}'")
-    elif color_jitter:
-        ops.append(vision.RandomColorAdjust(brightness=color_jitter, contrast=color_jitter,
-                                            saturation=color_jitter))
-    ops += _normalize(mean, std)
-    if re_prob > 0:
-        ops.append(vision.RandomErasing(prob=re_prob, scale=tuple(re_scale), ratio=tuple(re_ratio),
-                                        value=int(re_value), max_attempts=re_max_attempts))
+            raise ValueError(f"--auto_augment must start with 'randaug' or 'autoaug', got '{data.auto_augment}'")
+    elif data.color_jitter:
+        ops.append(vision.RandomColorAdjust(brightness=data.color_jitter, contrast=data.color_jitter,
+                                            saturation=data.color_jitter))
+    if encoded and data.in_channels == 1:
+        ops.append(_to_grey)
+    ops += to_network_layout(mean, std, on_host)
+    if data.re_prob > 0:
+        # the fill is re_value in normalised units: 0 erases to the mean colour, on host and on device alike
+        value = int(data.re_value) if on_host else \
+            tuple(int(np.clip(round(data.re_value * s + m), 0, 255)) for m, s in zip(mean, std))
+        ops.append(vision.RandomErasing(prob=data.re_prob, scale=tuple(data.re_scale), ratio=tuple(data.re_ratio),
+                                        value=value, max_attempts=data.re_max_attempts))
     return ops
 
 
-def eval_transforms(size: int, mean, std, crop_pct: float = 0.875, interpolation="bilinear") -> List:
-    """Resize the short side to ``size / crop_pct``, centre-crop ``size``, normalise."""
-    resize = int(math.floor(size / crop_pct))
-    return [vision.Resize(resize, interpolation=_interpolation(interpolation)), vision.CenterCrop(size)] + \
-        _normalize(mean, std)
-
-
-def cifar_train_transforms(size: int, mean, std, hflip=0.5, interpolation="bilinear") -> List:
-    """Random 32 px crop after 4 px zero padding, flip; resized to ``size`` when it is not 32."""
-    ops = [vision.RandomCrop(32, padding=4)]
-    if hflip > 0:
-        ops.append(vision.RandomHorizontalFlip(prob=hflip))
-    if size != 32:
-        ops.append(vision.Resize((size, size), interpolation=_interpolation(interpolation)))
-    return ops + _normalize(mean, std)
-
-
-def resize_transforms(size: int, mean, std, interpolation="bilinear") -> List:
-    """Small scans (digits, MNIST): resize to ``size`` x ``size`` and normalise, no augmentation."""
-    return [vision.Resize((size, size), interpolation=_interpolation(interpolation))] + _normalize(mean, std)
-
-
-def create_transforms(dataset: str, train: bool, args, mean, std, crop_pct: float) -> List:
-    """The transform list for a dataset and split, from the config ``args``."""
-    size = args.image_resize
-    if dataset in SMALL_DATASETS:
-        return resize_transforms(size, mean, std, args.interpolation)
-    if dataset.startswith("cifar"):
-        if train:
-            return cifar_train_transforms(size, mean, std, args.hflip, args.interpolation)
-        return resize_transforms(size, mean, std, args.interpolation) if size != 32 else _normalize(mean, std)
-    if train:
-        return imagenet_train_transforms(size, mean, std, args.scale, args.ratio, args.hflip, args.vflip,
-                                         args.color_jitter, args.auto_augment, args.re_prob, args.re_scale,
-                                         args.re_ratio, args.re_value, args.re_max_attempts, args.interpolation)
-    return eval_transforms(size, mean, std, crop_pct, args.interpolation)
+def eval_transforms(pre: EvalPreprocessing, on_host: bool, encoded: bool = False, in_channels: int = 3) -> List:
+    """Evaluation transforms of ``pre`` (see ``eval_preprocessing``); ``encoded``: decode file bytes first."""
+    ops = [vision.Decode()] if encoded else []
+    inter = _interpolation(pre.interpolation)
+    if pre.resize is not None:
+        ops += [vision.Resize(pre.resize, interpolation=inter), vision.CenterCrop(pre.size)]
+    elif pre.stretch:
+        ops.append(vision.Resize((pre.size, pre.size), interpolation=inter))
+    if encoded and in_channels == 1:
+        ops.append(_to_grey)
+    return ops + to_network_layout(pre.mean, pre.std, on_host)
 
 
 class BatchMixer:
     """Mixup / cutmix on a batch with soft, label-smoothed targets (as timm's Mixup, batch mode).
 
-    ``__call__(images (B, C, H, W) float32, labels (B,) int) -> (images, targets (B, num_classes) float32)``.
+    ``__call__(images (B, C, H, W) uint8 or float32, labels (B,) int) -> (images float32, targets (B, num_classes)
+    float32)``. Mixing commutes with the (affine) normalisation, so it may come before or after it.
     With probability ``prob`` the batch is mixed with its reverse; cutmix is chosen with probability
     0.5 when both alphas are set.
     """

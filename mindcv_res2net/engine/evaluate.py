@@ -9,8 +9,9 @@ from .train_step import top_k_correct
 
 
 def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progress: bool = True,
-             desc: str = "validate") -> dict:
-    """Run ``model`` in eval mode over ``dataset`` (image, index label) batches.
+             desc: str = "validate", normalize: nn.Cell = None) -> dict:
+    """Run ``model`` in eval mode over ``dataset`` (image, index label) batches; ``normalize`` (a
+    ``Normalize`` or None) turns uint8 batches into the network's input.
 
     Returns top1 / top5 (percent), loss (mean per image), images, seconds, img_per_s.
     """
@@ -22,7 +23,7 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
     try:
         with tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True) as bar:
             for batch, labels in iterate_batches(dataset):
-                logits = model(batch)
+                logits = model(batch if normalize is None else normalize(batch))
                 n = int(labels.shape[0])
                 loss_sum += float(loss_fn(logits, labels).asnumpy()) * n
                 correct1 += top_k_correct(logits, labels, 1)
@@ -40,18 +41,21 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
 
 def validate(args) -> dict:
     """The job behind validate.py: load a checkpoint (or published weights) and evaluate a split."""
+    from ..config import data_config
     from ..data.loader import create_loader
     from ..loss import create_loss
     from ..models import create_model, get_pretrained_cfg
     from ..models.registry import resolve_name
     from ..weights import load_checkpoint
     from ..utils.device import set_device
+    from .train_step import device_normalize
 
     resolve_name(args.model)  # a misspelled model name is the first error
     if not args.ckpt_path and not args.pretrained:
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
     set_device(args.device_target, args.mode)
-    data = create_loader(args, args.val_split, False, get_pretrained_cfg(args.model))
+    data_cfg, model_cfg = data_config(args), get_pretrained_cfg(args.model)
+    data = create_loader(data_cfg, args.val_split, False, model_cfg)
     num_classes = data.num_classes
     if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
         model = load_checkpoint(create_model(args.model, num_classes=num_classes, in_channels=args.in_channels),
@@ -61,7 +65,8 @@ def validate(args) -> dict:
             raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {args.dataset} has "
                              f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
         model = create_model(args.model, pretrained=True, in_channels=args.in_channels)
-    result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps)
+    result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
+                      normalize=device_normalize(data_cfg, model_cfg))
     print(f"{args.model} on {args.dataset}/{args.val_split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
           f"loss {result['loss']:.4f}, {result['images']} images, {result['seconds']:.1f} s, "
           f"{result['img_per_s']:.1f} img/s")

@@ -35,21 +35,17 @@ def expand_paths(inputs: Sequence[str]) -> List[str]:
 
 
 def eval_preprocess(model, run_config: Optional[dict] = None):
-    """``fn(path) -> (C, H, W) float32``: a training run's eval transforms, else the model's default config."""
-    from ..config import parse_args
-    from ..data.loader import eval_crop_pct, normalization
+    """``fn(path) -> (C, H, W) float32``: a training run's eval preprocessing (its stored config), else
+    the model's default config; decided by the same ``eval_preprocessing`` as validation."""
+    from ..data.config import DataConfig, eval_preprocessing
     from ..data.sources import load_rgb
-    from ..data.transforms import create_transforms, eval_transforms
+    from ..data.transforms import eval_transforms
 
     cfg = model.default_cfg
     in_channels = model.in_channels
-    args = parse_args([])  # defaults: mean/std of the model's config
-    vars(args).update({k: v for k, v in (run_config or {}).items() if hasattr(args, k)})
-    mean, std = normalization(args, cfg, in_channels)
-    if run_config:
-        ops = create_transforms(args.dataset, False, args, mean, std, eval_crop_pct(args, cfg))
-    else:
-        ops = eval_transforms(cfg["input_size"][-1], mean, std, cfg["crop_pct"], cfg["interpolation"])
+    overrides = dict(in_channels=in_channels, normalize_on_device=False)
+    data = DataConfig.from_mapping(run_config, **overrides) if run_config else DataConfig.for_model(cfg, **overrides)
+    ops = eval_transforms(eval_preprocessing(data, cfg), on_host=True)
 
     def preprocess(path: str) -> np.ndarray:
         image = load_rgb(path)

@@ -11,7 +11,7 @@ import mindspore.dataset as ds
 import numpy as np
 from tqdm import tqdm
 
-from ..config import format_config, save_config
+from ..config import data_config, format_config, save_config
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
@@ -24,7 +24,7 @@ from ..utils.logger import MetricsCSV, setup_logger
 from .checkpointing import (RunCheckpoints, RunFolder, new_run_id, restore_training_state, run_metadata,
                             training_state)
 from .evaluate import evaluate
-from .train_step import TrainStep, top_k_correct
+from .train_step import TrainStep, device_normalize, top_k_correct
 
 
 def set_seed(seed: int) -> None:
@@ -149,11 +149,13 @@ def set_up(args) -> TrainingRun:
     run_id = resume_meta.get("run_id") or new_run_id()
 
     model_cfg = get_pretrained_cfg(args.model)
+    data = data_config(args)
     shards = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
-    train_data = create_loader(args, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
+    train_data = create_loader(data, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
     class_names = train_data.class_names
     num_classes = train_data.num_classes
-    val_data = create_loader(args, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
+    val_data = create_loader(data, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
+    normalize = device_normalize(data, model_cfg)
 
     model = create_model(args.model, pretrained=args.pretrained and not resume_path, num_classes=num_classes,
                          in_channels=args.in_channels,
@@ -172,7 +174,7 @@ def set_up(args) -> TrainingRun:
         if group_size > 1 else None
     train_step = TrainStep(model, loss_fn, optimizer, plan.loss_scale, plan.dynamic_loss_scale, args.clip_grad,
                            args.clip_value, args.gradient_accumulation_steps, args.ema_decay if args.ema else 0.0,
-                           reducer)
+                           reducer, normalize)
     run = TrainingRun(args, plan, rank, group_size, logger, run_id, train_data, val_data, num_classes, model,
                       train_step, lr, updates_per_epoch, create_loss("CE", num_classes))
     if resume_path:
@@ -256,7 +258,8 @@ def end_epoch(run: TrainingRun, epoch: int, row: dict) -> None:
     val = None
     if run.val_data is not None and (epoch % args.val_interval == 0 or epoch == args.epoch_size):
         with ema_weights(run.train_step):
-            val = evaluate(run.model, run.val_data.dataset, run.val_loss_fn, run.val_data.steps, progress=run.is_main)
+            val = evaluate(run.model, run.val_data.dataset, run.val_loss_fn, run.val_data.steps, progress=run.is_main,
+                           normalize=run.train_step.normalize)
         row.update(val_loss=f"{val['loss']:.5f}", val_top1=f"{val['top1']:.3f}", val_top5=f"{val['top5']:.3f}")
         summary["last_top1"] = val["top1"]
     if not run.is_main:

@@ -1,0 +1,123 @@
+"""The data layer's settings as one typed value, and the one rule for evaluation preprocessing."""
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional, Tuple
+
+from .sources import DatasetError
+
+SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Everything the loaders read. Field names are the flag / YAML key names of train.py, so a
+    parsed config or a training run's stored ``config.yaml`` maps onto it key for key.
+
+    Sizes are pixels; ``mean`` / ``std`` are per channel on the 0-255 scale (None: the model's).
+    """
+
+    dataset: str = "digits"
+    data_dir: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    dataset_download: bool = False
+    num_parallel_workers: int = 2
+    shuffle: bool = True
+    num_samples: Optional[int] = None
+    train_num_samples: Optional[int] = None
+    batch_size: int = 32
+    drop_remainder: bool = True
+    skip_corrupt_images: bool = False
+    normalize_on_device: bool = True
+    seed: int = 42
+    num_classes: Optional[int] = None
+    in_channels: int = 3
+    image_resize: int = 224
+    interpolation: str = "bilinear"
+    crop_pct: Optional[float] = None
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
+    scale: Tuple[float, float] = (0.08, 1.0)
+    ratio: Tuple[float, float] = (0.75, 1.333)
+    hflip: float = 0.5
+    vflip: float = 0.0
+    color_jitter: Optional[float] = None
+    auto_augment: Optional[str] = None
+    re_prob: float = 0.0
+    re_scale: Tuple[float, float] = (0.02, 0.33)
+    re_ratio: Tuple[float, float] = (0.3, 3.3)
+    re_value: float = 0.0
+    re_max_attempts: int = 10
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    cutmix_prob: float = 1.0
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping, **overrides) -> "DataConfig":
+        """The fields found in ``values`` (e.g. ``vars(args)`` or a run's config.yaml); others keep their
+        defaults. Lists become tuples."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        chosen = {k: v for k, v in dict(values, **overrides).items() if k in names}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items()})
+
+    @classmethod
+    def for_model(cls, model_cfg: dict, **overrides) -> "DataConfig":
+        """ImageNet-style evaluation at the model's own input size and interpolation."""
+        return cls.from_mapping(dict(dataset="imagenet", image_resize=model_cfg["input_size"][-1],
+                                     interpolation=model_cfg.get("interpolation", "bilinear")), **overrides)
+
+    @property
+    def mixing(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+
+@dataclass(frozen=True)
+class EvalPreprocessing:
+    """How an evaluation image becomes the network's input.
+
+    ``resize``: the short side in pixels, then a ``size`` centre crop (ImageNet style); or None with
+    ``stretch`` True: the whole image resized to ``size`` x ``size`` (small scans, CIFAR); or neither:
+    the image is used as it is (CIFAR at 32 px). ``mean``/``std``: per channel, 0-255 scale.
+    """
+
+    size: int
+    resize: Optional[int]
+    stretch: bool
+    interpolation: str
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+
+
+def normalization(data: DataConfig, model_cfg: dict) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """Mean/std on the 0-255 scale, one per input channel: the config's, else the model's default x 255."""
+    mean = data.mean if data.mean is not None else tuple(255.0 * m for m in model_cfg["mean"])
+    std = data.std if data.std is not None else tuple(255.0 * s for s in model_cfg["std"])
+    if len(mean) != len(std):
+        raise DatasetError(f"--mean has {len(mean)} values but --std has {len(std)}")
+    if any(s <= 0 for s in std):
+        raise DatasetError(f"--std values must be positive, got {list(std)}")
+    if len(mean) != data.in_channels:
+        mean = (float(sum(mean) / len(mean)),) * data.in_channels
+        std = (float(sum(std) / len(std)),) * data.in_channels
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def eval_preprocessing(data: DataConfig, model_cfg: dict) -> EvalPreprocessing:
+    """The one rule of evaluation preprocessing, used by the validation loader, validate.py and predict:
+
+    - digits / MNIST / Fashion-MNIST: stretch to ``image_resize`` squared;
+    - CIFAR: as stored at 32 px, else stretched to ``image_resize`` squared;
+    - image folders (ImageNet): short side to ``floor(image_resize / crop_pct)``, centre crop
+      ``image_resize``; ``crop_pct`` is the config's, else the model's (0.875 for every Res2Net).
+    """
+    crop_pct = data.crop_pct if data.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
+    if not 0.0 < crop_pct <= 1.0:
+        raise DatasetError(f"--crop_pct must be in (0, 1], got {crop_pct}")
+    size = data.image_resize
+    mean, std = normalization(data, model_cfg)
+    if data.dataset in SMALL_DATASETS or data.dataset.startswith("cifar"):
+        stretch = not (data.dataset.startswith("cifar") and size == 32)
+        return EvalPreprocessing(size, None, stretch, data.interpolation, mean, std)
+    return EvalPreprocessing(size, int(math.floor(size / crop_pct)), False, data.interpolation, mean, std)
