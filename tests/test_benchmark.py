@@ -82,7 +82,18 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
     assert set(rows) == {"mindcv_res2net", "mindcv"}
     for row in rows.values():
         assert row["batches_timed"] == 3 and row["data_img_s"] > 0 and row["batch_shape"] == [4, 3, 64, 64]
+        assert row["peak_host_memory_mb"] > 0
+    assert rows["mindcv_res2net"]["batch_dtype"] == "UInt8" and rows["mindcv"]["batch_dtype"] == "Float32"
+    assert rows["mindcv_res2net"]["setup_s"] > 0  # the pre-scan of the 24 files
     assert "| mindcv_res2net | 1 | 4 | 64 |" in proc.stdout and "params" not in proc.stdout
+    proc = run(["tools/benchmark.py", "--data_only", "--data_dir", str(tmp_path / "photos"), "--batch_size", "4",
+                "--image_size", "32", "--num_parallel_workers", "1,2", "--data_batches", "2", "--host_normalize"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| mindcv_res2net | 1 | 4 | 32 |" in proc.stdout and "| mindcv_res2net | 2 | 4 | 32 |" in proc.stdout
+    assert "Float32 (4, 3, 32, 32)" in proc.stdout
+    code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path / "photos"),
+                                       "--num_parallel_workers", "1,x"], capsys)
+    assert code == 2 and "--num_parallel_workers takes integers separated by commas" in err
     code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path)], capsys)
     assert code == 2 and err.strip().endswith("no train/ folder (expected train/<class>/<image>)")
     code, err = run_tool("benchmark", ["--data_only"], capsys)

@@ -408,3 +408,22 @@ def test_photo_folder_tool_makes_a_reproducible_image_folder(tmp_path):
             assert f.read() == g.read()
     with pytest.raises(ValueError, match="already holds files"):
         tool.make_photo_folder(str(tmp_path / "a"), classes=1, images_per_class=1)
+
+
+def test_evaluation_is_the_same_with_uint8_batches_and_host_normalised_ones():
+    """validate's two paths (normalise in the step, or on the host) give the same logits."""
+    from mindcv_res2net.engine.evaluate import evaluate
+    from mindcv_res2net.engine.train_step import device_normalize
+    from mindcv_res2net.loss import create_loss
+    from mindcv_res2net.models import create_model
+
+    model = create_model("res2net50", num_classes=10)
+    argv = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "16", "--num_samples", "32"]
+    results = []
+    for extra in ([], ["--normalize_on_device", "false"]):
+        data = _data(argv + extra)
+        loader = create_loader(data, "val", False, CFG)
+        results.append(evaluate(model, loader.dataset, create_loss("CE", 10), loader.steps, progress=False,
+                                normalize=device_normalize(data, CFG)))
+    assert results[0]["images"] == results[1]["images"] == 32
+    assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-4

@@ -149,7 +149,7 @@ def _data_pipeline(cfg: dict):
         transforms = create_transforms(dataset_name="imagenet", image_resize=cfg["image_size"], is_training=True)
         loader = create_loader(dataset, cfg["batch_size"], drop_remainder=True, is_training=True,
                                transform=transforms, num_parallel_workers=cfg["num_parallel_workers"])
-        return loader.create_tuple_iterator(num_epochs=1)
+        return loader.create_tuple_iterator(num_epochs=1, do_copy=False)  # as its Model.train iterates
     from mindcv_res2net.data import DataConfig, create_loader
     from mindcv_res2net.data.loader import iterate_batches
     from mindcv_res2net.models import get_pretrained_cfg
