@@ -103,6 +103,11 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
     g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; not used")
+    g.add_argument("--engine", type=str, default="mindspore", choices=("mindspore", "onnxruntime"),
+                   help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
+    g.add_argument("--onnx_path", type=str, default="",
+                   help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "
+                        "once into ~/.cache/mindcv_res2net/onnx, BatchNorm folded)")
 
     g = parser.add_argument_group("dataset")
     g.add_argument("--dataset", type=str, default="digits",

@@ -100,6 +100,8 @@ def measure(cfg: dict) -> list:
     set_device(cfg["device_target"], MODES[cfg["mode"]])
     if cfg.get("data_only"):
         return measure_data(cfg)
+    if cfg.get("engine") == "onnxruntime":
+        return measure_onnxruntime(cfg)
     size, batch, steps, warmup = cfg["image_size"], cfg["batch_size"], cfg["steps"], cfg["warmup"]
     model, make_train_step = _build(cfg)
     params = sum(p.size for p in model.trainable_params())
@@ -124,12 +126,13 @@ def measure(cfg: dict) -> list:
                    infer_ms_per_image_b1=infer_one * 1e3, infer_ms_per_batch=infer_batch * 1e3,
                    infer_img_per_s=batch / infer_batch, train_ms_per_step=train_step * 1e3,
                    train_img_per_s=img_per_s, train_s_per_epoch=cfg["epoch_images"] / img_per_s)
+        row["engine"] = "mindspore"
         rows = [row]
         if cfg["fuse_bn"]:
             fused = fuse_batchnorm(model)  # a new graph: the folded weights are constants of a new compile
             fused_batch = _timed(lambda: fused(images).asnumpy(), steps, warmup, progress)[1]
             fused_one = _timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
-            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", params=params, gflops=macs / 1e9,
+            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", engine="mindspore", params=params, gflops=macs / 1e9,
                              infer_compile_s=None, train_compile_s=None, infer_ms_per_image_b1=fused_one * 1e3,
                              infer_ms_per_batch=fused_batch * 1e3, infer_img_per_s=batch / fused_batch,
                              train_ms_per_step=None, train_img_per_s=None, train_s_per_epoch=None))
@@ -137,6 +140,42 @@ def measure(cfg: dict) -> list:
     for r in rows:
         r["peak_host_memory_mb"] = peak
     return rows
+
+
+def measure_onnxruntime(cfg: dict) -> list:
+    """One row: ONNX Runtime inference (batch and batch 1) of our model, exported here with BatchNorm folded."""
+    import tempfile
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from mindcv_res2net.engine.export import export_network
+    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier, import_onnxruntime
+    from mindcv_res2net.models import create_model
+    from mindcv_res2net.utils.flops import count_macs
+
+    import_onnxruntime()
+    size, batch, steps, warmup = cfg["image_size"], cfg["batch_size"], cfg["steps"], cfg["warmup"]
+    model = create_model(cfg["model"], num_classes=1000)
+    params = sum(p.size for p in model.trainable_params())
+    macs, _ = count_macs(model, (1, 3, size, size))
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="bench-onnx-") as folder:
+        path = export_network(model, os.path.join(folder, cfg["model"]), "ONNX", batch_size=-1, image_size=size,
+                              fuse_bn=True)
+        start = time.perf_counter()
+        classifier = OnnxClassifier(path)
+        load_s = time.perf_counter() - start
+        with tqdm(total=2 * (1 + warmup + steps), desc=f"onnxruntime {cfg['model']}", unit="step", file=sys.stderr,
+                  delay=5, leave=False, dynamic_ncols=True) as progress:
+            first_batch, infer_batch = _timed(lambda: classifier.run(images), steps, warmup, progress)
+            _, infer_one = _timed(lambda: classifier.run(images[:1]), steps, warmup, progress)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [dict(cfg, impl=OURS + " (onnxruntime, BN folded)", mode="—", params=params, gflops=macs / 1e9,
+                 infer_compile_s=load_s + first_batch, train_compile_s=None, infer_ms_per_image_b1=infer_one * 1e3,
+                 infer_ms_per_batch=infer_batch * 1e3, infer_img_per_s=batch / infer_batch, train_ms_per_step=None,
+                 train_img_per_s=None, train_s_per_epoch=None, peak_host_memory_mb=peak)]
 
 
 def _data_pipeline(cfg: dict):
@@ -210,7 +249,10 @@ def machine() -> dict:
         mindcv_version = version("mindcv")
     except Exception:  # not installed
         mindcv_version = None
-    return dict(cpu=cpu, cores=os.cpu_count(), avx512=" avx512f" in flags, mindspore=ms.__version__,
+    names = set(flags.split(":", 1)[-1].split())
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                       "amx_int8") if f in names]
+    return dict(cpu=cpu, cores=os.cpu_count(), avx512="avx512f" in names, isa=isa, mindspore=ms.__version__,
                 mindcv=mindcv_version, python=platform.python_version(),
                 onednn_max_cpu_isa=os.environ.get("ONEDNN_MAX_CPU_ISA", "(unset)"), date=time.strftime("%Y-%m-%d"))
 
@@ -371,6 +413,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fuse_bn", action="store_true",
                         help="add a row: our inference with BatchNorm folded into the convolutions")
     parser.add_argument("--json", default="", help="write every figure here")
+    parser.add_argument("--engines", default="mindspore",
+                        help="comma-separated: mindspore, onnxruntime (our model exported with BatchNorm folded and "
+                             "run by ONNX Runtime on the CPU: inference rows)")
     parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
     parser.add_argument("--dataset", default="imagefolder", help="with --data_only: imagefolder (or imagenet)")
     parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
@@ -393,6 +438,7 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
+    from mindcv_res2net.engine.onnx_runtime import check_engine, import_onnxruntime
     from mindcv_res2net.models.registry import resolve_name
     from mindcv_res2net.utils.device import normalize_device_target
 
@@ -411,10 +457,21 @@ def main(argv=None) -> int:
                          "are required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    for engine in engines:
+        check_engine(engine)
+    if "onnxruntime" in engines:
+        import_onnxruntime()
     if args.data_only:
         _check_data_args(args)
         modes = [m for m in modes if m == "graph"] or modes[:1]  # the train-step rate to compare with
     configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None)
+    if "mindspore" not in engines:
+        configs = []
+    if "onnxruntime" in engines:
+        configs += [dict(impl=OURS, engine="onnxruntime", model=name, mode="graph", device_target="CPU",
+                         batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
+                         epoch_images=args.epoch_images, fuse_bn=True) for name in models]
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
                         dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,

@@ -8,17 +8,24 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
+    from mindcv_res2net.engine.onnx_runtime import check_engine
     from mindcv_res2net.engine.predict import (expand_paths, format_results, load_for_prediction,
-                                               parse_predict_args, predict, read_labels)
+                                               load_onnx_for_prediction, parse_predict_args, predict, read_labels)
     from mindcv_res2net.utils.device import set_device
 
     args = parse_predict_args(argv)
+    check_engine(args.engine)
+    if args.onnx_path and args.engine != "onnxruntime":
+        raise ValueError("--onnx_path needs --engine onnxruntime")
     set_device(args.device_target, args.mode)
     labels = read_labels(args.labels) if args.labels else None
     paths = expand_paths(args.images)
     if not paths:
         raise ValueError(f"no image files found in {', '.join(args.images)}")
-    model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
+    if args.engine == "onnxruntime":
+        model, run_config = load_onnx_for_prediction(args.model, args.onnx_path, args.ckpt_path, args.pretrained)
+    else:
+        model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
     results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
     print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
     return 1 if any("error" in r for r in results) else 0

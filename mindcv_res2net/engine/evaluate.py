@@ -1,4 +1,5 @@
 """Evaluation loop: top-1, top-5, loss, image count, seconds and throughput."""
+import dataclasses
 import time
 
 from mindspore import nn
@@ -51,13 +52,24 @@ def validate(args) -> dict:
     from .train_step import device_normalize
 
     resolve_name(args.model)  # a misspelled model name is the first error
-    if not args.ckpt_path and not args.pretrained:
+    onnx = args.engine == "onnxruntime"
+    if onnx:
+        from .onnx_runtime import import_onnxruntime
+
+        import_onnxruntime()
+    elif args.onnx_path:
+        raise ValueError("--onnx_path needs --engine onnxruntime")
+    if not args.ckpt_path and not args.pretrained and not (onnx and args.onnx_path):
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
     set_device(args.device_target, args.mode)
-    data_cfg, model_cfg = data_config(args), get_pretrained_cfg(args.model)
+    # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
+    data_cfg = dataclasses.replace(data_config(args), normalize_on_device=not onnx)
+    model_cfg = get_pretrained_cfg(args.model)
     data = create_loader(data_cfg, args.val_split, False, model_cfg)
     num_classes = data.num_classes
-    if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
+    if onnx and args.onnx_path:  # the file is the network
+        model = None
+    elif args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
         model = load_checkpoint(create_model(args.model, num_classes=num_classes, in_channels=args.in_channels),
                                 args.ckpt_path)
     else:
@@ -65,9 +77,17 @@ def validate(args) -> dict:
             raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {args.dataset} has "
                              f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
         model = create_model(args.model, pretrained=True, in_channels=args.in_channels)
+    if onnx:
+        from .onnx_runtime import OnnxClassifier, onnx_for_network
+
+        model = OnnxClassifier(args.onnx_path or onnx_for_network(model, args.model, args.image_resize))
+        if model.num_classes not in (None, num_classes):
+            raise ValueError(f"--onnx_path {args.onnx_path} has {model.num_classes} classes but {args.dataset} "
+                             f"has {num_classes}")
     result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
                       normalize=device_normalize(data_cfg, model_cfg))
-    print(f"{args.model} on {args.dataset}/{args.val_split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
+    engine = f" ({args.engine})" if onnx else ""
+    print(f"{args.model}{engine} on {args.dataset}/{args.val_split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
           f"loss {result['loss']:.4f}, {result['images']} images, {result['seconds']:.1f} s, "
           f"{result['img_per_s']:.1f} img/s")
     return result

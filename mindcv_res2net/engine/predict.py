@@ -128,6 +128,31 @@ def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool =
     raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
 
+def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
+    """(ONNX Runtime classifier, run config or None) for ``--engine onnxruntime``: ``onnx_path`` as given,
+    else the checkpoint's (or published) weights exported once into the cache. Class names and
+    preprocessing come from the checkpoint when there is one, else from the model's default config."""
+    from ..models import get_pretrained_cfg
+    from .onnx_runtime import OnnxClassifier, import_onnxruntime, onnx_for_network
+
+    import_onnxruntime()  # a missing package is the first error
+    if onnx_path and not (ckpt_path or pretrained):
+        classifier = OnnxClassifier(onnx_path)
+        size = classifier.input_shape[1:] if all(isinstance(n, int) for n in classifier.input_shape) else None
+        cfg = get_pretrained_cfg(model_name)
+        classifier.default_cfg = dict(cfg, input_size=(classifier.in_channels,) + size) if size else cfg
+        classifier.class_names = None
+        return classifier, None
+    model, run_config = load_for_prediction(model_name, ckpt_path, pretrained)
+    size = (run_config or {}).get("image_resize") or model.default_cfg["input_size"][-1]
+    classifier = OnnxClassifier(onnx_path or onnx_for_network(model, model_name, size))
+    classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
+    if classifier.num_classes not in (None, model.num_classes):
+        raise ValueError(f"--onnx_path {onnx_path} has {classifier.num_classes} classes but the checkpoint "
+                         f"has {model.num_classes}")
+    return classifier, run_config
+
+
 def format_results(results: List[Dict]) -> str:
     lines = []
     for r in results:
@@ -147,6 +172,9 @@ def parse_predict_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pretrained", action="store_true", help="use the published ImageNet weights")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--engine", default="mindspore", help="mindspore, or onnxruntime: run an ONNX export on the "
+                        "CPU (--onnx_path, else the weights exported once into ~/.cache/mindcv_res2net/onnx)")
+    parser.add_argument("--onnx_path", default="", help="with --engine onnxruntime: an exported .onnx file")
     parser.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
     parser.add_argument("--mode", type=int, default=1, help="0 = Graph, 1 = PyNative")
     parser.add_argument("--labels", default="", help="class names, one per line (else the checkpoint's or ImageNet's)")

@@ -1,0 +1,127 @@
+"""--engine onnxruntime: predict and validate run an ONNX export and agree with MindSpore."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run, run_tool, save_trained_like_checkpoint
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoint(tmp_path_factory):
+    """A 10-class res2net50 checkpoint as train.py writes it for digits at 32 px, and a few images."""
+    folder = tmp_path_factory.mktemp("onnx_engine")
+    path = str(folder / "digits-best.ckpt")
+    meta = dict(model="res2net50", num_classes=10, in_channels=3, class_names=[str(d) for d in range(10)],
+                config=dict(dataset="digits", image_resize=32, interpolation="bilinear"))
+    save_trained_like_checkpoint(path, num_classes=10, metadata=meta, seed=3)
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return path, folder
+
+
+def test_predict_with_onnxruntime_matches_mindspore_and_reuses_its_export(digits_checkpoint, tmp_path, monkeypatch):
+    from mindcv_res2net.engine.predict import load_for_prediction, load_onnx_for_prediction, predict
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path, folder = digits_checkpoint
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    model, config = load_for_prediction("res2net50", path)
+    expected = predict(model, files, topk=10, run_config=config)
+    classifier, config = load_onnx_for_prediction("res2net50", ckpt_path=path)
+    got = predict(classifier, files, topk=10, run_config=config, batch_size=2)
+    for a, b in zip(expected, got):
+        assert [t["name"] for t in a["top"]][:1] == [t["name"] for t in b["top"]][:1]
+        pa = {t["index"]: t["probability"] for t in a["top"]}
+        pb = {t["index"]: t["probability"] for t in b["top"]}
+        assert max(abs(pa[k] - pb[k]) for k in pa) < 1e-5
+    cached = list((tmp_path / "cache" / "mindcv_res2net" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].name.startswith("res2net50-32px-bnfold-")
+    stamp = cached[0].stat().st_mtime_ns
+    load_onnx_for_prediction("res2net50", ckpt_path=path)  # the same weights: the cached file, not a new export
+    assert cached[0].stat().st_mtime_ns == stamp and len(list(cached[0].parent.glob("*"))) == 1
+    # logits within 1e-4 of the Cell's on the same preprocessed batch
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    import mindspore as ms
+
+    model.set_train(False)
+    assert np.abs(classifier.run(x) - model(ms.Tensor(x)).asnumpy()).max() < 1e-4
+
+
+def test_predict_cli_engine_onnxruntime_and_its_errors(digits_checkpoint, tmp_path, capsys):
+    path, folder = digits_checkpoint
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    ours = run(["tools/predict.py", "--model", "res2net50", "--ckpt_path", path, "--json", str(folder)], env)
+    onnx = run(["tools/predict.py", "--model", "res2net50", "--ckpt_path", path, "--json", "--engine",
+                "onnxruntime", str(folder)], env)
+    assert ours.returncode == onnx.returncode == 0, onnx.stderr[-2000:]
+    a, b = json.loads(ours.stdout), json.loads(onnx.stdout)
+    assert [r["file"] for r in a] == [r["file"] for r in b]
+    assert [r["top"][0]["name"] for r in a] == [r["top"][0]["name"] for r in b]
+    exported = str(tmp_path / "fixed")
+    code, _ = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--batch_size",
+                                  "2", "--image_size", "32", "--fuse_bn", "--file_name", exported], capsys)
+    assert code == 0
+    from mindcv_res2net.engine.predict import load_onnx_for_prediction, predict
+
+    classifier, config = load_onnx_for_prediction("res2net50", onnx_path=exported + ".onnx")
+    assert config is None and classifier.fixed_batch == 2 and classifier.default_cfg["input_size"] == (3, 32, 32)
+    files = sorted(str(p) for p in folder.glob("*.png"))  # 3 images: a fixed batch of 2 runs in padded chunks
+    results = predict(classifier, files)
+    assert [r["file"] for r in results] == files and all(r["top"][0]["name"].startswith("class ") for r in results)
+    code, err = run_tool("predict", ["--model", "res2net50", "--engine", "tensorrt", str(folder)], capsys)
+    assert code == 2 and "--engine must be one of mindspore, onnxruntime, got 'tensorrt'" in err
+    code, err = run_tool("predict", ["--model", "res2net50", "--onnx_path", exported + ".onnx", str(folder)], capsys)
+    assert code == 2 and "--onnx_path needs --engine onnxruntime" in err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    code, err = run_tool("predict", ["--model", "res2net50", "--engine", "onnxruntime", "--onnx_path", str(bad),
+                                     str(folder)], capsys)
+    assert code == 2 and f"--onnx_path {bad}: not a model ONNX Runtime can load" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
+    from mindcv_res2net.engine.onnx_runtime import import_onnxruntime
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(RuntimeError, match=r"^--engine onnxruntime needs the onnxruntime package: pip install"):
+        import_onnxruntime()
+
+
+def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, tmp_path, monkeypatch):
+    from mindcv_res2net.config import parse_args
+    from mindcv_res2net.engine.evaluate import validate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path, _ = digits_checkpoint
+    argv = ["--model", "res2net50", "--dataset", "digits", "--image_resize", "32", "--num_samples", "96",
+            "--batch_size", "32", "--ckpt_path", path, "--mode", "1"]
+    ours = validate(parse_args(argv))
+    onnx = validate(parse_args(argv + ["--engine", "onnxruntime"]))
+    assert ours["images"] == onnx["images"] == 96
+    assert abs(ours["top1"] - onnx["top1"]) <= 100.0 / 96 and abs(ours["top5"] - onnx["top5"]) <= 100.0 / 96
+    assert abs(ours["loss"] - onnx["loss"]) < 1e-3
+    exported = next((tmp_path / "cache" / "mindcv_res2net" / "onnx").glob("*.onnx"))
+    again = validate(parse_args(argv[:-4] + ["--engine", "onnxruntime", "--onnx_path", str(exported)]))
+    assert again["top1"] == onnx["top1"] and os.path.isfile(exported)
+
+
+def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    proc = run(["tools/benchmark.py", "--models", "res2net50", "--modes", "graph", "--batch_size", "2",
+                "--image_size", "32", "--steps", "1", "--warmup", "0", "--engines", "onnxruntime", "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    (row,) = data["results"]
+    assert row["engine"] == "onnxruntime" and row["infer_img_per_s"] > 0 and row["infer_ms_per_image_b1"] > 0
+    assert row["train_img_per_s"] is None and "isa" in data["machine"]
+    assert "| mindcv_res2net (onnxruntime, BN folded) | res2net50 |" in proc.stdout
+    code, err = run_tool("benchmark", ["--engines", "mindspore,tensorrt"], capsys)
+    assert code == 2 and "--engine must be one of mindspore, onnxruntime, got 'tensorrt'" in err
