@@ -125,3 +125,39 @@ def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
     assert "| mindcv_res2net (onnxruntime, BN folded) | res2net50 |" in proc.stdout
     code, err = run_tool("benchmark", ["--engines", "mindspore,tensorrt"], capsys)
     assert code == 2 and "--engine must be one of mindspore, onnxruntime, got 'tensorrt'" in err
+
+
+def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpoint, tmp_path, capsys):
+    """--quantize int8: ONNX Runtime's static QDQ model, calibrated on the run's own training split
+    (digits, from the checkpoint's config) or on a folder; the same top-1 class as fp32 on the images."""
+    pytest.importorskip("onnx")
+    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.engine.predict import eval_preprocess, load_for_prediction
+
+    path, folder = digits_checkpoint
+    int8 = str(tmp_path / "int8")
+    code, err = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--batch_size",
+                                    "-1", "--quantize", "int8", "--calib_images", "48", "--file_name", int8], capsys)
+    assert code == 0, err
+    fp32 = str(tmp_path / "fp32")
+    assert run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--batch_size", "-1",
+                               "--fuse_bn", "--file_name", fp32], capsys)[0] == 0
+    model, config = load_for_prediction("res2net50", path)
+    preprocess = eval_preprocess(model, config)
+    from sklearn.datasets import load_digits
+
+    scans = load_digits().images[:24]
+    for i, scan in enumerate(scans):
+        Image.fromarray((scan * 255 / 16).astype(np.uint8)).save(tmp_path / f"scan{i}.png")
+    x = np.stack([preprocess(str(tmp_path / f"scan{i}.png")) for i in range(len(scans))])
+    quantized, full = OnnxClassifier(int8 + ".onnx").run(x), OnnxClassifier(fp32 + ".onnx").run(x)
+    assert (quantized.argmax(1) == full.argmax(1)).mean() >= 0.9
+    assert os.path.getsize(int8 + ".onnx") < 0.4 * os.path.getsize(fp32 + ".onnx")  # int8 weights
+    code, err = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--quantize", "int8", "--file_name",
+                                    str(tmp_path / "m")], capsys)
+    assert code == 2 and "--quantize int8 needs --format ONNX" in err
+    code, err = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--quantize",
+                                    "int8", "--calib_data", str(tmp_path / "none"), "--file_name",
+                                    str(tmp_path / "m")], capsys)
+    assert code == 2 and "--calib_data" in err and "not a folder of images" in err
+    assert not list(tmp_path.glob("m.*")) and not list(tmp_path.glob(".partial-*"))

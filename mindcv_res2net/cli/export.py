@@ -9,6 +9,13 @@ the input "images"; MindSpore still declares the traced batch on the output "log
 onnxruntime reports as a warning while returning the right shape). --fuse_bn folds every BatchNorm
 into its convolution first. The input is (N, C, H, W) float32, normalised as in training; the output
 is logits (N, num_classes). Nothing is written unless the export succeeds.
+
+--quantize int8 (ONNX) writes ONNX Runtime's static INT8 model (QDQ, per-channel int8 weights, uint8
+activations; BatchNorm folded), calibrated on --calib_images images of the run's own training split
+(read from the checkpoint's stored config) or of --calib_data DIR:
+
+    python tools/export.py --model res2net50 --ckpt_path runs/res2net50_digits/res2net50-best.ckpt \
+        --format ONNX --batch_size -1 --quantize int8 --file_name res2net50_digits_int8
 """
 import argparse
 
@@ -21,18 +28,25 @@ def main(argv=None) -> int:
     parser.add_argument("--ckpt_path", required=True, help="trained checkpoint (any format the converter reads)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=tuple(SUFFIXES))
     parser.add_argument("--batch_size", type=int, default=1, help="-1: dynamic batch")
-    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="input size in pixels (default: the training run's, else the model's, 224)")
     parser.add_argument("--num_classes", type=int, default=None, help="must match the checkpoint's head if given")
     parser.add_argument("--file_name", required=True, help="output path without extension")
     parser.add_argument("--fuse_bn", action="store_true", help="fold BatchNorm into the convolutions")
+    parser.add_argument("--quantize", default="", help="int8: ONNX Runtime static INT8 quantization (ONNX only)")
+    parser.add_argument("--calib_data", default="",
+                        help="with --quantize: a folder of calibration images (default: the run's training split)")
+    parser.add_argument("--calib_images", type=int, default=300, help="with --quantize: images to calibrate on")
     args = parser.parse_args(argv)
     from mindcv_res2net.utils.device import set_device
 
     set_device("CPU")
     path = export_model(args.model, args.ckpt_path, args.file_name, args.format, args.batch_size,
-                        args.image_size, args.num_classes, args.fuse_bn)
-    print(f"wrote {path} ({args.format}, batch {'dynamic' if args.batch_size == -1 else args.batch_size}, "
-          f"{args.image_size} px{', BatchNorm folded' if args.fuse_bn else ''})")
+                        args.image_size, args.num_classes, args.fuse_bn, args.quantize, args.calib_data,
+                        args.calib_images)
+    folded = ", BatchNorm folded" if args.fuse_bn or args.quantize else ""
+    int8 = f", INT8 calibrated on {args.calib_images} images" if args.quantize else ""
+    print(f"wrote {path} ({args.format}, batch {'dynamic' if args.batch_size == -1 else args.batch_size}{folded}{int8})")
     return 0
 
 

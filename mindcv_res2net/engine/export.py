@@ -2,13 +2,20 @@
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
 
 def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: str = "MINDIR",
-                 batch_size: int = 1, image_size: int = 224, num_classes=None, fuse_bn: bool = False) -> str:
-    """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix)."""
+                 batch_size: int = 1, image_size: Optional[int] = None, num_classes=None, fuse_bn: bool = False,
+                 quantize: str = "", calib_data: str = "", calib_images: int = 300) -> str:
+    """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix).
+
+    ``image_size`` default: the training run's (stored in the checkpoint), else the model's. ``quantize``
+    "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images
+    of ``calib_data`` (a folder) or of the run's own training split; BatchNorm is always folded first.
+    """
     from ..models import create_model_from_checkpoint
 
     file_format = file_format.upper()
@@ -16,12 +23,40 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         raise ValueError(f"--format must be MINDIR or ONNX, got '{file_format}'")
     if batch_size == 0 or batch_size < -1:
         raise ValueError(f"--batch_size must be a positive number or -1 (dynamic), got {batch_size}")
-    if image_size < 32:
+    if quantize not in ("", "none", "int8"):
+        raise ValueError(f"--quantize takes int8, got '{quantize}'")
+    quantize = "" if quantize == "none" else quantize
+    if quantize and file_format != "ONNX":
+        raise ValueError("--quantize int8 needs --format ONNX (ONNX Runtime's quantization)")
+    if image_size is not None and image_size < 32:
         raise ValueError(f"--image_size must be at least 32, got {image_size}")
     if not ckpt_path:
         raise ValueError("--ckpt_path is required: export never writes random weights")
     model = create_model_from_checkpoint(model_name, ckpt_path, num_classes)
-    return export_network(model, file_name, file_format, batch_size, image_size, fuse_bn)
+    run_config = getattr(model, "run_config", None) or {}
+    image_size = image_size or run_config.get("image_resize") or model.default_cfg["input_size"][-1]
+    if not quantize:
+        return export_network(model, file_name, file_format, batch_size, image_size, fuse_bn)
+    from .onnx_runtime import import_onnxruntime
+    from .quantize import calibration_batches, quantize_int8
+
+    import_onnxruntime()
+    if run_config.get("image_resize") not in (None, image_size) and not calib_data:
+        raise ValueError(f"--image_size {image_size} differs from the run's {run_config['image_resize']} px: the "
+                         "calibration images would not fit the exported network")
+    batches = calibration_batches(model, run_config, calib_data, calib_images,
+                                  batch_size=batch_size if batch_size > 0 else 16)
+    if batch_size > 0:
+        batches = [b for b in batches if len(b) == batch_size] or batches
+    target = file_name + SUFFIXES["ONNX"]
+    out_dir = os.path.dirname(os.path.abspath(target))
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".partial-export-", dir=out_dir)
+    try:
+        fp32 = export_network(model, os.path.join(staging, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True)
+        return quantize_int8(fp32, target, batches)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def export_network(model, file_name: str, file_format: str = "ONNX", batch_size: int = 1, image_size: int = 224,

@@ -1,0 +1,89 @@
+"""INT8 ONNX models: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations),
+calibrated on a few hundred of the run's own training images."""
+import os
+import shutil
+import tempfile
+from typing import Iterable, Iterator, List, Optional
+
+import numpy as np
+
+
+def calibration_batches(model, run_config: Optional[dict], calib_data: str = "", count: int = 300,
+                        batch_size: int = 16, seed: int = 0) -> List[np.ndarray]:
+    """``count`` images preprocessed exactly as for evaluation, in (N, C, H, W) float32 batches.
+
+    ``calib_data``: a folder of images, else the training split of the run's data set (from the
+    checkpoint's stored config), a seeded random subset of it.
+    """
+    from ..data.config import DataConfig
+    from ..data.loader import create_loader, iterate_batches
+    from .predict import eval_preprocess, expand_paths
+
+    if count < 1:
+        raise ValueError(f"--calib_images must be at least 1, got {count}")
+    if calib_data:
+        if not os.path.isdir(calib_data):
+            raise ValueError(f"--calib_data {calib_data}: not a folder of images")
+        paths = expand_paths([calib_data])
+        if not paths:
+            raise ValueError(f"--calib_data {calib_data}: no image files found")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.permutation(len(paths))[:count])
+        preprocess = eval_preprocess(model, run_config)
+        images = np.stack([preprocess(paths[i]) for i in chosen])
+        return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+    if not run_config:
+        raise ValueError("--calib_data is needed: the checkpoint stores no training config to take images from "
+                         "(pass a folder of training images)")
+    data = DataConfig.from_mapping(run_config, in_channels=model.in_channels, normalize_on_device=False,
+                                   num_samples=count, train_num_samples=None, batch_size=batch_size, seed=seed,
+                                   num_parallel_workers=1)
+    loader = create_loader(data, data.train_split, False, model.default_cfg)
+    return [images.asnumpy() for images, _ in iterate_batches(loader.dataset)]
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over prepared batches."""
+
+    def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
+        self.input_name = input_name
+        self.batches: Iterator[np.ndarray] = iter(list(batches))
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        return None if batch is None else {self.input_name: np.ascontiguousarray(batch, np.float32)}
+
+
+def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray]) -> str:
+    """Write the static INT8 (QDQ) version of ``fp32_path`` to ``int8_path``; nothing is written on failure."""
+    try:
+        import onnx
+        from onnx import version_converter
+    except ImportError:
+        raise RuntimeError("--quantize int8 needs the onnx package beside onnxruntime: pip install onnx "
+                           "(or pip install 'mindcv-res2net[export]')") from None
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .onnx_runtime import OnnxClassifier, import_onnxruntime
+
+    import_onnxruntime().set_default_logger_severity(3)  # calibration sessions: errors only
+    input_name = OnnxClassifier(fp32_path).input_name
+    out_dir = os.path.dirname(os.path.abspath(int8_path))
+    staging = tempfile.mkdtemp(prefix=".partial-int8-", dir=out_dir)
+    try:
+        model = onnx.load(fp32_path)
+        opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        if opset < 13:  # per-channel DequantizeLinear (its axis attribute) needs opset 13
+            model = version_converter.convert_version(model, 13)
+        upgraded = os.path.join(staging, "fp32.onnx")
+        onnx.save(model, upgraded)
+        prepared = os.path.join(staging, "prepared.onnx")
+        quant_pre_process(upgraded, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, os.path.join(staging, "int8.onnx"), _Reader(input_name, batches),
+                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        os.replace(os.path.join(staging, "int8.onnx"), int8_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return int8_path
