@@ -116,15 +116,18 @@ def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, t
 def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
     out = tmp_path / "bench.json"
     proc = run(["tools/benchmark.py", "--models", "res2net50", "--modes", "graph", "--batch_size", "2",
-                "--image_size", "32", "--steps", "1", "--warmup", "0", "--engines", "onnxruntime", "--json", str(out)])
+                "--image_size", "32", "--steps", "1", "--warmup", "0", "--engines", "onnxruntime,onnxruntime_int8",
+                "--json", str(out)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
-    (row,) = data["results"]
-    assert row["engine"] == "onnxruntime" and row["infer_img_per_s"] > 0 and row["infer_ms_per_image_b1"] > 0
-    assert row["train_img_per_s"] is None and "isa" in data["machine"]
+    fp32, int8 = data["results"]
+    for row in (fp32, int8):
+        assert row["engine"] == "onnxruntime" and row["infer_img_per_s"] > 0 and row["infer_ms_per_image_b1"] > 0
+        assert row["train_img_per_s"] is None
+    assert (fp32["precision"], int8["precision"]) == ("fp32", "int8") and "isa" in data["machine"]
     assert "| mindcv_res2net (onnxruntime, BN folded) | res2net50 |" in proc.stdout
     code, err = run_tool("benchmark", ["--engines", "mindspore,tensorrt"], capsys)
-    assert code == 2 and "--engine must be one of mindspore, onnxruntime, got 'tensorrt'" in err
+    assert code == 2 and "--engines takes mindspore, onnxruntime, onnxruntime_int8, got 'tensorrt'" in err
 
 
 def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpoint, tmp_path, capsys):

@@ -42,6 +42,9 @@ MODES = {"graph": 0, "pynative": 1}
 OURS, MINDCV = "mindcv_res2net", "mindcv"
 
 
+ENGINES = ("mindspore", "onnxruntime", "onnxruntime_int8")
+
+
 def _timed(fn, repeats: int, warmup: int, progress):
     """(first call seconds, median seconds of ``repeats`` calls after ``warmup`` more)."""
     start = time.perf_counter()
@@ -100,7 +103,7 @@ def measure(cfg: dict) -> list:
     set_device(cfg["device_target"], MODES[cfg["mode"]])
     if cfg.get("data_only"):
         return measure_data(cfg)
-    if cfg.get("engine") == "onnxruntime":
+    if cfg.get("engine", "").startswith("onnxruntime"):
         return measure_onnxruntime(cfg)
     size, batch, steps, warmup = cfg["image_size"], cfg["batch_size"], cfg["steps"], cfg["warmup"]
     model, make_train_step = _build(cfg)
@@ -126,13 +129,14 @@ def measure(cfg: dict) -> list:
                    infer_ms_per_image_b1=infer_one * 1e3, infer_ms_per_batch=infer_batch * 1e3,
                    infer_img_per_s=batch / infer_batch, train_ms_per_step=train_step * 1e3,
                    train_img_per_s=img_per_s, train_s_per_epoch=cfg["epoch_images"] / img_per_s)
-        row["engine"] = "mindspore"
+        row.update(engine="mindspore", precision="fp32")
         rows = [row]
         if cfg["fuse_bn"]:
             fused = fuse_batchnorm(model)  # a new graph: the folded weights are constants of a new compile
             fused_batch = _timed(lambda: fused(images).asnumpy(), steps, warmup, progress)[1]
             fused_one = _timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
-            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", engine="mindspore", params=params, gflops=macs / 1e9,
+            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", engine="mindspore", precision="fp32", params=params,
+                             gflops=macs / 1e9,
                              infer_compile_s=None, train_compile_s=None, infer_ms_per_image_b1=fused_one * 1e3,
                              infer_ms_per_batch=fused_batch * 1e3, infer_img_per_s=batch / fused_batch,
                              train_ms_per_step=None, train_img_per_s=None, train_s_per_epoch=None))
@@ -161,9 +165,15 @@ def measure_onnxruntime(cfg: dict) -> list:
     macs, _ = count_macs(model, (1, 3, size, size))
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+    int8 = cfg["engine"] == "onnxruntime_int8"
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as folder:
         path = export_network(model, os.path.join(folder, cfg["model"]), "ONNX", batch_size=-1, image_size=size,
                               fuse_bn=True)
+        if int8:  # speed only: calibrated on 4 random batches (accuracy: validate.py on a trained checkpoint)
+            from mindcv_res2net.engine.quantize import quantize_int8
+
+            path = quantize_int8(path, os.path.join(folder, "int8.onnx"),
+                                 [rng.standard_normal((8, 3, size, size)).astype(np.float32) for _ in range(4)])
         start = time.perf_counter()
         classifier = OnnxClassifier(path)
         load_s = time.perf_counter() - start
@@ -172,7 +182,8 @@ def measure_onnxruntime(cfg: dict) -> list:
             first_batch, infer_batch = _timed(lambda: classifier.run(images), steps, warmup, progress)
             _, infer_one = _timed(lambda: classifier.run(images[:1]), steps, warmup, progress)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return [dict(cfg, impl=OURS + " (onnxruntime, BN folded)", mode="—", params=params, gflops=macs / 1e9,
+    label = "onnxruntime INT8" if int8 else "onnxruntime, BN folded"
+    return [dict(cfg, impl=f"{OURS} ({label})", engine="onnxruntime", precision="int8" if int8 else "fp32", mode="—", params=params, gflops=macs / 1e9,
                  infer_compile_s=load_s + first_batch, train_compile_s=None, infer_ms_per_image_b1=infer_one * 1e3,
                  infer_ms_per_batch=infer_batch * 1e3, infer_img_per_s=batch / infer_batch, train_ms_per_step=None,
                  train_img_per_s=None, train_s_per_epoch=None, peak_host_memory_mb=peak)]
@@ -415,7 +426,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default="", help="write every figure here")
     parser.add_argument("--engines", default="mindspore",
                         help="comma-separated: mindspore, onnxruntime (our model exported with BatchNorm folded and "
-                             "run by ONNX Runtime on the CPU: inference rows)")
+                             "run by ONNX Runtime on the CPU: inference rows), onnxruntime_int8 (the same, statically "
+                             "quantized to INT8)")
     parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
     parser.add_argument("--dataset", default="imagefolder", help="with --data_only: imagefolder (or imagenet)")
     parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
@@ -438,7 +450,7 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    from mindcv_res2net.engine.onnx_runtime import check_engine, import_onnxruntime
+    from mindcv_res2net.engine.onnx_runtime import import_onnxruntime
     from mindcv_res2net.models.registry import resolve_name
     from mindcv_res2net.utils.device import normalize_device_target
 
@@ -459,8 +471,9 @@ def main(argv=None) -> int:
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for engine in engines:
-        check_engine(engine)
-    if "onnxruntime" in engines:
+        if engine not in ENGINES:
+            raise ValueError(f"--engines takes {', '.join(ENGINES)}, got '{engine}'")
+    if any(e.startswith("onnxruntime") for e in engines):
         import_onnxruntime()
     if args.data_only:
         _check_data_args(args)
@@ -468,10 +481,10 @@ def main(argv=None) -> int:
     configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None)
     if "mindspore" not in engines:
         configs = []
-    if "onnxruntime" in engines:
-        configs += [dict(impl=OURS, engine="onnxruntime", model=name, mode="graph", device_target="CPU",
-                         batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
-                         epoch_images=args.epoch_images, fuse_bn=True) for name in models]
+    configs += [dict(impl=OURS, engine=engine, model=name, mode="graph", device_target="CPU",
+                     batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
+                     epoch_images=args.epoch_images, fuse_bn=True)
+                for engine in engines if engine.startswith("onnxruntime") for name in models]
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
                         dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
