@@ -514,11 +514,14 @@ def main(argv=None) -> int:
     if ratios:
         print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")
         print(ratios)
+    host = machine()
+    print(f"\nmachine: {host['cpu']}, {host['cores']} cores, {' '.join(host['isa']) or 'no AVX2'}; MindSpore "
+          f"{host['mindspore']}, ONEDNN_MAX_CPU_ISA={host['onednn_max_cpu_isa']}; {host['date']}")
     if args.json:
         from mindcv_res2net.utils.fileio import atomic_path
 
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            data = dict(machine=machine(), results=rows)
+            data = dict(machine=host, results=rows)
             if args.data_only:
                 ours = [r["data_img_s"] for r in data_rows if r["impl"] == OURS]
                 data.update(data_img_s=ours[0] if len(ours) == 1 else ours, data_results=data_rows)
