@@ -2,7 +2,7 @@
 
 PyTorch never enters mindcv_res2net or its tests: run this only inside a throwaway venv, e.g.
 
-    python3 -m venv /tmp/timm-venv && /tmp/timm-venv/bin/pip install torch==2.13.0 timm
+    python3 -m venv /tmp/timm-venv && /tmp/timm-venv/bin/pip install torch==2.14.1 timm==1.0.31
     /tmp/timm-venv/bin/python tools/timm_reference.py --models res2net50 --batch_size 32 --image_size 224
 
 Names map to timm's: res2net50 -> res2net50_26w_4s, res2net101 -> res2net101_26w_4s, and the v1b

@@ -200,7 +200,7 @@ class Res2Net(FeatureClassifier):
 
 
 # ---------------------------------------------------------------------------------------------
-# Variants and their published weights (../shared/official_weights.md)
+# Variants and their published weights (listed in docs/weights.md)
 
 OFFICIAL_URL = "https://shanghuagao.oss-cn-beijing.aliyuncs.com/res2net/"
 MINDCV_URL = "https://download.mindspore.cn/toolkits/mindcv/res2net/"
