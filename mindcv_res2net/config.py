@@ -80,18 +80,76 @@ def optional_str(value):
     return None if value is None or str(value).strip().lower() in ("none", "null") else str(value)
 
 
+# The flags validate.py reads; train.py reads all others. Each program's --help lists only its own, and
+# its command line refuses the other's, while a YAML file may hold every key (one recipe drives both).
+VALIDATE_KEYS = frozenset((
+    "config", "help", "mode", "device_target", "seed", "dataset", "data_dir", "val_split", "dataset_download",
+    "num_parallel_workers", "num_samples", "batch_size", "skip_corrupt_images", "normalize_on_device",
+    "image_resize", "interpolation", "mean", "std", "crop_pct", "model", "num_classes", "in_channels",
+    "pretrained", "ckpt_path", "engine", "onnx_path"))
+VALIDATE_ONLY_KEYS = frozenset(("engine", "onnx_path"))
+PROGRAMS = ("train", "validate")
+
+EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
+-c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
+true/false (yes/no, 1/0); a bare --flag means true."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage block
         raise ConfigError(message)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's help ends with its default (unless the text already states it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS \
+                or action.dest in ("help", "config"):
+            return text
+        value = action.default
+        if isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif value is None or value == "":
+            value = "none"
+        return f"{text} (default {value})".replace("%", "%%").strip()
+
+
+USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
+_PATH_KEYS = ("config", "data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
+
+
+def _metavar(action: argparse.Action) -> str:
+    """A short placeholder by the flag's type: N (integer), X (number), PATH, or TEXT."""
+    if action.dest in _PATH_KEYS:
+        return "PATH"
+    if action.type in (int, positive_int, image_size, optional_int, optional_positive_int):
+        return "N"
+    if action.type in (finite_float, optional_float, float):
+        return "X"
+    return "TEXT"
+
+
 def _bool(group, name, default, help_text):
-    group.add_argument(name, type=str2bool, nargs="?", const=True, default=default, help=help_text)
+    group.add_argument(name, type=str2bool, nargs="?", const=True, default=default, metavar="{true,false}",
+                       help=help_text)
+
+
+def _hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
+    if program not in PROGRAMS:
+        raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
+    dests = {a.dest for a in parser._actions}
+    return frozenset(dests - VALIDATE_KEYS) if program == "validate" else VALIDATE_ONLY_KEYS
 
 
 # fmt: off
-def create_parser(description: str = "Res2Net training and validation") -> argparse.ArgumentParser:
-    parser = _Parser(description=description, allow_abbrev=False)
+def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
+    """The flags of train.py (``program="train"``), validate.py (``"validate"``), or every key (``""``)."""
+    parser = _Parser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
+                     formatter_class=lambda prog: _HelpFormatter(prog, max_help_position=36, width=100))
     parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
 
     g = parser.add_argument_group("system")
@@ -215,6 +273,18 @@ def create_parser(description: str = "Res2Net training and validation") -> argpa
     g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs (default 1)")
     g.add_argument("--ckpt_save_policy", type=str, default="latest_k", choices=("latest_k", "top_k"),
                    help="accepted for mindcv compatibility; the best checkpoint is always kept too")
+    _bool(g, "--save_optimizer_state", True, "store the optimizer's state in checkpoints so that they can be "
+          "resumed (false: weights, EMA and metadata only, about a third of the size)")
+    for action in parser._actions:
+        if action.option_strings and action.metavar is None and action.choices is None:
+            action.metavar = _metavar(action)
+    if program:
+        for action in parser._actions:
+            if action.dest in _hidden_keys(parser, program):
+                action.help = argparse.SUPPRESS
+        for group in parser._action_groups:  # a group whose flags are all hidden loses its heading too
+            if all(a.help is argparse.SUPPRESS for a in group._group_actions):
+                group._group_actions.clear()
     return parser
 # fmt: on
 
@@ -228,19 +298,25 @@ def _suggest(name: str, known, prefix: str = "") -> str:
     return f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
 
 
-def _normalize_argv(argv: Sequence[str], known: dict) -> List[str]:
-    """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions."""
+def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozenset(), program: str = "") -> List[str]:
+    """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
+    other program's flags (``hidden``) with a word on where they belong."""
+    shown = {k: v for k, v in known.items() if k not in hidden}
     out = []
     for arg in argv:
         if not arg.startswith("-") and "=" in arg:
             key = arg.split("=", 1)[0]
             if key not in known:
-                raise ConfigError(f"unknown argument '{arg}'{_suggest(key, known)}")
+                raise ConfigError(f"unknown argument '{arg}'{_suggest(key, shown)}")
             arg = "--" + arg
         if arg.startswith("--"):
             key = arg[2:].split("=", 1)[0]
+            if key in hidden:
+                other = "validate.py" if program == "train" else "train.py"
+                raise ConfigError(f"--{key} is a flag of {other}, not of {program}.py (a YAML file given with -c "
+                                  "may hold it)")
             if key not in known and key not in ("help", "config"):
-                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, known, '--')}")
+                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, shown, '--')}")
         out.append(arg)
     return out
 
@@ -308,11 +384,14 @@ def load_yaml_config(path: str) -> dict:
     return config_from_mapping(data, path)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation"):
-    """Parsed config as an ``argparse.Namespace``; raises ``ConfigError`` with a one-line message."""
-    parser = create_parser(description)
+def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+               program: str = ""):
+    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
+    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line."""
+    parser = create_parser(description, program)
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv = _normalize_argv(argv, _known_keys(parser))
+    argv = _normalize_argv(argv, _known_keys(parser), _hidden_keys(parser, program) if program else frozenset(),
+                           program)
     pre = _Parser(add_help=False, allow_abbrev=False)
     pre.add_argument("-c", "--config", type=str, default="")
     early, _ = pre.parse_known_args(argv)

@@ -171,3 +171,39 @@ def test_train_cli_rejects_impossible_values_before_reading_data():
     proc = run(["train.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--batch_size", "0"])
     assert proc.returncode == 2 and proc.stderr == "error: argument --batch_size: must be a positive integer, got 0\n"
     assert_quiet_exit(proc)
+
+
+def test_validate_lists_and_takes_only_its_flags_while_yaml_keeps_every_key(tmp_path):
+    """validate.py's --help and command line have only what validation uses; train.py refuses the
+    validate-only flags; one YAML recipe (training keys included) still drives both."""
+    from mindcv_res2net.config import create_parser
+
+    validate_help = create_parser("Validate", "validate").format_help()
+    train_help = create_parser("Train", "train").format_help()
+    for flag in ("--lr", "--opt", "--ema", "--scheduler", "--epoch_size", "--mixup", "--train_split"):
+        assert flag not in validate_help and flag in train_help, flag
+    for flag in ("--engine", "--onnx_path"):
+        assert flag in validate_help and flag not in train_help, flag
+    assert "optimizer:" not in validate_help and "scheduler:" not in validate_help  # no empty headings
+    with pytest.raises(ConfigError, match=r"^--lr is a flag of train.py, not of validate.py"):
+        parse_args(["--lr", "0.1"], program="validate")
+    with pytest.raises(ConfigError, match=r"^--engine is a flag of validate.py, not of train.py"):
+        parse_args(["--engine", "onnxruntime"], program="train")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("dataset: digits\nlr: 0.05\nopt: adamw\nema: true\nimage_resize: 32\n")
+    args = parse_args(["-c", str(recipe), "--image_resize", "64"], program="validate")
+    assert args.lr == 0.05 and args.image_resize == 64
+
+
+def test_help_shows_defaults_boolean_values_and_the_key_value_form():
+    from mindcv_res2net.config import create_parser
+
+    text = " ".join(create_parser("Train", "train").format_help().split())
+    assert "--ema [{true,false}]" in text and "[--ema [EMA]]" not in text
+    for expected in ("--scale X X RandomResizedCrop area range (default 0.08 1.0)",
+                     "--ratio X X RandomResizedCrop aspect range (default 0.75 1.333)",
+                     "brightness/contrast/saturation jitter (default none)", "mixup alpha (0: off) (default 0.0)",
+                     "dropout before the classifier (default none)", "1 keeps grey images grey (default 3)",
+                     "key=value", "--save_optimizer_state [{true,false}]"):
+        assert expected in text, expected
+    assert len(create_parser("Train", "train").format_help().splitlines()) < 160

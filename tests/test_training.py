@@ -86,6 +86,37 @@ def test_train_and_validate_graph_mode_cli(tmp_path):
     assert_quiet_exit(proc)
     # the saved config reproduces the run's settings
     assert parse_args(["-c", str(out / "config.yaml")]).weight_decay == 0.05
+    # every file of the run folder has the user's umask (0644 under 022), not mkstemp's 0600
+    from mindcv_res2net.utils.fileio import current_umask
+
+    for name in os.listdir(out):
+        assert os.stat(out / name).st_mode & 0o777 == 0o666 & ~current_umask(), name
+
+
+def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip(tmp_path, pynative):
+    """--save_optimizer_state false: weights and metadata only, and a resume names the reason;
+    tools/convert_weights.py strips a full training checkpoint to the same network weights."""
+    from mindcv_res2net.weights import CheckpointError
+    from mindcv_res2net.weights.convert import convert_weights
+
+    common = ["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw", "--lr", "0.001"]
+    full = train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "full")]))["last_checkpoint"]
+    light = train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "light"), "--save_optimizer_state",
+                                       "false"]))["last_checkpoint"]
+    light_weights, full_weights = read_mindspore_checkpoint(light), read_mindspore_checkpoint(full)
+    assert not any(k.startswith("optimizer.") for k in light_weights)
+    assert _metadata(light)["optimizer_state"] is False and _metadata(full)["optimizer_state"] is True
+    assert os.path.getsize(light) < 0.5 * os.path.getsize(full)
+    with pytest.raises(CheckpointError, match=r"holds no optimizer state \(written with --save_optimizer_state "
+                                              r"false\), so it cannot be resumed"):
+        train(parse_args(common + ["--epoch_size", "2", "--ckpt_save_dir", str(tmp_path / "light"), "--resume",
+                                   "auto", "--save_optimizer_state", "false"]))
+    stripped = convert_weights(full, str(tmp_path / "stripped.ckpt"), "res2net50")
+    weights = read_mindspore_checkpoint(stripped)
+    assert set(weights) == {k for k in full_weights if not k.startswith("optimizer.")}
+    meta = _metadata(stripped)
+    assert meta["class_names"] == [str(d) for d in range(10)] and meta["num_classes"] == 10
+    assert meta["config"]["image_resize"] == 32
 
 
 def test_train_pynative_mixup_momentum(tmp_path, pynative):

@@ -5,7 +5,11 @@
 
 SRC: official PyTorch .pth (zip or legacy torch.save format), .safetensors (timm hub), .npz with
 PyTorch names, or a MindSpore .ckpt (this package's or mindcv's names). DST: .ckpt, or
-.safetensors by suffix or --format. The mapping is strict: nothing is written unless every
+.safetensors by suffix or --format. A training checkpoint of train.py is stripped to its network
+weights (EMA averages when present) with its class names and config, about a third of its size:
+
+    python tools/convert_weights.py runs/res2net50_digits/res2net50-best.ckpt digits.ckpt --model res2net50
+ The mapping is strict: nothing is written unless every
 parameter of the model is filled with the right shape and no tensor of SRC is left unused.
 """
 import argparse
@@ -20,9 +24,9 @@ def main(argv=None) -> int:
     parser.add_argument("src", help="weight file to read")
     parser.add_argument("dst", help="MindSpore .ckpt or .safetensors file to write")
     parser.add_argument("--model", required=True, help="registered model name or alias, e.g. res2net50")
-    parser.add_argument("--num_classes", type=int, default=1000,
-                        help="classes of the written head; another value than 1000 drops the file's classifier "
-                             "(0: a head-less backbone)")
+    parser.add_argument("--num_classes", type=int, default=None,
+                        help="classes of the written head (default: the file's); another count drops the file's "
+                             "classifier for a new one (0: a head-less backbone)")
     parser.add_argument("--format", choices=("ckpt", "safetensors"), default=None,
                         help="output format (default: from DST's suffix, else ckpt)")
     args = parser.parse_args(argv)

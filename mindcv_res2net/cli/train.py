@@ -7,7 +7,7 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    train(parse_args(sys.argv[1:] if argv is None else argv, "Train a Res2Net model"))
+    train(parse_args(sys.argv[1:] if argv is None else argv, "Train a Res2Net model", program="train"))
     return 0
 
 

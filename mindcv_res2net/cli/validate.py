@@ -7,7 +7,7 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    validate(parse_args(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model"))
+    validate(parse_args(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model", program="validate"))
     return 0
 
 

@@ -82,7 +82,7 @@ METADATA_SCHEMA: Dict[str, Callable] = {
     "steps_per_epoch": _int_in(1, _MAX_COUNT), "updates_per_epoch": _int_in(1, _MAX_COUNT),
     "num_classes": _int_in(1, 10 ** 6), "in_channels": _int_in(1, 4096), "class_names": _optional(_names),
     "val_top1": _optional(_percent), "best_top1": _optional(_percent), "best_epoch": _optional(_int_in(1, _MAX_COUNT)),
-    "ema": _flag, "config": _optional(_mapping), "source": _text,
+    "ema": _flag, "config": _optional(_mapping), "source": _text, "optimizer_state": _flag,
 }
 
 
@@ -165,19 +165,20 @@ def _optimizer_state(train_step) -> list:
             if id(p) not in model_ids and p.name != "learning_rate"]
 
 
-def _checkpoint_entries(train_step) -> List[Tuple[str, ms.Parameter]]:
+def _checkpoint_entries(train_step, optimizer_state: bool = True) -> List[Tuple[str, ms.Parameter]]:
     """(checkpoint name, parameter) of everything a training checkpoint holds: the weights by name,
-    ``optimizer.*`` state and, with EMA, the ``ema.*`` averages."""
+    ``optimizer.*`` state (unless ``optimizer_state`` is False) and, with EMA, the ``ema.*`` averages."""
     entries = [(p.name, p) for p in train_step.model.get_parameters()]
-    entries += [(OPTIMIZER_PREFIX + p.name, p) for p in _optimizer_state(train_step)]
+    if optimizer_state:
+        entries += [(OPTIMIZER_PREFIX + p.name, p) for p in _optimizer_state(train_step)]
     if train_step.use_ema:
         entries += [(p.name, p) for p in train_step.ema]
     return entries
 
 
-def training_state(train_step) -> Dict[str, np.ndarray]:
+def training_state(train_step, optimizer_state: bool = True) -> Dict[str, np.ndarray]:
     """A ``TrainStep``'s checkpoint tensors (see ``_checkpoint_entries``)."""
-    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step)}
+    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state)}
 
 
 def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
@@ -192,6 +193,9 @@ def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], 
             missing.append(name)
             continue
         param.set_data(ms.Tensor(value, dtype=param.dtype))
+    if missing and all(m.startswith(OPTIMIZER_PREFIX) for m in missing):
+        raise CheckpointError(f"{path}: holds no optimizer state (written with --save_optimizer_state false), so "
+                              "it cannot be resumed; start a new run from its weights with --ckpt_path")
     if missing:
         hint = " (was it written with --ema?)" if any(m.startswith(EMA_PREFIX) for m in missing) else ""
         raise CheckpointError(f"{path}: cannot resume, {len(missing)} entries missing or of another shape"

@@ -4,6 +4,8 @@ import shutil
 import tempfile
 from typing import Optional
 
+from ..utils.fileio import share_as_umask
+
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
 
@@ -91,7 +93,9 @@ def export_network(model, file_name: str, file_format: str = "ONNX", batch_size:
                            output_names=["logits"], dynamic_axes=dynamic)
         else:
             ms.export(model, example, file_name=os.path.join(staging, "model"), file_format=file_format)
-        os.replace(os.path.join(staging, "model" + SUFFIXES[file_format]), target)
+        written = os.path.join(staging, "model" + SUFFIXES[file_format])
+        share_as_umask(written)  # MindSpore writes its exports read-only for the owner (0400)
+        os.replace(written, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

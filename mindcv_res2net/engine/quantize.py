@@ -7,6 +7,8 @@ from typing import Iterable, Iterator, List, Optional
 
 import numpy as np
 
+from ..utils.fileio import share_as_umask
+
 
 def calibration_batches(model, run_config: Optional[dict], calib_data: str = "", count: int = 300,
                         batch_size: int = 16, seed: int = 0) -> List[np.ndarray]:
@@ -83,6 +85,7 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
         quantize_static(prepared, os.path.join(staging, "int8.onnx"), _Reader(input_name, batches),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        share_as_umask(os.path.join(staging, "int8.onnx"))
         os.replace(os.path.join(staging, "int8.onnx"), int8_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

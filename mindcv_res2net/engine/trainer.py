@@ -274,9 +274,10 @@ def end_epoch(run: TrainingRun, epoch: int, row: dict) -> None:
                         updates_per_epoch=run.updates_per_epoch, num_classes=run.num_classes,
                         in_channels=args.in_channels, class_names=data.class_names,
                         val_top1=val["top1"] if val else None, best_top1=summary["best_top1"],
-                        best_epoch=summary["best_epoch"], ema=run.train_step.use_ema, config=dict(vars(args)))
-        summary["last_checkpoint"] = run.checkpoints.save(training_state(run.train_step), metadata, epoch, data.steps,
-                                                          is_best)
+                        best_epoch=summary["best_epoch"], ema=run.train_step.use_ema, config=dict(vars(args)),
+                        optimizer_state=args.save_optimizer_state)
+        state = training_state(run.train_step, args.save_optimizer_state)
+        summary["last_checkpoint"] = run.checkpoints.save(state, metadata, epoch, data.steps, is_best)
         if is_best:
             summary["best_checkpoint"] = run.checkpoints.best_path
     run.logger.info(

@@ -29,7 +29,8 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
         load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels, ema=ema)
     elif pretrained:
         if not cfg.get("url"):
-            raise ValueError(f"model '{name}' has no published weights; train it or pass checkpoint_path=")
+            raise ValueError(f"model '{name}' has no published weights; train it or pass a weight file "
+                             "(checkpoint_path= in Python, --ckpt_path on the command line)")
         path = download_weights(cfg["url"], cfg["file_name"], cfg["sha256"])
         load_checkpoint(model, path, new_classifier, new_in_channels)
     return model

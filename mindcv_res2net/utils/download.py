@@ -76,7 +76,8 @@ def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress
     dst = os.path.join(cache_dir(), file_name)
     if os.path.isfile(dst):
         return dst
-    hint = f"download it yourself and put it at {dst} (cache folder set by ${CACHE_ENV}), or pass checkpoint_path="
+    hint = (f"download it yourself and put it at {dst} (cache folder set by ${CACHE_ENV}), or pass a local file "
+            "(checkpoint_path= in Python, --ckpt_path on the command line)")
     download_file(url, dst, sha256_prefix=sha256_prefix, progress=progress, place_hint=hint)
     if not sha256_prefix:  # the source publishes no hash: record what was received, so it can be compared later
         digest = file_sha256(dst)

@@ -21,6 +21,26 @@ class WriteError(OSError):
     """A file could not be written (disk full, file too large, no permission); nothing was left behind."""
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where possible: setting it to read it races with threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_as_umask(path: str) -> None:
+    """Give ``path`` the permissions a plain ``open()`` would (0o666 less the umask: 0644 under umask 022),
+    whatever wrote it: ``mkstemp`` makes files 0600 and MindSpore's exporters make them 0400."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def _check_owner(owner: str) -> str:
     if not OWNER_PATTERN.match(owner):
         raise ValueError(f"invalid temporary-file owner {owner!r} (letters, digits, '-' and '_' only)")
@@ -45,6 +65,7 @@ def atomic_path(path: str, suffix: str = "", owner: str = "anon") -> Iterator[st
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         yield tmp
+        share_as_umask(tmp)
         os.replace(tmp, path)
     except WriteError:
         raise

@@ -2,18 +2,30 @@
 import os
 from typing import Optional
 
-from ..models import create_model
+from ..models import create_model, create_model_from_checkpoint
 from .formats import save_weights
 
 
-def convert_weights(src: str, dst: str, model_name: str, num_classes: int = 1000, fmt: Optional[str] = None) -> str:
+def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[int] = None,
+                    fmt: Optional[str] = None) -> str:
     """Read ``src`` (PyTorch .pth zip/legacy, .safetensors, .npz, MindSpore/mindcv .ckpt), map it strictly
     onto ``model_name`` and write ``dst`` (``.ckpt``, or ``.safetensors`` by suffix or ``fmt``).
 
-    ``num_classes`` other than 1000 replaces the file's classifier by a freshly initialised one
-    (0: a head-less backbone). Nothing is written when the file is unsafe, unreadable or does not
-    fit the model.
+    ``num_classes`` None keeps the file's head; another count replaces the classifier by a freshly
+    initialised one (0: a head-less backbone). A training checkpoint is stripped to its network
+    weights (the EMA averages when it has them): no optimizer state; its class names, input
+    channels and training config are kept. Nothing is written when the file is unsafe, unreadable
+    or does not fit the model.
     """
-    model = create_model(model_name, num_classes=num_classes, checkpoint_path=src)
+    metadata = {"model": model_name, "source": os.path.basename(str(src))}
+    if num_classes is None:
+        model = create_model_from_checkpoint(model_name, src)
+        metadata.update(num_classes=model.num_classes, in_channels=model.in_channels)
+        if model.class_names:
+            metadata["class_names"] = list(model.class_names)
+        if model.run_config:
+            metadata["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in model.run_config.items()}
+    else:
+        model = create_model(model_name, num_classes=num_classes, checkpoint_path=src)
     weights = {p.name: p.asnumpy() for p in model.get_parameters()}
-    return save_weights(weights, dst, fmt, metadata={"model": model_name, "source": os.path.basename(str(src))})
+    return save_weights(weights, dst, fmt, metadata=metadata)
