@@ -100,13 +100,17 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every flag's help ends with its default (unless the text already states it)."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The help layout of every program: the description as written, and each flag's help ending with its
+    default (unless the text states it, or the flag is required or a switch)."""
+
+    def __init__(self, prog, max_help_position=36, width=100):
+        super().__init__(prog, max_help_position=max_help_position, width=width)
 
     def _get_help_string(self, action):
         text = action.help or ""
         if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS \
-                or action.dest in ("help", "config"):
+                or action.required or action.nargs == 0 or action.dest in ("help", "config"):
             return text
         value = action.default
         if isinstance(value, (list, tuple)):
@@ -149,7 +153,7 @@ def _hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
 def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
     """The flags of train.py (``program="train"``), validate.py (``"validate"``), or every key (``""``)."""
     parser = _Parser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
-                     formatter_class=lambda prog: _HelpFormatter(prog, max_help_position=36, width=100))
+                     formatter_class=HelpFormatter)
     parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
 
     g = parser.add_argument_group("system")

@@ -408,7 +408,9 @@ def data_table(rows, model_rows) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mindcv_res2net.config import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--device_target", default="CPU")
     parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
                         "with --data_only: none)")

@@ -20,7 +20,9 @@ from mindcv_res2net.utils.device import set_device
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mindcv_res2net.config import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("src", help="weight file to read")
     parser.add_argument("dst", help="MindSpore .ckpt or .safetensors file to write")
     parser.add_argument("--model", required=True, help="registered model name or alias, e.g. res2net50")

@@ -67,7 +67,9 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mindcv_res2net.config import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("run_dir")
     parser.add_argument("--out", default="", help="PNG path (default RUN_DIR/metrics.png)")
     parser.add_argument("--title", default="")

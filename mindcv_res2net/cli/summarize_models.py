@@ -14,7 +14,9 @@ from mindcv_res2net.utils.flops import count_macs
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mindcv_res2net.config import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--models", default="*", help="comma-separated names or shell patterns (default: all)")
     parser.add_argument("--image_size", type=int, default=224, help="square input size in pixels (default 224)")
     parser.add_argument("--num_classes", type=int, default=1000)

@@ -165,8 +165,10 @@ def format_results(results: List[Dict]) -> str:
 
 
 def parse_predict_args(argv=None) -> argparse.Namespace:
+    from ..config import HelpFormatter
+
     parser = argparse.ArgumentParser(description="Top-k classes of image files with a trained Res2Net.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("images", nargs="+", help="image files or folders (JPEG, PNG, ...)")
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
     parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads)")
