@@ -138,12 +138,15 @@ def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> di
     """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight
     file, from what ``read_checkpoint`` returned for it.
 
-    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, or mindcv's
-    ``classifier``) and first-convolution shapes; ``num_classes`` is 0 for a head-less file.
+    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, mindcv's
+    ``classifier``, mmpretrain's ``head.fc``, PaddleClas' transposed ``out``) and first-convolution
+    shapes; ``num_classes`` is 0 for a head-less file.
     """
     metadata = run_metadata(metadata, path)
     state = network_weights(state)
-    head = next((state[k] for k in ("fc.weight", "classifier.weight") if k in state), None)
+    head = next((state[k] for k in ("fc.weight", "classifier.weight", "head.fc.weight") if k in state), None)
+    if head is None and "out.weight" in state and state["out.weight"].ndim == 2:  # PaddleClas: (in, out)
+        head = state["out.weight"].T
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
     found = dict(num_classes=0 if head is None else int(head.shape[0]),
                  in_channels=3 if stem is None else int(stem.shape[1]))

@@ -20,7 +20,9 @@ def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[i
     metadata = {"model": model_name, "source": os.path.basename(str(src))}
     if num_classes is None:
         model = create_model_from_checkpoint(model_name, src)
-        metadata.update(num_classes=model.num_classes, in_channels=model.in_channels)
+        metadata["in_channels"] = model.in_channels
+        if model.num_classes:  # 0: a head-less file stays head-less
+            metadata["num_classes"] = model.num_classes
         if model.class_names:
             metadata["class_names"] = list(model.class_names)
         if model.run_config:
