@@ -28,6 +28,9 @@ def test_mindir_dynamic_batch_matches_the_cell(tmp_path, trained, fuse_bn):
     proc = run(args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.listdir(tmp_path) == ["r50.mindir"]
+    from mindcv_res2net.utils.fileio import current_umask
+
+    assert os.stat(str(out) + ".mindir").st_mode & 0o777 == 0o666 & ~current_umask()  # not MindSpore's 0400
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
         graph = ms.nn.GraphCell(ms.load(str(out) + ".mindir"))

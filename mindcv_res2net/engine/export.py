@@ -1,10 +1,9 @@
 """Export a trained network to MINDIR or ONNX (``export_model``), the code behind tools/export.py."""
 import os
-import shutil
 import tempfile
 from typing import Optional
 
-from ..utils.fileio import share_as_umask
+from ..utils.fileio import atomic_path
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -53,18 +52,15 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     target = file_name + SUFFIXES["ONNX"]
     out_dir = os.path.dirname(os.path.abspath(target))
     os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".partial-export-", dir=out_dir)
-    try:
-        fp32 = export_network(model, os.path.join(staging, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True)
+    with tempfile.TemporaryDirectory(prefix=".partial-export-", dir=out_dir) as work:
+        fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True)
         return quantize_int8(fp32, target, batches)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def export_network(model, file_name: str, file_format: str = "ONNX", batch_size: int = 1, image_size: int = 224,
                    fuse_bn: bool = False) -> str:
     """Export a built network (changed in place: BatchNorm folded, pools made exportable); returns the path.
-    The file appears only when the export succeeded."""
+    The file appears only when the export succeeded, with the user's umask (MindSpore writes 0400)."""
     import mindspore as ms
     import numpy as np
 
@@ -82,20 +78,12 @@ def export_network(model, file_name: str, file_format: str = "ONNX", batch_size:
         example = ms.Tensor(shape=[None, channels, image_size, image_size], dtype=ms.float32)
     else:
         example = ms.Tensor(np.zeros((max(batch_size, 1), channels, image_size, image_size), np.float32))
-    target = file_name + SUFFIXES[file_format]
-    out_dir = os.path.dirname(os.path.abspath(target))
-    os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".partial-export-", dir=out_dir)
-    try:
+    suffix = SUFFIXES[file_format]
+    with atomic_path(file_name + suffix, suffix=suffix) as tmp:  # MindSpore appends the suffix to the stem
         if file_format == "ONNX":
             dynamic = {"images": {0: "batch"}, "logits": {0: "batch"}} if batch_size == -1 else None
-            ms.onnx.export(model, example, file_name=os.path.join(staging, "model"), input_names=["images"],
+            ms.onnx.export(model, example, file_name=tmp[:-len(suffix)], input_names=["images"],
                            output_names=["logits"], dynamic_axes=dynamic)
         else:
-            ms.export(model, example, file_name=os.path.join(staging, "model"), file_format=file_format)
-        written = os.path.join(staging, "model" + SUFFIXES[file_format])
-        share_as_umask(written)  # MindSpore writes its exports read-only for the owner (0400)
-        os.replace(written, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+            ms.export(model, example, file_name=tmp[:-len(suffix)], file_format=file_format)
+    return file_name + suffix

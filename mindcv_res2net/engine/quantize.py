@@ -1,13 +1,12 @@
 """INT8 ONNX models: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations),
 calibrated on a few hundred of the run's own training images."""
 import os
-import shutil
 import tempfile
 from typing import Iterable, Iterator, List, Optional
 
 import numpy as np
 
-from ..utils.fileio import share_as_umask
+from ..utils.fileio import atomic_path
 
 
 def calibration_batches(model, run_config: Optional[dict], calib_data: str = "", count: int = 300,
@@ -67,26 +66,21 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .onnx_runtime import OnnxClassifier, import_onnxruntime
+    from .onnx_runtime import import_onnxruntime
 
     import_onnxruntime().set_default_logger_severity(3)  # calibration sessions: errors only
-    input_name = OnnxClassifier(fp32_path).input_name
+    model = onnx.load(fp32_path)
+    input_name = model.graph.input[0].name
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset < 13:  # per-channel DequantizeLinear (its axis attribute) needs opset 13
+        model = version_converter.convert_version(model, 13)
     out_dir = os.path.dirname(os.path.abspath(int8_path))
-    staging = tempfile.mkdtemp(prefix=".partial-int8-", dir=out_dir)
-    try:
-        model = onnx.load(fp32_path)
-        opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-        if opset < 13:  # per-channel DequantizeLinear (its axis attribute) needs opset 13
-            model = version_converter.convert_version(model, 13)
-        upgraded = os.path.join(staging, "fp32.onnx")
+    with tempfile.TemporaryDirectory(prefix=".partial-int8-", dir=out_dir) as work, \
+            atomic_path(int8_path, suffix=".onnx") as tmp:
+        upgraded, prepared = os.path.join(work, "fp32.onnx"), os.path.join(work, "prepared.onnx")
         onnx.save(model, upgraded)
-        prepared = os.path.join(staging, "prepared.onnx")
         quant_pre_process(upgraded, prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, os.path.join(staging, "int8.onnx"), _Reader(input_name, batches),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
-        share_as_umask(os.path.join(staging, "int8.onnx"))
-        os.replace(os.path.join(staging, "int8.onnx"), int8_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        quantize_static(prepared, tmp, _Reader(input_name, batches), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
     return int8_path
