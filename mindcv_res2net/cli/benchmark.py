@@ -40,8 +40,6 @@ import time
 IMAGENET_TRAIN_IMAGES = 1_281_167
 MODES = {"graph": 0, "pynative": 1}
 OURS, MINDCV = "mindcv_res2net", "mindcv"
-
-
 ENGINES = ("mindspore", "onnxruntime", "onnxruntime_int8")
 
 
@@ -135,11 +133,8 @@ def measure(cfg: dict) -> list:
             fused = fuse_batchnorm(model)  # a new graph: the folded weights are constants of a new compile
             fused_batch = _timed(lambda: fused(images).asnumpy(), steps, warmup, progress)[1]
             fused_one = _timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
-            rows.append(dict(cfg, impl=cfg["impl"] + " (BN folded)", engine="mindspore", precision="fp32", params=params,
-                             gflops=macs / 1e9,
-                             infer_compile_s=None, train_compile_s=None, infer_ms_per_image_b1=fused_one * 1e3,
-                             infer_ms_per_batch=fused_batch * 1e3, infer_img_per_s=batch / fused_batch,
-                             train_ms_per_step=None, train_img_per_s=None, train_s_per_epoch=None))
+            rows.append(_inference_row(cfg, cfg["impl"] + " (BN folded)", "mindspore", "fp32", params, macs,
+                                       fused_batch, fused_one, compile_s=None))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for r in rows:
         r["peak_host_memory_mb"] = peak
@@ -181,12 +176,20 @@ def measure_onnxruntime(cfg: dict) -> list:
                   delay=5, leave=False, dynamic_ncols=True) as progress:
             first_batch, infer_batch = _timed(lambda: classifier.run(images), steps, warmup, progress)
             _, infer_one = _timed(lambda: classifier.run(images[:1]), steps, warmup, progress)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     label = "onnxruntime INT8" if int8 else "onnxruntime, BN folded"
-    return [dict(cfg, impl=f"{OURS} ({label})", engine="onnxruntime", precision="int8" if int8 else "fp32", mode="—", params=params, gflops=macs / 1e9,
-                 infer_compile_s=load_s + first_batch, train_compile_s=None, infer_ms_per_image_b1=infer_one * 1e3,
-                 infer_ms_per_batch=infer_batch * 1e3, infer_img_per_s=batch / infer_batch, train_ms_per_step=None,
-                 train_img_per_s=None, train_s_per_epoch=None, peak_host_memory_mb=peak)]
+    row = _inference_row(dict(cfg, mode="—"), f"{OURS} ({label})", "onnxruntime", "int8" if int8 else "fp32", params,
+                         macs, infer_batch, infer_one, compile_s=load_s + first_batch)
+    return [dict(row, peak_host_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]
+
+
+def _inference_row(cfg: dict, impl: str, engine: str, precision: str, params: int, macs: float, batch_s: float,
+                   one_s: float, compile_s) -> dict:
+    """A row with inference figures only: ``batch_s`` seconds per batch of ``cfg["batch_size"]``, ``one_s`` per
+    single image, ``compile_s`` the first call (None: not measured); the training columns stay empty."""
+    return dict(cfg, impl=impl, engine=engine, precision=precision, params=params, gflops=macs / 1e9,
+                infer_compile_s=compile_s, train_compile_s=None, infer_ms_per_image_b1=one_s * 1e3,
+                infer_ms_per_batch=batch_s * 1e3, infer_img_per_s=cfg["batch_size"] / batch_s, train_ms_per_step=None,
+                train_img_per_s=None, train_s_per_epoch=None)
 
 
 def _data_pipeline(cfg: dict):
@@ -334,18 +337,24 @@ def _mindcv_models() -> set:
     return set(mindcv.list_models("res2net*"))
 
 
-def plan(models, modes, args, mindcv_models=None) -> list:
-    """Configurations to measure: ours for every model and mode, mindcv's where ``mindcv_models`` has the name."""
+def plan(models, modes, args, mindcv_models=None, engines=("mindspore",)) -> list:
+    """Configurations to measure. MindSpore: ours for every model and mode, mindcv's where ``mindcv_models``
+    has the name. ONNX Runtime engines: ours once per model, on the CPU."""
     impls = {OURS: set(models)}
     if mindcv_models is not None:
         impls[MINDCV] = {name for name in models if name in mindcv_models}
         for name in models:
             if name not in mindcv_models:
                 print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
-    return [dict(impl=impl, model=name, mode=mode, device_target=args.device_target, batch_size=args.batch_size,
-                 image_size=args.image_size, steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images,
-                 fuse_bn=args.fuse_bn and impl == OURS)
-            for name in models for mode in modes for impl, names in impls.items() if name in names]
+    common = dict(batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
+                  epoch_images=args.epoch_images)
+    configs = [dict(common, impl=impl, model=name, mode=mode, device_target=args.device_target,
+                    fuse_bn=args.fuse_bn and impl == OURS)
+               for name in models for mode in modes for impl, names in impls.items() if name in names] \
+        if "mindspore" in engines else []
+    return configs + [dict(common, impl=OURS, engine=engine, model=name, mode="graph", device_target="CPU",
+                           fuse_bn=True)
+                      for engine in engines if engine.startswith("onnxruntime") for name in models]
 
 
 def _check_data_args(args) -> None:
@@ -480,13 +489,7 @@ def main(argv=None) -> int:
     if args.data_only:
         _check_data_args(args)
         modes = [m for m in modes if m == "graph"] or modes[:1]  # the train-step rate to compare with
-    configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None)
-    if "mindspore" not in engines:
-        configs = []
-    configs += [dict(impl=OURS, engine=engine, model=name, mode="graph", device_target="CPU",
-                     batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
-                     epoch_images=args.epoch_images, fuse_bn=True)
-                for engine in engines if engine.startswith("onnxruntime") for name in models]
+    configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None, engines)
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
                         dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
