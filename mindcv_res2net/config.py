@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 
 import yaml
 
+from .engine.onnx_runtime import ENGINES
 from .utils.fileio import atomic_path
 
 
@@ -165,7 +166,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
     g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; not used")
-    g.add_argument("--engine", type=str, default="mindspore", choices=("mindspore", "onnxruntime"),
+    g.add_argument("--engine", type=str, default="mindspore", choices=ENGINES,
                    help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
     g.add_argument("--onnx_path", type=str, default="",
                    help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "

@@ -26,7 +26,7 @@ def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[i
         if model.class_names:
             metadata["class_names"] = list(model.class_names)
         if model.run_config:
-            metadata["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in model.run_config.items()}
+            metadata["config"] = model.run_config
     else:
         model = create_model(model_name, num_classes=num_classes, checkpoint_path=src)
     weights = {p.name: p.asnumpy() for p in model.get_parameters()}
