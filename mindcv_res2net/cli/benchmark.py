@@ -534,7 +534,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-benchmark``."""
     from mindcv_res2net.utils.cli import run_cli

@@ -38,7 +38,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-convert``."""
     run_cli(main)

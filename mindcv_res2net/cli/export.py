@@ -52,7 +52,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-export``."""
     run_cli(main)

@@ -78,7 +78,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-plot``."""
     run_cli(main)

@@ -31,7 +31,6 @@ def main(argv=None) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-predict``."""
     run_cli(main)

@@ -39,7 +39,6 @@ def main(argv=None) -> int:
     return 0
 
 
-
 def cli() -> None:
     """Console script ``res2net-summarize``."""
     run_cli(main)
