@@ -94,6 +94,9 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
     code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path / "photos"),
                                        "--num_parallel_workers", "1,x"], capsys)
     assert code == 2 and "--num_parallel_workers takes integers separated by commas" in err
+    code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path / "photos"),
+                                       "--num_parallel_workers", "2,0"], capsys)
+    assert code == 2 and "--num_parallel_workers and --data_batches must be at least 1" in err
     code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path)], capsys)
     assert code == 2 and err.strip().endswith("no train/ folder (expected train/<class>/<image>)")
     code, err = run_tool("benchmark", ["--data_only"], capsys)

@@ -163,4 +163,7 @@ def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpo
                                     "int8", "--calib_data", str(tmp_path / "none"), "--file_name",
                                     str(tmp_path / "m")], capsys)
     assert code == 2 and "--calib_data" in err and "not a folder of images" in err
+    code, err = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--quantize",
+                                    "int8", "--calib_images", "0", "--file_name", str(tmp_path / "m")], capsys)
+    assert code == 2 and "--calib_images must be at least 1, got 0" in err
     assert not list(tmp_path.glob("m.*")) and not list(tmp_path.glob(".partial-*"))
