@@ -31,8 +31,13 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
         if not cfg.get("url"):
             raise ValueError(f"model '{name}' has no published weights; train it or pass a weight file "
                              "(checkpoint_path= in Python, --ckpt_path on the command line)")
-        path = download_weights(cfg["url"], cfg["file_name"], cfg["sha256"])
-        load_checkpoint(model, path, new_classifier, new_in_channels)
+        path = download_weights(cfg["url"], cfg["file_name"], cfg["sha256"], validate=read_checkpoint)
+        try:
+            state, _ = read_checkpoint(path)
+        except CheckpointError as exc:  # a cached file damaged (or placed) after its download
+            raise CheckpointError(f"{exc} (the cached download of {cfg['url']}: delete it to download it again)") \
+                from None
+        load_checkpoint(model, path, new_classifier, new_in_channels, state=state)
     return model
 
 
