@@ -167,8 +167,9 @@ def measure_onnxruntime(cfg: dict) -> list:
         if int8:  # speed only: calibrated on 4 random batches (accuracy: validate.py on a trained checkpoint)
             from mindcv_res2net.engine.quantize import quantize_int8
 
-            path = quantize_int8(path, os.path.join(folder, "int8.onnx"),
-                                 [rng.standard_normal((8, 3, size, size)).astype(np.float32) for _ in range(4)])
+            int8_path = os.path.join(folder, "int8.onnx")
+            quantize_int8(path, int8_path, [rng.standard_normal((8, 3, size, size)).astype(np.float32) for _ in range(4)])
+            path = int8_path
         start = time.perf_counter()
         classifier = OnnxClassifier(path)
         load_s = time.perf_counter() - start

@@ -43,11 +43,12 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.device import set_device
 
     set_device("CPU")
-    path = export_model(args.model, args.ckpt_path, args.file_name, args.format, args.batch_size,
-                        args.image_size, args.num_classes, args.fuse_bn, args.quantize, args.calib_data,
-                        args.calib_images)
+    path, calibrated = export_model(args.model, args.ckpt_path, args.file_name, args.format, args.batch_size,
+                                    args.image_size, args.num_classes, args.fuse_bn, args.quantize, args.calib_data,
+                                    args.calib_images)
     folded = ", BatchNorm folded" if args.fuse_bn or args.quantize else ""
-    int8 = f", INT8 calibrated on {args.calib_images} images" if args.quantize else ""
+    asked = f" of the {args.calib_images} asked for" if calibrated != args.calib_images else ""
+    int8 = f", INT8 calibrated on {calibrated} images{asked}" if calibrated else ""
     print(f"wrote {path} ({args.format}, batch {'dynamic' if args.batch_size == -1 else args.batch_size}{folded}{int8})")
     return 0
 

@@ -78,12 +78,11 @@ def validate(args) -> dict:
                              f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
         model = create_model(args.model, pretrained=True, in_channels=args.in_channels)
     if onnx:
-        from .onnx_runtime import OnnxClassifier, onnx_for_network
+        from .onnx_runtime import classifier_for
 
-        model = OnnxClassifier(args.onnx_path or onnx_for_network(model, args.model, args.image_resize))
+        model = classifier_for(args.onnx_path, model, args.model, args.image_resize)
         if model.num_classes not in (None, num_classes):
-            raise ValueError(f"--onnx_path {args.onnx_path} has {model.num_classes} classes but {args.dataset} "
-                             f"has {num_classes}")
+            raise ValueError(f"{model.label}: has {model.num_classes} classes but {args.dataset} has {num_classes}")
     result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
                       normalize=device_normalize(data_cfg, model_cfg))
     engine = f" ({args.engine})" if onnx else ""

@@ -1,17 +1,27 @@
 """Export a trained network to MINDIR or ONNX (``export_model``), the code behind tools/export.py."""
 import os
 import tempfile
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..utils.fileio import atomic_path
+from ..weights import CheckpointError, non_finite_tensors
+from ..weights.formats import brief
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
 
+class Exported(NamedTuple):
+    """What ``export_model`` wrote: the file, and the images an INT8 calibration read (0: none)."""
+
+    path: str
+    calibration_images: int
+
+
 def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: str = "MINDIR",
                  batch_size: int = 1, image_size: Optional[int] = None, num_classes=None, fuse_bn: bool = False,
-                 quantize: str = "", calib_data: str = "", calib_images: int = 300) -> str:
-    """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix).
+                 quantize: str = "", calib_data: str = "", calib_images: int = 300) -> "Exported":
+    """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix) and, for
+    ``quantize``, the number of images really calibrated on (0 otherwise).
 
     ``image_size`` default: the training run's (stored in the checkpoint), else the model's. ``quantize``
     "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images
@@ -37,7 +47,11 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     run_config = getattr(model, "run_config", None) or {}
     image_size = image_size or run_config.get("image_resize") or model.default_cfg["input_size"][-1]
     if not quantize:
-        return export_network(model, file_name, file_format, batch_size, image_size, fuse_bn)
+        return Exported(export_network(model, file_name, file_format, batch_size, image_size, fuse_bn), 0)
+    bad = non_finite_tensors({p.name: p.asnumpy() for p in model.get_parameters()})
+    if bad:
+        raise CheckpointError(f"{ckpt_path}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
+                              "quantization needs finite weights")
     from .onnx_runtime import import_onnxruntime
     from .quantize import calibration_batches, quantize_int8
 
@@ -54,7 +68,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".partial-export-", dir=out_dir) as work:
         fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True)
-        return quantize_int8(fp32, target, batches)
+        return Exported(target, quantize_int8(fp32, target, batches))
 
 
 def export_network(model, file_name: str, file_format: str = "ONNX", batch_size: int = 1, image_size: int = 224,

@@ -133,7 +133,7 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
     else the checkpoint's (or published) weights exported once into the cache. Class names and
     preprocessing come from the checkpoint when there is one, else from the model's default config."""
     from ..models import get_pretrained_cfg
-    from .onnx_runtime import OnnxClassifier, import_onnxruntime, onnx_for_network
+    from .onnx_runtime import OnnxClassifier, classifier_for, import_onnxruntime
 
     import_onnxruntime()  # a missing package is the first error
     if onnx_path and not (ckpt_path or pretrained):
@@ -145,22 +145,46 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
         return classifier, None
     model, run_config = load_for_prediction(model_name, ckpt_path, pretrained)
     size = (run_config or {}).get("image_resize") or model.default_cfg["input_size"][-1]
-    classifier = OnnxClassifier(onnx_path or onnx_for_network(model, model_name, size))
+    classifier = classifier_for(onnx_path, model, model_name, size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
     if classifier.num_classes not in (None, model.num_classes):
-        raise ValueError(f"--onnx_path {onnx_path} has {classifier.num_classes} classes but the checkpoint "
+        raise ValueError(f"{classifier.label}: has {classifier.num_classes} classes but the checkpoint "
                          f"has {model.num_classes}")
     return classifier, run_config
 
 
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_text(text: str) -> str:
+    """``text`` as printable text on one line, nothing lost: a backslash, a newline and every other
+    unprintable character become Python escapes (``\\n``, ``\\u0085``, ``\\U000e0001``), and the bytes of
+    a file or folder name that are not UTF-8 (Python's surrogate escapes, U+DC80..U+DCFF) become ``\\xNN``."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
+        elif 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a name read from the file system
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)
+
+
 def format_results(results: List[Dict]) -> str:
+    """One line per image: ``file: name p%, ...`` or ``file: error: reason``, every text escaped (``escape_text``)."""
     lines = []
     for r in results:
         if "error" in r:
-            lines.append(f"{r['file']}: error: {r['error']}")
+            lines.append(f"{escape_text(r['file'])}: error: {escape_text(r['error'])}")
             continue
-        best = ", ".join(f"{t['name']} {100 * t['probability']:.1f}%" for t in r["top"])
-        lines.append(f"{r['file']}: {best}")
+        best = ", ".join(f"{escape_text(t['name'])} {100 * t['probability']:.1f}%" for t in r["top"])
+        lines.append(f"{escape_text(r['file'])}: {best}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,9 @@ from typing import Iterable, Iterator, List, Optional
 import numpy as np
 
 from ..utils.fileio import atomic_path
+from ..weights.formats import brief
+
+_FINITE_HINT = "are the network's outputs on the calibration images finite?"
 
 
 def calibration_batches(model, run_config: Optional[dict], calib_data: str = "", count: int = 300,
@@ -44,22 +47,30 @@ def calibration_batches(model, run_config: Optional[dict], calib_data: str = "",
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over prepared batches."""
+    """onnxruntime's CalibrationDataReader protocol over prepared batches; counts the images it hands out."""
 
     def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
         self.input_name = input_name
         self.batches: Iterator[np.ndarray] = iter(list(batches))
+        self.images = 0
 
     def get_next(self):
         batch = next(self.batches, None)
-        return None if batch is None else {self.input_name: np.ascontiguousarray(batch, np.float32)}
+        if batch is None:
+            return None
+        self.images += len(batch)
+        return {self.input_name: np.ascontiguousarray(batch, np.float32)}
 
 
-def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray]) -> str:
-    """Write the static INT8 (QDQ) version of ``fp32_path`` to ``int8_path``; nothing is written on failure."""
+def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray]) -> int:
+    """Write the static INT8 (QDQ) version of ``fp32_path`` to ``int8_path``; nothing is written on failure.
+
+    Returns the number of calibration images ONNX Runtime read. A failure of ONNX Runtime's quantizer
+    (for instance non-finite activations: "scale issue") is a RuntimeError naming ``int8_path``.
+    """
     try:
         import onnx
-        from onnx import version_converter
+        from onnx import TensorProto, numpy_helper, version_converter
     except ImportError:
         raise RuntimeError("--quantize int8 needs the onnx package beside onnxruntime: pip install onnx "
                            "(or pip install 'mindcv-res2net[export]')") from None
@@ -68,6 +79,7 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
 
     from .onnx_runtime import import_onnxruntime
 
+    float_types = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
     import_onnxruntime().set_default_logger_severity(3)  # calibration sessions: errors only
     model = onnx.load(fp32_path)
     input_name = model.graph.input[0].name
@@ -75,12 +87,23 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
     if opset < 13:  # per-channel DequantizeLinear (its axis attribute) needs opset 13
         model = version_converter.convert_version(model, 13)
     out_dir = os.path.dirname(os.path.abspath(int8_path))
+    reader = _Reader(input_name, batches)
     with tempfile.TemporaryDirectory(prefix=".partial-int8-", dir=out_dir) as work, \
             atomic_path(int8_path, suffix=".onnx") as tmp:
         upgraded, prepared = os.path.join(work, "fp32.onnx"), os.path.join(work, "prepared.onnx")
         onnx.save(model, upgraded)
         quant_pre_process(upgraded, prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, tmp, _Reader(input_name, batches), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
-    return int8_path
+        try:
+            quantize_static(prepared, tmp, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+        except Exception as exc:  # onnxruntime's quantizer asserts and raises its own types
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RuntimeError(f"{int8_path}: ONNX Runtime's INT8 quantization failed ({reason}; {_FINITE_HINT}); "
+                               "nothing was written") from None
+        bad = [t.name for t in onnx.load(tmp).graph.initializer
+               if t.data_type in float_types and not np.isfinite(numpy_helper.to_array(t)).all()]
+        if bad:  # an infinite activation range passes the quantizer's own check
+            raise RuntimeError(f"{int8_path}: ONNX Runtime's INT8 quantization gave {len(bad)} non-finite "
+                               f"scales or weights ({brief(bad)}; {_FINITE_HINT}); nothing was written")
+    return reader.images

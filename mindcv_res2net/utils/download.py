@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from tqdm import tqdm
 
-from .fileio import atomic_path, stale_partial_files
+from .fileio import atomic_path, file_sha256, stale_partial_files, write_sha256_record
 
 CACHE_ENV = "MINDCV_RES2NET_CACHE"
 SKIP_HASH_ENV = "MINDCV_RES2NET_SKIP_HASH_CHECK"
@@ -174,17 +174,8 @@ def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress
                   stall_seconds=stall_seconds, deadline_seconds=deadline_seconds)
     if not sha256_prefix:  # the source publishes no hash: record what was received, so it can be compared later
         digest = file_sha256(dst)
-        with atomic_path(dst + ".sha256", owner=_OWNER) as tmp, open(tmp, "w") as f:
-            f.write(f"{digest}  {file_name}\n")
+        record = write_sha256_record(dst, digest, owner=_OWNER)
         print(f"{file_name}: sha256 {digest} (its source publishes no hash to compare against; recorded in "
-              f"{dst}.sha256)", file=sys.stderr)
+              f"{record})", file=sys.stderr)
     return dst
 
-
-def file_sha256(path: str) -> str:
-    """The sha256 of a file, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

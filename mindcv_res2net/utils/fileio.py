@@ -1,4 +1,4 @@
-"""Atomic file writes and the clean-up of what a killed writer left behind.
+"""Atomic file writes, the clean-up of what a killed writer left behind, and sha256 records beside files.
 
 A file is written under a temporary name in its destination folder and renamed over the final
 name only when complete, so a crash, a kill or a full disk never leaves a partial file under a
@@ -6,12 +6,13 @@ real name. Temporary names are ``.partial-<owner>.<pid>.<random><suffix>``: the 
 run's identity) and the writing process say whose a leftover is, so a later process of the same
 owner removes only its own dead writers' files.
 """
+import hashlib
 import os
 import re
 import stat
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 PARTIAL_PREFIX = ".partial-"
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a temporary file's owner: a run id or "anon"
@@ -104,3 +105,36 @@ def stale_partial_files(folder: str, owner: str) -> List[str]:
         if stat.S_ISREG(os.lstat(path).st_mode):
             found.append(path)
     return found
+
+
+SHA256_SUFFIX = ".sha256"  # a file's recorded digest, beside it: "<64 hex>  <name>\n" (sha256sum's format)
+_SHA256_CHUNK = 1 << 20
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_SHA256_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_sha256_record(path: str, digest: str, owner: str = "anon") -> str:
+    """Record ``digest`` as ``path``'s sha256 in ``path + SHA256_SUFFIX`` (written atomically); returns its path."""
+    record = path + SHA256_SUFFIX
+    with atomic_path(record, owner=owner) as tmp, open(tmp, "w") as f:
+        f.write(f"{digest}  {os.path.basename(path)}\n")
+    return record
+
+
+def recorded_sha256(path: str) -> Optional[str]:
+    """The sha256 recorded beside ``path``, or None when there is no readable record (a missing, damaged
+    or oversized one: only its first 200 bytes are read)."""
+    try:
+        with open(path + SHA256_SUFFIX, "rb") as f:
+            head = f.read(200)
+    except OSError:
+        return None
+    digest = head.split(b" ", 1)[0].decode("ascii", "replace")
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
