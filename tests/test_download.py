@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import model_params
+from conftest import model_params, run_tool
 from mindcv_res2net import create_model
 from mindcv_res2net.models import registry
 from mindcv_res2net.weights import CheckpointError, read_checkpoint, save_weights
@@ -252,7 +253,7 @@ def test_leftovers_of_a_killed_download_are_removed(server, cache):
     assert not leftover.exists() and mine.exists() and other.exists()
 
 
-def test_a_cached_file_that_does_not_read_says_to_delete_it(server, cache, monkeypatch):
+def test_a_cached_file_that_does_not_read_says_to_delete_it(server, cache, tmp_path, monkeypatch, capsys):
     cfgs = dict(registry._pretrained_cfgs["res2net50"])
     cfgs["local_test"] = dict(cfgs["official_in1k"], url=f"{server.url}/r50.pdparams", file_name="r50.pdparams",
                               sha256="", top1=99.0)
@@ -263,4 +264,11 @@ def test_a_cached_file_that_does_not_read_says_to_delete_it(server, cache, monke
                                               rf"cached download of {server.url}/r50\.pdparams: delete it to download "
                                               r"it again\)$"):
         create_model("res2net50.local_test", pretrained=True)
+    image = tmp_path / "cat.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    code, err = run_tool("predict", ["--model", "res2net50.local_test", "--pretrained", str(image)], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        f"error: {cache}/r50.pdparams: unrecognised checkpoint format (expected a PyTorch .pth, Paddle .pdparams, "
+        f".safetensors, .npz or MindSpore .ckpt file) (the cached download of {server.url}/r50.pdparams: delete it "
+        "to download it again)")
     assert server.requests == []
