@@ -168,7 +168,8 @@ def measure_onnxruntime(cfg: dict) -> list:
             from mindcv_res2net.engine.quantize import quantize_int8
 
             int8_path = os.path.join(folder, "int8.onnx")
-            quantize_int8(path, int8_path, [rng.standard_normal((8, 3, size, size)).astype(np.float32) for _ in range(4)])
+            quantize_int8(path, int8_path,
+                          [rng.standard_normal((8, 3, size, size)).astype(np.float32) for _ in range(4)])
             path = int8_path
         start = time.perf_counter()
         classifier = OnnxClassifier(path)
