@@ -208,6 +208,21 @@ def test_a_file_without_a_published_hash_is_kept_only_when_complete_and_readable
     assert open(_fetch(server, "", name), "rb").read() == body  # the next run downloads it again
 
 
+def test_an_http_error_status_is_named(server, cache):
+    with pytest.raises(DownloadError, match=rf"^{server.url}/missing\.npz: the server answered HTTP 404 \(Not Found\); "
+                                            r"download it yourself and put it at "):
+        _fetch(server, "", "missing.npz")
+    _assert_nothing_kept(cache)
+
+
+def test_a_cache_folder_that_cannot_be_made_is_named(server, cache, tmp_path, monkeypatch):
+    name, _ = _weights_npz(server)
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("MINDCV_RES2NET_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(OSError, match=rf"^cannot write {tmp_path}/file/cache/{name}: Not a directory$"):
+        _fetch(server, "", name)
+
+
 def test_a_trickling_server_meets_the_overall_deadline(server, cache):
     name, _ = _weights_npz(server)
     start = time.monotonic()

@@ -135,6 +135,26 @@ def test_a_cached_export_that_does_not_load_is_named_without_onnx_path(checkpoin
     assert _last_line(err).startswith(f"error: {path}: not a model ONNX Runtime can load (")
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.text(max_size=40))
+def test_a_sha256_record_reads_back_what_was_written(tmp_path_factory, raw, name):
+    path = os.path.join(tmp_path_factory.mktemp("record"), "x" + name.replace("/", "").replace("\0", ""))
+    write_sha256_record(path, raw.hex())
+    assert recorded_sha256(path) == raw.hex()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.builds(lambda d, rest: d.encode() + rest,
+                                                    st.text("0123456789abcdefABCDEF", min_size=60, max_size=70),
+                                                    st.binary(max_size=20))))
+def test_any_sha256_record_reads_as_a_digest_it_holds_or_none(tmp_path_factory, content):
+    path = os.path.join(tmp_path_factory.mktemp("record"), "model.onnx")
+    with open(path + ".sha256", "wb") as f:
+        f.write(content)
+    digest = recorded_sha256(path)
+    assert digest is None or (re.fullmatch(r"[0-9a-f]{64}", digest) and content.startswith(digest.encode()))
+
+
 # ------------------------------------------------------------------------- logits shaped (N, K, 1, 1) and others
 
 

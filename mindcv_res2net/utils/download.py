@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 from tqdm import tqdm
 
-from .fileio import atomic_path, file_sha256, stale_partial_files, write_sha256_record
+from .fileio import WriteError, atomic_path, file_sha256, stale_partial_files, write_sha256_record
 
 CACHE_ENV = "MINDCV_RES2NET_CACHE"
 SKIP_HASH_ENV = "MINDCV_RES2NET_SKIP_HASH_CHECK"
@@ -102,7 +102,10 @@ def download_file(url: str, dst: str, sha256_prefix: str = "", md5: str = "", pr
             raise DownloadError(f"{url}: the server sent an HTML page (Content-Type text/html), not the file; "
                                 f"nothing was kept; {place_hint}")
         folder = os.path.dirname(dst)
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"cannot write {dst}: {exc.strerror or exc}") from None
         free = shutil.disk_usage(folder).free
         if total is not None and total > free:
             raise DownloadError(f"{dst}: the download declares {total} bytes but only {free} are free in {folder}; "
