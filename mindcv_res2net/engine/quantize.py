@@ -79,7 +79,6 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
 
     from .onnx_runtime import import_onnxruntime
 
-    float_types = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
     import_onnxruntime().set_default_logger_severity(3)  # calibration sessions: errors only
     model = onnx.load(fp32_path)
     input_name = model.graph.input[0].name
@@ -101,6 +100,7 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise RuntimeError(f"{int8_path}: ONNX Runtime's INT8 quantization failed ({reason}; {_FINITE_HINT}); "
                                "nothing was written") from None
+        float_types = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
         bad = [t.name for t in onnx.load(tmp).graph.initializer
                if t.data_type in float_types and not np.isfinite(numpy_helper.to_array(t)).all()]
         if bad:  # an infinite activation range passes the quantizer's own check
