@@ -223,6 +223,19 @@ def test_logits_of_another_shape_fail_clearly(checkpoint, tmp_path, capsys):
         OnnxClassifier(hidden).run(np.zeros((2, 3, 32, 32), np.float32))
 
 
+def test_onnx_path_messages_name_the_flag(checkpoint, tmp_path):
+    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.engine.predict import load_onnx_for_prediction
+
+    missing = str(tmp_path / "missing.onnx")
+    with pytest.raises(FileNotFoundError, match=rf"^--onnx_path {re.escape(missing)}: file not found$"):
+        OnnxClassifier(missing)
+    four = str(tmp_path / "four.onnx")
+    _conv_pool_graph(four)
+    with pytest.raises(ValueError, match=rf"^--onnx_path {re.escape(four)}: has 4 classes but the checkpoint has 10$"):
+        load_onnx_for_prediction("res2net50", onnx_path=four, ckpt_path=checkpoint[0])
+
+
 # ---------------------------------------------------------------------------------------------- INT8 export
 
 
