@@ -3,7 +3,6 @@ non-finite weights is one line and reports the images it really used, predict's 
 import importlib
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -55,7 +54,7 @@ def checkpoint(tmp_path_factory):
     odd = images / os.fsdecode(b"dir\xff\nname")
     odd.mkdir(parents=True)
     rng = np.random.default_rng(5)
-    for i, target in enumerate([images / "plain.png", images / "two\nlines.png", odd / "x.png"]):
+    for target in (images / "plain.png", images / "two\nlines.png", odd / "x.png"):
         Image.fromarray((rng.random((20, 24, 3)) * 255).astype(np.uint8)).save(target)
     return path, images
 
