@@ -13,7 +13,7 @@ from PIL import Image
 
 import mindspore as ms
 
-from conftest import assert_quiet_exit, run, save_trained_like_checkpoint
+from conftest import assert_quiet_exit, run, run_tool, save_trained_like_checkpoint
 from mindcv_res2net.engine.predict import escape_text, format_results
 from mindcv_res2net.utils.fileio import file_sha256, recorded_sha256, write_sha256_record
 
@@ -361,3 +361,12 @@ def test_predict_json_keeps_odd_names(checkpoint, capsys):
                                                         (os.fsdecode(b"dir\xff\nname/x.png"), "plain.png",
                                                          "two\nlines.png"))
     assert all(sorted(t["name"] for t in r["top"]) == sorted(ODD_NAMES) for r in results)
+
+
+@pytest.mark.parametrize("flag,value", [("--calib_images", "8"), ("--calib_data", "photos")])
+def test_export_refuses_calibration_flags_without_quantize(flag, value, capsys):
+    """--calib_images/--calib_data only steer INT8 calibration: without --quantize they would be ignored."""
+    code, err = run_tool("export", ["--model", "res2net50", "--ckpt_path", "missing.ckpt", "--format", "ONNX",
+                                       flag, value, "--file_name", "unused"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == \
+        f"error: {flag}: calibrates INT8 quantization, so it needs --quantize int8"

@@ -19,7 +19,7 @@ activations; BatchNorm folded), calibrated on --calib_images images of the run's
 """
 import argparse
 
-from mindcv_res2net.engine.export import SUFFIXES, export_model
+from mindcv_res2net.engine.export import CALIBRATION_IMAGES, SUFFIXES, export_model
 from mindcv_res2net.utils.cli import run_cli
 
 def main(argv=None) -> int:
@@ -38,8 +38,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quantize", default="", help="int8: ONNX Runtime static INT8 quantization (ONNX only)")
     parser.add_argument("--calib_data", default="",
                         help="with --quantize: a folder of calibration images (default: the run's training split)")
-    parser.add_argument("--calib_images", type=int, default=300, help="with --quantize: images to calibrate on")
+    parser.add_argument("--calib_images", type=int, default=None,
+                        help=f"with --quantize: images to calibrate on (default {CALIBRATION_IMAGES})")
     args = parser.parse_args(argv)
+    if not args.quantize:
+        given = [flag for flag, value in (("--calib_data", args.calib_data), ("--calib_images", args.calib_images))
+                 if value not in ("", None)]
+        if given:
+            raise ValueError(f"{given[0]}: calibrates INT8 quantization, so it needs --quantize int8")
+    elif args.calib_images is None:
+        args.calib_images = CALIBRATION_IMAGES
     from mindcv_res2net.utils.device import set_device
 
     set_device("CPU")

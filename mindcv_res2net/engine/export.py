@@ -8,6 +8,7 @@ from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+CALIBRATION_IMAGES = 300  # INT8 calibration images unless asked otherwise
 
 
 class Exported(NamedTuple):
@@ -19,7 +20,7 @@ class Exported(NamedTuple):
 
 def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: str = "MINDIR",
                  batch_size: int = 1, image_size: Optional[int] = None, num_classes=None, fuse_bn: bool = False,
-                 quantize: str = "", calib_data: str = "", calib_images: int = 300) -> Exported:
+                 quantize: str = "", calib_data: str = "", calib_images: int = CALIBRATION_IMAGES) -> Exported:
     """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix) and, for
     ``quantize``, the number of images really calibrated on (0 otherwise).
 
