@@ -137,8 +137,9 @@ def test_resume_path_into_another_runs_folder_is_refused(tmp_path, pynative):
     _other_run(theirs, run_id="theirrun", epochs=(1,))
     before = _snapshot(theirs)
     with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir: {theirs} holds another run's files \(run theirrun, "
-                                             r"res2net50, newest epoch 1: .*\), not of run myrun resumed from "
-                                             rf"{mine}/res2net50-1_4.ckpt; choose another --ckpt_save_dir$"):
+                                             r"res2net50, newest epoch 1: .*\); run myrun, resumed from "
+                                             rf"{mine}/res2net50-1_4.ckpt, never writes over them: choose another "
+                                             r"--ckpt_save_dir$"):
         train(parse_args(TINY + ["--ckpt_save_dir", str(theirs), "--resume", str(mine / "res2net50-1_4.ckpt")]))
     assert _snapshot(theirs) == before
 

@@ -244,7 +244,8 @@ class RunFile:
 
 
 class RunFolder:
-    """The files in ``folder`` of the runs that wrote there, those of model ``model_name`` first."""
+    """The files of the runs in ``folder``: checkpoints of model ``model_name`` by run (rotation, resume
+    discovery), and every run's files (ownership)."""
 
     def __init__(self, folder: str, model_name: str) -> None:
         self.folder, self.model_name = folder, model_name
@@ -284,9 +285,9 @@ class RunFolder:
             return []
         files = []
         for name in sorted(os.listdir(self.folder)):
-            match = _ANY_CHECKPOINT.match(name)
             if name.startswith(PARTIAL_PREFIX):
                 continue
+            match = _ANY_CHECKPOINT.match(name)
             if match:
                 path = os.path.join(self.folder, name)
                 metadata = (self.metadata(path) if os.path.isfile(path) else None) or {}
@@ -319,8 +320,8 @@ class RunFolder:
         held = f"{self.folder} holds " + ("another run's files" if len(runs) < 2 else f"the files of {len(runs)} "
                                           "other runs") + f" ({whose}: {brief(f.name for f in foreign)})"
         if resuming:
-            raise RunFolderError(f"--ckpt_save_dir: {held}, not of run {run_id} resumed from {resuming}; "
-                                 "choose another --ckpt_save_dir")
+            raise RunFolderError(f"--ckpt_save_dir: {held}; run {run_id}, resumed from {resuming}, never writes "
+                                 "over them: choose another --ckpt_save_dir")
         way_on = "choose another --ckpt_save_dir"
         if len(runs) == 1 and None not in runs:
             models = {f.model for f in next(iter(runs.values())) if f.model}
