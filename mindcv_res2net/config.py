@@ -416,10 +416,13 @@ def data_config(args):
     return DataConfig.from_mapping(vars(args))
 
 
-def save_config(args, path: str) -> str:
-    """Write the effective config as YAML (atomically); it loads back with ``-c``."""
+def save_config(args, path: str, comment: str = "", replace: bool = True) -> str:
+    """Write the effective config as YAML (atomically), after a first line ``# comment`` if given; it loads
+    back with ``-c``. ``replace=False``: an existing ``path`` is kept, and that is an error (``WriteError``)."""
     values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(vars(args).items()) if k != "config"}
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
+    with atomic_path(path, replace=replace) as tmp, open(tmp, "w") as f:
+        if comment:
+            f.write(f"# {comment}\n")
         yaml.safe_dump(values, f, sort_keys=True)
     return path
 

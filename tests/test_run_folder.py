@@ -20,7 +20,7 @@ STATE = {"w": np.ones(3, np.float32)}
 
 
 def _run(folder, run_id, keep=2):
-    return RunCheckpoints(str(folder), "res2net50", keep, run_id, setup_logger(None))
+    return RunCheckpoints(str(folder), "res2net50", keep, run_id, setup_logger(enabled=False))
 
 
 def _save(run, epoch, best=False):

@@ -37,8 +37,9 @@ class Loader:
 
 
 def create_source(name: str, split: str, data_dir: str = "", download: bool = False,
-                  class_names: Optional[List[str]] = None, skip_corrupt: bool = False):
-    """Random-access source of (HWC uint8 image, label) pairs with ``class_names``."""
+                  class_names: Optional[List[str]] = None, skip_corrupt: bool = False, scan_threads: int = 1):
+    """Random-access source of (HWC uint8 image, label) pairs with ``class_names``; an image folder's
+    files are checked first by ``scan_threads`` threads."""
     if name not in DATASETS:
         raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got '{name}'")
     if name == "digits":
@@ -49,7 +50,7 @@ def create_source(name: str, split: str, data_dir: str = "", download: bool = Fa
         return mnist_source(name, data_dir, split)
     if not data_dir:
         raise DatasetError(f"--dataset {name} needs --data_dir (a folder with {split}/<class>/<image> files)")
-    return ImageFolderSource(os.path.join(data_dir, split), class_names, skip_corrupt)
+    return ImageFolderSource(os.path.join(data_dir, split), class_names, skip_corrupt, scan_threads)
 
 
 class SubsetSource:
@@ -102,8 +103,9 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
     MindSpore's C++ workers. The class count is ``data.num_classes`` (default: the data set's).
     """
+    workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
     source = create_source(data.dataset, split, data.data_dir, data.dataset_download, class_names,
-                           data.skip_corrupt_images)
+                           data.skip_corrupt_images, workers)
     names = source.class_names
     num_classes = data.num_classes or len(names)
     if num_classes < len(names):
@@ -121,7 +123,6 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
     num_images = total // shards  # equal shares: every rank runs the same steps
-    workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
     batch_size = data.batch_size
     drop = bool(train and data.drop_remainder)
     if drop and num_images < batch_size:

@@ -8,9 +8,10 @@ holding, in this order:
 - ``optimizer.<name>``: the optimizer's state (step counter, moments), not its learning-rate table;
 - ``ema.<name>``: the weight averages, with ``--ema``.
 
-``<model>-best.ckpt`` is a copy of the run's best validated epoch. Every file a run writes carries
-its identity, so a run counts, rotates, repairs and resumes only its own files, whatever else the
-folder holds.
+``<model>-best.ckpt`` is a copy of the run's best validated epoch. Every checkpoint a run writes
+carries its identity, and so does the first line of its ``config.yaml`` (``# run <id>, model <name>``):
+a run starts only in a folder that holds no other run's files (``RunFolder.check_owner``), and counts,
+rotates, repairs and resumes only its own.
 """
 import logging
 import math
@@ -18,17 +19,27 @@ import os
 import re
 import shutil
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
 
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
-from ..utils.fileio import OWNER_PATTERN, atomic_path, stale_partial_files
+from ..weights.formats import brief
+from ..utils.fileio import OWNER_PATTERN, PARTIAL_PREFIX, atomic_path, stale_partial_files
 
 OPTIMIZER_PREFIX = "optimizer."
 EMA_PREFIX = "ema."
 _MAX_COUNT = 10 ** 9
+
+CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.csv", "train.log"  # with the checkpoints: a run's files
+_ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+|best)\.ckpt$")  # <model>-<epoch>_<steps>.ckpt, <model>-best.ckpt
+_CONFIG_OWNER = re.compile(r"^# run ([A-Za-z0-9_-]{1,64}), model (\S{1,100})$")
+
+
+class RunFolderError(ValueError):
+    """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files."""
 
 
 def _int_in(low: int, high: int) -> Callable:
@@ -211,8 +222,30 @@ def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], 
 # ---------------------------------------------------------------------------------------------- files
 
 
+def config_owner_line(run_id: str, model_name: str) -> str:
+    """The first line of a run's ``config.yaml`` (after ``# ``): the run it belongs to."""
+    return f"run {run_id}, model {model_name}"
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """A file of some run in a run folder, and what it says about its run.
+
+    ``run_id`` is None when the file names no run: ``metrics.csv`` and ``train.log`` never do, nor a
+    ``config.yaml`` without its run line; a checkpoint without a run id (or unreadable) is ``claims_run``
+    with ``run_id`` None, a run that cannot be continued.
+    """
+
+    name: str
+    claims_run: bool
+    run_id: Optional[str] = None
+    model: Optional[str] = None
+    epoch: Optional[int] = None  # of an epoch checkpoint
+
+
 class RunFolder:
-    """The checkpoint files of model ``model_name`` in ``folder``, grouped by the run that wrote them."""
+    """The files of the runs in ``folder``: checkpoints of model ``model_name`` by run (rotation, resume
+    discovery), and every run's files (ownership)."""
 
     def __init__(self, folder: str, model_name: str) -> None:
         self.folder, self.model_name = folder, model_name
@@ -222,6 +255,86 @@ class RunFolder:
     @property
     def best_path(self) -> str:
         return os.path.join(self.folder, f"{self.model_name}-best.ckpt")
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.folder, CONFIG_FILE)
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.folder, METRICS_FILE)
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.folder, LOG_FILE)
+
+    def config_owner(self) -> Optional[Tuple[str, str]]:
+        """(run id, model) named by the first line of the folder's ``config.yaml``; None without."""
+        try:
+            with open(self.config_path, errors="replace") as f:
+                match = _CONFIG_OWNER.match(f.readline(256).rstrip("\n"))
+        except OSError:
+            return None
+        return (match.group(1), match.group(2)) if match else None
+
+    def run_files(self) -> List[RunFile]:
+        """Every file of a run in the folder, whichever model: ``<model>-<epoch>_<steps>.ckpt``,
+        ``<model>-best.ckpt``, config.yaml, metrics.csv and train.log. Temporary files (``.partial-*``) are
+        leftovers of killed processes, not a run's files."""
+        if not os.path.isdir(self.folder):
+            return []
+        files = []
+        for name in sorted(os.listdir(self.folder)):
+            if name.startswith(PARTIAL_PREFIX):
+                continue
+            match = _ANY_CHECKPOINT.match(name)
+            if match:
+                path = os.path.join(self.folder, name)
+                metadata = (self.metadata(path) if os.path.isfile(path) else None) or {}
+                epoch = metadata.get("epoch", int(match.group(2))) if match.group(2) else None
+                files.append(RunFile(name, True, metadata.get("run_id"), metadata.get("model", match.group(1)), epoch))
+            elif name == CONFIG_FILE:
+                owner = self.config_owner()
+                files.append(RunFile(name, owner is not None, *(owner or ())))
+            elif name in (METRICS_FILE, LOG_FILE):
+                files.append(RunFile(name, False))
+        return files
+
+    def check_owner(self, run_id: str, resuming: Optional[str] = None) -> None:
+        """Refuse (``RunFolderError``) unless the folder is empty or run ``run_id``'s: every file that names
+        a run names this one, and files that name none (metrics.csv, train.log) come with one that does.
+
+        Called before the run writes anything there. ``resuming``: the checkpoint run ``run_id`` continues
+        from (None: a fresh run), for the message.
+        """
+        files = self.run_files()
+        ours = any(f.run_id == run_id for f in files)
+        foreign = [f for f in files if (f.run_id != run_id if f.claims_run else not ours)]
+        if not foreign:
+            return
+        runs: Dict[Optional[str], List[RunFile]] = {}
+        for f in foreign:
+            if f.claims_run:
+                runs.setdefault(f.run_id, []).append(f)
+        whose = "; ".join(self._describe(run, run_files) for run, run_files in runs.items()) or "naming no run"
+        held = f"{self.folder} holds " + ("another run's files" if len(runs) < 2 else f"the files of {len(runs)} "
+                                          "other runs") + f" ({whose}: {brief(f.name for f in foreign)})"
+        if resuming:
+            raise RunFolderError(f"--ckpt_save_dir: {held}; run {run_id}, resumed from {resuming}, never writes "
+                                 "over them: choose another --ckpt_save_dir")
+        way_on = "choose another --ckpt_save_dir"
+        if len(runs) == 1 and None not in runs:
+            models = {f.model for f in next(iter(runs.values())) if f.model}
+            model = f"--model {next(iter(models)):.100} " if len(models) == 1 and models != {self.model_name} else ""
+            way_on = f"continue it with {model}--resume auto, or {way_on}"
+        raise RunFolderError(f"--ckpt_save_dir: {held}; a fresh run never writes over them: {way_on}")
+
+    @staticmethod
+    def _describe(run: Optional[str], files: List[RunFile]) -> str:
+        models = sorted({f"{f.model:.100}" for f in files if f.model})
+        epochs = [f.epoch for f in files if f.epoch is not None]
+        newest = f"newest epoch {max(epochs)}" if epochs else "no epoch checkpoint"
+        return f"run {run or '(no id)'}, {', '.join(models) or 'model unknown'}, {newest}"
 
     def epoch_path(self, epoch: int, steps: int) -> str:
         return os.path.join(self.folder, f"{self.model_name}-{epoch}_{steps}.ckpt")
@@ -285,9 +398,6 @@ class RunCheckpoints(RunFolder):
         for path in stale_partial_files(self.folder, self.run_id):
             os.remove(path)
             self.logger.info(f"removed {path}, left by a killed process of this run")
-
-    def others(self) -> Dict[Optional[str], List[Tuple[int, str]]]:
-        return {run: files for run, files in self.runs().items() if run != self.run_id}
 
     def save(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, steps: int, is_best: bool) -> str:
         """Write the epoch's checkpoint, then the best copy, then drop this run's oldest files."""

@@ -4,7 +4,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -20,9 +20,9 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
-from ..utils.logger import MetricsCSV, setup_logger
-from .checkpointing import (RunCheckpoints, RunFolder, new_run_id, restore_training_state, run_metadata,
-                            training_state)
+from ..utils.logger import MetricsCSV, log_to_file, setup_logger
+from .checkpointing import (RunCheckpoints, RunFolder, config_owner_line, new_run_id, restore_training_state,
+                            run_metadata, training_state)
 from .evaluate import evaluate
 from .train_step import TrainStep, device_normalize, top_k_correct
 
@@ -94,6 +94,7 @@ class TrainingRun:
     updates_per_epoch: int
     val_loss_fn: ms.nn.Cell
     start_epoch: int = 1
+    continues_run: bool = False  # run_id is an existing run's (resumed, or --resume auto before its first epoch)
     checkpoints: Optional[RunCheckpoints] = None  # rank 0 only
     metrics: Optional[MetricsCSV] = None  # rank 0 only
     summary: dict = field(default_factory=lambda: dict(best_top1=None, best_epoch=None, last_top1=None,
@@ -120,6 +121,17 @@ def _resume_source(args, folder: RunFolder, logger) -> Optional[str]:
     return None
 
 
+def _run_identity(args, folder: RunFolder, resume_meta: dict) -> Tuple[str, bool]:
+    """(run id, True if it is an existing run's): the resumed checkpoint's; with --resume auto before the
+    folder's run wrote its first checkpoint, the run its config.yaml names (same model); else a new one."""
+    if resume_meta.get("run_id"):
+        return resume_meta["run_id"], True
+    owner = folder.config_owner() if args.resume == "auto" else None
+    if owner is not None and owner[1] == args.model:
+        return owner[0], True
+    return new_run_id(), False
+
+
 def set_up(args) -> TrainingRun:
     """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer."""
     resolve_name(args.model)  # a misspelled model name is the first error
@@ -140,13 +152,16 @@ def set_up(args) -> TrainingRun:
         ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                      device_num=group_size)
     is_main = rank == 0
-    logger = setup_logger(args.ckpt_save_dir if is_main else None, enabled=is_main)
-    resume_path = _resume_source(args, RunFolder(args.ckpt_save_dir, args.model), logger)
+    logger = setup_logger(enabled=is_main)  # train.log is written once the folder is known to be this run's
+    folder = RunFolder(args.ckpt_save_dir, args.model)
+    resume_path = _resume_source(args, folder, logger)
     resume_state, resume_meta = read_checkpoint(resume_path) if resume_path else ({}, {})
     resume_meta = run_metadata(resume_meta, resume_path) if resume_path else {}
     if resume_meta.get("model") not in (None, args.model):
         raise CheckpointError(f"{resume_path}: written for model '{resume_meta['model']}', not '{args.model}'")
-    run_id = resume_meta.get("run_id") or new_run_id()
+    run_id, continues_run = _run_identity(args, folder, resume_meta)
+    if is_main:
+        folder.check_owner(run_id, resume_path)  # before anything is written there
 
     model_cfg = get_pretrained_cfg(args.model)
     data = data_config(args)
@@ -176,7 +191,7 @@ def set_up(args) -> TrainingRun:
                            args.clip_value, args.gradient_accumulation_steps, args.ema_decay if args.ema else 0.0,
                            reducer, normalize)
     run = TrainingRun(args, plan, rank, group_size, logger, run_id, train_data, val_data, num_classes, model,
-                      train_step, lr, updates_per_epoch, create_loss("CE", num_classes))
+                      train_step, lr, updates_per_epoch, create_loss("CE", num_classes), continues_run=continues_run)
     if resume_path:
         run.start_epoch = resume_meta.get("epoch", 0) + 1
         restore_training_state(train_step, resume_path, resume_state, (run.start_epoch - 1) * updates_per_epoch)
@@ -190,18 +205,16 @@ def set_up(args) -> TrainingRun:
 def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict) -> None:
     """Rank 0: the run's checkpoint folder, metrics file, saved config and first log lines."""
     args, logger = run.args, run.logger
-    run.checkpoints = RunCheckpoints(args.ckpt_save_dir, args.model, args.keep_checkpoint_max, run.run_id, logger)
-    run.checkpoints.remove_leftovers()
-    others = run.checkpoints.others()
-    if others:
-        logger.warning(f"{args.ckpt_save_dir} also holds {args.model} checkpoints of {len(others)} other run(s) "
-                       f"({', '.join(str(r or '(no id)') for r in others)}); this run ({run.run_id}) keeps, rotates "
-                       "and resumes only its own")
+    run.checkpoints = files = RunCheckpoints(args.ckpt_save_dir, args.model, args.keep_checkpoint_max, run.run_id,
+                                             logger)
+    # the config first: a fresh run's claim on the folder, which fails if another run made one meanwhile
+    save_config(args, files.config_path, config_owner_line(run.run_id, args.model), replace=run.continues_run)
+    log_to_file(logger, files.log_path)
+    files.remove_leftovers()
     if resume_path:
-        run.checkpoints.repair_best(run.summary["best_epoch"])
-    run.metrics = MetricsCSV(os.path.join(args.ckpt_save_dir, "metrics.csv"),
-                             keep_until_epoch=run.start_epoch - 1 if resume_path else None, owner=run.run_id)
-    save_config(args, os.path.join(args.ckpt_save_dir, "config.yaml"))
+        files.repair_best(run.summary["best_epoch"])
+    run.metrics = MetricsCSV(files.metrics_path, keep_until_epoch=run.start_epoch - 1 if resume_path else None,
+                             owner=run.run_id)
     logger.info("config:\n" + format_config(args))
     for note in run.plan.notes:
         logger.info(note)

@@ -48,12 +48,26 @@ def _check_owner(owner: str) -> str:
     return owner
 
 
+def _rename_without_replacing(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` unless a file of that name exists (``FileExistsError``), atomically
+    where the file system has hard links."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here: check, then rename (a narrow race)
+        if os.path.lexists(path):
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+
+
 @contextmanager
-def atomic_path(path: str, suffix: str = "", owner: str = "anon") -> Iterator[str]:
+def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool = True) -> Iterator[str]:
     """A temporary path in ``path``'s folder, renamed to ``path`` only if the block succeeds.
 
     On any error the temporary file is removed; an ``OSError`` (disk full, file too large, no
-    permission) is re-raised naming ``path``. ``suffix`` ends the temporary name.
+    permission) is re-raised naming ``path``. ``suffix`` ends the temporary name. ``replace=False``:
+    a file already named ``path`` (another process's, created meanwhile) is kept, and that is an error.
     """
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
@@ -67,7 +81,13 @@ def atomic_path(path: str, suffix: str = "", owner: str = "anon") -> Iterator[st
     try:
         yield tmp
         share_as_umask(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                _rename_without_replacing(tmp, path)
+            except FileExistsError:
+                raise WriteError(f"cannot write {path}: another process created it meanwhile") from None
     except WriteError:
         raise
     except OSError as exc:

@@ -9,10 +9,25 @@ from .fileio import atomic_path
 LOGGER_NAME = "mindcv_res2net"
 
 
-def setup_logger(log_dir: str = None, file_name: str = "train.log", enabled: bool = True) -> logging.Logger:
-    """The package logger: INFO to stdout and, with ``log_dir``, to ``log_dir/file_name``.
+class _HeldRecords(logging.Handler):
+    """The records logged before a run may write its log file (its folder not yet known to be its own),
+    kept for that file: at most ``limit``, the rest counted."""
 
-    ``enabled=False`` (data-parallel ranks other than 0) logs warnings only, to stderr.
+    def __init__(self, limit: int = 100_000) -> None:
+        super().__init__()
+        self.records, self.limit, self.dropped = [], limit, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < self.limit:
+            self.records.append(record)
+        else:
+            self.dropped += 1
+
+
+def setup_logger(enabled: bool = True) -> logging.Logger:
+    """The package logger: INFO to stdout, every record also held for ``log_to_file``.
+
+    ``enabled=False`` (data-parallel ranks other than 0) logs warnings only, to stderr, and holds nothing.
     """
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers.clear()
@@ -21,12 +36,23 @@ def setup_logger(log_dir: str = None, file_name: str = "train.log", enabled: boo
     console = logging.StreamHandler(sys.stdout if enabled else sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(console)
-    if log_dir and enabled:
-        os.makedirs(log_dir, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(log_dir, file_name))
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
+    if enabled:
+        logger.addHandler(_HeldRecords())
     return logger
+
+
+def log_to_file(logger: logging.Logger, path: str) -> None:
+    """From now on, append the logger's records to ``path`` too; the records held so far go first."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for held in [h for h in logger.handlers if isinstance(h, _HeldRecords)]:
+        for record in held.records:
+            handler.handle(record)
+        if held.dropped:
+            handler.handle(logger.makeRecord(logger.name, logging.WARNING, __file__, 0,
+                                             f"{held.dropped} earlier lines went to the console only", (), None))
+        logger.removeHandler(held)
+    logger.addHandler(handler)
 
 
 class MetricsCSV:
