@@ -192,6 +192,8 @@ def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], 
     missing = []
     for name, param in _checkpoint_entries(train_step):
         value = state.get(name)
+        if value is not None and value.shape == (1,) and tuple(param.shape) == ():
+            value = value.reshape(())  # a scalar as the writer of 048cc05 stored it (shape [1])
         if value is None or tuple(value.shape) != tuple(param.shape):
             missing.append(name)
             continue
