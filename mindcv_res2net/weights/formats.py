@@ -224,6 +224,15 @@ def read_safetensors(path: str) -> Dict[str, np.ndarray]:
     return tensors
 
 
+def _safetensors_metadata(path: str):
+    """The JSON metadata that ``save_weights`` stores in a ``.safetensors`` header (as ``__metadata__``'s
+    ``json`` text), parsed; {} for a file without it. Call it after ``read_safetensors`` checked the file."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    text = (header.get("__metadata__") or {}).get("json")
+    return json.loads(text) if isinstance(text, str) else {}
+
+
 def read_npz(path: str) -> Dict[str, np.ndarray]:
     """Arrays of an ``.npz`` file; each member's ``.npy`` header (dtype, shape) is checked against the
     member's size before it is read, and object arrays (pickles) are refused."""
@@ -255,8 +264,9 @@ def _first_line(exc: Exception) -> str:
 def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     """A weight file read once: ``({name: numpy array}, metadata)``, names as stored in the file.
 
-    ``metadata`` is the parsed JSON entry that train.py writes into its MindSpore checkpoints, as
-    found (``engine.checkpointing.run_metadata`` validates it), and {} for any other file.
+    ``metadata`` is the parsed JSON that ``save_weights`` stores (train.py's MindSpore checkpoints,
+    converted ``.ckpt`` and ``.safetensors`` files), as found (``engine.checkpointing.run_metadata``
+    validates it), and {} for any other file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -271,7 +281,7 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
         if kind == "npz":
             return read_npz(path), {}
         if kind == "safetensors":
-            return read_safetensors(path), {}
+            return read_safetensors(path), _safetensors_metadata(path)
         if kind == "mindspore":
             entries = read_mindspore_checkpoint(path)
             raw = entries.get("metadata")
