@@ -20,7 +20,7 @@ from mindcv_res2net.models import registry
 from mindcv_res2net.models.factory import build_model_with_cfg
 from mindcv_res2net.models.res2net import _cfg
 from mindcv_res2net.optim import create_optimizer
-from mindcv_res2net.weights import read_checkpoint
+from mindcv_res2net.weights import CheckpointError, read_checkpoint, save_weights
 
 TOLERANCE = 1e-6
 TINY_DATA = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "16", "--num_parallel_workers", "1",
@@ -148,3 +148,25 @@ def test_issue_reproduction_res2net50_graph_momentum(tmp_path):
     resumed = _tensors(split / "res2net50-2_1.ckpt")
     assert int(resumed["optimizer.global_step"].reshape(-1)[0]) == 2
     assert_same_tensors(_tensors(straight / "res2net50-2_1.ckpt"), resumed)
+
+
+def test_checkpoint_with_one_element_scalars_resumes(tmp_path, tiny_model):
+    """Files that the writer before the fix stored with 0-d states of shape (1,) (``optimizer.momentum``)
+    still resume, into a 0-d state. Another wrong shape is named with both shapes."""
+    argv = ["--model", tiny_model, *TINY_DATA, "--train_num_samples", "32", "--mode", "1", "--opt", "momentum",
+            "--ckpt_save_dir", str(tmp_path)]
+    assert train_main(argv + ["--epoch_size", "1"]) == 0
+    path = tmp_path / f"{tiny_model}-1_2.ckpt"
+    state, metadata = read_checkpoint(str(path))
+    assert state["optimizer.momentum"].shape == ()
+    save_weights(dict(state, **{"optimizer.momentum": state["optimizer.momentum"].reshape(1)}), path,
+                 metadata=metadata)
+    assert train_main(argv + ["--epoch_size", "2", "--resume", "auto"]) == 0
+    resumed = _tensors(tmp_path / f"{tiny_model}-2_2.ckpt")
+    assert resumed["optimizer.momentum"].shape == () and resumed["optimizer.momentum"] == np.float32(0.9)
+    _, metadata = read_checkpoint(str(tmp_path / f"{tiny_model}-2_2.ckpt"))
+    save_weights(dict(resumed, **{"optimizer.moments.fc.weight": resumed["optimizer.moments.fc.weight"].reshape(-1)}),
+                 tmp_path / f"{tiny_model}-2_2.ckpt", metadata=metadata)
+    with pytest.raises(CheckpointError, match=r"-2_2.ckpt: cannot resume, 1 entries missing or of another shape: "
+                                              r"optimizer.moments.fc.weight \(shape \(40,\), not \(10, 4\)\)$"):
+        train_main(argv + ["--epoch_size", "3", "--resume", "auto"])

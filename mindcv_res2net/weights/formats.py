@@ -301,7 +301,8 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
 def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Optional[dict]) -> None:
     """Stream a MindSpore ``.ckpt`` protobuf to ``f``: the metadata entry first (so it can be read without
     the tensors), then each tensor, little-endian, split into chunks of at most ``_CKPT_CHUNK_BYTES`` as
-    MindSpore does. A scalar is stored with shape [] (not [1])."""
+    MindSpore does. A scalar is stored with shape [] (not [1]). ``mindspore.load_checkpoint`` reads every
+    tensor back but a 1-d empty one (shape [0]), which it takes for a scalar."""
     from mindspore.train.checkpoint_pb2 import Checkpoint
 
     def put(tag: str, dims, kind: str, content: bytes) -> None:
