@@ -34,7 +34,7 @@ BOTH_ORDERS = "?"  # little- and big-endian variants of multi-byte dtypes
 CKPT_DTYPES = st.one_of(npst.boolean_dtypes(), npst.integer_dtypes(endianness=BOTH_ORDERS),
                         npst.unsigned_integer_dtypes(endianness=BOTH_ORDERS),
                         npst.floating_dtypes(endianness=BOTH_ORDERS, sizes=(16, 32, 64)))
-SAFETENSORS_DTYPES = CKPT_DTYPES  # BF16 is read (widened to float32) but numpy cannot hold it to write
+SAFETENSORS_DTYPES = CKPT_DTYPES  # and BF16, which numpy cannot hold: written by hand below
 NPZ_DTYPES = st.one_of(npst.scalar_dtypes(), npst.byte_string_dtypes(endianness=BOTH_ORDERS),
                        npst.unicode_string_dtypes(endianness=BOTH_ORDERS),
                        npst.scalar_dtypes().map(lambda dt: dt.newbyteorder(">")),
@@ -155,6 +155,20 @@ def test_safetensors_round_trip(state, metadata):
         tensors, read_metadata = read_checkpoint(path)
     assert_same(state, tensors)
     assert read_metadata == ({} if metadata is None else metadata)
+
+
+@ROUND_TRIP
+@given(bits=npst.arrays(np.uint16, SHAPES))
+def test_safetensors_bfloat16_reads_as_the_float32_it_widens_to(bits):
+    """BF16 (which numpy cannot write): any 16-bit patterns, NaNs included, read as float32 whose high
+    half they are and whose low half is zero."""
+    header = json.dumps({"w": {"dtype": "BF16", "shape": list(bits.shape), "data_offsets": [0, bits.nbytes]}})
+    with scratch_file("bf16.safetensors") as path:
+        with open(path, "wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header.encode() + bits.astype("<u2").tobytes())
+        tensors, _ = read_checkpoint(path)
+    assert tensors["w"].dtype == np.float32 and tensors["w"].shape == bits.shape
+    assert np.array_equal(tensors["w"].view(np.uint32), bits.astype(np.uint32) << 16)
 
 
 @ROUND_TRIP
