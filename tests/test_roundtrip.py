@@ -15,7 +15,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as npst
 
@@ -43,13 +43,15 @@ TORCH_DTYPES = st.sampled_from([np.float64, np.float32, np.float16, np.int64, np
                                 np.uint8, np.bool_]).map(np.dtype)  # every storage type but bfloat16
 PADDLE_DTYPES = CKPT_DTYPES  # paddle_file reads f2-f8, i1-i8, u1-u8, b1 in either byte order
 
+ANY_TEXT = st.text(st.characters())  # any code point, lone surrogates included (JSON escapes them)
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                    | st.text(), lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+                    | ANY_TEXT, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
                     max_leaves=12)
 # zipfile cuts a member name at NUL; "t" first: np.savez's own keywords are "file" and "allow_pickle"
 NPZ_NAMES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12).map(
     lambda name: "t" + name)
 METADATA = JSON.filter(lambda value: value is not None)  # None means "no metadata"
+UNICODE_METADATA = {"\ud800 ключ": ["\x00", "😀", {"": None, "n": -0.0, "big": 2 ** 70}], "metadata": "\u2028"}
 
 
 def arrays_of(dtypes):
@@ -81,6 +83,7 @@ def assert_same(written: dict, read: dict) -> None:
 
 @ROUND_TRIP
 @given(state=state_dicts(CKPT_DTYPES), metadata=st.none() | METADATA, chunk_bytes=st.integers(1, 64))
+@example(state={"w": np.arange(5, dtype=">f8"), "s": np.array(7, np.int8)}, metadata=UNICODE_METADATA, chunk_bytes=3)
 def test_ckpt_round_trip(state, metadata, chunk_bytes):
     """Tensors cross chunks of ``chunk_bytes`` (one element at least); MindSpore reads the file too."""
     if metadata is not None:
@@ -149,6 +152,7 @@ def test_ckpt_chunks_that_disagree_or_repeated_entries_are_refused(tmp_path):
 @ROUND_TRIP
 @given(state=state_dicts(SAFETENSORS_DTYPES, names=st.text(max_size=12).filter(lambda n: n != "__metadata__")),
        metadata=st.none() | METADATA)
+@example(state={"w": np.arange(5, dtype=">f8"), "s": np.array(7, np.int8)}, metadata=UNICODE_METADATA)
 def test_safetensors_round_trip(state, metadata):
     with scratch_file("w.safetensors") as path:
         save_weights(state, path, metadata=metadata)
