@@ -234,3 +234,15 @@ def test_any_bytes_give_a_checkpoint_error(start, body, suffix):
                 read(path)
             except CheckpointError as exc:
                 assert str(exc).startswith(path) and "\n" not in str(exc)
+
+
+def test_safetensors_metadata_of_other_writers(tmp_path):
+    """timm's header metadata (``{"format": "pt"}``) is no metadata of ours; a ``json`` text that is not
+    JSON is one error line naming the file."""
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.ones(2, np.float32)}, str(tmp_path / "timm.safetensors"), metadata={"format": "pt"})
+    assert read_checkpoint(tmp_path / "timm.safetensors")[1] == {}
+    save_file({"w": np.ones(2, np.float32)}, str(tmp_path / "bad.safetensors"), metadata={"json": "{oops"})
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'bad.safetensors'}: cannot read safetensors checkpoint"):
+        read_checkpoint(tmp_path / "bad.safetensors")

@@ -80,8 +80,8 @@ _CKPT_CHUNK_BYTES = 256 << 20  # a protobuf message must stay under 2 GB: large 
 def _decode_ms_entry(tag: str, dims, kind: str, data: bytes):
     """One ``.ckpt`` entry as a numpy array (``str``: text), its declared shape checked against its bytes.
 
-    ``dims`` () is a scalar; so is (0,) holding one element's bytes, as older MindSpore versions wrote
-    scalars (``mindspore.load_checkpoint`` reads both as shape ()). Values are little-endian.
+    ``dims`` () is a scalar; so is (0,) holding exactly one element's bytes, as ``mindspore.load_checkpoint``
+    reads it (a 1-d empty tensor holds no bytes). Values are little-endian.
     """
     if kind == "str":
         if len(data) % 4:
@@ -229,7 +229,8 @@ def _safetensors_metadata(path: str):
     ``json`` text), parsed; {} for a file without it. Call it after ``read_safetensors`` checked the file."""
     with open(path, "rb") as f:
         header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    text = (header.get("__metadata__") or {}).get("json")
+    extra = header.get("__metadata__")
+    text = extra.get("json") if isinstance(extra, dict) else None
     return json.loads(text) if isinstance(text, str) else {}
 
 
