@@ -200,20 +200,23 @@ def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], 
     weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
     set to ``updates_done``, the position of the resumed epoch in this configuration's learning-rate
     schedule (it differs from the file's when the steps per epoch changed)."""
-    missing = []
+    missing = {}  # name: what the file holds instead
     for name, param in _checkpoint_entries(train_step):
         value = state.get(name)
+        if value is not None and value.shape == (1,) and tuple(param.shape) == ():
+            value = value.reshape(())  # a scalar as the writer of 048cc05 stored it (shape [1])
         if value is None or tuple(value.shape) != tuple(param.shape):
-            missing.append(name)
+            missing[name] = "" if value is None else f" (shape {tuple(value.shape)}, not {tuple(param.shape)})"
             continue
         param.set_data(ms.Tensor(value, dtype=param.dtype))
-    if missing and all(m.startswith(OPTIMIZER_PREFIX) for m in missing):
+    if missing and all(m.startswith(OPTIMIZER_PREFIX) for m in missing) \
+            and not any(k.startswith(OPTIMIZER_PREFIX) for k in state):
         raise CheckpointError(f"{path}: holds no optimizer state (written with --save_optimizer_state false), so "
                               "it cannot be resumed; start a new run from its weights with --ckpt_path")
     if missing:
         hint = " (was it written with --ema?)" if any(m.startswith(EMA_PREFIX) for m in missing) else ""
         raise CheckpointError(f"{path}: cannot resume, {len(missing)} entries missing or of another shape"
-                              f"{hint}: {', '.join(sorted(missing)[:6])}")
+                              f"{hint}: {', '.join(m + missing[m] for m in sorted(missing)[:6])}")
     step = getattr(train_step.optimizer, "global_step", None)
     if step is not None:
         step.set_data(ms.Tensor(np.full(step.shape, updates_done), dtype=step.dtype))

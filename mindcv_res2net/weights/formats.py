@@ -78,7 +78,11 @@ _CKPT_CHUNK_BYTES = 256 << 20  # a protobuf message must stay under 2 GB: large 
 
 
 def _decode_ms_entry(tag: str, dims, kind: str, data: bytes):
-    """One ``.ckpt`` entry as a numpy array (``str``: text), its declared shape checked against its bytes."""
+    """One ``.ckpt`` entry as a numpy array (``str``: text), its declared shape checked against its bytes.
+
+    ``dims`` () is a scalar; so is (0,) holding exactly one element's bytes, as ``mindspore.load_checkpoint``
+    reads it (a 1-d empty tensor holds no bytes). Values are little-endian.
+    """
     if kind == "str":
         if len(data) % 4:
             raise ValueError(f"entry '{tag}': text of {len(data)} bytes is not UTF-32")
@@ -89,10 +93,12 @@ def _decode_ms_entry(tag: str, dims, kind: str, data: bytes):
     if any(d < 0 for d in dims):
         raise ValueError(f"entry '{tag}': negative dimension in shape {dims}")
     dtype = np.dtype(_MS_TYPES[kind])
+    if dims == (0,) and len(data) == dtype.itemsize:
+        dims = ()
     if math.prod(dims) * dtype.itemsize != len(data):
         raise ValueError(f"entry '{tag}': shape {dims} of {kind} needs {math.prod(dims) * dtype.itemsize} bytes, "
                          f"the file holds {len(data)}")
-    return np.frombuffer(data, dtype).reshape(dims).copy()
+    return np.frombuffer(data, dtype.newbyteorder("<")).astype(dtype).reshape(dims)
 
 
 def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
@@ -122,13 +128,16 @@ def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
             continue
         if not value.HasField("tensor"):
             raise ValueError(f"entry '{value.tag}' is a map parameter, which this reader does not support")
+        if chunks and (value.tensor.dims, value.tensor.tensor_type) != (values[i - 1].tensor.dims,
+                                                                        values[i - 1].tensor.tensor_type):
+            raise ValueError(f"entry '{value.tag}': its chunks declare different shapes or types")
         chunks.append(value.tensor.tensor_content)
         if i + 1 < len(values) and values[i + 1].tag == value.tag:
             continue  # the next entry continues this tensor
         data, chunks = b"".join(chunks), []
-        dims = tuple(value.tensor.dims)
-        entries[value.tag] = _decode_ms_entry(value.tag, () if dims == (0,) and value.tensor.tensor_type == "str"
-                                              else dims, value.tensor.tensor_type, data)
+        if value.tag in entries:
+            raise ValueError(f"entry '{value.tag}' appears twice")
+        entries[value.tag] = _decode_ms_entry(value.tag, value.tensor.dims, value.tensor.tensor_type, data)
     return entries
 
 
@@ -166,7 +175,9 @@ def read_checkpoint_metadata(path: str):
 
 
 _SAFETENSORS_TYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bfloat16", "I64": np.int64,
-                      "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+                      "I32": np.int32, "I16": np.int16, "I8": np.int8, "U64": np.uint64, "U32": np.uint32,
+                      "U16": np.uint16, "U8": np.uint8, "BOOL": np.bool_}
+_SAFETENSORS_NAMES = {np.dtype(v) for v in _SAFETENSORS_TYPES.values() if not isinstance(v, str)}  # writable
 
 
 def read_safetensors(path: str) -> Dict[str, np.ndarray]:
@@ -213,6 +224,16 @@ def read_safetensors(path: str) -> Dict[str, np.ndarray]:
     return tensors
 
 
+def _safetensors_metadata(path: str):
+    """The JSON metadata that ``save_weights`` stores in a ``.safetensors`` header (as ``__metadata__``'s
+    ``json`` text), parsed; {} for a file without it. Call it after ``read_safetensors`` checked the file."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    extra = header.get("__metadata__")
+    text = extra.get("json") if isinstance(extra, dict) else None
+    return json.loads(text) if isinstance(text, str) else {}
+
+
 def read_npz(path: str) -> Dict[str, np.ndarray]:
     """Arrays of an ``.npz`` file; each member's ``.npy`` header (dtype, shape) is checked against the
     member's size before it is read, and object arrays (pickles) are refused."""
@@ -244,8 +265,9 @@ def _first_line(exc: Exception) -> str:
 def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     """A weight file read once: ``({name: numpy array}, metadata)``, names as stored in the file.
 
-    ``metadata`` is the parsed JSON entry that train.py writes into its MindSpore checkpoints, as
-    found (``engine.checkpointing.run_metadata`` validates it), and {} for any other file.
+    ``metadata`` is the parsed JSON that ``save_weights`` stores (train.py's MindSpore checkpoints,
+    converted ``.ckpt`` and ``.safetensors`` files), as found (``engine.checkpointing.run_metadata``
+    validates it), and {} for any other file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -260,7 +282,7 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
         if kind == "npz":
             return read_npz(path), {}
         if kind == "safetensors":
-            return read_safetensors(path), {}
+            return read_safetensors(path), _safetensors_metadata(path)
         if kind == "mindspore":
             entries = read_mindspore_checkpoint(path)
             raw = entries.get("metadata")
@@ -279,7 +301,9 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
 
 def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Optional[dict]) -> None:
     """Stream a MindSpore ``.ckpt`` protobuf to ``f``: the metadata entry first (so it can be read without
-    the tensors), then each tensor, split into chunks of at most 256 MB as MindSpore does."""
+    the tensors), then each tensor, little-endian, split into chunks of at most ``_CKPT_CHUNK_BYTES`` as
+    MindSpore does. A scalar is stored with shape [] (not [1]). ``mindspore.load_checkpoint`` reads every
+    tensor back but a 1-d empty one (shape [0]), which it takes for a scalar."""
     from mindspore.train.checkpoint_pb2 import Checkpoint
 
     def put(tag: str, dims, kind: str, content: bytes) -> None:
@@ -292,15 +316,23 @@ def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Opt
         f.write(message.SerializeToString())
 
     if metadata is not None:
-        put("metadata", [0], "str", np.array(json.dumps(metadata, allow_nan=False)).astype("<U").tobytes())
+        if "metadata" in weights:
+            raise ValueError("a tensor named 'metadata' cannot be stored with metadata (the name of its entry)")
+        put("metadata", [0], "str", np.array(_metadata_json(metadata)).astype("<U").tobytes())
     for name, value in weights.items():
-        array = np.ascontiguousarray(value)
-        if array.dtype not in _MS_TYPE_NAMES:
+        array = np.asarray(value)  # not ascontiguousarray: it makes a 0-d array 1-d
+        kind = _MS_TYPE_NAMES.get(array.dtype.newbyteorder("="))
+        if kind is None:
             raise ValueError(f"tensor '{name}': dtype {array.dtype} cannot be stored in a MindSpore checkpoint")
         flat = array.astype(array.dtype.newbyteorder("<"), copy=False).reshape(-1)
         step = max(1, _CKPT_CHUNK_BYTES // array.itemsize)
         for start in range(0, max(flat.size, 1), step):
-            put(name, array.shape, _MS_TYPE_NAMES[array.dtype], flat[start:start + step].tobytes())
+            put(name, array.shape, kind, flat[start:start + step].tobytes())
+
+
+def _metadata_json(metadata) -> str:
+    """The JSON text stored as a weight file's metadata (strict JSON: no NaN or infinity)."""
+    return json.dumps(metadata, allow_nan=False)
 
 
 def save_weights(weights: Dict[str, np.ndarray], path: str, fmt: Optional[str] = None,
@@ -317,8 +349,11 @@ def save_weights(weights: Dict[str, np.ndarray], path: str, fmt: Optional[str] =
         if fmt == "safetensors":
             from safetensors.numpy import save_file
 
-            save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp,
-                      metadata={"json": json.dumps(metadata)} if metadata else None)
+            arrays = {k: np.asarray(v, order="C") for k, v in weights.items()}
+            for name, array in arrays.items():
+                if array.dtype.newbyteorder("=") not in _SAFETENSORS_NAMES:
+                    raise ValueError(f"tensor '{name}': dtype {array.dtype} cannot be stored in a safetensors file")
+            save_file(arrays, tmp, metadata=None if metadata is None else {"json": _metadata_json(metadata)})
         else:
             with open(tmp, "wb") as f:
                 _write_mindspore_checkpoint(f, weights, metadata)

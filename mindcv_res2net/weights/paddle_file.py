@@ -73,6 +73,13 @@ def _latin1(text, encoding) -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args) -> bytes:
+    """Protocol-2 pickles spell empty bytes (an empty array's data) as ``bytes()``; nothing else is built."""
+    if args:
+        raise UnsafePickleError("refusing bytes() with arguments")
+    return b""
+
+
 def _scalar(dtype, raw) -> np.ndarray:
     array = _Array()
     array.__setstate__(((), dtype, False, raw))
@@ -93,6 +100,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return dict
         if module == "_codecs" and name == "encode":
             return _latin1
+        if module in ("__builtin__", "builtins") and name == "bytes":
+            return _empty_bytes
         raise UnsafePickleError(
             f"refusing to load '{module}.{name}': the file asks to call code that is not an array "
             "container (only arrays are read from Paddle files)")
