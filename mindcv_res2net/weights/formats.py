@@ -54,7 +54,8 @@ def _sniff(path: str) -> str:
 
 
 def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
-    """Find the tensor dict inside a PyTorch object ({'state_dict': ...}, DataParallel 'module.' names)."""
+    """Find the tensor dict inside a PyTorch or Paddle object ({'state_dict': ...}, {'model': ...},
+    DataParallel 'module.' names)."""
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):
@@ -256,7 +257,7 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
         if kind == "torch":
             return _unwrap(load_torch_file(path), path), {}
         if kind == "paddle":
-            return load_paddle_file(path), {}
+            return _unwrap(load_paddle_file(path), path), {}
         if kind == "npz":
             return read_npz(path), {}
         if kind == "safetensors":
