@@ -87,8 +87,8 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
             targets.pop(key)
     not_real = sorted(k for k in targets if mapped[k].dtype.kind != "f")
     if not_real:  # casting would turn bits into numbers (Paddle saves float8 tensors as int8)
-        raise CheckpointError(f"{origin}: {len(not_real)} weights are not floating point (" + brief(
-            f"{k}: {mapped[k].dtype}" for k in not_real) + "); a weight file stores them as floats")
+        raise CheckpointError(f"{origin}: weights that are not floating point (" + brief(
+            f"{k}: {mapped[k].dtype}" for k in not_real) + "); the model's parameters need real numbers")
     return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 

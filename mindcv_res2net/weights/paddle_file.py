@@ -31,7 +31,7 @@ class _DType:
 
     def __init__(self, code, align=False, copy=True) -> None:
         if not isinstance(code, str) or code.lstrip("<>|=") not in _DTYPES:
-            raise UnsafePickleError(f"refusing array dtype {code!r}: only numeric arrays are read")
+            raise UnsafePickleError(f"refusing array dtype {code!r}: only arrays of real numbers and booleans are read")
         self.dtype = np.dtype(code)
 
     def __setstate__(self, state) -> None:
