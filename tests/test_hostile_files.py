@@ -82,6 +82,9 @@ def _convert(src, tmp_path):
 # ---------------------------------------------------------------------------------------------- pickles
 
 
+BOMB = r"its shared references expand to more than 10000000 objects \(a pickle bomb\)$"
+
+
 def _shared_64_levels():
     """A list that holds the same list twice, 64 levels deep: 2**64 paths to one float32 array."""
     value = np.ones(2, np.float32)
@@ -95,26 +98,58 @@ def test_pdparams_sharing_references_64_levels_deep_is_refused_cheaply(tmp_path)
     raw = pickle.dumps({"conv1._conv.weight": _shared_64_levels()}, protocol=2)
     path.write_bytes(raw.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
     assert path.stat().st_size < 800
-    assert_refused_cheaply(_convert(path, tmp_path),
-                           rf"^error: {path}: no tensors found in the file \(keys: conv1._conv.weight\)$")
+    assert_refused_cheaply(_convert(path, tmp_path), rf"^error: {path}: cannot read paddle checkpoint .*: {BOMB}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.pdparams"]
+
+
+def _tuple_key_64_levels() -> bytes:
+    """A protocol-2 pickle of ``{t: 1}`` where ``t`` holds the same tuple twice, 64 levels deep: hashing the key
+    (which unpickling does, in C) never ends. Written opcode by opcode: Python could not build it either."""
+    raw = b"\x80\x02}K\x00\x85q\x000"  # {}, (0,) memoised as 0 and popped
+    for level in range(64):  # memo[level + 1] = (memo[level], memo[level])
+        raw += b"h" + bytes([level]) + b"h" + bytes([level]) + b"\x86q" + bytes([level + 1]) + b"0" * (level < 63)
+    return raw + b"K\x01s."
+
+
+def test_pickle_whose_key_would_hash_forever_is_refused_at_once(tmp_path):
+    pdparams, legacy, archive = tmp_path / "key.pdparams", tmp_path / "key.pth", tmp_path / "key_zip.pth"
+    pdparams.write_bytes(_tuple_key_64_levels())
+    legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2) + pickle.dumps({}, 2)
+                       + _tuple_key_64_levels())  # torch.save's legacy stream: magic, protocol, sys info, object
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("archive/data.pkl", _tuple_key_64_levels())
+    start = time.monotonic()
+    for path, kind in ((pdparams, "paddle"), (legacy, "torch"), (archive, "torch")):
+        with pytest.raises(CheckpointError, match=rf"^{path}: cannot read {kind} checkpoint .*: {BOMB}"):
+            read_checkpoint(path)
+    assert time.monotonic() - start < 5
 
 
 def test_torch_file_sharing_references_64_levels_deep_is_refused_at_once(tmp_path):
     path = tmp_path / "shared.pth"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", pickle.dumps({"w": _levels_of_ints(64)}, protocol=2))
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": _shared_64_levels()}, protocol=2))
     start = time.monotonic()
-    with pytest.raises(CheckpointError, match=rf"^{path}: no tensors found in the file \(keys: w\)$"):
+    with pytest.raises(CheckpointError, match=rf"^{path}: cannot read torch checkpoint .*: {BOMB}"):
         read_checkpoint(path)
     assert time.monotonic() - start < 5
 
 
-def _levels_of_ints(levels: int):
-    value = [0]
-    for _ in range(levels):
+def test_shared_references_within_the_bound_are_rebuilt_once():
+    """Below the bound, a shared object is rebuilt once per object, not once per path to it (2**20 paths here)."""
+    from mindcv_res2net.weights.paddle_file import _RestrictedUnpickler, _materialize
+
+    value = np.ones(2, np.float32)
+    for _ in range(20):
         value = [value, value]
-    return value
+    raw = pickle.dumps({"w": value}, protocol=2).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    import io
+
+    rebuilt = _materialize(_RestrictedUnpickler(io.BytesIO(raw)).load(), {})["w"]
+    for _ in range(20):
+        assert rebuilt[0] is rebuilt[1]
+        rebuilt = rebuilt[0]
+    assert np.array_equal(rebuilt, np.ones(2, np.float32))
 
 
 # ---------------------------------------------------------------------------------------------- npz

@@ -6,8 +6,9 @@ A ``.pdparams`` file is a pickle (protocol 2 to 4) of a dict of numpy arrays; ``
 uint16 arrays (Paddle has no uint16 tensors and reads them back as bfloat16), so uint16 is read as
 bfloat16 and widened to float32. The unpickler resolves only what rebuilds numpy arrays (numpy 1.x
 and 2.x module names) and these tuples, and refuses every other global before it is called. Each
-array's declared shape and dtype are checked against its bytes before it is built; an object shared
-by many references is rebuilt once.
+array's declared shape and dtype are checked against its bytes before it is built; the objects the
+pickle would build are bounded before it is loaded (``pickle_bounds``), and one shared by many
+references is rebuilt once.
 """
 import math
 import pickle
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .pickle_bounds import check_expansion
 from .torch_file import UnsafePickleError
 
 NAME_TABLE = "StructuredToParameterName@@"
@@ -148,6 +150,8 @@ def load_paddle_file(path: str) -> dict:
     Raises ``UnsafePickleError`` if the file references code, ``ValueError`` if it is not readable.
     """
     with open(path, "rb") as f:
+        check_expansion(f)
+        f.seek(0)
         raw = _RestrictedUnpickler(f).load()
     obj = _materialize(raw, {})
     if not isinstance(obj, dict):

@@ -16,6 +16,8 @@ from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
 
+from .pickle_bounds import check_expansion
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -186,6 +188,14 @@ def _materialize(obj: Any, done: dict, name: str = "") -> Any:
     return done[id(obj)]
 
 
+def _load_pickle(f: BinaryIO, storages: Dict[str, _Storage]) -> Any:
+    """The next pickle of ``f``, once its opcodes are shown to build a bounded number of objects."""
+    start = f.tell()
+    check_expansion(f)
+    f.seek(start)
+    return _RestrictedUnpickler(f, storages).load()
+
+
 def _load_zip(path: str) -> Any:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
@@ -196,7 +206,7 @@ def _load_zip(path: str) -> Any:
         big_endian = (prefix + "byteorder" in names
                       and archive.read(prefix + "byteorder").decode().strip() == "big")
         storages: Dict[str, _Storage] = {}
-        obj = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), storages).load()
+        obj = _load_pickle(io.BytesIO(archive.read(pkl[0])), storages)
         for key, storage in storages.items():
             member = f"{prefix}data/{key}"
             if member not in names:
@@ -212,16 +222,16 @@ def _load_zip(path: str) -> Any:
 def _load_legacy(path: str) -> Any:
     with open(path, "rb") as f:
         storages: Dict[str, _Storage] = {}
-        magic = _RestrictedUnpickler(f, storages).load()
+        magic = _load_pickle(f, storages)
         if magic != LEGACY_MAGIC:
             raise ValueError("pickle file is not a PyTorch checkpoint (bad magic number)")
-        protocol = _RestrictedUnpickler(f, storages).load()
+        protocol = _load_pickle(f, storages)
         if protocol != LEGACY_PROTOCOL:
             raise ValueError(f"unsupported legacy PyTorch protocol {protocol}")
-        sys_info = _RestrictedUnpickler(f, storages).load()
+        sys_info = _load_pickle(f, storages)
         little_endian = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
-        obj = _RestrictedUnpickler(f, storages).load()
-        keys = _RestrictedUnpickler(f, storages).load()
+        obj = _load_pickle(f, storages)
+        keys = _load_pickle(f, storages)
         if not isinstance(keys, list):
             raise ValueError("the list of storage keys is missing")
         size = os.fstat(f.fileno()).st_size
