@@ -513,3 +513,21 @@ def test_paddle_classifier_stored_out_in_gets_paddle_advice(tmp_path, capsys, nu
         f"error: {tmp_path / 'outin.pdparams'}: its Paddle classifier out.weight is stored (1000, 2048), (out, in), "
         "but a Paddle Linear stores (in, out), here (2048, 1000) for the 1000 classes of out.bias: save out.weight "
         "transposed\n")
+
+
+@pytest.mark.parametrize("storage", ["ComplexFloatStorage", "Float8_e4m3fnStorage", "UInt16Storage"])
+def test_torch_tensor_of_an_unsupported_type_is_named(tmp_path, storage):
+    """The torch reader widens bfloat16 and reads every real and bool type (checked against PyTorch's own files
+    in test_torch_file.py); any other storage type is refused as what it is, not as code to run."""
+    from torch_writer import save_torch_zip
+
+    save_torch_zip({"w": np.ones(2, np.float32)}, tmp_path / "float.pth")
+    path = tmp_path / "other.pth"
+    with zipfile.ZipFile(tmp_path / "float.pth") as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info.filename, data.replace(b"ctorch\nFloatStorage\n", f"ctorch\n{storage}\n".encode())
+                            if info.filename.endswith("data.pkl") else data)
+    with pytest.raises(CheckpointError, match=rf"^{path}: tensors of type torch.{storage} are not read \(only real "
+                                              r"floating-point, integer and bool tensors\)$"):
+        read_checkpoint(path)
