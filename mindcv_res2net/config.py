@@ -495,9 +495,11 @@ def load_yaml_config(path: str) -> dict:
             raise ConfigError(f"config {path}: its aliases (*name) expand it beyond {MAX_RECIPE_EXPANDED} "
                               "characters and values")
         data = {} if node is None else loader.construct_document(node)
+    except ConfigError:
+        raise
     except _RecipeError as exc:
         raise ConfigError(f"config {path}: {exc}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value PyYAML cannot build (date 2021-13-45)
         raise ConfigError(f"config {path}: not valid YAML ({_clip(' '.join(str(exc).split()))})") from None
     except RecursionError:
         raise ConfigError(f"config {path}: nested too deeply to be a recipe") from None

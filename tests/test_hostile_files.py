@@ -370,6 +370,7 @@ def test_yaml_aliases_expanding_to_gigabytes_are_refused_cheaply(tmp_path):
     ("model: &a [*a]\n", r"an alias \(\*name\) refers to the value that contains it"),
     ("model: " + "[" * 1000 + "]" * 1000 + "\n", r"more than 32 nested \[ \] or \{ \} \(line 1\)"),
     ("base: &b {lr: 0.1}\n", r"unknown key 'base'"),
+    ("seed: 2021-13-45\n", r"not valid YAML \(month must be in 1..12\)"),
     ("model: [" + ", ".join(["x" * 1000] * 50) + "]\n", r"key 'model' expects a single value, got \['x{20,40}\.\.\.x{20,40}', 'x*\.\.\.$"),
 ])
 def test_yaml_recipe_refusals(tmp_path, capsys, text, message):
