@@ -532,3 +532,47 @@ def test_torch_tensor_of_an_unsupported_type_is_named(tmp_path, storage):
     with pytest.raises(CheckpointError, match=rf"^{path}: tensors of type torch.{storage} are not read \(only real "
                                               r"floating-point, integer and bool tensors\)$"):
         read_checkpoint(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=st.lists(st.tuples(st.sampled_from(["list", "tuple", "dict"]),
+                               st.lists(st.integers(0, 1000), max_size=4)), min_size=1, max_size=12),
+       protocol=st.integers(2, 5), limit=st.integers(1, 60))
+def test_pickle_bound_refuses_exactly_the_objects_that_expand_beyond_it(plan, protocol, limit):
+    """Random objects sharing earlier ones (a DAG): ``check_expansion`` refuses the pickle exactly when one of its
+    objects, each reference counted, has more than the bound's parts (a leaf is 1, a container 1 + its parts)."""
+    import io
+
+    from mindcv_res2net.weights import pickle_bounds
+
+    objects = []
+    for kind, picks in plan:  # an earlier object (shared) where i % 3, else the integer i
+        children = [objects[i % len(objects)] if objects and i % 3 else i for i in picks]
+        objects.append({i: c for i, c in enumerate(children)} if kind == "dict" else
+                       tuple(children) if kind == "tuple" else children)
+    raw = pickle.dumps(objects[-1], protocol=protocol)
+    original = pickle_bounds.MAX_PICKLE_OBJECTS
+    pickle_bounds.MAX_PICKLE_OBJECTS = limit
+    try:
+        pickle_bounds.check_expansion(io.BytesIO(raw))
+        refused = False
+    except ValueError:
+        refused = True
+    finally:
+        pickle_bounds.MAX_PICKLE_OBJECTS = original
+    assert refused == (_expanded(objects[-1]) > limit), (_expanded(objects[-1]), limit)
+
+
+def _expanded(obj) -> int:
+    """Parts of ``obj`` with each reference counted (memoised by identity: linear in the distinct objects)."""
+    memo = {}
+
+    def size(value):
+        if isinstance(value, (list, tuple, dict)):
+            if id(value) not in memo:
+                parts = list(value.values()) if isinstance(value, dict) else list(value)
+                memo[id(value)] = 1 + sum(size(p) for p in parts) + (len(value) if isinstance(value, dict) else 0)
+            return memo[id(value)]
+        return 1
+
+    return size(obj)
