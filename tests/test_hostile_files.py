@@ -361,7 +361,8 @@ def _laughs(tmp_path):
 def test_yaml_aliases_expanding_to_gigabytes_are_refused_cheaply(tmp_path):
     path = _laughs(tmp_path)
     assert_refused_cheaply(["train.py", "-c", str(path), f"--ckpt_save_dir={tmp_path / 'run'}"],
-                           rf"^error: config {path}: its aliases \(\*name\) expand it beyond \d+ characters and values$")
+                           rf"^error: config {path}: its aliases \(\*name\) expand it beyond \d+ characters and "
+                           r"values$")
     assert not (tmp_path / "run").exists()
 
 
@@ -371,7 +372,8 @@ def test_yaml_aliases_expanding_to_gigabytes_are_refused_cheaply(tmp_path):
     ("model: " + "[" * 1000 + "]" * 1000 + "\n", r"more than 32 nested \[ \] or \{ \} \(line 1\)"),
     ("base: &b {lr: 0.1}\n", r"unknown key 'base'"),
     ("seed: 2021-13-45\n", r"not valid YAML \(month must be in 1..12\)"),
-    ("model: [" + ", ".join(["x" * 1000] * 50) + "]\n", r"key 'model' expects a single value, got \['x{20,40}\.\.\.x{20,40}', 'x*\.\.\.$"),
+    ("model: [" + ", ".join(["x" * 1000] * 50) + "]\n",
+     r"key 'model' expects a single value, got \['x{20,40}\.\.\.x{20,40}', 'x*\.\.\.$"),
 ])
 def test_yaml_recipe_refusals(tmp_path, capsys, text, message):
     path = tmp_path / "c.yaml"
