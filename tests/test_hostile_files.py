@@ -473,6 +473,15 @@ def test_a_real_paddle_file_nesting_its_state_dict_is_read():
         assert np.array_equal(state[key], np.array(value, np.float32))
 
 
+def test_paddle_file_nesting_its_state_dict_under_another_key_says_where_the_tensors_are(tmp_path):
+    path = tmp_path / "params.pdparams"
+    save_nested_pdparams({"fc.weight": np.ones((2, 3), np.float32)}, path, key="params", epoch=3)
+    with pytest.raises(CheckpointError, match=rf"^{path}: no tensors found in the file \(keys: epoch, params\); "
+                                              r"dicts of tensors under params, but only one under state_dict, model, "
+                                              r"model_state_dict, net, network is read$"):
+        read_checkpoint(path)
+
+
 def test_a_real_complex_paddle_tensor_is_refused():
     path = os.path.join(PADDLE_FILES, "complex64.pdparams")
     with pytest.raises(CheckpointError, match=rf"^{path}: refusing array dtype 'c8': only arrays of real numbers"):

@@ -64,7 +64,11 @@ def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: no tensor dictionary found in the file")
     arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not arrays:
-        raise CheckpointError(f"{path}: no tensors found in the file (keys: {brief(obj)})")
+        nested = [k for k, v in obj.items()
+                  if isinstance(v, dict) and any(isinstance(t, np.ndarray) for t in v.values())]
+        where = (f"; dicts of tensors under {brief(nested)}, but only one under {', '.join(_WRAPPER_KEYS)} is read"
+                 if nested else "")
+        raise CheckpointError(f"{path}: no tensors found in the file (keys: {brief(obj)}){where}")
     if all(k.startswith("module.") for k in arrays):
         arrays = {k[len("module."):]: v for k, v in arrays.items()}
     return arrays
