@@ -27,6 +27,7 @@ import numpy as np
 
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
 from ..weights.formats import brief
+from ..weights.names import paddle_classifier
 from ..utils.fileio import OWNER_PATTERN, PARTIAL_PREFIX, atomic_path, stale_partial_files
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -157,7 +158,10 @@ def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> di
     state = network_weights(state)
     head = next((state[k] for k in ("fc.weight", "classifier.weight", "head.fc.weight") if k in state), None)
     if head is None and "out.weight" in state and state["out.weight"].ndim == 2:  # PaddleClas: (in, out)
-        head = state["out.weight"].T
+        try:
+            head = paddle_classifier(state["out.weight"], state.get("out.bias"))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
     found = dict(num_classes=0 if head is None else int(head.shape[0]),
                  in_channels=3 if stem is None else int(stem.shape[1]))

@@ -54,7 +54,8 @@ def _sniff(path: str) -> str:
 
 
 def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
-    """Find the tensor dict inside a PyTorch object ({'state_dict': ...}, DataParallel 'module.' names)."""
+    """Find the tensor dict inside a PyTorch or Paddle object ({'state_dict': ...}, {'model': ...},
+    DataParallel 'module.' names)."""
     if isinstance(obj, dict):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), dict):
@@ -63,7 +64,11 @@ def _unwrap(obj, path: str) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: no tensor dictionary found in the file")
     arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not arrays:
-        raise CheckpointError(f"{path}: no tensors found in the file (keys: {brief(obj)})")
+        nested = [k for k, v in obj.items()
+                  if isinstance(v, dict) and any(isinstance(t, np.ndarray) for t in v.values())]
+        where = (f"; dicts of tensors under {brief(nested)}, but only one under {', '.join(_WRAPPER_KEYS)} is read"
+                 if nested else "")
+        raise CheckpointError(f"{path}: no tensors found in the file (keys: {brief(obj)}){where}")
     if all(k.startswith("module.") for k in arrays):
         arrays = {k[len("module."):]: v for k, v in arrays.items()}
     return arrays
@@ -180,19 +185,49 @@ _SAFETENSORS_TYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "
 _SAFETENSORS_NAMES = {np.dtype(v) for v in _SAFETENSORS_TYPES.values() if not isinstance(v, str)}  # writable
 
 
+_SAFETENSORS_MAX_HEADER = 100_000_000  # bytes, as the reference library allows
+
+
+def _unique_keys(pairs) -> dict:
+    """A JSON object's pairs as a dict; a key given twice is an error (``json.loads`` keeps the last)."""
+    result = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key[:80]!r} appears twice in the header")
+        result[key] = value
+    return result
+
+
+def _check_coverage(ranges, data_size: int) -> None:
+    """The tensors' byte ranges ``[(start, end, name)]`` must tile the data exactly, as the reference
+    ``safetensors`` library requires: no overlap, no byte outside every tensor."""
+    position, previous = 0, None
+    for begin, stop, name in sorted(ranges):
+        if begin < position:
+            raise ValueError(f"tensor '{name}': byte range [{begin}, {stop}] overlaps tensor '{previous}'")
+        if begin > position:
+            raise ValueError(f"data bytes {position} to {begin} belong to no tensor")
+        position, previous = stop, name
+    if position != data_size:
+        raise ValueError(f"data bytes {position} to {data_size} belong to no tensor")
+
+
 def read_safetensors(path: str) -> Dict[str, np.ndarray]:
     """Tensors of a ``.safetensors`` file; each header entry's dtype, shape and byte range are checked
-    against the file before its bytes are read."""
+    against the file before its bytes are read. Refused as the reference library refuses them: a key
+    given twice, byte ranges that overlap or leave data bytes outside every tensor."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
         if header_len > size - 8:
             raise ValueError(f"header of {header_len} bytes is longer than the file")
-        header = json.loads(f.read(header_len))
+        if header_len > _SAFETENSORS_MAX_HEADER:
+            raise ValueError(f"header of {header_len} bytes is longer than {_SAFETENSORS_MAX_HEADER}")
+        header = json.loads(f.read(header_len), object_pairs_hook=_unique_keys)
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
         data_start, data_size = 8 + header_len, size - 8 - header_len
-        tensors = {}
+        entries = {}
         for name, info in header.items():
             if name == "__metadata__":
                 continue
@@ -214,6 +249,10 @@ def read_safetensors(path: str) -> Dict[str, np.ndarray]:
             if offsets[1] - offsets[0] != math.prod(shape) * itemsize:
                 raise ValueError(f"tensor '{name}': shape {tuple(shape)} of {dtype} needs "
                                  f"{math.prod(shape) * itemsize} bytes, its byte range holds {offsets[1] - offsets[0]}")
+            entries[name] = (np_type, shape, offsets)
+        _check_coverage([(o[0], o[1], name) for name, (_, _, o) in entries.items()], data_size)
+        tensors = {}
+        for name, (np_type, shape, offsets) in entries.items():
             f.seek(data_start + offsets[0])
             raw = f.read(offsets[1] - offsets[0])
             if isinstance(np_type, str):  # bfloat16: the high half of a float32
@@ -234,27 +273,69 @@ def _safetensors_metadata(path: str):
     return json.loads(text) if isinstance(text, str) else {}
 
 
+# Every member of an .npz together: a deflated member can honestly declare any size in a few bytes, so the
+# declared sizes are capped before anything is inflated. The largest network, res2net200, has 0.3 GB of weights.
+MAX_NPZ_BYTES = 1 << 30
+
+
+def _npy_header(member, name: str) -> Tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of an ``.npy`` stream, read from its header only."""
+    version = np.lib.format.read_magic(member)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(member)
+    if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None:
+        raise ValueError(f"tensor '{name}': dtype {dtype} is not read (only real numbers and booleans; "
+                         "object arrays would be pickles)")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"tensor '{name}': negative dimension in shape {shape}")
+    return shape, fortran, dtype
+
+
+def _read_exactly(stream, size: int, name: str, chunk: int = 16 << 20) -> np.ndarray:
+    """``size`` bytes of ``stream`` as a uint8 array, read in chunks straight into it (no second copy)."""
+    buffer = np.empty(size, np.uint8)
+    filled = 0
+    while filled < size:
+        data = stream.read(min(chunk, size - filled))
+        if not data:
+            raise ValueError(f"tensor '{name}': {filled} of its {size} bytes are in the file")
+        buffer[filled:filled + len(data)] = np.frombuffer(data, np.uint8)
+        filled += len(data)
+    return buffer
+
+
 def read_npz(path: str) -> Dict[str, np.ndarray]:
-    """Arrays of an ``.npz`` file; each member's ``.npy`` header (dtype, shape) is checked against the
-    member's size before it is read, and object arrays (pickles) are refused."""
+    """Arrays of an ``.npz`` file (C order, native byte order).
+
+    Before a member is inflated, the sizes the archive declares (at most ``MAX_NPZ_BYTES`` for all members
+    together) and its ``.npy`` header (numeric dtype, shape) are checked against each other; member names
+    must be unique, and each member gives exactly the bytes its header needs.
+    """
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        seen = set()
+        for info in infos:
+            if info.filename in seen:
+                raise ValueError(f"member '{info.filename}' appears twice in the archive")
+            seen.add(info.filename)
+        declared = sum(info.file_size for info in infos)
+        if declared > MAX_NPZ_BYTES:
+            largest = max(infos, key=lambda i: i.file_size)
+            raise ValueError(f"its members declare {declared} bytes ('{largest.filename}': {largest.file_size}), "
+                             f"more than the {MAX_NPZ_BYTES} bytes an .npz weight file may hold")
+        arrays = {}
+        for info in infos:
             name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
             with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                reader = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape, _, dtype = reader(member)
-                header_end = member.tell()
-            if dtype.hasobject:
-                raise ValueError(f"tensor '{name}': object arrays (pickles) are not read")
-            if any(n < 0 for n in shape):
-                raise ValueError(f"tensor '{name}': negative dimension in shape {shape}")
-            if info.file_size - header_end != math.prod(shape) * dtype.itemsize:
-                raise ValueError(f"tensor '{name}': shape {shape} of {dtype} needs {math.prod(shape) * dtype.itemsize} "
-                                 f"bytes, the file holds {info.file_size - header_end}")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+                shape, fortran, dtype = _npy_header(member, name)
+                needed = math.prod(shape) * dtype.itemsize
+                if info.file_size - member.tell() != needed:
+                    raise ValueError(f"tensor '{name}': shape {shape} of {dtype} needs {needed} bytes, "
+                                     f"the file holds {info.file_size - member.tell()}")
+                raw = _read_exactly(member, needed, name)
+            array = raw.view(dtype).reshape(shape, order="F" if fortran else "C")
+            arrays[name] = np.ascontiguousarray(array.astype(dtype.newbyteorder("="), copy=False))
+    return arrays
 
 
 def _first_line(exc: Exception) -> str:
@@ -278,7 +359,7 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
         if kind == "torch":
             return _unwrap(load_torch_file(path), path), {}
         if kind == "paddle":
-            return load_paddle_file(path), {}
+            return _unwrap(load_paddle_file(path), path), {}
         if kind == "npz":
             return read_npz(path), {}
         if kind == "safetensors":

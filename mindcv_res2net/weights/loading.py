@@ -29,7 +29,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
 
     A training checkpoint with ``ema.*`` averages gives those (as validation during training used),
     unless ``ema=False`` (see ``network_weights``).
-    Every parameter must be filled with an equal shape and no source tensor may be left over
+    Every parameter must be filled with a floating-point tensor of equal shape and no source tensor may be left over
     (``num_batches_tracked`` and training state excepted; a classifier is ignored when the model has
     none). ``new_classifier``: the caller asked for another class count, so a classifier of another
     size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
@@ -40,7 +40,10 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     source = network_weights(source, ema, origin)
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
-    mapped = to_model_names(source, targets, getattr(model, "avg_down", False))
+    try:
+        mapped = to_model_names(source, targets, getattr(model, "avg_down", False))
+    except ValueError as exc:
+        raise CheckpointError(f"{origin}: {exc}") from None
     cfg = getattr(model, "default_cfg", {}) or {}
     classifier = cfg.get("classifier", "fc")
     first_conv = cfg.get("first_conv", "conv1")
@@ -82,6 +85,10 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
         for key in [k for k in mapped if k.startswith(classifier + ".")]:
             del mapped[key]
             targets.pop(key)
+    not_real = sorted(k for k in targets if mapped[k].dtype.kind != "f")
+    if not_real:  # casting would turn bits into numbers (Paddle saves float8 tensors as int8)
+        raise CheckpointError(f"{origin}: weights that are not floating point (" + brief(
+            f"{k}: {mapped[k].dtype}" for k in not_real) + "); the model's parameters need real numbers")
     return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 

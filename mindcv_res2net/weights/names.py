@@ -48,13 +48,23 @@ def _paddle_unit(unit: str, avg_down: bool):
     return None
 
 
+def paddle_classifier(weight: np.ndarray, bias=None) -> np.ndarray:
+    """PaddleClas' classifier ``out.weight`` (Paddle's Linear stores (in, out)) as (out, in); a ``ValueError``
+    when its ``out.bias`` shows it stored the other way round."""
+    if bias is not None and bias.ndim == 1 and weight.shape[0] == bias.shape[0] != weight.shape[1]:
+        raise ValueError(f"its Paddle classifier out.weight is stored {tuple(weight.shape)}, (out, in), but a Paddle "
+                         f"Linear stores (in, out), here {tuple(weight.shape[::-1])} for the {bias.shape[0]} classes "
+                         "of out.bias: save out.weight transposed")
+    return weight.T
+
+
 def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[str, np.ndarray]:
     """PaddleClas Res2Net names (``bb_0_0.res2a_branch2b_1._conv.weight``, ``out.weight`` stored (in, out))
     to this package's; unknown names are kept, so that the strict mapping reports them."""
     renamed = {}
     for name, value in source.items():
         if name == "out.weight" and value.ndim == 2:
-            renamed["fc.weight"] = value.T
+            renamed["fc.weight"] = paddle_classifier(value, source.get("out.bias"))
             continue
         if name == "out.bias":
             renamed["fc.bias"] = value
@@ -73,7 +83,7 @@ def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[st
 
 def to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
     """Rename PyTorch / mindcv / PaddleClas / mmpretrain parameter names to this package's names (unknown
-    names kept as they are)."""
+    names kept as they are). A ``ValueError`` if a PaddleClas classifier is stored transposed."""
     if any("._conv." in k or "._batch_norm." in k for k in source):
         source = _from_paddle_names(source, avg_down)
     if source and all(k.startswith(("backbone.", "head.")) for k in source):  # mmpretrain

@@ -1,9 +1,14 @@
 """Read PaddlePaddle ``.pdparams`` files without Paddle and without running their code.
 
 A ``.pdparams`` file is a pickle (protocol 2 to 4) of a dict of numpy arrays; ``paddle.save`` adds a
-``StructuredToParameterName@@`` table of names. The unpickler resolves only what rebuilds numpy
-arrays (numpy 1.x and 2.x module names) and refuses every other global before it is called. Each
-array's declared shape and dtype are checked against its bytes before it is built.
+``StructuredToParameterName@@`` table of names. A tensor nested deeper (``{"model": state_dict,
+"epoch": 3}``) is pickled as ``builtins.tuple((name, array))``. bfloat16 tensors are stored as
+uint16 arrays (Paddle has no uint16 tensors and reads them back as bfloat16), so uint16 is read as
+bfloat16 and widened to float32. The unpickler resolves only what rebuilds numpy arrays (numpy 1.x
+and 2.x module names) and these tuples, and refuses every other global before it is called. Each
+array's declared shape and dtype are checked against its bytes before it is built; the objects the
+pickle would build are bounded before it is loaded (``pickle_bounds``), and one shared by many
+references is rebuilt once.
 """
 import math
 import pickle
@@ -11,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .pickle_bounds import check_expansion
 from .torch_file import UnsafePickleError
 
 NAME_TABLE = "StructuredToParameterName@@"
@@ -27,7 +33,7 @@ class _DType:
 
     def __init__(self, code, align=False, copy=True) -> None:
         if not isinstance(code, str) or code.lstrip("<>|=") not in _DTYPES:
-            raise UnsafePickleError(f"refusing array dtype {code!r}: only numeric arrays are read")
+            raise UnsafePickleError(f"refusing array dtype {code!r}: only arrays of real numbers and booleans are read")
         self.dtype = np.dtype(code)
 
     def __setstate__(self, state) -> None:
@@ -57,7 +63,10 @@ class _Array:
             raise ValueError(f"array of shape {shape} and dtype {dtype.dtype} needs {needed} bytes, "
                              f"the file holds {len(raw)}")
         array = np.frombuffer(bytes(raw), dtype.dtype).reshape(shape, order="F" if fortran else "C")
-        self.value = array.astype(dtype.dtype.newbyteorder("="), order="C", copy=True)
+        if dtype.dtype.kind == "u" and dtype.dtype.itemsize == 2:  # bfloat16: the high half of a float32
+            self.value = (array.astype(np.uint32) << 16).view(np.float32).copy(order="C")
+        else:
+            self.value = array.astype(dtype.dtype.newbyteorder("="), order="C", copy=True)
 
 
 def _reconstruct(cls, shape, typecode) -> _Array:
@@ -78,6 +87,13 @@ def _empty_bytes(*args) -> bytes:
     if args:
         raise UnsafePickleError("refusing bytes() with arguments")
     return b""
+
+
+def _tuple(items) -> tuple:
+    """``builtins.tuple`` as ``paddle.save`` calls it for a nested tensor: ``tuple([(name, array)])``."""
+    if not isinstance(items, (list, tuple)):
+        raise UnsafePickleError("refusing builtins.tuple of anything but a list or tuple")
+    return tuple(items)
 
 
 def _scalar(dtype, raw) -> np.ndarray:
@@ -102,6 +118,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _latin1
         if module in ("__builtin__", "builtins") and name == "bytes":
             return _empty_bytes
+        if module == "builtins" and name == "tuple":
+            return _tuple
         raise UnsafePickleError(
             f"refusing to load '{module}.{name}': the file asks to call code that is not an array "
             "container (only arrays are read from Paddle files)")
@@ -110,28 +128,44 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a persistent object: not a .pdparams file")
 
 
-def _materialize(obj: Any) -> Any:
+def _is_nested_tensor(obj: Any) -> bool:
+    """Whether ``obj`` is how ``paddle.save`` stores a tensor below the top level: ``(name, array)``."""
+    return isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], _Array)
+
+
+def _materialize(obj: Any, done: dict) -> Any:
+    """``obj`` with every array built; ``done`` maps ``id`` of each container already rebuilt to its result,
+    so that a container shared by many references costs its work once (not once per path to it)."""
     if isinstance(obj, _Array):
         return obj.value
-    if isinstance(obj, dict):
-        return {str(k): _materialize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
     if isinstance(obj, (_DType, type)):
         raise ValueError("a bare dtype or type where an array was expected")
-    return obj
+    if not isinstance(obj, (dict, list, tuple)):
+        return obj
+    if id(obj) not in done:
+        if isinstance(obj, dict):
+            done[id(obj)] = {str(k): _materialize(v, done) for k, v in obj.items()}
+        elif _is_nested_tensor(obj):
+            done[id(obj)] = obj[1].value
+        else:
+            done[id(obj)] = type(obj)(_materialize(v, done) for v in obj)
+    return done[id(obj)]
 
 
 def load_paddle_file(path: str) -> dict:
-    """``{name: numpy array}`` of a ``.pdparams`` file (the name table and other non-array entries dropped).
+    """The dict a ``.pdparams`` file holds, every tensor a numpy array (Paddle's name table dropped): a
+    state dict ``{name: array}``, or the dict that holds one (``{"model": state_dict, "epoch": 3}``).
 
     Raises ``UnsafePickleError`` if the file references code, ``ValueError`` if it is not readable.
     """
     with open(path, "rb") as f:
-        obj = _materialize(_RestrictedUnpickler(f).load())
+        check_expansion(f)
+        f.seek(0)
+        raw = _RestrictedUnpickler(f).load()
+    obj = _materialize(raw, {})
     if not isinstance(obj, dict):
         raise ValueError("not a dict of arrays: not a .pdparams file")
-    return {k: v for k, v in obj.items() if k != NAME_TABLE and isinstance(v, np.ndarray)}
+    return {k: v for k, v in obj.items() if k != NAME_TABLE}
 
 
 def is_paddle_pickle(head: bytes) -> bool:

@@ -16,6 +16,8 @@ from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
 
+from .pickle_bounds import check_expansion
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
@@ -128,6 +130,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
+        if module == "torch" and name.endswith("Storage"):
+            raise UnsafePickleError(f"tensors of type torch.{name} are not read (only real floating-point, "
+                                    "integer and bool tensors)")
         raise UnsafePickleError(
             f"refusing to load '{module}.{name}': the file asks to call code that is not a tensor "
             "container (only tensor data is read from PyTorch files)")
@@ -164,18 +169,31 @@ def _frombuffer(raw: bytes, dtype, big_endian: bool = False) -> np.ndarray:
     return np.frombuffer(raw, dtype=dt).astype(np.dtype(dtype), copy=False)
 
 
-def _materialize(obj: Any, name: str = "") -> Any:
-    """``obj`` with every tensor view checked against its storage and copied out; ``name``: its key path."""
-    if isinstance(obj, _LazyTensor):
-        return obj.to_numpy(name or "<root>")
+def _materialize(obj: Any, done: dict, name: str = "") -> Any:
+    """``obj`` with every tensor view checked against its storage and copied out; ``name``: its key path.
+    ``done`` maps ``id`` of each object already rebuilt to its result, so that an object shared by many
+    references costs its work once (not once per path to it)."""
     if isinstance(obj, _Storage):
         raise ValueError(f"'{name}': a bare storage, not a tensor")
-    if isinstance(obj, dict):
-        return collections.OrderedDict(
-            (_text(k), _materialize(v, f"{name}.{_text(k)}" if name else _text(k))) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v, f"{name}[{i}]") for i, v in enumerate(obj))
-    return obj
+    if not isinstance(obj, (_LazyTensor, dict, list, tuple)):
+        return obj
+    if id(obj) not in done:
+        if isinstance(obj, _LazyTensor):
+            done[id(obj)] = obj.to_numpy(name or "<root>")
+        elif isinstance(obj, dict):
+            done[id(obj)] = collections.OrderedDict(
+                (_text(k), _materialize(v, done, f"{name}.{_text(k)}" if name else _text(k))) for k, v in obj.items())
+        else:
+            done[id(obj)] = type(obj)(_materialize(v, done, f"{name}[{i}]") for i, v in enumerate(obj))
+    return done[id(obj)]
+
+
+def _load_pickle(f: BinaryIO, storages: Dict[str, _Storage]) -> Any:
+    """The next pickle of ``f``, once its opcodes are shown to build a bounded number of objects."""
+    start = f.tell()
+    check_expansion(f)
+    f.seek(start)
+    return _RestrictedUnpickler(f, storages).load()
 
 
 def _load_zip(path: str) -> Any:
@@ -188,7 +206,7 @@ def _load_zip(path: str) -> Any:
         big_endian = (prefix + "byteorder" in names
                       and archive.read(prefix + "byteorder").decode().strip() == "big")
         storages: Dict[str, _Storage] = {}
-        obj = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), storages).load()
+        obj = _load_pickle(io.BytesIO(archive.read(pkl[0])), storages)
         for key, storage in storages.items():
             member = f"{prefix}data/{key}"
             if member not in names:
@@ -204,16 +222,16 @@ def _load_zip(path: str) -> Any:
 def _load_legacy(path: str) -> Any:
     with open(path, "rb") as f:
         storages: Dict[str, _Storage] = {}
-        magic = _RestrictedUnpickler(f, storages).load()
+        magic = _load_pickle(f, storages)
         if magic != LEGACY_MAGIC:
             raise ValueError("pickle file is not a PyTorch checkpoint (bad magic number)")
-        protocol = _RestrictedUnpickler(f, storages).load()
+        protocol = _load_pickle(f, storages)
         if protocol != LEGACY_PROTOCOL:
             raise ValueError(f"unsupported legacy PyTorch protocol {protocol}")
-        sys_info = _RestrictedUnpickler(f, storages).load()
+        sys_info = _load_pickle(f, storages)
         little_endian = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
-        obj = _RestrictedUnpickler(f, storages).load()
-        keys = _RestrictedUnpickler(f, storages).load()
+        obj = _load_pickle(f, storages)
+        keys = _load_pickle(f, storages)
         if not isinstance(keys, list):
             raise ValueError("the list of storage keys is missing")
         size = os.fstat(f.fileno()).st_size
@@ -240,6 +258,5 @@ def load_torch_file(path: str) -> Any:
     before anything is read. Raises ``UnsafePickleError`` if the file references code, ``ValueError``
     naming the tensor if a view reaches outside its storage, or if the file is not readable.
     """
-    if zipfile.is_zipfile(path):
-        return _materialize(_load_zip(path))
-    return _materialize(_load_legacy(path))
+    obj = _load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path)
+    return _materialize(obj, {})
