@@ -334,7 +334,7 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
                                      f"the file holds {info.file_size - member.tell()}")
                 raw = _read_exactly(member, needed, name)
             array = raw.view(dtype).reshape(shape, order="F" if fortran else "C")
-            arrays[name] = np.ascontiguousarray(array.astype(dtype.newbyteorder("="), copy=False))
+            arrays[name] = array.astype(dtype.newbyteorder("="), order="C", copy=False)  # 0-d stays 0-d
     return arrays
 
 
