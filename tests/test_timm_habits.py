@@ -293,7 +293,8 @@ def test_benchmark_grad_checkpointing_run_and_refusals(tmp_path, capsys):
     rows = {r["impl"]: r for r in json.loads(out.read_text())["results"]}
     assert set(rows) == {"mindcv_res2net", "mindcv_res2net (grad checkpointing)"}
     for r in rows.values():
-        assert 0 < r["train_peak_memory_mb"] <= r["peak_host_memory_mb"] and r["train_ms_per_step"] > 0
+        assert r["train_ms_per_step"] > 0 and r["train_peak_memory_mb"] > 200  # MindSpore alone takes more
+        assert r["train_peak_memory_mb"] <= 1.01 * r["peak_host_memory_mb"]  # VmHWM and ru_maxrss: ~1 MB apart
     assert "gradient checkpointing" in proc.stdout and "MB train peak vs" in proc.stdout
     for argv in (["--engines", "onnxruntime", "--grad_checkpointing"], ["--data_only", "--grad_checkpointing"]):
         code, err = run_tool("benchmark", argv, capsys)
