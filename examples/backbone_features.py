@@ -42,7 +42,7 @@ class Segmenter(nn.Cell):
     def __init__(self, backbone: nn.Cell, num_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = MergeHead([info["num_chs"] for info in backbone.feature_info], num_classes)
+        self.head = MergeHead(backbone.feature_info.channels(), num_classes)  # of the maps it returns
 
     def construct(self, images):
         return self.head(self.backbone(images))
@@ -61,7 +61,7 @@ def main() -> None:
 
     backbone = create_model(args.model, features_only=True, out_indices=(2, 3, 4))  # pretrained=True for real use
     print("features:", ", ".join(f"{i['module']}: {i['num_chs']} ch, stride {i['reduction']}"
-                                 for i in backbone.feature_info))
+                                 for i in backbone.feature_info.get_dicts()))
     net = Segmenter(backbone, args.num_classes)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)

@@ -165,7 +165,7 @@ def test_feature_info_has_timm_and_mindcv_keys_and_real_module_names():
         assert info.get_dicts(keys=["chs"], idx=4) == {"chs": info[4]["chs"]}
     assert create_model("res2net50").feature_info.module_name() == ["act1", "layer1", "layer2", "layer3", "layer4"]
     subset = create_model("res2net50", features_only=True, out_indices=(2, 4)).feature_info
-    assert subset.channels() == [512, 2048] and [i["reduction"] for i in subset] == [8, 32]
+    assert subset.channels() == [512, 2048] and [i["reduction"] for i in subset.get_dicts()] == [8, 32]
 
 
 @pytest.mark.parametrize("mode", ["pynative", "graph"])

@@ -101,7 +101,7 @@ def test_features_only(mode, request):
     subset = create_model("res2next50", features_only=True, out_indices=(2, 4))
     subset.set_train(False)
     assert [tuple(f.shape) for f in subset(_x(size=64))] == [(2, 512, 8, 8), (2, 2048, 2, 2)]
-    assert [i["reduction"] for i in subset.feature_info] == [8, 32]
+    assert subset.feature_info.reduction() == [8, 32]  # the outputs' (timm's FeatureInfo.out_indices)
     assert subset.get_classifier() is None
 
 

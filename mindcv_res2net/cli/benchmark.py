@@ -8,6 +8,11 @@ Per configuration: Graph compile time (first step), steady-state train ms/step a
 s/epoch for --epoch_images images (extrapolated from img/s), inference ms per image at batch 1 and
 ms per batch at --batch_size, peak host memory, parameters and GFLOPs (multiply-adds x 1e-9).
 
+--grad_checkpointing adds a row per model and mode: our train step with every block recomputed in the
+backward pass (``model.set_grad_checkpointing()``), to compare its peak memory and time with the plain
+row. "train peak mem" is the process's peak resident memory during the train steps alone (Linux: the
+peak counter is reset after the inference measurements); "peak mem" covers the whole run.
+
 --compare mindcv also measures mindcv's res2net of the same name (num_classes=1000, mindcv's own loss,
 optimizer and train step) in the same environment (ONEDNN_MAX_CPU_ISA included) and adds a table of
 ratios; names mindcv lacks are skipped with a note. --fuse_bn adds our inference with BatchNorm folded
@@ -40,6 +45,7 @@ import time
 IMAGENET_TRAIN_IMAGES = 1_281_167
 MODES = {"graph": 0, "pynative": 1}
 OURS, MINDCV = "mindcv_res2net", "mindcv"
+CHECKPOINTED = OURS + " (grad checkpointing)"
 ENGINES = ("mindspore", "onnxruntime", "onnxruntime_int8")
 
 
@@ -80,8 +86,27 @@ def _build(cfg: dict):
     from mindcv_res2net.optim import create_optimizer
 
     model = create_model(cfg["model"], num_classes=1000)
+    if cfg["impl"] == CHECKPOINTED:
+        model.set_grad_checkpointing()
     optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, 1e-4)
     return model, lambda: TrainStep(model, create_loss("CE", 1000), optimizer)
+
+
+def _reset_peak_memory() -> bool:
+    """Restart the kernel's peak resident-memory count (VmHWM) from the current size; False where it
+    cannot (not Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_memory_mb() -> float:
+    """Peak resident memory (MB) since the process started or ``_reset_peak_memory``, VmHWM of /proc/self/status."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def measure(cfg: dict) -> list:
@@ -121,12 +146,15 @@ def measure(cfg: dict) -> list:
         _, infer_one = _timed(lambda: model(single).asnumpy(), steps, warmup, progress)
         step = make_train_step()
         step.set_train(True)
+        counted = _reset_peak_memory()
         train_first, train_step = _timed(lambda: _first(step(images, labels)).asnumpy(), steps, warmup, progress)
+        train_peak = _peak_memory_mb() if counted else None
         img_per_s = batch / train_step
         row = dict(cfg, params=params, gflops=macs / 1e9, infer_compile_s=infer_first, train_compile_s=train_first,
                    infer_ms_per_image_b1=infer_one * 1e3, infer_ms_per_batch=infer_batch * 1e3,
                    infer_img_per_s=batch / infer_batch, train_ms_per_step=train_step * 1e3,
-                   train_img_per_s=img_per_s, train_s_per_epoch=cfg["epoch_images"] / img_per_s)
+                   train_img_per_s=img_per_s, train_s_per_epoch=cfg["epoch_images"] / img_per_s,
+                   train_peak_memory_mb=train_peak)
         row.update(engine="mindspore", precision="fp32")
         rows = [row]
         if cfg["fuse_bn"]:
@@ -191,7 +219,7 @@ def _inference_row(cfg: dict, impl: str, engine: str, precision: str, params: in
     return dict(cfg, impl=impl, engine=engine, precision=precision, params=params, gflops=macs / 1e9,
                 infer_compile_s=compile_s, train_compile_s=None, infer_ms_per_image_b1=one_s * 1e3,
                 infer_ms_per_batch=batch_s * 1e3, infer_img_per_s=cfg["batch_size"] / batch_s, train_ms_per_step=None,
-                train_img_per_s=None, train_s_per_epoch=None)
+                train_img_per_s=None, train_s_per_epoch=None, train_peak_memory_mb=None)
 
 
 def _data_pipeline(cfg: dict):
@@ -281,17 +309,34 @@ def table(rows) -> str:
     """Every row: implementation, model, mode and all figures."""
     lines = ["| implementation | model | mode | batch | px | params (M) | GFLOPs | compile infer / train (s) | "
              "train (ms/step) | train (img/s) | train (s/epoch)* | infer b1 (ms/img) | infer (ms/batch) | "
-             "peak mem (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train peak mem (MB) | peak mem (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         compile_s = f"{_fmt(r['infer_compile_s'], '.1f')} / {_fmt(r['train_compile_s'], '.1f')}"
         lines.append(f"| {r['impl']} | {r['model']} | {r['mode']} | {r['batch_size']} | {r['image_size']} | "
                      f"{r['params'] / 1e6:.2f} | {r['gflops']:.2f} | {compile_s} | "
                      f"{_fmt(r['train_ms_per_step'], '.0f')} | {_fmt(r['train_img_per_s'], '.2f')} | "
                      f"{_fmt(r['train_s_per_epoch'], '.0f')} | {r['infer_ms_per_image_b1']:.1f} | "
-                     f"{r['infer_ms_per_batch']:.0f} | {r['peak_host_memory_mb']:.0f} |")
+                     f"{r['infer_ms_per_batch']:.0f} | {_fmt(r.get('train_peak_memory_mb'), '.0f')} | "
+                     f"{r['peak_host_memory_mb']:.0f} |")
     epoch_images = rows[0]["epoch_images"] if rows else IMAGENET_TRAIN_IMAGES
     lines.append(f"\n*s/epoch is extrapolated from train img/s to {epoch_images:,} images on one device.")
+    return "\n".join(lines)
+
+
+def checkpointing_lines(rows) -> str:
+    """Per model and mode: the train step's peak memory and time with gradient checkpointing against without."""
+    by_key = {(r["impl"], r["model"], r["mode"]): r for r in rows}
+    lines = []
+    for (impl, model, mode), on in by_key.items():
+        off = by_key.get((OURS, model, mode))
+        if impl != CHECKPOINTED or off is None or None in (on["train_peak_memory_mb"], off["train_peak_memory_mb"]):
+            continue
+        lines.append(f"{model} {mode}, batch {on['batch_size']} at {on['image_size']} px: gradient checkpointing "
+                     f"{on['train_peak_memory_mb']:.0f} MB train peak vs {off['train_peak_memory_mb']:.0f} MB "
+                     f"({on['train_peak_memory_mb'] / off['train_peak_memory_mb']:.2f}x), "
+                     f"{on['train_ms_per_step']:.0f} vs {off['train_ms_per_step']:.0f} ms/step "
+                     f"({on['train_ms_per_step'] / off['train_ms_per_step']:.2f}x)")
     return "\n".join(lines)
 
 
@@ -350,6 +395,8 @@ def plan(models, modes, args, mindcv_models=None, engines=("mindspore",)) -> lis
                 print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
     common = dict(batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
                   epoch_images=args.epoch_images)
+    if getattr(args, "grad_checkpointing", False):
+        impls[CHECKPOINTED] = set(models)
     configs = [dict(common, impl=impl, model=name, mode=mode, device_target=args.device_target,
                     fuse_bn=args.fuse_bn and impl == OURS)
                for name in models for mode in modes for impl, names in impls.items() if name in names] \
@@ -436,6 +483,9 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", default="", help="'mindcv': also measure mindcv's res2net of the same name")
     parser.add_argument("--fuse_bn", action="store_true",
                         help="add a row: our inference with BatchNorm folded into the convolutions")
+    parser.add_argument("--grad_checkpointing", action="store_true",
+                        help="add a row: our train step with gradient checkpointing (each block recomputed in the "
+                             "backward pass), to compare its peak memory and time")
     parser.add_argument("--json", default="", help="write every figure here")
     parser.add_argument("--engines", default="mindspore",
                         help="comma-separated: mindspore, onnxruntime (our model exported with BatchNorm folded and "
@@ -488,6 +538,9 @@ def main(argv=None) -> int:
             raise ValueError(f"--engines takes {', '.join(ENGINES)}, got '{engine}'")
     if any(e.startswith("onnxruntime") for e in engines):
         import_onnxruntime()
+    if args.grad_checkpointing and (not models or "mindspore" not in engines):
+        raise ValueError("--grad_checkpointing: measures a MindSpore train step, so it needs --models and the "
+                         f"mindspore engine (got --models '{args.models}', --engines '{args.engines}')")
     if args.data_only:
         _check_data_args(args)
         modes = [m for m in modes if m == "graph"] or modes[:1]  # the train-step rate to compare with
@@ -517,6 +570,9 @@ def main(argv=None) -> int:
             print()
     if rows:
         print(table(rows))
+    checkpointing = checkpointing_lines(rows)
+    if checkpointing:
+        print("\n" + checkpointing)
     ratios = ratio_table(rows)
     if ratios:
         print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")

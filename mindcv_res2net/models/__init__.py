@@ -3,10 +3,11 @@ from . import dla, res2net  # noqa: F401  (registers the models)
 from .base import FeatureInfo
 from .factory import create_model, create_model_from_checkpoint
 from .registry import (get_pretrained_cfg, get_pretrained_cfg_value, is_model, is_model_in_modules,
-                       is_model_pretrained, list_models, list_modules, model_entrypoint, register_model)
+                       is_model_pretrained, list_models, list_modules, list_pretrained, model_entrypoint,
+                       register_model)
 from .dla import Res2NetDLA
 from .res2net import Bottle2neck, Res2Net
 
 __all__ = ["Bottle2neck", "FeatureInfo", "Res2Net", "Res2NetDLA", "create_model", "create_model_from_checkpoint",
            "get_pretrained_cfg", "get_pretrained_cfg_value", "is_model", "is_model_in_modules", "is_model_pretrained",
-           "list_models", "list_modules", "model_entrypoint", "register_model"]
+           "list_models", "list_modules", "list_pretrained", "model_entrypoint", "register_model"]

@@ -5,23 +5,27 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 
+from .layers import DropPath
+
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
 POOL_TYPES = ("avg", "max", "avgmax", "")
 
 
-def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]] = None) -> Tuple[List[int], int]:
+def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]] = None,
+                         what: str = "indices") -> Tuple[List[int], int]:
     """timm's index rule: ``None`` takes every map, an int ``n`` the last ``n``, a sequence those indices
-    (negative ones count from the end). Returns (indices in range 0..num_maps-1, their maximum)."""
+    (negative ones count from the end). Returns (indices in range 0..num_maps-1, their maximum);
+    ``what`` names the argument in the error."""
     if indices is None:
         indices = num_maps
     if isinstance(indices, int):
         if not 0 < indices <= num_maps:
-            raise ValueError(f"indices: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
+            raise ValueError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
         take = list(range(num_maps - indices, num_maps))
     else:
         take = [int(i) + num_maps if int(i) < 0 else int(i) for i in indices]
         if not take or any(i not in range(num_maps) for i in take):
-            raise ValueError(f"indices must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
+            raise ValueError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
                              f"got {tuple(indices)}")
     return take, max(take)
 
@@ -32,34 +36,57 @@ def check_pool_type(pool_type: str) -> None:
 
 
 class FeatureInfo(list):
-    """The ``feature_info`` of a network: a list of one dict per feature map (indexing and iterating as
-    a list does), plus timm's ``FeatureInfo`` queries. Each dict has timm's keys (``num_chs``,
-    ``reduction``, ``module``) and mindcv's (``chs``, ``reduction``, ``name``); ``module`` names a cell
-    of the network whose output the map is."""
+    """timm's ``FeatureInfo(info, out_indices)``: the dicts of every feature map a network has (``info``,
+    the list's items: ``len``, indexing and iteration cover all of them), and the maps it returns
+    (``out_indices``: a sequence, negative ones counting from the end, or an int ``n``, the last ``n``).
 
-    def __init__(self, maps: Sequence[Tuple[int, int, str]]) -> None:
-        super().__init__(dict(num_chs=c, reduction=r, module=m, chs=c, name=m) for c, r, m in maps)
+    ``get(key, idx)`` and its accessors ``channels``, ``reduction``, ``module_name`` give ``key`` of the
+    ``out_indices`` maps (``idx=None``), of map ``idx`` (an int) or of the maps listed in ``idx``;
+    ``get_dicts(keys, idx)`` the same for whole dicts (or their ``keys``). Each dict keeps timm's keys
+    (``num_chs``, ``reduction``, ``module``, ``index``: its position) and mindcv's (``chs``, ``name``),
+    so mindcv's ``FeatureExtractWrapper`` reads it too; ``module`` names a cell of the network whose
+    output the map is. The given dicts are copied, not changed.
+    """
+
+    def __init__(self, info: Sequence[dict], out_indices: Union[int, Sequence[int]]) -> None:
+        dicts, previous = [], 1
+        for i, entry in enumerate(info):
+            if entry.get("num_chs", 0) <= 0 or entry.get("reduction", 0) < previous or "module" not in entry:
+                raise ValueError(f"feature_info[{i}] needs num_chs > 0, a reduction >= the previous map's "
+                                 f"({previous}) and a module, got {entry}")
+            previous = entry["reduction"]
+            dicts.append(dict(entry, index=entry.get("index", i), chs=entry["num_chs"], name=entry["module"]))
+        super().__init__(dicts)
+        self.out_indices = tuple(feature_take_indices(len(dicts), out_indices, "out_indices")[0])
+
+    def from_other(self, out_indices: Union[int, Sequence[int]]) -> "FeatureInfo":
+        """The same maps, other ``out_indices`` (timm)."""
+        return FeatureInfo(self, out_indices)
 
     def get(self, key: str, idx: Union[None, int, Sequence[int]] = None):
-        """``key`` of every map (``idx=None``), of map ``idx``, or of the maps listed in ``idx``."""
+        """``key`` of the ``out_indices`` maps (``idx=None``), of map ``idx``, or of the maps listed in ``idx``."""
         if idx is None:
-            return [info[key] for info in self]
+            return [self[i][key] for i in self.out_indices]
         if isinstance(idx, int):
             return self[idx][key]
         return [self[i][key] for i in idx]
 
-    def get_dicts(self, keys: Optional[Sequence[str]] = None, idx=None):
-        dicts = list(self) if idx is None else [self[idx]] if isinstance(idx, int) else [self[i] for i in idx]
-        dicts = [d if keys is None else {k: d[k] for k in keys} for d in dicts]
-        return dicts[0] if isinstance(idx, int) else dicts
+    def get_dicts(self, keys: Optional[Sequence[str]] = None, idx: Union[None, int, Sequence[int]] = None):
+        """The dicts (or only their ``keys``) of the ``out_indices`` maps, of map ``idx`` or of the maps in ``idx``."""
+        def pick(i: int) -> dict:
+            return self[i] if keys is None else {k: self[i][k] for k in keys}
 
-    def channels(self, idx=None):
+        if isinstance(idx, int):
+            return pick(idx)
+        return [pick(i) for i in (self.out_indices if idx is None else idx)]
+
+    def channels(self, idx: Union[None, int, Sequence[int]] = None):
         return self.get("num_chs", idx)
 
-    def reduction(self, idx=None):
+    def reduction(self, idx: Union[None, int, Sequence[int]] = None):
         return self.get("reduction", idx)
 
-    def module_name(self, idx=None):
+    def module_name(self, idx: Union[None, int, Sequence[int]] = None):
         return self.get("module", idx)
 
 
@@ -104,10 +131,10 @@ class FeatureClassifier(nn.Cell):
     def __init__(self, in_channels: int, num_classes: int, features_only: bool, out_indices: Sequence[int],
                  global_pool: str = "avg") -> None:
         super().__init__()
-        out_indices = tuple(int(i) for i in out_indices)
-        if features_only and (not out_indices or any(i not in range(NUM_FEATURE_MAPS) for i in out_indices)):
-            raise ValueError(f"out_indices must be a non-empty subset of 0..{NUM_FEATURE_MAPS - 1}, got {out_indices}")
-        self.in_channels, self.features_only, self.out_indices = in_channels, features_only, out_indices
+        if features_only:  # timm's rule: negative indices count from the end, an int n is the last n maps
+            out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
+        self.in_channels, self.features_only, self.out_indices = in_channels, features_only, tuple(out_indices)
+        self.grad_checkpointing = False
         self.num_classes = 0 if features_only else num_classes
         self._check_head(self.num_classes, global_pool)
         self.global_pool = global_pool
@@ -119,10 +146,13 @@ class FeatureClassifier(nn.Cell):
             raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
 
     def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int, drop_rate: float) -> None:
-        """Feature info from the five maps' (channels, reduction, module) (only the ``out_indices`` ones when
-        ``features_only``: one entry per output), the pool, dropout and classifier."""
-        self.feature_info = FeatureInfo([feature_maps[i] for i in self.out_indices] if self.features_only
-                                        else feature_maps)
+        """Feature info from the five maps' (channels, reduction, module) (its ``out_indices`` the model's
+        when ``features_only``, else all five), the pool, dropout and classifier. A ``features_only``
+        model's ``out_channels`` are its outputs' channels, as mindcv's ``FeatureExtractWrapper`` gives them."""
+        self.feature_info = FeatureInfo([dict(num_chs=c, reduction=r, module=m) for c, r, m in feature_maps],
+                                        self.out_indices if self.features_only else NUM_FEATURE_MAPS)
+        if self.features_only:
+            self.out_channels = self.feature_info.channels()
         self.num_features = self.head_hidden_size = num_features
         self.pool = GlobalPool(self.global_pool, keep_dims=self.pool_keeps_dims)
         self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
@@ -157,6 +187,31 @@ class FeatureClassifier(nn.Cell):
         by the cell's creation time and id, not its contents, and would run the old graph."""
         object.__setattr__(self, "_create_time", max(time.time_ns(), self.create_time + 1))
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's switch for gradient checkpointing: with ``enable`` every block (``Bottle2neck``) runs
+        under ``mindspore.recompute``, so the backward pass recomputes its activations instead of keeping
+        them (less memory per train step, more time; the loss and gradients stay the same). ``False``
+        turns it off. Set it before the first compiled step: a step compiled already keeps its graph.
+
+        Refused with stochastic depth (``drop_path_rate > 0``): MindSpore's dropout draws a new mask when
+        a block is recomputed, so the gradients would be those of another mask than the loss's.
+        """
+        if not isinstance(enable, bool):
+            raise TypeError(f"set_grad_checkpointing: enable must be True or False, got {enable!r}")
+        if enable and any(isinstance(cell, DropPath) and cell.drop_prob > 0 for _, cell in self.cells_and_names()):
+            raise ValueError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
+                             "drop-path mask, so its gradients would not match the loss; build the model with "
+                             "drop_path_rate=0 or train without gradient checkpointing")
+        for _, cell in self.cells_and_names():  # the network and the cells that call blocks (DLA trees)
+            if "grad_checkpointing" in vars(cell):
+                cell.grad_checkpointing = enable
+        self._forget_compiled_graph()
+
+    def run_stage(self, name: str, x: Tensor) -> Tensor:
+        """Stage ``name`` on ``x``; a subclass whose stages are sequences of blocks recomputes each block
+        under ``grad_checkpointing`` here."""
+        return getattr(self, name)(x)
+
     def feature_maps(self, x: Tensor, num_stages: int = NUM_FEATURE_MAPS - 1) -> Tuple[Tensor, ...]:
         """Map 0 and the maps of the first ``num_stages`` stages: by default all five, at strides 2, 4, 8,
         16, 32 (compiles in Graph mode)."""
@@ -165,7 +220,7 @@ class FeatureClassifier(nn.Cell):
         if num_stages:
             x = self.enter_stages(x)
             for name in self.stage_names[:num_stages]:
-                x = getattr(self, name)(x)
+                x = self.run_stage(name, x)
                 maps += (x,)
         return maps
 

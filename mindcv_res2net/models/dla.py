@@ -12,7 +12,7 @@ from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
 from .base import FeatureClassifier
-from .layers import conv_bn
+from .layers import conv_bn, run_block
 from .registry import register_model, register_variants
 from .res2net import Bottle2neck, official_cfg
 
@@ -41,6 +41,8 @@ class DlaTree(nn.Cell):
     channels change), two blocks, and a root over ``[x2, x1, *children]``; ``children`` gets ``bottom``
     in a level root. More levels: two sub-trees, the first one's output passed on as a child.
     ``drop_path_rates``: the blocks' rates, consumed from the front in the order the blocks are built.
+    ``grad_checkpointing`` (set by the network's ``set_grad_checkpointing``) recomputes each block in
+    the backward pass.
     """
 
     def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int, block_args: dict,
@@ -48,6 +50,7 @@ class DlaTree(nn.Cell):
         super().__init__()
         root_channels = (root_channels or 2 * out_channels) + (in_channels if level_root else 0)
         self.levels, self.level_root = levels, level_root
+        self.grad_checkpointing = False
         self.has_unused_project = levels > 1 and in_channels != out_channels  # in the official files only
         self.downsample = nn.MaxPool2d(stride, stride) if stride > 1 else None
         self.project = None
@@ -69,8 +72,9 @@ class DlaTree(nn.Cell):
         if self.level_root:
             children = children + (bottom,)
         if self.levels == 1:
-            x1 = self.tree1(x, bottom if self.project is None else self.project(bottom))
-            x2 = self.tree2(x1)
+            x1 = run_block(self.tree1, self.grad_checkpointing, x,
+                           bottom if self.project is None else self.project(bottom))
+            x2 = run_block(self.tree2, self.grad_checkpointing, x1)
             return self.root((x2, x1) + children)
         x1 = self.tree1(x)
         return self.tree2(x1, children + (x1,))

@@ -8,23 +8,48 @@ from ..utils.download import download_weights
 from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
 
 
+FEATURE_CLASSES = (None, "list", "getter")  # timm's feature_cls values that mean our features_only model
+
+
+def _check_feature_cls(feature_cls, features_only: bool) -> None:
+    """timm's ``feature_cls``: its default (None, ``'list'``) and ``'getter'`` both give our tuple of maps."""
+    if feature_cls is not None and not features_only:
+        raise ValueError(f"feature_cls={feature_cls!r} needs features_only=True")
+    if (feature_cls.lower() if isinstance(feature_cls, str) else feature_cls) not in FEATURE_CLASSES:
+        raise ValueError(f"feature_cls must be 'getter' or 'list' (timm's default), got {feature_cls!r}")
+
+
+def _in_channels(kwargs: dict, default: int) -> int:
+    """``in_channels``, or timm's name for it, ``in_chans`` (popped from ``kwargs``); ``default`` if neither."""
+    in_chans, in_channels = kwargs.pop("in_chans", None), kwargs.get("in_channels")
+    if in_chans is not None and in_channels is not None and in_chans != in_channels:
+        raise ValueError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
+                         "for in_channels, give one of them")
+    return next((c for c in (in_channels, in_chans) if c is not None), default)
+
+
 def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
-                         checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, **kwargs) -> nn.Cell:
+                         checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, feature_cls=None,
+                         **kwargs) -> nn.Cell:
     """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
 
     ``checkpoint_path`` (any format the converter reads; ``ema`` picks a training checkpoint's weights,
     see ``network_weights``) or ``pretrained``, which downloads the published weights of
-    ``pretrained_tag`` (default: the best-scoring ones) into the cache.
+    ``pretrained_tag`` (default: the best-scoring ones) into the cache. timm's names: ``in_chans`` for
+    ``in_channels`` (default: the config's input channels), ``feature_cls`` (None, ``'list'`` or
+    ``'getter'``, with ``features_only``).
     """
     if pretrained and checkpoint_path:
         raise ValueError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
                          "load either the published weights or a file")
+    _check_feature_cls(feature_cls, kwargs.get("features_only", False))
     cfg = get_pretrained_cfg(name, pretrained_tag)
+    kwargs["in_channels"] = _in_channels(kwargs, cfg["input_size"][0])
     model = model_cls(**arch, **kwargs)
     model.default_cfg = model.pretrained_cfg = dict(cfg, architecture=name, tag=pretrained_tag,
                                                     num_classes=model.num_classes)
     new_classifier = model.num_classes != cfg["num_classes"]
-    new_in_channels = kwargs.get("in_channels", 3) != cfg["input_size"][0]
+    new_in_channels = kwargs["in_channels"] != cfg["input_size"][0]
     if checkpoint_path:
         load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels, ema=ema)
     elif pretrained:
@@ -46,7 +71,7 @@ def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs
     return build_model_with_cfg(model_cls, name, pretrained, variants[name][0], **kwargs)
 
 
-def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: Optional[int] = None,
                  checkpoint_path: Optional[str] = "", features_only: bool = False,
                  out_indices: Sequence[int] = (0, 1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  global_pool: str = "avg", ema: Optional[bool] = None, auto_mapping: bool = False,
@@ -66,6 +91,8 @@ def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1
       listing them, never a guess by similarity.
     - ``features_only`` / ``out_indices``: a tuple of feature maps (default all five, strides 2..32).
     - ``global_pool``: "avg", "max", "avgmax", or "" with ``num_classes=0`` for the unpooled map.
+    - timm's names: ``in_chans`` for ``in_channels`` (default 3, the published input), ``feature_cls``
+      (``'getter'`` or timm's default) with ``features_only``; ``out_indices`` may count from the end.
     """
     if not isinstance(pretrained, bool):
         raise TypeError(f"create_model: pretrained must be True or False, got {pretrained!r} "

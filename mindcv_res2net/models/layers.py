@@ -1,5 +1,5 @@
 """Small building blocks shared by the networks."""
-from mindspore import nn, ops
+from mindspore import nn, ops, recompute
 
 
 class DropPath(nn.Cell):
@@ -40,6 +40,14 @@ class SqueezeExcite(nn.Cell):
 
     def construct(self, x):
         return x * self.sigmoid(self.fc2(self.relu(self.fc1(ops.mean(x, (2, 3), keep_dims=True)))))
+
+
+def run_block(block: nn.Cell, checkpoint: bool, *args):
+    """``block(*args)``; with ``checkpoint`` under ``mindspore.recompute``, which recomputes the block's
+    activations in the backward pass instead of keeping them (gradient checkpointing)."""
+    if checkpoint:
+        return recompute(block, *args)
+    return block(*args)
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> list:

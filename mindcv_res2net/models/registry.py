@@ -87,17 +87,27 @@ def _matches(candidate: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(candidate, p) or fnmatch.fnmatch(base, p) for p in patterns)
 
 
-def list_models(filter: Patterns = "", module: str = "", pretrained: bool = False, exclude_filters: Patterns = "",
-                name_matches_cfg: bool = False, include_aliases: bool = False,
+def _tagged_names(name: str, pretrained: bool) -> List[str]:
+    """``name.tag`` for each weight tag of ``name`` (only published ones with ``pretrained``); the bare
+    ``name`` when it has no tag (no published weights)."""
+    cfgs = _pretrained_cfgs.get(_aliases.get(name, name), {})
+    tagged = [f"{name}.{tag}" for tag, cfg in cfgs.items() if tag and (cfg.get("url") or not pretrained)]
+    return tagged or ([] if pretrained else [name])
+
+
+def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool = False, exclude_filters: Patterns = "",
+                name_matches_cfg: bool = False, include_tags: Optional[bool] = None, include_aliases: bool = False,
                 pattern: Optional[Patterns] = None) -> List[str]:
     """Sorted model names, as timm's and mindcv's ``list_models``.
 
     ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
     name of ``filter``); a ``name.tag`` entry matches by its full or its model name. ``module``: only
-    the models of that module (see ``list_modules``). ``pretrained=True`` lists one ``name.tag`` entry
-    per published weight file (best first per model), as timm does. ``name_matches_cfg``: only names
-    with a default config (all of ours have one). ``include_aliases=True`` adds the official long
-    names (``res2net50_26w_4s`` ...).
+    the models of that module or list of modules (see ``list_modules``; an unknown one is an error).
+    ``pretrained=True``: only models with published weights. ``include_tags`` (default: ``pretrained``,
+    as timm): one ``name.tag`` entry per weight tag (best first per model; only published ones with
+    ``pretrained``), the bare name for a model without any. ``name_matches_cfg``: only names with a
+    default config (all of ours have one). ``include_aliases=True`` adds the official long names
+    (``res2net50_26w_4s`` ...).
     """
     if pattern is not None:
         filter = pattern
@@ -105,15 +115,28 @@ def list_models(filter: Patterns = "", module: str = "", pretrained: bool = Fals
     include = [p for p in include if p] or ["*"]
     exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
     exclude = [p for p in exclude if p]
+    modules = [module] if isinstance(module, str) else list(module)
+    modules = [m for m in modules if m]
+    unknown = sorted(set(modules) - set(list_modules()))
+    if unknown:
+        raise ValueError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(list_modules())}")
     names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
-    if module:
-        names = [n for n in names if _module_of(_aliases.get(n, n)) == module]
+    if modules:
+        names = [n for n in names if _module_of(_aliases.get(n, n)) in modules]
     if name_matches_cfg:
         names = [n for n in names if _aliases.get(n, n) in _pretrained_cfgs]
     if pretrained:
-        names = [f"{n}.{tag}" for n in names for tag, cfg in _pretrained_cfgs.get(_aliases.get(n, n), {}).items()
-                 if tag and cfg.get("url")]
+        names = [n for n in names if is_model_pretrained(n)]
+    if pretrained if include_tags is None else include_tags:
+        names = [tagged for n in names for tagged in _tagged_names(n, pretrained)]
     return [n for n in names if _matches(n, include) and not (exclude and _matches(n, exclude))]
+
+
+def list_pretrained(filter: Patterns = "", exclude_filters: Patterns = "") -> List[str]:
+    """timm's ``list_pretrained``: the ``name.tag`` of every published weight file (``list_models(filter,
+    pretrained=True, exclude_filters=..., include_tags=True)``)."""
+    return list_models(filter, pretrained=True, exclude_filters=exclude_filters, include_tags=True)
 
 
 def list_modules() -> List[str]:

@@ -12,7 +12,7 @@ from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
 from .base import FeatureClassifier
-from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn
+from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
 from .registry import register_model, register_variants
 
 __all__ = ["Bottle2neck", "Res2Net"]
@@ -194,6 +194,15 @@ class Res2Net(FeatureClassifier):
 
     def enter_stages(self, x: Tensor) -> Tensor:
         return self.maxpool(x)
+
+    def run_stage(self, name: str, x: Tensor) -> Tensor:
+        """Stage ``name`` on ``x``, each block under ``mindspore.recompute`` with ``grad_checkpointing``."""
+        stage = getattr(self, name)
+        if not self.grad_checkpointing or not isinstance(stage, nn.SequentialCell):  # pruned: an Identity
+            return stage(x)
+        for block in stage:
+            x = run_block(block, True, x)
+        return x
 
     def make_classifier(self, num_classes: int) -> nn.Cell:
         return nn.Dense(self.num_features, num_classes)
