@@ -31,6 +31,34 @@ def check_pool_type(pool_type: str) -> None:
         raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
 
 
+def check_training_switches(frozen_stages: int, norm_eval: bool, num_stages: int) -> None:
+    """mmpretrain's ``frozen_stages`` (-1: none, 0: the stem, i: the stem and stages 1..i) and ``norm_eval``
+    (True or False); anything else is a one-line ValueError."""
+    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or \
+            not -1 <= frozen_stages <= num_stages:
+        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{num_stages} "
+                         f"(the stem and stages 1..i), got {frozen_stages!r}")
+    if not isinstance(norm_eval, bool):
+        raise ValueError(f"norm_eval must be True or False, got {norm_eval!r}")
+
+
+def pin_batchnorm_eval(cell: nn.Cell) -> None:
+    """Make every BatchNorm of ``cell`` normalise with its running statistics and never update them,
+    whatever training flag the model or a wrapper (``TrainOneStepCell.set_train``) sets:
+    ``use_batch_statistics=False`` wins over the flag, in PyNative and Graph mode."""
+    for _, sub in cell.cells_and_names():
+        if isinstance(sub, nn.BatchNorm2d):
+            sub.use_batch_statistics = False
+
+
+def freeze(cell: nn.Cell) -> None:
+    """Stop ``cell`` from training: its parameters leave ``trainable_params()`` (requires_grad False) and
+    its BatchNorms stay in eval mode (``pin_batchnorm_eval``)."""
+    for param in cell.get_parameters():
+        param.requires_grad = False
+    pin_batchnorm_eval(cell)
+
+
 class FeatureInfo(list):
     """The ``feature_info`` of a network: a list of one dict per feature map (indexing and iterating as
     a list does), plus timm's ``FeatureInfo`` queries. Each dict has timm's keys (``num_chs``,
@@ -132,6 +160,15 @@ class FeatureClassifier(nn.Cell):
 
     def make_classifier(self, num_classes: int) -> nn.Cell:
         raise NotImplementedError
+
+    def _apply_training_switches(self, stem: Sequence[nn.Cell], frozen_stages: int, norm_eval: bool) -> None:
+        """Freeze the ``stem`` cells and stages 1..``frozen_stages`` (none for -1) and, with ``norm_eval``,
+        pin every BatchNorm in eval mode (see ``check_training_switches``)."""
+        if frozen_stages >= 0:
+            for cell in list(stem) + [getattr(self, name) for name in self.stage_names[:frozen_stages]]:
+                freeze(cell)
+        if norm_eval:
+            pin_batchnorm_eval(self)
 
     def forward_stem(self, x: Tensor) -> Tensor:
         raise NotImplementedError
