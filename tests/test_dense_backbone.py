@@ -8,9 +8,13 @@ import pytest
 from safetensors.numpy import save_file
 
 import mindspore as ms
+from mindspore import nn
 from conftest import TESTS_DIR, model_params, save_trained_like_checkpoint
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
+from mindcv_res2net.models import Res2Net
+from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
+from mindcv_res2net.weights import read_mindspore_checkpoint
 from mindcv_res2net.weights.convert import convert_weights
 
 DILATED_DIR = os.path.join(TESTS_DIR, "data", "dilated")
@@ -73,3 +77,133 @@ def test_dilated_v1b_features_match_timm_graph(tmp_path, graph):
     net = create_model("res2net50_v1b", features_only=True, output_stride=8,
                        checkpoint_path=_timm_file("res2net50_v1b", data, tmp_path))
     _assert_maps_match_timm(net, data, 8, inputs=("odd",))
+
+
+# ---------------------------------------------------------------------------------------------- output_stride
+
+
+def test_dilation_per_stage_and_block_follows_timm():
+    """timm's make_blocks at output stride 8: layer3 dilates by 2, layer4 by 4; a dilated stage's first block
+    keeps the previous dilation, its stride-1 pool, and (v1b) a 2x2 'SAME' shortcut pool."""
+    model = Res2Net(layers=(1, 1, 2, 2), base_width=8, deep_stem=True, avg_down=True, output_stride=8)
+    dilations = [[block.convs[0].dilation[0] for block in getattr(model, f"layer{i}")] for i in range(1, 5)]
+    assert dilations == [[1], [1], [1, 2], [2, 4]]
+    for layer in (model.layer3, model.layer4):
+        assert layer[0].convs[0].stride == (1, 1) and layer[0].pool.stride == 1
+        assert isinstance(layer[0].downsample[0], AvgPool2dSame)
+        assert all(conv.padding == conv.dilation[0] for block in layer for conv in block.convs)
+    assert isinstance(model.layer2[0].downsample[0], AvgPool2dCeil) and model.layer2[0].convs[0].stride == (2, 2)
+    assert model.feature_info.reduction() == [2, 4, 8, 8, 8]
+    assert Res2Net(layers=(1, 1, 1, 1), output_stride=16).feature_info.reduction() == [2, 4, 8, 16, 16]
+
+
+def test_same_avg_pool_counts_its_zero_padding():
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    padded = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
+    want = (padded[..., :-1, :-1] + padded[..., 1:, :-1] + padded[..., :-1, 1:] + padded[..., 1:, 1:]) / 4
+    np.testing.assert_allclose(AvgPool2dSame(2)(ms.Tensor(x)).asnumpy(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(output_stride=4), "output_stride must be 8, 16 or 32, got 4"),
+    (dict(output_stride="8"), "output_stride must be 8, 16 or 32, got '8'"),
+    (dict(output_stride=True), "output_stride must be 8, 16 or 32, got True"),
+    (dict(output_stride=8.0), "output_stride must be 8, 16 or 32, got 8.0"),
+    (dict(frozen_stages=5), r"frozen_stages must be -1 \(nothing frozen\), 0 \(the stem\) or i in 1..4 "
+                            r"\(the stem and stages 1..i\), got 5"),
+    (dict(frozen_stages=-2), "frozen_stages must be .*, got -2"),
+    (dict(frozen_stages=1.0), "frozen_stages must be .*, got 1.0"),
+    (dict(norm_eval="yes"), "norm_eval must be True or False, got 'yes'"),
+])
+def test_bad_switches_are_one_line_errors(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Res2Net(layers=(1, 1, 1, 1), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(output_stride=8), dict(output_stride=16), dict(frozen_stages=0)])
+def test_dla_refuses_output_stride_and_frozen_stages(kwargs):
+    with pytest.raises(ValueError, match=r"^Res2Net-DLA supports neither output_stride nor frozen_stages "
+                                         r"\(got output_stride=\d+, frozen_stages=-?\d\); use a Res2Net variant$"):
+        create_model("res2net_dla60", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["res2net50_v1b", "res2next50", "se_res2net50", "paddle_res2net50_26w_4s",
+                                  "paddle_res2net50_vd_26w_4s"])
+def test_every_family_takes_the_switches(name, pynative):
+    """Stem and all four stages frozen at output stride 8: only the classifier trains; PaddleClas' stage
+    blocks (the strided ones, layer2..4) keep their pools at stride 1."""
+    model = create_model(name, num_classes=3, output_stride=8, frozen_stages=4, norm_eval=True)
+    assert {p.name for p in model.trainable_params()} == {"fc.weight", "fc.bias"}
+    assert model.feature_info.reduction() == [2, 4, 8, 8, 8]
+    assert [getattr(model, f"layer{i}")[0].pool is not None for i in range(1, 5)] == \
+        [not name.startswith("paddle_")] + [True] * 3
+    assert model.layer4[0].pool.stride == 1
+    assert model.set_train(False)(ms.Tensor(np.zeros((1, 3, 32, 32), np.float32))).shape == (1, 3)
+
+
+# ---------------------------------------------------------------------------------------------- weight files
+
+
+def test_features_only_loads_a_whole_network_checkpoint(tmp_path, pynative):
+    """A trained 10-class checkpoint (head included) into a dilated features_only backbone: the head's tensors
+    are dropped, every other tensor is the file's."""
+    path = tmp_path / "trained.ckpt"
+    save_trained_like_checkpoint(path, num_classes=10)
+    saved = read_mindspore_checkpoint(str(path))
+    model = create_model("res2net50", features_only=True, output_stride=16, checkpoint_path=str(path))
+    params = model_params(model)
+    assert set(params) == {k for k in saved if not k.startswith("fc.")}
+    assert all(np.array_equal(params[k], saved[k]) for k in params)
+
+
+# ---------------------------------------------------------------------------------------------- training switches
+
+
+def _tiny(**switches) -> Res2Net:
+    """A one-block-per-stage v1b Res2Net (deep stem: BatchNorms inside conv1 too), dilated at output stride 8;
+    no zero-initialised last BatchNorm, whose tiny early gradients would leave some gammas unchanged in float32."""
+    return Res2Net(layers=(1, 1, 1, 1), base_width=8, num_classes=4, deep_stem=True, avg_down=True,
+                   output_stride=8, zero_init_last=False, **switches)
+
+
+def _snapshot(model) -> dict:
+    """Copies of every parameter (``asnumpy`` may share the tensor's memory, which training updates in place)."""
+    return {name: value.copy() for name, value in model_params(model).items()}
+
+
+def _train_through_wrappers(model, steps: int = 3) -> None:
+    """A few momentum-SGD steps in MindSpore's standard wrappers, whose set_train(True) flags every sub-cell."""
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    optimizer = nn.Momentum(model.trainable_params(), learning_rate=0.01, momentum=0.9)
+    step = nn.TrainOneStepCell(nn.WithLossCell(model, loss), optimizer).set_train(True)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    y = ms.Tensor(np.arange(4, dtype=np.int32))
+    for _ in range(steps):
+        assert np.isfinite(step(x, y).asnumpy())
+    assert model.bn1.training and model.layer1[0].bn1.training  # the wrapper did set the flag
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+@pytest.mark.parametrize("frozen_stages, norm_eval", [(2, False), (0, True)])
+def test_frozen_stages_and_norm_eval_through_train_one_step_cell(mode, frozen_stages, norm_eval, request):
+    request.getfixturevalue(mode)
+    model = _tiny(frozen_stages=frozen_stages, norm_eval=norm_eval)
+    frozen = ("conv1.", "bn1.") + tuple(f"layer{i}." for i in range(1, frozen_stages + 1))
+    before = _snapshot(model)
+    trainable = {n for n in before if not n.startswith(frozen) and "moving_" not in n}
+    assert {p.name for p in model.trainable_params()} == trainable
+    _train_through_wrappers(model)
+    after = _snapshot(model)
+    changed = {n for n in before if not np.array_equal(before[n], after[n])}
+    statistics = {n for n in before if "moving_" in n and not n.startswith(frozen)}
+    assert changed == trainable | (set() if norm_eval else statistics)
+
+
+def test_frozen_stem_normalises_with_running_statistics_in_training(pynative):
+    x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    model = _tiny(frozen_stages=0).set_train(True)
+    in_training = model.forward_stem(x).asnumpy()
+    np.testing.assert_array_equal(in_training, model.set_train(False).forward_stem(x).asnumpy())
+    unfrozen = _tiny()
+    unfrozen.set_train(True)
+    assert not np.allclose(unfrozen.forward_stem(x).asnumpy(), unfrozen.set_train(False).forward_stem(x).asnumpy())

@@ -1,11 +1,13 @@
 """What every network of the zoo shares: feature maps (``features_only``, ``forward_intermediates``,
 ``feature_info``) and the classifier head (``global_pool``, ``reset_classifier``), in timm's terms."""
+import numbers
 import time
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
+FROZEN_STAGES = tuple(range(-1, NUM_FEATURE_MAPS))  # -1: nothing, 0: the stem, i: the stem and stages 1..i
 POOL_TYPES = ("avg", "max", "avgmax", "")
 
 
@@ -31,12 +33,12 @@ def check_pool_type(pool_type: str) -> None:
         raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
 
 
-def check_training_switches(frozen_stages: int, norm_eval: bool, num_stages: int) -> None:
-    """mmpretrain's ``frozen_stages`` (-1: none, 0: the stem, i: the stem and stages 1..i) and ``norm_eval``
-    (True or False); anything else is a one-line ValueError."""
-    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or \
-            not -1 <= frozen_stages <= num_stages:
-        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{num_stages} "
+def check_training_switches(frozen_stages: int, norm_eval: bool) -> None:
+    """mmpretrain's ``frozen_stages`` (one of FROZEN_STAGES) and ``norm_eval`` (True or False); anything else
+    is a one-line ValueError."""
+    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
+            frozen_stages not in FROZEN_STAGES:
+        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
                          f"(the stem and stages 1..i), got {frozen_stages!r}")
     if not isinstance(norm_eval, bool):
         raise ValueError(f"norm_eval must be True or False, got {norm_eval!r}")

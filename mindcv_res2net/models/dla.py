@@ -114,7 +114,7 @@ class Res2NetDLA(FeatureClassifier):
         if output_stride != 32 or frozen_stages != -1:
             raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
                              f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
-        check_training_switches(frozen_stages, norm_eval, len(self.stage_names))
+        check_training_switches(frozen_stages, norm_eval)
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(

@@ -6,6 +6,7 @@ official PyTorch code (``layer1.0.convs.0.weight``), with MindSpore's BatchNorm 
 (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``).
 """
 import math
+import numbers
 from typing import Optional, Sequence
 
 from mindspore import Tensor, lazy_inline, nn, ops
@@ -141,9 +142,10 @@ class Res2Net(FeatureClassifier):
         super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
-        if output_stride not in OUTPUT_STRIDES or isinstance(output_stride, bool):
+        if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
+                output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        check_training_switches(frozen_stages, norm_eval, len(self.stage_names))
+        check_training_switches(frozen_stages, norm_eval)
         if stage_blocks not in ("first", "strided"):
             raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
