@@ -9,9 +9,11 @@ from safetensors.numpy import save_file
 
 import mindspore as ms
 from mindspore import nn
-from conftest import TESTS_DIR, model_params, save_trained_like_checkpoint
+from conftest import TESTS_DIR, model_params, run, save_trained_like_checkpoint
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
+from mindcv_res2net.config import parse_args
+from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
 from mindcv_res2net.weights import read_mindspore_checkpoint
@@ -207,3 +209,40 @@ def test_frozen_stem_normalises_with_running_statistics_in_training(pynative):
     unfrozen = _tiny()
     unfrozen.set_train(True)
     assert not np.allclose(unfrozen.forward_stem(x).asnumpy(), unfrozen.set_train(False).forward_stem(x).asnumpy())
+
+
+# ---------------------------------------------------------------------------------------------- train.py
+
+TINY_RUN = ["--mode", "1", "--dataset", "digits", "--image_resize", "32", "--num_samples", "32", "--batch_size", "16",
+            "--num_parallel_workers", "1", "--epoch_size", "1", "--val_while_train", "false", "--opt", "momentum",
+            "--lr", "0.01"]
+
+
+def test_train_py_yaml_keys_freeze_stages_and_batchnorm(tmp_path, pynative):
+    """``frozen_stages: 2`` and ``norm_eval: true`` from a YAML file: a real run leaves the stem, layer1, layer2 and
+    every BatchNorm statistic exactly as the starting file had them, and trains the rest."""
+    start = tmp_path / "start.ckpt"
+    save_trained_like_checkpoint(start, num_classes=10)  # non-trivial BatchNorm statistics
+    initial = read_mindspore_checkpoint(str(start))
+    recipe = tmp_path / "frozen.yaml"
+    recipe.write_text("frozen_stages: 2\nnorm_eval: true\n")
+    summary = train(parse_args(["-c", str(recipe), *TINY_RUN, "--ckpt_path", str(start),
+                                "--ckpt_save_dir", str(tmp_path / "run")]))
+    trained = read_mindspore_checkpoint(summary["last_checkpoint"])
+    fixed = {k for k in initial if k.startswith(("conv1.", "bn1.", "layer1.", "layer2.")) or "moving_" in k}
+    assert all(np.array_equal(trained[k], initial[k]) for k in fixed)
+    # (not the BatchNorm gammas: two steps from random convolutions leave them equal in float32 here; the
+    # TrainOneStepCell test above sees them train under norm_eval)
+    assert not any(np.array_equal(trained[k], initial[k]) for k in ("layer3.0.conv1.weight", "layer4.2.conv3.weight",
+                                                                   "fc.weight"))
+    assert "frozen_stages: 2" in open(tmp_path / "run" / "config.yaml").read()
+
+
+def test_train_py_refuses_bad_frozen_stages(tmp_path):
+    proc = run(["train.py", "--frozen_stages", "5"])
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: argument --frozen_stages: invalid choice: 5 "
+                                        "(choose from -1, 0, 1, 2, 3, 4)"], proc.stderr[-2000:]
+    with pytest.raises(ValueError, match=r"^Res2Net-DLA supports neither output_stride nor frozen_stages"):
+        train(parse_args([*TINY_RUN, "--model", "res2net_dla60", "--frozen_stages", "1",
+                          "--ckpt_save_dir", str(tmp_path)]))
