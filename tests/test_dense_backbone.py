@@ -1,7 +1,9 @@
 """Res2Net as a dense-prediction backbone: ``output_stride`` by dilation (parity with timm, tests/data/dilated),
 whole-network weight files into ``features_only`` models, and mmpretrain's ``frozen_stages`` / ``norm_eval``
 through real optimizer steps."""
+import importlib.util
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,13 +11,14 @@ from safetensors.numpy import save_file
 
 import mindspore as ms
 from mindspore import nn
-from conftest import TESTS_DIR, model_params, run, save_trained_like_checkpoint
+from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit, model_params, run, save_trained_like_checkpoint
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
 from mindcv_res2net.config import parse_args
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
+from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights import read_mindspore_checkpoint
 from mindcv_res2net.weights.convert import convert_weights
 
@@ -246,3 +249,42 @@ def test_train_py_refuses_bad_frozen_stages(tmp_path):
     with pytest.raises(ValueError, match=r"^Res2Net-DLA supports neither output_stride nor frozen_stages"):
         train(parse_args([*TINY_RUN, "--model", "res2net_dla60", "--frozen_stages", "1",
                           "--ckpt_save_dir", str(tmp_path)]))
+
+
+# ---------------------------------------------------------------------------------------------- the example
+
+
+def _example_module():
+    spec = importlib.util.spec_from_file_location("dense_prediction", os.path.join(PROJECT_DIR, "examples",
+                                                                                   "dense_prediction.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dense_prediction_example_smoke():
+    proc = run(["examples/dense_prediction.py", "--mode", "pynative", "--steps", "1", "--log_interval", "1",
+                "--image_size", "16", "--batch_size", "2", "--train_samples", "4", "--val_samples", "2",
+                "--output_strides", "8"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_quiet_exit(proc)
+    assert "4 training / 2 held-out scans at 16 px, 11 classes; res2net50, frozen_stages 1" in proc.stdout
+    results = re.findall(r"output_stride (\d+): mIoU ([\d.]+), pixel accuracy ([\d.]+)", proc.stdout)
+    assert [r[0] for r in results] == ["8"]
+    assert all(0.0 <= float(v) <= 1.0 for r in results for v in r[1:])
+
+
+def test_dense_prediction_example_metrics_and_refusals(capsys):
+    example = _example_module()
+    matrix = example.confusion(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 4)
+    assert matrix.tolist() == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    assert np.isclose(example.mean_iou(matrix), (1.0 + 0.5 + 0.5) / 3)  # class 3 absent: not averaged
+    for argv, message in [(["--ink", "1.5"], "error: --ink: must lie strictly between 0 and 1, got 1.5"),
+                          (["--output_strides", "4"], "error: argument --output_strides: invalid choice: 4 "
+                                                      "(choose from 8, 16, 32)"),
+                          (["--train_samples", "2", "--batch_size", "4"],
+                           "error: --batch_size: 4 is more than the 2 training scans")]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(lambda: example.main(argv))
+        assert exit_info.value.code == 2 and capsys.readouterr().err.splitlines() == [message]

@@ -186,7 +186,6 @@ class Res2Net(FeatureClassifier):
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
             feature_maps.append((in_planes, net_stride, f"layer{stage + 1}"))
-        self.output_stride = output_stride
         self._set_up_head(feature_maps, in_planes, drop_rate)
         self._init_weights(zero_init_last)
         self._apply_training_switches((self.conv1, self.bn1), frozen_stages, norm_eval)
