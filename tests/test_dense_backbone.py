@@ -132,6 +132,13 @@ def test_dla_refuses_output_stride_and_frozen_stages(kwargs):
         create_model("res2net_dla60", **kwargs)
 
 
+def test_dla_takes_norm_eval():
+    model = create_model("res2next_dla60", num_classes=2, norm_eval=True)
+    norms = [cell for _, cell in model.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
+    assert norms and all(cell.use_batch_statistics is False for cell in norms)
+    assert len(model.trainable_params()) == len([p for p in model.get_parameters() if "moving_" not in p.name])
+
+
 @pytest.mark.parametrize("name", ["res2net50_v1b", "res2next50", "se_res2net50", "paddle_res2net50_26w_4s",
                                   "paddle_res2net50_vd_26w_4s"])
 def test_every_family_takes_the_switches(name, pynative):
