@@ -92,11 +92,13 @@ def run(args, output_stride: int, train_set, val_set) -> dict:
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters)
 
-    @ms.jit
     def train_step(images, masks):
         loss, grads = grad_fn(images, masks)
         optimizer(grads)
         return loss
+
+    if args.mode == "graph":
+        train_step = ms.jit(train_step)
 
     def batch(images):
         return ms.Tensor((np.repeat(images, 3, axis=1) - mean) / std)
@@ -143,7 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ckpt_path", default="", help="backbone weights to start from (default: random)")
     parser.add_argument("--log_interval", type=positive_int, default=20, help="steps between loss lines")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
+    parser.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="graph: the training step compiled (ms.jit); pynative: run eagerly")
     args = parser.parse_args(argv)
     if not 0.0 < args.ink < 1.0:
         raise ValueError(f"--ink: must lie strictly between 0 and 1, got {args.ink}")
