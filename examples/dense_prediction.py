@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ckpt_path", default="", help="backbone weights to start from (default: random)")
     parser.add_argument("--log_interval", type=positive_int, default=20, help="steps between loss lines")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="graph: the training step compiled (ms.jit); pynative: run eagerly")
+    parser.add_argument("--mode", choices=("graph", "pynative"), default="graph",
+                        help="graph: the training step compiled (ms.jit); pynative: run eagerly")
     args = parser.parse_args(argv)
     if not 0.0 < args.ink < 1.0:
         raise ValueError(f"--ink: must lie strictly between 0 and 1, got {args.ink}")
