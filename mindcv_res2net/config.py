@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 import yaml
 
 from .engine.onnx_runtime import ENGINES
+from .models.base import FROZEN_STAGES
 from .utils.fileio import atomic_path
 
 
@@ -231,6 +232,11 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--in_channels", type=positive_int, default=3, help="input channels; 1 keeps grey images grey")
     g.add_argument("--drop_rate", type=optional_float, default=None, help="dropout before the classifier")
     g.add_argument("--drop_path_rate", type=optional_float, default=None, help="stochastic depth of the last block")
+    g.add_argument("--frozen_stages", type=int, default=-1, choices=FROZEN_STAGES,
+                   help="train.py (mmpretrain's): -1 nothing frozen, 0 the stem, i the stem and stages 1..i: their "
+                        "weights and BatchNorm statistics never change (Res2Net-DLA: only -1)")
+    _bool(g, "--norm_eval", False, "train.py (mmpretrain's): every BatchNorm stays in eval mode, so running "
+          "statistics never change; its affine weights still train unless frozen (default false)")
     _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
     g.add_argument("--ckpt_path", type=str, default="", help="start from (or validate) this weight file")
     g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),

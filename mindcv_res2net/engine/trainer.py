@@ -175,7 +175,8 @@ def set_up(args) -> TrainingRun:
     model = create_model(args.model, pretrained=args.pretrained and not resume_path, num_classes=num_classes,
                          in_channels=args.in_channels,
                          checkpoint_path=(args.ckpt_path or None) if not resume_path else None,
-                         drop_rate=args.drop_rate or 0.0, drop_path_rate=args.drop_path_rate or 0.0)
+                         drop_rate=args.drop_rate or 0.0, drop_path_rate=args.drop_path_rate or 0.0,
+                         frozen_stages=args.frozen_stages, norm_eval=args.norm_eval)
     if plan.amp_level != "O0":
         ms.amp.auto_mixed_precision(model, plan.amp_level)
     updates_per_epoch = max(1, -(-train_data.steps // args.gradient_accumulation_steps))

@@ -1,5 +1,6 @@
 """What every network of the zoo shares: feature maps (``features_only``, ``forward_intermediates``,
 ``feature_info``) and the classifier head (``global_pool``, ``reset_classifier``), in timm's terms."""
+import numbers
 import time
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -8,6 +9,7 @@ from mindspore import Tensor, nn, ops
 from .layers import DropPath
 
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
+FROZEN_STAGES = tuple(range(-1, NUM_FEATURE_MAPS))  # -1: nothing, 0: the stem, i: the stem and stages 1..i
 POOL_TYPES = ("avg", "max", "avgmax", "")
 
 
@@ -33,6 +35,34 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
 def check_pool_type(pool_type: str) -> None:
     if pool_type not in POOL_TYPES:
         raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+
+
+def check_training_switches(frozen_stages: int, norm_eval: bool) -> None:
+    """mmpretrain's ``frozen_stages`` (one of FROZEN_STAGES) and ``norm_eval`` (True or False); anything else
+    is a one-line ValueError."""
+    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
+            frozen_stages not in FROZEN_STAGES:
+        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
+                         f"(the stem and stages 1..i), got {frozen_stages!r}")
+    if not isinstance(norm_eval, bool):
+        raise ValueError(f"norm_eval must be True or False, got {norm_eval!r}")
+
+
+def pin_batchnorm_eval(cell: nn.Cell) -> None:
+    """Make every BatchNorm of ``cell`` normalise with its running statistics and never update them,
+    whatever training flag the model or a wrapper (``TrainOneStepCell.set_train``) sets:
+    ``use_batch_statistics=False`` wins over the flag, in PyNative and Graph mode."""
+    for _, sub in cell.cells_and_names():
+        if isinstance(sub, nn.BatchNorm2d):
+            sub.use_batch_statistics = False
+
+
+def freeze(cell: nn.Cell) -> None:
+    """Stop ``cell`` from training: its parameters leave ``trainable_params()`` (requires_grad False) and
+    its BatchNorms stay in eval mode (``pin_batchnorm_eval``)."""
+    for param in cell.get_parameters():
+        param.requires_grad = False
+    pin_batchnorm_eval(cell)
 
 
 class FeatureInfo(list):
@@ -162,6 +192,15 @@ class FeatureClassifier(nn.Cell):
 
     def make_classifier(self, num_classes: int) -> nn.Cell:
         raise NotImplementedError
+
+    def _apply_training_switches(self, stem: Sequence[nn.Cell], frozen_stages: int, norm_eval: bool) -> None:
+        """Freeze the ``stem`` cells and stages 1..``frozen_stages`` (none for -1) and, with ``norm_eval``,
+        pin every BatchNorm in eval mode (see ``check_training_switches``)."""
+        if frozen_stages >= 0:
+            for cell in list(stem) + [getattr(self, name) for name in self.stage_names[:frozen_stages]]:
+                freeze(cell)
+        if norm_eval:
+            pin_batchnorm_eval(self)
 
     def forward_stem(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -11,7 +11,7 @@ from typing import List, Sequence, Tuple
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
-from .base import FeatureClassifier
+from .base import FeatureClassifier, check_training_switches
 from .layers import conv_bn, run_block
 from .registry import register_model, register_variants
 from .res2net import Bottle2neck, official_cfg
@@ -100,6 +100,8 @@ class Res2NetDLA(FeatureClassifier):
         num_classes: classifier outputs (a 1x1 convolution, as the official files store it); 0: pooled features.
         in_channels, drop_rate, drop_path_rate, global_pool: as for ``Res2Net``.
         features_only, out_indices: the maps at stride 2^(i+1) for i in ``out_indices``: level1..level5.
+        norm_eval: as for ``Res2Net``. ``output_stride`` and ``frozen_stages`` are refused (ValueError)
+            unless left at 32 and -1: the trees have no dilated form, and no stem/stage split to freeze.
 
     Input (N, in_channels, H, W); output logits (N, num_classes). Like the official network it runs
     when each side is 32k or 32k - 1 pixels (224 and 223 both work): every tree's 2x2 max-pool must
@@ -110,8 +112,13 @@ class Res2NetDLA(FeatureClassifier):
                  1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4),
-                 global_pool: str = "avg") -> None:
+                 global_pool: str = "avg", output_stride: int = 32, frozen_stages: int = -1,
+                 norm_eval: bool = False) -> None:
         super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
+        if output_stride != 32 or frozen_stages != -1:
+            raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
+                             f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
+        check_training_switches(frozen_stages, norm_eval)
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
@@ -135,6 +142,7 @@ class Res2NetDLA(FeatureClassifier):
             if isinstance(cell, nn.Conv2d) and cell is not self.fc:
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
                                                       cell.weight.shape, cell.weight.dtype))
+        self._apply_training_switches((), frozen_stages, norm_eval)
 
     stage_names = ("level2", "level3", "level4", "level5")
     pool_keeps_dims = True

@@ -50,11 +50,12 @@ def run_block(block: nn.Cell, checkpoint: bool, *args):
     return block(*args)
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> list:
-    """[Conv2d (no bias, 'same'-style padding k//2), BatchNorm2d] as a list of cells."""
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+            dilation: int = 1) -> list:
+    """[Conv2d (no bias, 'same'-style padding ``dilation * (k // 2)``), BatchNorm2d] as a list of cells."""
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
-                  padding=kernel_size // 2, group=groups, has_bias=False),
+                  padding=dilation * (kernel_size // 2), dilation=dilation, group=groups, has_bias=False),
         nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.9),
     ]
 
@@ -141,6 +142,28 @@ class AvgPool2dCeil(nn.Cell):
 
     def with_explicit_pad(self) -> "AvgPool2dCeil":
         return AvgPool2dCeil(self.size, explicit_pad=True)
+
+
+class AvgPool2dSame(nn.Cell):
+    """Average pooling over ``size`` x ``size`` windows at stride 1 with TensorFlow's 'SAME' zero padding
+    (``(size - 1) // 2`` rows/columns before, the rest after), dividing every window by its full area:
+    the padded zeros count. timm's ``AvgPool2dSame(size, 1)``, which its avg-down shortcut uses in a
+    dilated stage (it pads explicitly, so ``count_include_pad=False`` has nothing to exclude). Made of
+    a Pad and an unpadded pool, both ONNX operators. Input (N, C, H, W), output the same shape.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        before = (size - 1) // 2
+        self.size = size
+        self.pad = ops.Pad(((0, 0), (0, 0), (before, size - 1 - before), (before, size - 1 - before)))
+        self.pool = nn.AvgPool2d(size, 1, pad_mode="valid")
+
+    def construct(self, x):
+        return self.pool(self.pad(x))
+
+    def extend_repr(self) -> str:
+        return f"size={self.size}, stride=1, same zero padding"
 
 
 def exportable_pools(model: nn.Cell) -> nn.Cell:

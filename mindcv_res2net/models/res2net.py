@@ -6,19 +6,21 @@ official PyTorch code (``layer1.0.convs.0.weight``), with MindSpore's BatchNorm 
 (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``).
 """
 import math
+import numbers
 from typing import Optional, Sequence
 
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
-from .base import FeatureClassifier
-from .layers import AvgPool2dCeil, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
+from .base import FeatureClassifier, check_training_switches
+from .layers import AvgPool2dCeil, AvgPool2dSame, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
 from .registry import register_model, register_variants
 
 __all__ = ["Bottle2neck", "Res2Net"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+OUTPUT_STRIDES = (8, 16, 32)  # reduction of the final map; below 32 the last stages dilate instead of striding
 
 
 class Bottle2neck(nn.Cell):
@@ -31,7 +33,8 @@ class Bottle2neck(nn.Cell):
     zero padding unless ``exclusive_pool`` (PaddleClas). ``cardinality > 1`` groups the 3x3
     convolutions (Res2NeXt). ``se_reduction > 0`` adds squeeze-excitation on the residual branch before
     the add, as SENet places it. The residual is ``downsample(x)``, ``x``, or the ``shortcut`` the
-    caller passes (a DLA tree's projection).
+    caller passes (a DLA tree's projection). ``dilation`` dilates (and pads by) every 3x3 convolution,
+    as timm's ``first_dilation`` does in its Res2Net block; the pool never dilates.
     """
 
     expansion = 4
@@ -40,7 +43,7 @@ class Bottle2neck(nn.Cell):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
                  base_width: int = 26, scale: int = 4, cardinality: int = 1, is_first: bool = False,
                  drop_path: float = 0.0, exclusive_pool: bool = False, width: Optional[int] = None,
-                 out_channels: Optional[int] = None, se_reduction: int = 0) -> None:
+                 out_channels: Optional[int] = None, se_reduction: int = 0, dilation: int = 1) -> None:
         super().__init__()
         width = width or int(math.floor(planes * (base_width / 64.0))) * cardinality
         out_channels = out_channels or planes * self.expansion
@@ -52,7 +55,7 @@ class Bottle2neck(nn.Cell):
         self.conv1, self.bn1 = conv_bn(in_channels, width * scale, 1)
         convs, bns = [], []
         for _ in range(self.nums):
-            conv, bn = conv_bn(width, width, 3, stride=stride, groups=cardinality)
+            conv, bn = conv_bn(width, width, 3, stride=stride, groups=cardinality, dilation=dilation)
             convs.append(conv)
             bns.append(bn)
         self.convs = nn.CellList(convs)
@@ -112,10 +115,21 @@ class Res2Net(FeatureClassifier):
         features_only: return the ``out_indices`` feature maps as a tuple instead of logits (default all
             five: 0 = the stem activation ``act1`` at stride 2, 1..4 = layer1..layer4 at strides 4..32).
         zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
+        output_stride: 32, 16 or 8, the reduction of the final map. Below 32 the stages that would
+            reach a larger stride keep stride 1 and dilate their 3x3 convolutions instead (2 after one
+            such stage, 4 after two), as timm's ``make_blocks``: a dilated stage's first block uses the
+            previous stage's dilation, its later blocks the stage's; the first block keeps its
+            (stride-1) pool; v1b's avg-down shortcut then pools 2x2 at stride 1 with 'SAME' zero
+            padding (timm's ``downsample_avg``). ``feature_info`` reductions follow (e.g. 2, 4, 8, 8, 8).
+        frozen_stages: mmpretrain's: -1 nothing; 0 the stem; i the stem and layer1..layer_i. Frozen
+            parameters are absent from ``trainable_params()``, frozen BatchNorms stay in eval mode
+            while the model trains, and frozen blocks have no stochastic depth.
+        norm_eval: mmpretrain's: every BatchNorm stays in eval mode while the model trains (running
+            statistics never change); its affine parameters still train unless frozen.
 
     Input (N, in_channels, H, W) float32; output logits (N, num_classes), (N, 2048) when
-    ``num_classes=0`` (the map (N, 2048, H / 32, W / 32) with ``global_pool=""`` too), or a tuple of
-    (N, C_i, H / r_i, W / r_i) when ``features_only``.
+    ``num_classes=0`` (the map (N, 2048, H / output_stride, W / output_stride) with ``global_pool=""``
+    too), or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
     """
 
     def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
@@ -123,10 +137,15 @@ class Res2Net(FeatureClassifier):
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
                  out_indices: Sequence[int] = (0, 1, 2, 3, 4), global_pool: str = "avg",
-                 zero_init_last: bool = True) -> None:
+                 zero_init_last: bool = True, output_stride: int = 32, frozen_stages: int = -1,
+                 norm_eval: bool = False) -> None:
         super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
+        if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
+                output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        check_training_switches(frozen_stages, norm_eval)
         if stage_blocks not in ("first", "strided"):
             raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
@@ -149,33 +168,48 @@ class Res2Net(FeatureClassifier):
         total_blocks = sum(layers)
         block_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
         feature_maps = [(64, 2, "act1")]
-        in_planes = 64
+        in_planes, net_stride, dilation = 64, 4, 1
         for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers)):
-            stride = 1 if stage == 0 else 2
+            stage_stride = 1 if stage == 0 else 2
             rates, block_rates = block_rates[:depth], block_rates[depth:]
-            layer = self._make_layer(in_planes, planes, depth, stride, rates)
+            if stage < frozen_stages:  # a frozen stage runs as in eval mode
+                rates = [0.0] * depth
+            prev_dilation = dilation
+            if net_stride >= output_stride:  # dilate instead of striding
+                dilation *= stage_stride
+                stride = 1
+            else:
+                net_stride *= stage_stride
+                stride = stage_stride
+            layer = self._make_layer(in_planes, planes, depth, stride, rates, dilation, prev_dilation,
+                                     is_stage_block=stage_blocks == "first" or stage_stride != 1)
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
-            feature_maps.append((in_planes, 4 * 2 ** stage, f"layer{stage + 1}"))
+            feature_maps.append((in_planes, net_stride, f"layer{stage + 1}"))
         self._set_up_head(feature_maps, in_planes, drop_rate)
         self._init_weights(zero_init_last)
+        self._apply_training_switches((self.conv1, self.bn1), frozen_stages, norm_eval)
 
-    def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates) -> nn.SequentialCell:
+    def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates, dilation: int,
+                    first_dilation: int, is_stage_block: bool) -> nn.SequentialCell:
+        """One stage: the first block strides by ``stride`` (1 in a dilated stage) with 3x3 dilation
+        ``first_dilation``, the others keep the size with ``dilation``; ``is_stage_block`` marks the first
+        block as the non-cascading, pooling one."""
         out_channels = planes * Bottle2neck.expansion
         downsample = None
         if stride != 1 or in_planes != out_channels:
             conv, bn = conv_bn(in_planes, out_channels, 1, stride=1 if self.avg_down else stride)
             if self.avg_down:  # index 0 stays the (possibly identity) pool, as in the official keys
-                pool = AvgPool2dCeil(stride) if stride > 1 else nn.Identity()
+                pool = AvgPool2dCeil(stride) if stride > 1 else AvgPool2dSame(2) if dilation > 1 else nn.Identity()
                 downsample = nn.SequentialCell(pool, conv, bn)
             else:
                 downsample = nn.SequentialCell(conv, bn)
         arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality,
                     exclusive_pool=self.exclusive_pool, se_reduction=self.se_reduction)
-        is_stage_block = self.stage_blocks == "first" or stride != 1
         blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_first=is_stage_block,
-                              drop_path=drop_path_rates[0], **arch)]
-        blocks += [Bottle2neck(out_channels, planes, drop_path=rate, **arch) for rate in drop_path_rates[1:]]
+                              drop_path=drop_path_rates[0], dilation=first_dilation, **arch)]
+        blocks += [Bottle2neck(out_channels, planes, drop_path=rate, dilation=dilation, **arch)
+                   for rate in drop_path_rates[1:]]
         return nn.SequentialCell(*blocks)
 
     def _init_weights(self, zero_init_last: bool) -> None:
