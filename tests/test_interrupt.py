@@ -151,3 +151,54 @@ def test_epoch_progress_metadata_reads_only_when_every_number_is_possible(progre
     else:
         with pytest.raises(CheckpointError, match=r"^x\.ckpt: metadata 'epoch_progress' must be an object of"):
             run_metadata({"epoch_progress": progress}, "x.ckpt")
+
+
+def _children(pid, word):
+    """Pids of ``pid``'s child processes whose command line holds ``word``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and word in command:
+            found.append(int(entry))
+    return found
+
+
+def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
+    from test_distributed import TINY as DISTRIBUTED, _free_port
+
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    logs, folder = tmp_path / "logs", tmp_path / "run"
+    cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
+           f"--log_dir={logs}", "--join=True", "train.py", *DISTRIBUTED, "--distribute", "--num_samples", "96",
+           "--batch_size", "8", "--epoch_size", "2", "--ckpt_save_dir", str(folder)]
+    msrun = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 500
+        while not re.search(r"\| +[2-5]/6", (logs / "worker_0.log").read_text(errors="replace")
+                            if (logs / "worker_0.log").exists() else ""):
+            assert msrun.poll() is None and time.time() < deadline, "msrun ended before step 2"
+            time.sleep(0.05)
+        workers = _children(msrun.pid, "train.py")
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        msrun.wait(timeout=300)  # no rank hangs
+    finally:
+        msrun.kill()
+    assert msrun.returncode != 0  # msrun reports the workers' exit code 143 as a failed job
+    rank0, rank1 = ((logs / f"worker_{r}.log").read_text(errors="replace") for r in (0, 1))
+    stopped = re.search(r"stopped by SIGTERM after epoch (\d+), step (\d+) of 6: checkpoint (\S+);", rank0)
+    assert stopped, rank0[-2000:]
+    epoch, step, path = stopped.groups()
+    assert f"rank 1: stopped by SIGTERM after epoch {epoch}, step {step}; rank 0 writes the checkpoint" in rank1
+    assert os.path.isfile(path) and os.listdir(folder).count(os.path.basename(path)) == 1
+    assert not [n for n in os.listdir(folder) if n.startswith(".partial")]  # rank 0 finished writing

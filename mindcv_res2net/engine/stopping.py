@@ -39,18 +39,18 @@ class StopSignals:
     def agreed(self, group_size: int = 1) -> bool:
         """Whether the run stops now: this process received a signal, or (data-parallel) any rank did.
 
-        With several ranks every rank must call it at the same steps: one all-reduce (max) of a flag
-        (an int32 scalar), so that all ranks stop after the same step.
+        With several ranks every rank must call it at the same steps: one all-reduce (sum; MindSpore's CPU
+        AllReduce takes float32 only) of a (2,) float32 vector counting SIGINT and SIGTERM, so that all ranks
+        stop after the same step; a rank that received none takes the signal most ranks received.
         """
         if group_size == 1:
             return self.signum is not None
         if self._all_reduce is None:
-            self._all_reduce = ops.AllReduce(ops.ReduceOp.MAX)
-        flag = ms.Tensor([0 if self.signum is None else int(self.signum)], ms.int32)
-        received = int(self._all_reduce(flag).asnumpy()[0])
-        if received and self.signum is None:
-            self.signum = received  # another rank's signal: exit as it does
-        return received != 0
+            self._all_reduce = ops.AllReduce(ops.ReduceOp.SUM)
+        counts = self._all_reduce(ms.Tensor([float(self.signum == s) for s in STOP_SIGNALS], ms.float32)).asnumpy()
+        if counts.max() > 0 and self.signum is None:
+            self.signum = signal.SIGINT if counts[0] > counts[1] else signal.SIGTERM
+        return bool(counts.max() > 0)
 
     @property
     def name(self) -> str:

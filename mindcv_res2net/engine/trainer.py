@@ -389,14 +389,24 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -
     return summary
 
 
-
 def _stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, progress: Optional[dict] = None) -> dict:
     """End a run that a signal stopped after step ``step`` of epoch ``epoch``: (rank 0) write the checkpoint
     of that step unless the epoch's own was just written (``progress`` None), and log the line that says
     where it stopped and how to continue. The summary's ``exit_code`` is the signal's (130, 143)."""
     summary = dict(run.summary, exit_code=stop.exit_code)
-    if not run.is_main:
-        return summary
+    if run.is_main:
+        _write_stop(run, stop, epoch, step, progress, summary)
+    else:  # other ranks log warnings only
+        run.logger.warning(f"rank {run.rank}: stopped by {stop.name} after epoch {epoch}, step {step}; rank 0 "
+                           "writes the checkpoint")
+    if run.group_size > 1:  # no rank exits before rank 0's checkpoint is written: msrun SIGKILLs the others
+        stop.agreed(run.group_size)  # when the first worker exits with a non-zero code
+    return summary
+
+
+def _write_stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, progress: Optional[dict],
+                summary: dict) -> None:
+    """Rank 0's part of ``_stop``: the checkpoint (its path into ``summary``) and the last line."""
     if progress is not None:
         state = training_state(run.train_step, run.args.save_optimizer_state)
         metadata = dict(_checkpoint_metadata(run, epoch - 1, (epoch - 1) * run.train_data.steps + step, None),
@@ -405,4 +415,3 @@ def _stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, progress: 
     command = shlex.join(["python", "train.py", "-c", run.checkpoints.config_path, "--resume", "auto"])
     run.logger.info(f"stopped by {stop.name} after epoch {epoch}, step {step} of {run.train_data.steps}: "
                     f"checkpoint {summary['last_checkpoint']}; continue with: {command}")
-    return summary
