@@ -153,8 +153,8 @@ def test_epoch_progress_metadata_reads_only_when_every_number_is_possible(progre
             run_metadata({"epoch_progress": progress}, "x.ckpt")
 
 
-def _children(pid, word):
-    """Pids of ``pid``'s child processes whose command line holds ``word``."""
+def _workers(pid):
+    """Pids of msrun ``pid``'s worker processes (its scheduler process runs train.py too, as MS_SCHED)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -162,11 +162,11 @@ def _children(pid, word):
         try:
             with open(f"/proc/{entry}/stat") as f:
                 parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read().decode(errors="replace")
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environment = f.read().split(b"\0")
         except (OSError, IndexError, ValueError):
             continue
-        if parent == pid and word in command:
+        if parent == pid and b"MS_ROLE=MS_WORKER" in environment:
             found.append(int(entry))
     return found
 
@@ -187,7 +187,7 @@ def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
                             if (logs / "worker_0.log").exists() else ""):
             assert msrun.poll() is None and time.time() < deadline, "msrun ended before step 2"
             time.sleep(0.05)
-        workers = _children(msrun.pid, "train.py")
+        workers = _workers(msrun.pid)
         assert len(workers) == 2
         for pid in workers:
             os.kill(pid, signal.SIGTERM)

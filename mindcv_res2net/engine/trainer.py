@@ -297,6 +297,8 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
             progress["seen"] += n
             seen_here += n
             bar.update(1)
+            if step == first_step + 1:
+                stop.install_again()
             update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
                             img_s=f"{seen_here * run.group_size / (time.perf_counter() - start):.1f}")
