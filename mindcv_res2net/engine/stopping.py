@@ -28,13 +28,6 @@ class StopSignals:
             self._previous[signum] = signal.signal(signum, self._record)
         return self
 
-    def install_again(self) -> None:
-        """Take SIGINT and SIGTERM back: MindSpore's compiler sets a SIGINT handler of its own (seen in Graph
-        mode when SIGINT was inherited as ignored: it turned SIGINT into SIGTERM), so the training loop calls
-        this after the first step of every epoch."""
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._record)
-
     def __exit__(self, *exc_info) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)

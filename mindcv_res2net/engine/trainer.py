@@ -297,8 +297,6 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
             progress["seen"] += n
             seen_here += n
             bar.update(1)
-            if step == first_step + 1:
-                stop.install_again()
             update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
                             img_s=f"{seen_here * run.group_size / (time.perf_counter() - start):.1f}")
@@ -368,9 +366,9 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -
 
     ``on_finish(model, rank)`` is called on every rank after the last epoch.
     """
-    run = set_up(args)
-    start = time.perf_counter()
-    with StopSignals() as stop:
+    with StopSignals() as stop:  # before set_up: MindSpore's context keeps the SIGINT handler it finds then
+        run = set_up(args)
+        start = time.perf_counter()
         for epoch in range(run.start_epoch, args.epoch_size + 1):
             progress, steps_done = train_epoch(run, epoch, stop)
             if steps_done < run.train_data.steps:
