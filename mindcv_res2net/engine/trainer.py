@@ -366,9 +366,9 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -
 
     ``on_finish(model, rank)`` is called on every rank after the last epoch.
     """
-    with StopSignals() as stop:  # before set_up: MindSpore's context keeps the SIGINT handler it finds then
-        run = set_up(args)
-        start = time.perf_counter()
+    run = set_up(args)  # Ctrl-C here ends at once (KeyboardInterrupt): no step to save yet
+    start = time.perf_counter()
+    with StopSignals() as stop:
         for epoch in range(run.start_epoch, args.epoch_size + 1):
             progress, steps_done = train_epoch(run, epoch, stop)
             if steps_done < run.train_data.steps:
