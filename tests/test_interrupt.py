@@ -111,6 +111,23 @@ def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(t
     assert [row["epoch"] for row in _rows(folder)] == ["1", "2"]
 
 
+def test_skipped_batches_leave_the_rest_of_the_epoch_as_it_was():
+    """A resumed epoch's batches after step k are an unbroken epoch's, random crops and flips included."""
+    from mindcv_res2net.config import data_config, parse_args
+    from mindcv_res2net.data import create_loader
+    from mindcv_res2net.data.loader import iterate_batches
+    from mindcv_res2net.models import get_pretrained_cfg
+
+    data = data_config(parse_args(["--dataset", "digits", "--image_resize", "16", "--num_samples", "40",
+                                   "--batch_size", "8", "--num_parallel_workers", "2"]))
+    loader = create_loader(data, "train", True, get_pretrained_cfg("res2net50"))
+    whole = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3))]
+    tail = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3), skip=2)]
+    assert len(whole) == 5 and len(tail) == 3
+    for (image, label), (image_after, label_after) in zip(whole[2:], tail):
+        assert np.array_equal(image, image_after) and np.array_equal(label, label_after)
+
+
 def _save_at(files, epoch, step, steps=4, **extra):
     metadata = dict(model="res2net50", epoch=epoch, step=step, steps_per_epoch=steps, **extra)
     if step % steps:
