@@ -184,9 +184,11 @@ def _workers(pid):
                 parent = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/environ", "rb") as f:
                 environment = f.read().split(b"\0")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
         except (OSError, IndexError, ValueError):
             continue
-        if parent == pid and b"MS_ROLE=MS_WORKER" in environment:
+        if parent == pid and b"MS_ROLE=MS_WORKER" in environment and b"train.py" in command:  # not its log tails
             found.append(int(entry))
     return found
 
