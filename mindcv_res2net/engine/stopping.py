@@ -15,7 +15,8 @@ class StopSignals:
     The handlers are installed explicitly, so a SIGINT inherited as ignored (a job started with ``&`` from a
     script) stops the run too. A second signal while the checkpoint is written changes nothing (checkpoints
     are written under a temporary name and renamed; SIGKILL still ends the process at once). The previous
-    handlers are restored on leaving the block.
+    handlers are restored on leaving the block. MindSpore 2.10 turns a SIGINT that arrives while it runs a step
+    into a SIGTERM to its own process, so a Ctrl-C is mostly recorded as SIGTERM.
     """
 
     def __init__(self) -> None:
