@@ -167,8 +167,10 @@ def _find_unreadable(source, indices, limit: int = 4096) -> Optional[str]:
     return None
 
 
-def iterate_batches(dataset: ds.Dataset):
-    """One epoch of (images, labels) Tensors; a data error inside MindSpore's pipeline (corrupt image,
+def iterate_batches(dataset: ds.Dataset, skip: int = 0):
+    """One epoch of (images, labels) Tensors, without its first ``skip`` batches: they are read and dropped,
+    so their random augmentation runs and the batches that follow are those of an unbroken epoch (the
+    position of a run resumed mid-epoch). A data error inside MindSpore's pipeline (corrupt image,
     unreadable file) comes out as a one-line ``DatasetError`` naming the file. The Tensors share the
     pipeline's buffers (``do_copy=False``, as ``mindspore.Model.train`` iterates): no copy of every batch."""
     iterator = dataset.create_tuple_iterator(num_epochs=1, do_copy=False)
@@ -190,4 +192,5 @@ def iterate_batches(dataset: ds.Dataset):
                                    "decode error) and resume with --resume auto") from None
             raise
         batches_done += 1
-        yield batch
+        if batches_done > skip:
+            yield batch

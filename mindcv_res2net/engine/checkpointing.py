@@ -8,6 +8,11 @@ holding, in this order:
 - ``optimizer.<name>``: the optimizer's state (step counter, moments), not its learning-rate table;
 - ``ema.<name>``: the weight averages, with ``--ema``.
 
+``<model>-<epoch>_<step>-interrupted.ckpt`` is written when a signal stops the run at step ``<step>`` of
+epoch ``<epoch>`` (its metadata: ``epoch`` is the last completed one, ``step`` counts every step, and
+``epoch_progress`` holds the partial epoch's sums for its metrics row); it is resumed like the others and
+removed once a newer checkpoint of its run is written.
+
 ``<model>-best.ckpt`` is a copy of the run's best validated epoch. Every checkpoint a run writes
 carries its identity, and so does the first line of its ``config.yaml`` (``# run <id>, model <name>``):
 a run starts only in a folder that holds no other run's files (``RunFolder.check_owner``), and counts,
@@ -35,7 +40,9 @@ EMA_PREFIX = "ema."
 _MAX_COUNT = 10 ** 9
 
 CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.csv", "train.log"  # with the checkpoints: a run's files
-_ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+|best)\.ckpt$")  # <model>-<epoch>_<steps>.ckpt, <model>-best.ckpt
+INTERRUPTED_SUFFIX = "-interrupted.ckpt"
+# <model>-<epoch>_<steps>.ckpt, <model>-<epoch>_<step>-interrupted.ckpt, <model>-best.ckpt
+_ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+(?:-interrupted)?|best)\.ckpt$")
 _CONFIG_OWNER = re.compile(r"^# run ([A-Za-z0-9_-]{1,64}), model (\S{1,100})$")
 
 
@@ -83,6 +90,16 @@ def _flag(value) -> bool:
     return isinstance(value, bool)
 
 
+def _epoch_progress(value) -> bool:
+    """an object of the partial epoch's loss_sum, correct, seen (images) and seconds"""
+    if not isinstance(value, dict) or set(value) != {"loss_sum", "correct", "seen", "seconds"}:
+        return False
+    count = _int_in(0, _MAX_COUNT)
+    return count(value["correct"]) and count(value["seen"]) and value["correct"] <= value["seen"] and all(
+        isinstance(value[k], (int, float)) and not isinstance(value[k], bool) and math.isfinite(value[k])
+        and value[k] >= 0 for k in ("loss_sum", "seconds"))
+
+
 def _mapping(value) -> bool:
     """a JSON object"""
     return isinstance(value, dict)
@@ -95,6 +112,7 @@ METADATA_SCHEMA: Dict[str, Callable] = {
     "num_classes": _int_in(1, 10 ** 6), "in_channels": _int_in(1, 4096), "class_names": _optional(_names),
     "val_top1": _optional(_percent), "best_top1": _optional(_percent), "best_epoch": _optional(_int_in(1, _MAX_COUNT)),
     "ema": _flag, "config": _optional(_mapping), "source": _text, "optimizer_state": _flag,
+    "num_devices": _int_in(1, 10 ** 6), "epoch_progress": _epoch_progress,
 }
 
 
@@ -256,7 +274,7 @@ class RunFolder:
 
     def __init__(self, folder: str, model_name: str) -> None:
         self.folder, self.model_name = folder, model_name
-        self.pattern = re.compile(rf"^{re.escape(model_name)}-(\d+)_(\d+)\.ckpt$")
+        self.pattern = re.compile(rf"^{re.escape(model_name)}-(\d+)_(\d+)(?:-interrupted)?\.ckpt$")
         self._metadata_cache: Dict[Tuple[str, int, int], dict] = {}
 
     @property
@@ -346,6 +364,14 @@ class RunFolder:
     def epoch_path(self, epoch: int, steps: int) -> str:
         return os.path.join(self.folder, f"{self.model_name}-{epoch}_{steps}.ckpt")
 
+    def interrupted_path(self, epoch: int, step: int) -> str:
+        """The checkpoint of a run stopped after step ``step`` of epoch ``epoch`` (both from 1)."""
+        return os.path.join(self.folder, f"{self.model_name}-{epoch}_{step}{INTERRUPTED_SUFFIX}")
+
+    @staticmethod
+    def is_interrupted(path: str) -> bool:
+        return path.endswith(INTERRUPTED_SUFFIX)
+
     def metadata(self, path: str) -> Optional[dict]:
         """A checkpoint's validated metadata ({} without), or None if the file is unreadable or crafted."""
         try:
@@ -359,7 +385,8 @@ class RunFolder:
             return None
 
     def runs(self) -> Dict[Optional[str], List[Tuple[int, str]]]:
-        """{run id (None: files without one): [(epoch, path), ...] oldest first} of the epoch checkpoints."""
+        """{run id (None: files without one): [(epoch, path), ...] oldest first} of the epoch and interrupted
+        checkpoints; ``epoch`` is the last completed one, the order that of their ``step`` metadata."""
         if not os.path.isdir(self.folder):
             return {}
         runs: Dict[Optional[str], List[Tuple[int, str]]] = {}
@@ -371,8 +398,9 @@ class RunFolder:
             metadata = self.metadata(path)
             if metadata is None:
                 continue
-            runs.setdefault(metadata.get("run_id"), []).append((metadata.get("epoch", int(match.group(1))), path))
-        return {run: sorted(files) for run, files in runs.items()}
+            epoch = metadata.get("epoch", int(match.group(1)))
+            runs.setdefault(metadata.get("run_id"), []).append((epoch, metadata.get("step", 0), path))
+        return {run: [(epoch, path) for epoch, _, path in sorted(files)] for run, files in runs.items()}
 
     def resume_path(self) -> Optional[str]:
         """The newest checkpoint of the one run in the folder (``--resume auto``); None if there is none.
@@ -407,18 +435,33 @@ class RunCheckpoints(RunFolder):
             self.logger.info(f"removed {path}, left by a killed process of this run")
 
     def save(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, steps: int, is_best: bool) -> str:
-        """Write the epoch's checkpoint, then the best copy, then drop this run's oldest files."""
+        """Write the epoch's checkpoint, then the best copy, then drop this run's oldest epoch checkpoints and
+        its interrupted ones."""
         path = self.epoch_path(epoch, steps)
         if os.path.isfile(path) and (self.metadata(path) or {}).get("run_id") != self.run_id:
             self.logger.warning(f"replacing {path}, a checkpoint of another run")
         save_weights(state, path, metadata=dict(metadata, run_id=self.run_id), owner=self.run_id)
         if is_best:
             self._copy_to_best(path)
-        own = self.runs().get(self.run_id, [])
-        for _, old in own[:-self.keep]:
+        own = [p for _, p in self.runs().get(self.run_id, []) if not self.is_interrupted(p)]
+        for old in own[:-self.keep] + self._interrupted_files():
             if old != path:
                 os.remove(old)
         return path
+
+    def save_interrupted(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, step: int) -> str:
+        """Write the checkpoint of a run stopped after step ``step`` of epoch ``epoch``; drop this run's older
+        interrupted checkpoints."""
+        path = self.interrupted_path(epoch, step)
+        older = self._interrupted_files()
+        save_weights(state, path, metadata=dict(metadata, run_id=self.run_id), owner=self.run_id)
+        for old in older:
+            if old != path:
+                os.remove(old)
+        return path
+
+    def _interrupted_files(self) -> List[str]:
+        return [p for _, p in self.runs().get(self.run_id, []) if self.is_interrupted(p)]
 
     def _copy_to_best(self, path: str) -> None:
         with atomic_path(self.best_path, owner=self.run_id) as tmp:
@@ -436,7 +479,8 @@ class RunCheckpoints(RunFolder):
         current = self.metadata(self.best_path) if os.path.isfile(self.best_path) else None
         if current and current.get("run_id") == self.run_id and current.get("epoch") == best_epoch:
             return
-        source = next((p for e, p in self.runs().get(self.run_id, []) if e == best_epoch), None)
+        epoch_files = [p for e, p in self.runs().get(self.run_id, []) if e == best_epoch and not self.is_interrupted(p)]
+        source = epoch_files[0] if epoch_files else None
         if source is None:
             self.logger.warning(f"{self.best_path} does not hold this run's best epoch {best_epoch}, and that "
                                 "epoch's checkpoint is gone; it will be written again at the next best epoch")

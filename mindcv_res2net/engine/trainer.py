@@ -1,6 +1,8 @@
-"""The training job behind train.py: set-up, one epoch, end of epoch (validation, metrics, checkpoint)."""
+"""The training job behind train.py: set-up, one epoch, end of epoch (validation, metrics, checkpoint), and
+the stop on SIGINT/SIGTERM with a checkpoint at the step reached."""
 import os
 import random
+import shlex
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from ..utils.logger import MetricsCSV, log_to_file, setup_logger
 from .checkpointing import (RunCheckpoints, RunFolder, config_owner_line, new_run_id, restore_training_state,
                             run_metadata, training_state)
 from .evaluate import evaluate
+from .stopping import StopSignals
 from .train_step import TrainStep, device_normalize, top_k_correct
 
 
@@ -54,8 +57,10 @@ def ema_weights(train_step: TrainStep):
         swap()
 
 
-def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int = 1, sink: bool = False):
-    """One epoch of training steps, yielding (loss, logits, labels) after each.
+def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int = 1, sink: bool = False,
+                  first_step: int = 0):
+    """One epoch of training steps from step ``first_step`` + 1 (the earlier batches are skipped), yielding
+    (loss, logits, labels) after each.
 
     ``sink`` (GPU/Ascend): batches go to the device through MindSpore's data queue (``ms.data_sink``, one
     step per call) instead of being fed from the host; otherwise an update is applied every
@@ -66,11 +71,11 @@ def train_batches(train_step: TrainStep, dataset, steps: int, accumulation: int 
             loss, logits = train_step(images, labels)
             return loss, logits, labels
 
-        run_step = ms.data_sink(step_with_labels, dataset, sink_size=1)
-        for _ in range(steps):
+        run_step = ms.data_sink(step_with_labels, dataset.skip(first_step) if first_step else dataset, sink_size=1)
+        for _ in range(first_step, steps):
             yield run_step()
         return
-    for step, (images, labels) in enumerate(iterate_batches(dataset), 1):
+    for step, (images, labels) in enumerate(iterate_batches(dataset, first_step), first_step + 1):
         loss, logits = train_step(images, labels, step % accumulation == 0 or step == steps)
         yield loss, logits, labels
 
@@ -94,6 +99,8 @@ class TrainingRun:
     updates_per_epoch: int
     val_loss_fn: ms.nn.Cell
     start_epoch: int = 1
+    first_step: int = 0  # steps of start_epoch done before a mid-epoch resume
+    epoch_progress: Optional[dict] = None  # their loss_sum, correct, seen, seconds (checkpoint metadata)
     continues_run: bool = False  # run_id is an existing run's (resumed, or --resume auto before its first epoch)
     checkpoints: Optional[RunCheckpoints] = None  # rank 0 only
     metrics: Optional[MetricsCSV] = None  # rank 0 only
@@ -195,12 +202,42 @@ def set_up(args) -> TrainingRun:
                       train_step, lr, updates_per_epoch, create_loss("CE", num_classes), continues_run=continues_run)
     if resume_path:
         run.start_epoch = resume_meta.get("epoch", 0) + 1
-        restore_training_state(train_step, resume_path, resume_state, (run.start_epoch - 1) * updates_per_epoch)
+        run.first_step, run.epoch_progress = _resume_position(run, resume_meta, resume_path)
+        restore_training_state(train_step, resume_path, resume_state, (run.start_epoch - 1) * updates_per_epoch
+                               + run.first_step // args.gradient_accumulation_steps)
         del resume_state  # up to 4x the weights (optimizer state, EMA); not needed any more
         run.summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
     if is_main:
         _set_up_files(run, resume_path, resume_meta)
     return run
+
+
+def _resume_position(run: TrainingRun, meta: dict, path: str) -> Tuple[int, Optional[dict]]:
+    """(steps of epoch ``run.start_epoch`` done, their ``epoch_progress``) of a checkpoint written mid-epoch
+    (its ``step`` is past its last completed ``epoch``); (0, None) at an epoch boundary, or when this run's
+    epoch would be made of other batches (batch size, devices, samples or accumulation changed): the epoch
+    then starts again from its first batch, from the checkpoint's weights, and the log says so."""
+    if "step" not in meta or "steps_per_epoch" not in meta:
+        return 0, None
+    before, epoch = meta["steps_per_epoch"], run.start_epoch
+    done = meta["step"] - (epoch - 1) * before
+    if done == 0:
+        return 0, None
+    if not 0 < done < before or "epoch_progress" not in meta:
+        raise CheckpointError(f"{path}: metadata 'step' {meta['step']} is not a step of epoch {epoch} "
+                              f"({before} steps per epoch) with its 'epoch_progress'")
+    args, steps = run.args, run.train_data.steps
+    batch_before = (meta.get("config") or {}).get("batch_size", args.batch_size)
+    devices_before = meta.get("num_devices", 1)
+    same_batches = (before, batch_before, devices_before, meta.get("updates_per_epoch")) == \
+        (steps, args.batch_size, run.group_size, run.updates_per_epoch)
+    if same_batches and done % args.gradient_accumulation_steps == 0:
+        return done, meta["epoch_progress"]
+    run.logger.info(f"{path} stopped after step {done} of epoch {epoch} ({before} steps of batch {batch_before} on "
+                    f"{devices_before} device(s)); this run has {steps} steps of batch {args.batch_size} on "
+                    f"{run.group_size} device(s), {run.updates_per_epoch} updates: epoch {epoch} starts again from "
+                    "its first batch, from the weights of that step")
+    return 0, None
 
 
 def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict) -> None:
@@ -224,7 +261,8 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
     if resume_path:
-        logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done")
+        logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done"
+                    + (f", epoch {run.start_epoch} continues after step {run.first_step}" if run.first_step else ""))
         before = resume_meta.get("steps_per_epoch")
         if before is not None and before != data.steps:
             logger.info(f"steps per epoch changed from {before} (in the checkpoint) to {data.steps} (batch size, "
@@ -232,38 +270,66 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
                         f"at the start of epoch {run.start_epoch}")
 
 
-def train_epoch(run: TrainingRun, epoch: int) -> dict:
-    """One epoch of training; its metrics row (loss, top-1, lr, seconds, img/s)."""
+def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, int]:
+    """Epoch ``epoch`` from step ``run.first_step`` + 1 until its end, or until a stop agreed by every rank at
+    an update boundary (with gradient accumulation no partial sum of gradients is left to store).
+
+    Returns its progress (``loss_sum``, ``correct``, ``seen`` images, ``seconds``: of the whole epoch so far,
+    a resumed one's included) and its steps done.
+    """
     args, data, accumulation = run.args, run.train_data, run.args.gradient_accumulation_steps
+    first_step = run.first_step
+    progress = dict(run.epoch_progress or dict(loss_sum=0.0, correct=0, seen=0, seconds=0.0))
+    run.first_step, run.epoch_progress = 0, None  # the next epochs start at their first step
     run.train_step.set_train(True)
-    loss_sum, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    with tqdm(total=data.steps, desc=f"epoch {epoch}/{args.epoch_size}", disable=not run.is_main,
-              dynamic_ncols=True) as bar:
+    start, seen_here, step = time.perf_counter(), 0, first_step
+    with tqdm(total=data.steps, initial=first_step, desc=f"epoch {epoch}/{args.epoch_size}",
+              disable=not run.is_main, dynamic_ncols=True) as bar:
         batches = train_batches(run.train_step, data.for_epoch(epoch), data.steps, accumulation,
-                                run.plan.dataset_sink_mode)
-        for step, (loss, logits, labels) in enumerate(batches, 1):
+                                run.plan.dataset_sink_mode, first_step)
+        for step, (loss, logits, labels) in enumerate(batches, first_step + 1):
             loss_value = float(loss.asnumpy())
             if not np.isfinite(loss_value) and not run.plan.dynamic_loss_scale:
                 raise RuntimeError(f"training diverged: loss is {loss_value} at epoch {epoch}, step {step}; "
                                    "lower --lr or use --clip_grad")
             n = int(labels.shape[0])
-            loss_sum += loss_value * n
-            correct += top_k_correct(logits, labels, 1)
-            seen += n
+            progress["loss_sum"] += loss_value * n
+            progress["correct"] += top_k_correct(logits, labels, 1)
+            progress["seen"] += n
+            seen_here += n
             bar.update(1)
             update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
-                            img_s=f"{seen * run.group_size / (time.perf_counter() - start):.1f}")
-    seconds = time.perf_counter() - start
-    return dict(epoch=epoch, train_loss=f"{loss_sum / max(seen, 1):.5f}",
-                train_top1=f"{100.0 * correct / max(seen, 1):.3f}",
-                lr=f"{run.lr[min(epoch * run.updates_per_epoch, len(run.lr)) - 1]:.6g}", epoch_seconds=f"{seconds:.2f}",
-                img_per_s=f"{seen * run.group_size / seconds:.2f}")
+                            img_s=f"{seen_here * run.group_size / (time.perf_counter() - start):.1f}")
+            if stop.agreed(run.group_size) and step % accumulation == 0 and step < data.steps:
+                break
+    progress["seconds"] += time.perf_counter() - start
+    return progress, step
 
 
-def end_epoch(run: TrainingRun, epoch: int, row: dict) -> None:
-    """Validate, then (rank 0) record the metrics row, write the checkpoint and the best copy, and log.
+def _epoch_row(run: TrainingRun, epoch: int, progress: dict) -> dict:
+    """The metrics row of a completed epoch (loss, top-1, lr, seconds, img/s) from its progress."""
+    seen, seconds = max(progress["seen"], 1), max(progress["seconds"], 1e-9)
+    return dict(epoch=epoch, train_loss=f"{progress['loss_sum'] / seen:.5f}",
+                train_top1=f"{100.0 * progress['correct'] / seen:.3f}",
+                lr=f"{run.lr[min(epoch * run.updates_per_epoch, len(run.lr)) - 1]:.6g}",
+                epoch_seconds=f"{progress['seconds']:.2f}",
+                img_per_s=f"{progress['seen'] * run.group_size / seconds:.2f}")
+
+
+def _checkpoint_metadata(run: TrainingRun, epochs_done: int, step: int, val_top1: Optional[float]) -> dict:
+    """A training checkpoint's metadata after ``epochs_done`` epochs and ``step`` steps in all."""
+    args, data, summary = run.args, run.train_data, run.summary
+    return dict(model=args.model, epoch=epochs_done, step=step, steps_per_epoch=data.steps,
+                updates_per_epoch=run.updates_per_epoch, num_devices=run.group_size, num_classes=run.num_classes,
+                in_channels=args.in_channels, class_names=data.class_names, val_top1=val_top1,
+                best_top1=summary["best_top1"], best_epoch=summary["best_epoch"], ema=run.train_step.use_ema,
+                config=dict(vars(args)), optimizer_state=args.save_optimizer_state)
+
+
+def end_epoch(run: TrainingRun, epoch: int, row: dict, force_checkpoint: bool = False) -> None:
+    """Validate, then (rank 0) record the metrics row, write the checkpoint (every ``--ckpt_save_interval``
+    epochs, the last, and with ``force_checkpoint``) and the best copy, and log.
 
     The row is written before the checkpoint: a run killed in between resumes from the previous
     checkpoint and writes that epoch's row again, so ``metrics.csv`` never lacks a completed epoch.
@@ -282,14 +348,9 @@ def end_epoch(run: TrainingRun, epoch: int, row: dict) -> None:
     if is_best:
         summary.update(best_top1=val["top1"], best_epoch=epoch)
     run.metrics.append(**row)
-    if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size:
+    if epoch % args.ckpt_save_interval == 0 or epoch == args.epoch_size or force_checkpoint:
         data = run.train_data
-        metadata = dict(model=args.model, epoch=epoch, step=epoch * data.steps, steps_per_epoch=data.steps,
-                        updates_per_epoch=run.updates_per_epoch, num_classes=run.num_classes,
-                        in_channels=args.in_channels, class_names=data.class_names,
-                        val_top1=val["top1"] if val else None, best_top1=summary["best_top1"],
-                        best_epoch=summary["best_epoch"], ema=run.train_step.use_ema, config=dict(vars(args)),
-                        optimizer_state=args.save_optimizer_state)
+        metadata = _checkpoint_metadata(run, epoch, epoch * data.steps, val["top1"] if val else None)
         state = training_state(run.train_step, args.save_optimizer_state)
         summary["last_checkpoint"] = run.checkpoints.save(state, metadata, epoch, data.steps, is_best)
         if is_best:
@@ -306,10 +367,17 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -
 
     ``on_finish(model, rank)`` is called on every rank after the last epoch.
     """
-    run = set_up(args)
+    run = set_up(args)  # Ctrl-C here ends at once (KeyboardInterrupt): no step to save yet
     start = time.perf_counter()
-    for epoch in range(run.start_epoch, args.epoch_size + 1):
-        end_epoch(run, epoch, train_epoch(run, epoch))
+    with StopSignals() as stop:
+        for epoch in range(run.start_epoch, args.epoch_size + 1):
+            progress, steps_done = train_epoch(run, epoch, stop)
+            if steps_done < run.train_data.steps:
+                return _stop(run, stop, epoch, steps_done, progress)
+            stopping = stop.agreed(run.group_size) and epoch < args.epoch_size
+            end_epoch(run, epoch, _epoch_row(run, epoch, progress), force_checkpoint=stopping)
+            if stopping:
+                return _stop(run, stop, epoch, steps_done)
     summary = run.summary
     summary["seconds"] = time.perf_counter() - start
     if on_finish is not None:
@@ -321,3 +389,30 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -
                         + f"; last checkpoint {summary['last_checkpoint']}")
     return summary
 
+
+def _stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, progress: Optional[dict] = None) -> dict:
+    """End a run that a signal stopped after step ``step`` of epoch ``epoch``: (rank 0) write the checkpoint
+    of that step unless the epoch's own was just written (``progress`` None), and log the line that says
+    where it stopped and how to continue. The summary's ``exit_code`` is the signal's (130, 143)."""
+    summary = dict(run.summary, exit_code=stop.exit_code)
+    if run.is_main:
+        _write_stop(run, stop, epoch, step, progress, summary)
+    else:  # other ranks log warnings only
+        run.logger.warning(f"rank {run.rank}: stopped by {stop.name} after epoch {epoch}, step {step}; rank 0 "
+                           "writes the checkpoint")
+    if run.group_size > 1:  # no rank exits before rank 0's checkpoint is written: msrun SIGKILLs the others
+        stop.agreed(run.group_size)  # when the first worker exits with a non-zero code
+    return summary
+
+
+def _write_stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, progress: Optional[dict],
+                summary: dict) -> None:
+    """Rank 0's part of ``_stop``: the checkpoint (its path into ``summary``) and the last line."""
+    if progress is not None:
+        state = training_state(run.train_step, run.args.save_optimizer_state)
+        metadata = dict(_checkpoint_metadata(run, epoch - 1, (epoch - 1) * run.train_data.steps + step, None),
+                        epoch_progress=progress)
+        summary["last_checkpoint"] = run.checkpoints.save_interrupted(state, metadata, epoch, step)
+    command = shlex.join(["python", "train.py", "-c", run.checkpoints.config_path, "--resume", "auto"])
+    run.logger.info(f"stopped by {stop.name} after epoch {epoch}, step {step} of {run.train_data.steps}: "
+                    f"checkpoint {summary['last_checkpoint']}; continue with: {command}")
