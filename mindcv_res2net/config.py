@@ -491,7 +491,6 @@ _READ_ONLY_IF = (
      "only --scheduler multi_step_decay uses it"),
     ("warmup_factor", ("train",), lambda a: a.warmup_epochs > 0, "--warmup_epochs is 0"),
     ("resume_opt", ("train",), lambda a: bool(a.ckpt_path), "it restores the state of --ckpt_path, which is not given"),
-    ("onnx_path", ("validate",), lambda a: a.engine == "onnxruntime", "only --engine onnxruntime reads it"),
     ("enable_modelarts", ("train",), lambda a: False, "ModelArts is not supported"),
     ("ckpt_save_policy", ("train",), lambda a: False,
      "the newest --keep_checkpoint_max checkpoints are kept, and the best one always (top_k is not supported)"),
