@@ -101,6 +101,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class ToolParser(_Parser):
+    """The parser of a tool (convert_weights, plot_metrics): one-line errors (``ConfigError``), no flag
+    abbreviations, and an unknown flag named (with the closest known ones) before a missing argument."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        argv = list(sys.argv[1:] if args is None else args)
+        known = [name[2:] for action in self._actions for name in action.option_strings if name.startswith("--")]
+        for arg in argv:
+            key = arg[2:].split("=", 1)[0]
+            if arg.startswith("--") and key and key not in known:
+                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, known, '--')}")
+        return super().parse_args(argv, namespace)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """The help layout of every program: the description as written, and each flag's help ending with its
     default (unless the text states it, or the flag is required or a switch)."""
