@@ -142,19 +142,19 @@ def continue_config(args, given: FrozenSet[str]) -> Tuple[object, List[str]]:
     against it (``config.resumed_config``); the notes list the settings changed. Unchanged without resume."""
     if not resuming(args):
         return args, []
-    model = args.model
-    owner = RunFolder(args.ckpt_save_dir, model).config_owner() if args.resume == "auto" else None
-    if owner is not None and "model" not in given:  # the folder's run names its model
-        model = owner[1]
-    folder = RunFolder(args.ckpt_save_dir, model)
+    folder = RunFolder(args.ckpt_save_dir, args.model)
+    owner = folder.config_owner() if args.resume == "auto" else None
+    if owner is not None:  # the folder's run names its model (a --model that contradicts it is refused)
+        args = resumed_config(args, given, dict(model=owner[1]), folder.config_path)[0]
+        folder = RunFolder(args.ckpt_save_dir, args.model)
     path = _resume_source(args, folder)
     notes: List[str] = []
     if path:
         stored = (folder.metadata(path) or {}).get("config") or {}
-    elif owner is not None and owner[1] == model:
+    elif owner is not None:
         path, stored = folder.config_path, load_yaml_config(folder.config_path, "train")
     if path:
-        args, notes = resumed_config(args, given, dict(stored, model=stored.get("model", model)), path)
+        args, notes = resumed_config(args, given, dict(stored, model=stored.get("model", args.model)), path)
     check_flags_used(args, "train")  # on the run's settings, which parse_config has not seen
     return args, notes
 
