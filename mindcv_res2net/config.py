@@ -204,7 +204,8 @@ def create_parser(description: str = "Res2Net training and validation", program:
                         "keeps the whole split unless --num_samples is set)")
     g.add_argument("--batch_size", type=positive_int, default=32, help="batch size per device (default 32)")
     _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
-    g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; any other value than 0 is refused")
+    g.add_argument("--aug_repeats", type=int, default=0,
+                   help="accepted for mindcv compatibility; any value but 0 is refused")
     _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
     _bool(g, "--normalize_on_device", True, "batches cross to the device as uint8 and are normalised inside the "
           "compiled step; false: normalised float32 from the host (default true)")

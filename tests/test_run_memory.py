@@ -98,6 +98,24 @@ def test_a_yaml_value_that_contradicts_the_run_is_refused(run_copy, tmp_path, ca
                                         "0.0 (")
 
 
+def test_resume_before_the_first_checkpoint_reads_config_yaml(tmp_path, capsys):
+    """A run killed before its first checkpoint: its config.yaml is the run's settings."""
+    from mindcv_res2net.engine.checkpointing import config_owner_line
+
+    out = tmp_path / "run"
+    config = save_config(parse_args(TINY), str(out / "config.yaml"), config_owner_line("killedrun123", MODEL))
+    code, err = _cli(train_main, ["--ckpt_save_dir", str(out), "--resume", "auto", "--seed", "6"], capsys)
+    assert code == 2 and err == (f"error: --seed 6 contradicts the resumed run's seed 5 ({config}); drop it to "
+                                 "continue the run, or start a new run in another --ckpt_save_dir\n")
+
+
+def test_a_resumed_run_checks_ignored_flags_with_its_own_settings(run_copy, capsys):
+    """--data_dir may change on resume, but this run reads digits: the flag would be ignored."""
+    code, err = _cli(train_main, ["--ckpt_save_dir", run_copy, "--resume", "auto", "--data_dir", "/moved"], capsys)
+    assert code == 2 and err == ("error: --data_dir /moved: would be ignored: --dataset digits (the default) reads no "
+                                 "folder; for a folder of <split>/<class>/<image> files add --dataset imagefolder\n")
+
+
 def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
     """``-c RUN/config.yaml --resume PATH`` (every key given) agrees with the run's checkpoint."""
     checkpoint = os.path.join(run_copy, f"{MODEL}-1_1.ckpt")
@@ -217,7 +235,8 @@ IGNORED = [  # (flags, the refusal after "error: ")
 ]
 
 
-@pytest.mark.parametrize("flags, message", IGNORED, ids=[[f for f in case[0] if f.startswith("--")][-1][2:] for case in IGNORED])
+@pytest.mark.parametrize("flags, message", IGNORED,
+                         ids=[[f for f in case[0] if f.startswith("--")][-1][2:] for case in IGNORED])
 def test_a_flag_that_would_be_ignored_is_refused(tmp_path, flags, message):
     """On the command line, and as a YAML value other than the default."""
     with pytest.raises(ConfigError, match=f"^{message.replace('(', '.').replace(')', '.')}$"):

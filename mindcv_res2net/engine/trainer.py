@@ -11,7 +11,8 @@ import mindspore.dataset as ds
 import numpy as np
 from tqdm import tqdm
 
-from ..config import check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming, save_config, stored_config
+from ..config import (check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming,
+                      save_config, stored_config)
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
@@ -249,10 +250,10 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
     logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
-    if resume_path:
-        logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done")
     if resume_notes:
         logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
+    if resume_path:
+        logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done")
         before = resume_meta.get("steps_per_epoch")
         if before is not None and before != data.steps:
             logger.info(f"steps per epoch changed from {before} (in the checkpoint) to {data.steps} (batch size, "
