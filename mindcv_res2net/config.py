@@ -12,6 +12,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import yaml
 
+from .data.config import SMALL_DATASETS
 from .engine.onnx_runtime import ENGINES
 from .utils.fileio import atomic_path
 
@@ -480,6 +481,9 @@ def _command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
     return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
 
 
+_IMAGE_FOLDERS = ("imagefolder", "imagenet")
+
+
 # fmt: off
 # Flags read only under a condition, as (key, programs, is it read?, why not). A value other than the default
 # where the flag is not read would be ignored: that is an error (a flag at its default never is).
@@ -489,6 +493,13 @@ _READ_ONLY_IF = (
      "--dataset imagefolder"),
     ("dataset_download", PROGRAMS, lambda a: a.dataset in ("cifar10", "cifar100"),
      "only cifar10 and cifar100 are downloaded"),
+    ("skip_corrupt_images", PROGRAMS, lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders are decoded "
+     "(--dataset imagefolder or imagenet)"),
+    ("hflip", ("train",), lambda a: a.dataset not in SMALL_DATASETS, f"--dataset {'/'.join(SMALL_DATASETS)} is "
+     "trained without augmentation"),
+    *((key, ("train",), lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders (--dataset imagefolder or "
+       "imagenet) get this augmentation") for key in ("scale", "ratio", "vflip", "color_jitter", "auto_augment",
+                                                     "re_prob")),
     ("val_interval", ("train",), lambda a: a.val_while_train, "--val_while_train is false"),
     ("cutmix_prob", ("train",), lambda a: a.mixup > 0 or a.cutmix > 0, "neither --mixup nor --cutmix is on"),
     ("re_scale", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),

@@ -207,6 +207,16 @@ IGNORED = [  # (flags, the refusal after "error: ")
     (["--val_while_train", "false", "--val_interval", "2"], "--val_interval 2: would be ignored: --val_while_train "
                                                             "is false"),
     (["--cutmix_prob", "0.5"], "--cutmix_prob 0.5: would be ignored: neither --mixup nor --cutmix is on"),
+    (["--skip_corrupt_images"], "--skip_corrupt_images True: would be ignored: only image folders are decoded "
+                                "(--dataset imagefolder or imagenet)"),
+    (["--hflip", "0"], "--hflip 0.0: would be ignored: --dataset digits/mnist/fashion_mnist is trained without "
+                       "augmentation"),
+    (["--dataset", "cifar10", "--color_jitter", "0.4"], "--color_jitter 0.4: would be ignored: only image folders "
+                                                        "(--dataset imagefolder or imagenet) get this augmentation"),
+    (["--scale", "0.5", "1"], "--scale 0.5 1.0: would be ignored: only image folders (--dataset imagefolder or "
+                              "imagenet) get this augmentation"),
+    (["--dataset", "mnist", "--re_prob", "0.25"], "--re_prob 0.25: would be ignored: only image folders (--dataset "
+                                                  "imagefolder or imagenet) get this augmentation"),
     (["--re_scale", "0.1", "0.2"], "--re_scale 0.1 0.2: would be ignored: --re_prob is 0 (random erasing off)"),
     (["--re_ratio", "0.5", "2"], "--re_ratio 0.5 2.0: would be ignored: --re_prob is 0 (random erasing off)"),
     (["--re_value", "1"], "--re_value 1.0: would be ignored: --re_prob is 0 (random erasing off)"),
@@ -252,7 +262,9 @@ def test_a_flag_that_would_be_ignored_is_refused(tmp_path, flags, message):
 
 def test_the_same_flags_where_they_are_read_and_at_their_defaults_are_accepted():
     for flags in (["--dataset", "imagefolder", "--data_dir", "/p"], ["--dataset", "cifar10", "--dataset_download"],
-                  ["--mixup", "0.2", "--cutmix_prob", "0.5"], ["--re_prob", "0.25", "--re_value", "1"],
+                  ["--mixup", "0.2", "--cutmix_prob", "0.5"], ["--dataset", "imagenet", "--re_prob", "0.25", "--re_value", "1", "--auto_augment", "randaug",
+                   "--color_jitter", "0.4", "--scale", "0.5", "1", "--vflip", "0.5", "--skip_corrupt_images"],
+                  ["--dataset", "cifar10", "--hflip", "0"],
                   ["--ema", "--ema_decay", "0.99"], ["--clip_grad", "--clip_value", "5"],
                   ["--opt", "adam", "--eps", "1e-6"], ["--scheduler", "step_decay", "--decay_rate", "0.5"],
                   ["--warmup_epochs", "1", "--warmup_factor", "0.1"], ["--ckpt_path", "/w.ckpt", "--resume_opt"],
