@@ -345,3 +345,13 @@ def test_pretrained_offline_leaves_no_run_folder(tmp_path, capsys, monkeypatch, 
                                   "--num_samples", "16", "--batch_size", "16", "--mode", "1"], capsys)
     assert code == 2 and err.startswith("error: https://") and "cannot connect" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_onnx_and_labels_directories_say_so(tmp_path):
+    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.engine.predict import read_labels
+
+    with pytest.raises(FileNotFoundError, match=rf"^--onnx_path {tmp_path}: is a directory, not an .onnx file$"):
+        OnnxClassifier(str(tmp_path))
+    with pytest.raises(IsADirectoryError, match=rf"^--labels {tmp_path}: is a directory, not a file of class names$"):
+        read_labels(str(tmp_path))
