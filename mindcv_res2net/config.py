@@ -10,10 +10,11 @@ import os
 import reprlib
 import stat
 import sys
-from typing import List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import yaml
 
+from .data.config import SMALL_DATASETS
 from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
 from .utils.fileio import atomic_path
@@ -110,6 +111,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class ToolParser(_Parser):
+    """The parser of a tool (convert_weights, plot_metrics): one-line errors (``ConfigError``), no flag
+    abbreviations, and an unknown flag named (with the closest known ones) before a missing argument."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        argv = list(sys.argv[1:] if args is None else args)
+        known = [name[2:] for action in self._actions for name in action.option_strings if name.startswith("--")]
+        for arg in argv:
+            key = arg[2:].split("=", 1)[0]
+            if arg.startswith("--") and key and key not in known:
+                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, known, '--')}")
+        return super().parse_args(argv, namespace)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """The help layout of every program: the description as written, and each flag's help ending with its
     default (unless the text states it, or the flag is required or a switch)."""
@@ -174,7 +192,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--val_interval", type=positive_int, default=1, help="validate every N epochs (default 1)")
     g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
     g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
-    _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; not used")
+    _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; true is refused (no ModelArts)")
     g.add_argument("--engine", type=str, default="mindspore", choices=ENGINES,
                    help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
     g.add_argument("--onnx_path", type=str, default="",
@@ -196,7 +214,8 @@ def create_parser(description: str = "Res2Net training and validation", program:
                         "keeps the whole split unless --num_samples is set)")
     g.add_argument("--batch_size", type=positive_int, default=32, help="batch size per device (default 32)")
     _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
-    g.add_argument("--aug_repeats", type=int, default=0, help="accepted for mindcv compatibility; must be 0")
+    g.add_argument("--aug_repeats", type=int, default=0,
+                   help="accepted for mindcv compatibility; any value but 0 is refused")
     _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
     _bool(g, "--normalize_on_device", True, "batches cross to the device as uint8 and are normalised inside the "
           "compiled step; false: normalised float32 from the host (default true)")
@@ -291,7 +310,8 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--keep_checkpoint_max", type=positive_int, default=10, help="newest checkpoints kept (default 10)")
     g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs (default 1)")
     g.add_argument("--ckpt_save_policy", type=str, default="latest_k", choices=("latest_k", "top_k"),
-                   help="accepted for mindcv compatibility; the best checkpoint is always kept too")
+                   help="latest_k: the newest --keep_checkpoint_max checkpoints, and the best one always (top_k is "
+                        "refused)")
     _bool(g, "--save_optimizer_state", True, "store the optimizer's state in checkpoints so that they can be "
           "resumed (false: weights, EMA and metadata only, about a third of the size)")
     for action in parser._actions:
@@ -385,12 +405,40 @@ def _convert_value(origin: str, key: str, value, action: argparse.Action):
     return converted
 
 
-def config_from_mapping(data: dict, origin: str, strict: bool = True) -> dict:
+# A run's stored config (its config.yaml, a checkpoint's metadata) keeps the weights the run started from
+# under these keys, not under the flags that name them: validate.py given the run's config must never
+# evaluate the starting weights instead of the run's own checkpoints. train.py reads them back as the flags.
+STARTING_WEIGHTS_KEYS = {"ckpt_path": "init_ckpt_path", "pretrained": "init_pretrained"}
+
+
+def stored_config(args) -> dict:
+    """The config a run stores (``vars(args)`` without ``config``; the starting weights renamed)."""
+    return {STARTING_WEIGHTS_KEYS.get(k, k): v for k, v in vars(args).items() if k != "config"}
+
+
+def _read_starting_weights(data: dict, origin: str, program: str) -> dict:
+    """``data`` with a stored config's starting-weight keys as their flags (train.py) or left out
+    (validate.py, which evaluates what --ckpt_path names, never a run's starting weights)."""
+    data = dict(data)
+    for flag, stored in STARTING_WEIGHTS_KEYS.items():
+        if stored not in data:
+            continue
+        value = data.pop(stored)
+        if program == "validate":
+            continue
+        if data.get(flag) not in (None, "", False):
+            raise ConfigError(f"config {origin}: keys '{flag}' and '{stored}' both name starting weights; keep one")
+        data[flag] = value
+    return data
+
+
+def config_from_mapping(data: dict, origin: str, strict: bool = True, program: str = "") -> dict:
     """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
-    as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys)."""
+    as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys).
+    A stored run's starting weights (``STARTING_WEIGHTS_KEYS``) are dropped for ``program`` "validate"."""
     known = _known_keys(create_parser())
     values = {}
-    for key, value in data.items():
+    for key, value in _read_starting_weights(data, origin, program).items():
         if key not in known:
             if strict:
                 raise ConfigError(f"config {origin}: unknown key {_quote(key)}{_suggest(str(key)[:100], known)}")
@@ -460,7 +508,8 @@ def _recipe_text(path: str) -> str:
     def check(mode: int, size: int) -> None:
         kind = next((name for test, name in _FILE_KINDS if test(mode)), None)
         if kind or not stat.S_ISREG(mode):
-            raise ConfigError(f"config {path}: is {kind or 'not a regular file'}, not a YAML file")
+            hint = f" (a run's settings are in {os.path.join(path, 'config.yaml')})" if stat.S_ISDIR(mode) else ""
+            raise ConfigError(f"config {path}: is {kind or 'not a regular file'}, not a YAML file{hint}")
         if size > MAX_RECIPE_BYTES:
             raise ConfigError(f"config {path}: {size} bytes is too large for a YAML recipe "
                               f"(at most {MAX_RECIPE_BYTES})")
@@ -514,13 +563,12 @@ def load_yaml_config(path: str) -> dict:
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: expected key: value pairs at the top level")
-    return config_from_mapping(data, path)
+    return config_from_mapping(data, path, program=program)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
-               program: str = ""):
-    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
-    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line."""
+def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+                 program: str = "") -> Tuple[argparse.Namespace, FrozenSet[str]]:
+    """(parsed config, the keys given on the command line or in the ``-c`` file); see ``parse_args``."""
     parser = create_parser(description, program)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _normalize_argv(argv, _known_keys(parser), _hidden_keys(parser, program) if program else frozenset(),
@@ -528,13 +576,126 @@ def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net
     pre = _Parser(add_help=False, allow_abbrev=False)
     pre.add_argument("-c", "--config", type=str, default="")
     early, _ = pre.parse_known_args(argv)
-    if early.config:
-        parser.set_defaults(**load_yaml_config(early.config))
+    from_file = load_yaml_config(early.config, program) if early.config else {}
+    parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
     for key in ("scale", "ratio", "re_scale", "re_ratio", "mean", "std", "multi_step_decay_milestones"):
         if getattr(args, key) is not None:
             setattr(args, key, tuple(getattr(args, key)))
-    return args
+    if program and not resuming(args):  # a resumed run's flags are checked with its own settings
+        check_flags_used(args, program)
+    return args, frozenset(from_file) | _command_line_keys(argv)
+
+
+def resuming(args) -> bool:
+    """True if train.py continues a run (--resume, or --resume_opt with --ckpt_path)."""
+    return bool(args.resume or (args.resume_opt and args.ckpt_path))
+
+
+def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+               program: str = ""):
+    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
+    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line,
+    and flags that program would not read (``check_flags_used``)."""
+    return parse_config(argv, description, program)[0]
+
+
+def _command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
+    """The keys ``argv`` sets (parsed again with no defaults, so only given flags appear)."""
+    bare, unset = create_parser(), object()
+    bare.set_defaults(**{a.dest: unset for a in bare._actions})
+    return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
+
+
+_IMAGE_FOLDERS = ("imagefolder", "imagenet")
+
+
+# fmt: off
+# Flags read only under a condition, as (key, programs, is it read?, why not). A value other than the default
+# where the flag is not read would be ignored: that is an error (a flag at its default never is).
+_READ_ONLY_IF = (
+    ("data_dir", PROGRAMS, lambda a: a.dataset != "digits",
+     "--dataset digits (the default) reads no folder; for a folder of <split>/<class>/<image> files add "
+     "--dataset imagefolder"),
+    ("dataset_download", PROGRAMS, lambda a: a.dataset in ("cifar10", "cifar100"),
+     "only cifar10 and cifar100 are downloaded"),
+    ("skip_corrupt_images", PROGRAMS, lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders are decoded "
+     "(--dataset imagefolder or imagenet)"),
+    ("hflip", ("train",), lambda a: a.dataset not in SMALL_DATASETS, f"--dataset {'/'.join(SMALL_DATASETS)} is "
+     "trained without augmentation"),
+    *((key, ("train",), lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders (--dataset imagefolder or "
+       "imagenet) get this augmentation") for key in ("scale", "ratio", "vflip", "color_jitter", "auto_augment",
+                                                     "re_prob")),
+    ("val_interval", ("train",), lambda a: a.val_while_train, "--val_while_train is false"),
+    ("cutmix_prob", ("train",), lambda a: a.mixup > 0 or a.cutmix > 0, "neither --mixup nor --cutmix is on"),
+    ("re_scale", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),
+    ("re_ratio", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),
+    ("re_value", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),
+    ("re_max_attempts", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),
+    ("ema_decay", ("train",), lambda a: a.ema, "--ema is off"),
+    ("clip_value", ("train",), lambda a: a.clip_grad, "--clip_grad is off"),
+    ("momentum", ("train",), lambda a: a.opt in ("momentum", "sgd", "rmsprop"), "adam and adamw have none"),
+    ("use_nesterov", ("train",), lambda a: a.opt in ("momentum", "sgd"), "only momentum and sgd use it"),
+    ("eps", ("train",), lambda a: a.opt in ("adam", "adamw", "rmsprop"), "only adam, adamw and rmsprop use it"),
+    ("min_lr", ("train",), lambda a: a.scheduler == "cosine_decay", "only --scheduler cosine_decay uses it"),
+    ("decay_epochs", ("train",), lambda a: a.scheduler in ("cosine_decay", "step_decay"),
+     "only --scheduler cosine_decay and step_decay use it"),
+    ("decay_rate", ("train",), lambda a: a.scheduler in ("step_decay", "multi_step_decay"),
+     "only --scheduler step_decay and multi_step_decay use it"),
+    ("multi_step_decay_milestones", ("train",), lambda a: a.scheduler == "multi_step_decay",
+     "only --scheduler multi_step_decay uses it"),
+    ("warmup_factor", ("train",), lambda a: a.warmup_epochs > 0, "--warmup_epochs is 0"),
+    ("resume_opt", ("train",), lambda a: bool(a.ckpt_path), "it restores the state of --ckpt_path, which is not given"),
+    ("enable_modelarts", ("train",), lambda a: False, "ModelArts is not supported"),
+    ("ckpt_save_policy", ("train",), lambda a: False,
+     "the newest --keep_checkpoint_max checkpoints are kept, and the best one always (top_k is not supported)"),
+    ("aug_repeats", ("train",), lambda a: False, "repeated augmentation is not supported; use 0"),
+)
+# fmt: on
+
+
+def check_flags_used(args, program: str) -> None:
+    """Refuse (``ConfigError``) a flag or YAML value, other than its default, that ``program`` would not read."""
+    parser = create_parser()
+    for key, programs, is_read, why_not in _READ_ONLY_IF:
+        value, default = getattr(args, key), parser.get_default(key)
+        if program in programs and value != (tuple(default) if isinstance(default, list) else default) \
+                and not is_read(args):
+            shown = " ".join(str(v) for v in value) if isinstance(value, tuple) else value
+            raise ConfigError(f"--{key} {shown}: would be ignored: {why_not}")
+
+
+# Settings a resumed run may change (the rest is the run's own and is taken from its checkpoint): how long it
+# trains, where its data lives and how it is read, where it runs, how often it logs, validates and saves.
+RESUME_MAY_CHANGE = frozenset((
+    "epoch_size", "batch_size", "num_parallel_workers", "data_dir", "skip_corrupt_images", "device_target", "mode",
+    "distribute", "dataset_sink_mode", "log_interval", "val_while_train", "val_interval", "keep_checkpoint_max",
+    "ckpt_save_interval", "save_optimizer_state"))
+# Keys of one invocation, never the run's: which file, which folder, how to resume.
+_INVOCATION_KEYS = frozenset(("config", "resume", "resume_opt", "ckpt_save_dir", "engine", "onnx_path"))
+
+
+def _shown(value) -> str:
+    return " ".join(str(v) for v in value) if isinstance(value, tuple) else repr(value) if value == "" else str(value)
+
+
+def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str) -> Tuple[argparse.Namespace, List[str]]:
+    """A resumed run's config: its ``stored`` settings (from ``origin``), and of the ``given`` keys those in
+    ``RESUME_MAY_CHANGE`` (each change listed in the returned notes). Any other given key must agree with the
+    run: a contradiction is a one-line ``ConfigError`` naming both values."""
+    merged, notes = dict(vars(args)), []
+    for key, value in stored.items():
+        if key in _INVOCATION_KEYS or key not in merged or (key == "ckpt_path" and args.resume_opt):
+            continue
+        if key in given and merged[key] != value:
+            if key not in RESUME_MAY_CHANGE:
+                raise ConfigError(f"--{key} {_shown(merged[key])} contradicts the resumed run's {key} {_shown(value)} "
+                                  f"({origin}); drop it to continue the run, or start a new run in another "
+                                  "--ckpt_save_dir")
+            notes.append(f"{key} {_shown(value)} -> {_shown(merged[key])}")
+            continue
+        merged[key] = value
+    return argparse.Namespace(**merged), notes
 
 
 def data_config(args):
@@ -547,7 +708,7 @@ def data_config(args):
 def save_config(args, path: str, comment: str = "", replace: bool = True) -> str:
     """Write the effective config as YAML (atomically), after a first line ``# comment`` if given; it loads
     back with ``-c``. ``replace=False``: an existing ``path`` is kept, and that is an error (``WriteError``)."""
-    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(vars(args).items()) if k != "config"}
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(stored_config(args).items())}
     with atomic_path(path, replace=replace) as tmp, open(tmp, "w") as f:
         if comment:
             f.write(f"# {comment}\n")

@@ -117,7 +117,8 @@ def test_classifier_rules(tmp_path, r50):
     # a 10-class file into the default 1000-class model is an error, not a silent drop
     ten = dict(official, **{"fc.weight": np.zeros((10, 2048), np.float32), "fc.bias": np.zeros(10, np.float32)})
     with pytest.raises(CheckpointError, match=r"its classifier has 10 classes but the model has 1000; "
-                                              r"pass num_classes=10"):
+                                              r"it fits a model of 10 classes \(num_classes=10, --num_classes 10\); "
+                                              r"only training starts a new classifier for another class count$"):
         create_model("res2net50", checkpoint_path=_npz(tmp_path, ten, "ten.npz"))
     assert create_model("res2net50", num_classes=10, checkpoint_path=tmp_path / "ten.npz").num_classes == 10
     # head-less and features_only models ignore the classifier

@@ -10,7 +10,7 @@ def test_plot_from_metrics_csv(tmp_path):
     pytest.importorskip("matplotlib")
     (tmp_path / "metrics.csv").write_text(HEADER + "1,2.1,30.5,0.001,1.9,40.0,80.0,10,5\n"
                                           "2,1.2,60.0,0.001,,,,10,5\n3,0.6,85.0,0.0005,0.5,88.0,99.0,10,5\n")
-    proc = run(["tools/plot_metrics.py", str(tmp_path), "--title", "digits"])
+    proc = run(["tools/plot_metrics.py", str(tmp_path / "metrics.csv"), "--title", "digits"])  # or the folder
     assert proc.returncode == 0, proc.stderr[-2000:]
     png = (tmp_path / "metrics.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -21,7 +21,8 @@ def test_plot_from_metrics_csv(tmp_path):
 
 def test_plot_errors(tmp_path, capsys):
     code, err = run_tool("plot_metrics", [str(tmp_path)], capsys)
-    assert code == 2 and "metrics.csv: no metrics.csv" in err
+    assert code == 2 and err.endswith(f"error: {tmp_path}/metrics.csv: file not found (give a train.py --ckpt_save_dir "
+                                      "holding metrics.csv, or that metrics.csv)\n")
     (tmp_path / "metrics.csv").write_text(HEADER + "1,abc,30,0.1,,,,1,1\n")
     code, err = run_tool("plot_metrics", [str(tmp_path)], capsys)
     assert code == 2 and "line 2: train_loss is not a number: 'abc'" in err

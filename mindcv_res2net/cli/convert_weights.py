@@ -12,7 +12,6 @@ weights (EMA averages when present) with its class names and config, about a thi
  The mapping is strict: nothing is written unless every
 parameter of the model is filled with the right shape and no tensor of SRC is left unused.
 """
-import argparse
 
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights.convert import convert_weights
@@ -20,9 +19,9 @@ from mindcv_res2net.utils.device import set_device
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter
+    from mindcv_res2net.config import HelpFormatter, ToolParser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = ToolParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("src", help="weight file to read")
     parser.add_argument("dst", help="MindSpore .ckpt or .safetensors file to write")
     parser.add_argument("--model", required=True, help="registered model name or alias, e.g. res2net50")

@@ -2,10 +2,9 @@
 
     python tools/plot_metrics.py RUN_DIR [--out RUN_DIR/metrics.png] [--title TEXT]
 
-RUN_DIR is a train.py --ckpt_save_dir holding metrics.csv (one row per epoch). Validation curves
+RUN_DIR is a train.py --ckpt_save_dir holding metrics.csv (one row per epoch), or that metrics.csv itself. Validation curves
 appear when the run validated (--val_while_train). Needs matplotlib (pip install -e ".[plot]").
 """
-import argparse
 import csv
 import os
 
@@ -17,7 +16,8 @@ SERIES = ("train_loss", "val_loss", "train_top1", "val_top1")
 def read_metrics(path: str) -> dict:
     """``{"epoch": [...], "train_loss": [...], ...}``; missing values (no validation that epoch) are None."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no metrics.csv (is this a train.py --ckpt_save_dir?)")
+        raise FileNotFoundError(f"{path}: file not found (give a train.py --ckpt_save_dir holding metrics.csv, or "
+                                "that metrics.csv)")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -37,7 +37,8 @@ def read_metrics(path: str) -> dict:
 
 
 def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
-    """Write the PNG (default ``RUN_DIR/metrics.png``, via a temporary file); returns its path."""
+    """Write the PNG (default ``RUN_DIR/metrics.png``, via a temporary file); returns its path. ``run_dir``
+    may also be the run's metrics.csv (any file: read as one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +47,11 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
 
     from mindcv_res2net.utils.fileio import atomic_path
 
-    data = read_metrics(os.path.join(run_dir, "metrics.csv"))
+    if os.path.isfile(run_dir) or run_dir.endswith(".csv"):
+        run_dir, metrics_path = os.path.dirname(os.path.abspath(run_dir)), run_dir
+    else:
+        metrics_path = os.path.join(run_dir, "metrics.csv")
+    data = read_metrics(metrics_path)
     out = out or os.path.join(run_dir, "metrics.png")
     fig, (loss_ax, top1_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, (train_key, val_key), label in ((loss_ax, SERIES[:2], "loss"), (top1_ax, SERIES[2:], "top-1 (%)")):
@@ -67,10 +72,10 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter
+    from mindcv_res2net.config import HelpFormatter, ToolParser
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("run_dir")
+    parser = ToolParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("run_dir", help="a train.py --ckpt_save_dir, or its metrics.csv")
     parser.add_argument("--out", default="", help="PNG path (default RUN_DIR/metrics.png)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)

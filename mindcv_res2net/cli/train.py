@@ -1,13 +1,14 @@
 """Train a Res2Net model: ``res2net-train -c CONFIG.yaml [--flag=value ...]`` (``--help`` lists every flag)."""
 import sys
 
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.config import parse_config
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    summary = train(parse_args(sys.argv[1:] if argv is None else argv, "Train a Res2Net model", program="train"))
+    args, given = parse_config(sys.argv[1:] if argv is None else argv, "Train a Res2Net model", program="train")
+    summary = train(args, given=given)
     return summary.get("exit_code", 0)  # 130/143 when SIGINT/SIGTERM stopped it
 
 

@@ -50,7 +50,12 @@ def create_source(name: str, split: str, data_dir: str = "", download: bool = Fa
         return mnist_source(name, data_dir, split)
     if not data_dir:
         raise DatasetError(f"--dataset {name} needs --data_dir (a folder with {split}/<class>/<image> files)")
-    return ImageFolderSource(os.path.join(data_dir, split), class_names, skip_corrupt, scan_threads)
+    root = os.path.join(data_dir, split)
+    parent = os.path.dirname(os.path.abspath(data_dir))
+    if not os.path.isdir(root) and os.path.isdir(os.path.join(parent, split)):  # --data_dir .../train
+        raise DatasetError(f"--data_dir {data_dir}: has no {split}/ folder, but {parent} has: --data_dir is the "
+                           f"folder above the splits ({parent}, holding {split}/<class>/<image>), not a split folder")
+    return ImageFolderSource(root, class_names, skip_corrupt, scan_threads)
 
 
 class SubsetSource:

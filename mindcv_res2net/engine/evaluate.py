@@ -60,7 +60,10 @@ def validate(args) -> dict:
     elif args.onnx_path:
         raise ValueError("--onnx_path needs --engine onnxruntime")
     if not args.ckpt_path and not args.pretrained and not (onnx and args.onnx_path):
-        raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)")
+        run_config = (f"; {args.config} names no checkpoint to validate (a run's config.yaml keeps only the weights it "
+                      f"started from): give --ckpt_path RUN/{args.model}-best.ckpt") if args.config else ""
+        raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)"
+                         + run_config)
     set_device(args.device_target, args.mode)
     # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
     data_cfg = dataclasses.replace(data_config(args), normalize_on_device=not onnx)

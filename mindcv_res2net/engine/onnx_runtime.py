@@ -41,7 +41,8 @@ class OnnxClassifier:
         ort = import_onnxruntime()
         self.label = label or f"--onnx_path {path}"
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{self.label}: file not found")
+            raise FileNotFoundError(f"{self.label}: " + ("is a directory, not an .onnx file" if os.path.isdir(path)
+                                                         else "file not found"))
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: the traced output batch of a dynamic export warns
         if threads:

@@ -17,6 +17,8 @@ def imagenet_class_names() -> List[str]:
 
 def read_labels(path: str) -> List[str]:
     """One class name per line (blank lines ignored)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"--labels {path}: is a directory, not a file of class names")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--labels: file not found: {path}")
     with open(path, encoding="utf-8") as f:

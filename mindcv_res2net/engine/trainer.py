@@ -6,14 +6,15 @@ import shlex
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
+from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 from tqdm import tqdm
 
-from ..config import data_config, format_config, save_config
+from ..config import (check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming,
+                      save_config, stored_config)
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
@@ -112,14 +113,18 @@ class TrainingRun:
         return self.rank == 0
 
 
-def _resume_source(args, folder: RunFolder, logger) -> Optional[str]:
-    """The checkpoint to continue from (or None), from --resume PATH|auto or --ckpt_path + --resume_opt."""
+def _resume_source(args, folder: RunFolder, logger=None) -> Optional[str]:
+    """The checkpoint to continue from (or None), from --resume PATH|auto or --ckpt_path + --resume_opt;
+    ``logger`` says when --resume auto finds none."""
     if args.resume == "auto":
         found = folder.resume_path()
-        if not found:
+        if not found and logger is not None:
             logger.info(f"--resume auto: no checkpoint in {args.ckpt_save_dir} yet, starting from scratch")
         return found
     if args.resume:
+        if os.path.isdir(args.resume):
+            raise CheckpointError(f"--resume {args.resume}: is a directory; give a checkpoint file, or "
+                                  f"--ckpt_save_dir {args.resume} --resume auto for its newest")
         if not os.path.isfile(args.resume):
             raise CheckpointError(f"--resume: checkpoint file not found: {args.resume}")
         return args.resume
@@ -139,11 +144,33 @@ def _run_identity(args, folder: RunFolder, resume_meta: dict) -> Tuple[str, bool
     return new_run_id(), False
 
 
-def set_up(args) -> TrainingRun:
-    """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer."""
+def continue_config(args, given: FrozenSet[str]) -> Tuple[object, List[str]]:
+    """With --resume (or --resume_opt): the run's own config, read from the checkpoint's stored config (with
+    --resume auto before the first checkpoint, from the folder's config.yaml), and the ``given`` keys checked
+    against it (``config.resumed_config``); the notes list the settings changed. Unchanged without resume."""
+    if not resuming(args):
+        return args, []
+    folder = RunFolder(args.ckpt_save_dir, args.model)
+    owner = folder.config_owner() if args.resume == "auto" else None
+    if owner is not None:  # the folder's run names its model (a --model that contradicts it is refused)
+        args = resumed_config(args, given, dict(model=owner[1]), folder.config_path)[0]
+        folder = RunFolder(args.ckpt_save_dir, args.model)
+    path = _resume_source(args, folder)
+    notes: List[str] = []
+    if path:
+        stored = (folder.metadata(path) or {}).get("config") or {}
+    elif owner is not None:
+        path, stored = folder.config_path, load_yaml_config(folder.config_path, "train")
+    if path:
+        args, notes = resumed_config(args, given, dict(stored, model=stored.get("model", args.model)), path)
+    check_flags_used(args, "train")  # on the run's settings, which parse_config has not seen
+    return args, notes
+
+
+def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
+    """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer.
+    ``resume_notes``: the settings a resumed run changed (``continue_config``), logged once."""
     resolve_name(args.model)  # a misspelled model name is the first error
-    if args.aug_repeats > 1:
-        raise ValueError("--aug_repeats (repeated augmentation) is not supported; use 0")
     device = set_device(args.device_target, args.mode)
     set_seed(args.seed)
     plan = plan_training(device, args.amp_level, args.loss_scale, args.dynamic_loss_scale, args.dataset_sink_mode)
@@ -208,7 +235,7 @@ def set_up(args) -> TrainingRun:
         del resume_state  # up to 4x the weights (optimizer state, EMA); not needed any more
         run.summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
     if is_main:
-        _set_up_files(run, resume_path, resume_meta)
+        _set_up_files(run, resume_path, resume_meta, resume_notes)
     return run
 
 
@@ -260,6 +287,8 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
     logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
+    if resume_notes:
+        logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
     if resume_path:
         logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done"
                     + (f", epoch {run.start_epoch} continues after step {run.first_step}" if run.first_step else ""))
@@ -324,7 +353,7 @@ def _checkpoint_metadata(run: TrainingRun, epochs_done: int, step: int, val_top1
                 updates_per_epoch=run.updates_per_epoch, num_devices=run.group_size, num_classes=run.num_classes,
                 in_channels=args.in_channels, class_names=data.class_names, val_top1=val_top1,
                 best_top1=summary["best_top1"], best_epoch=summary["best_epoch"], ema=run.train_step.use_ema,
-                config=dict(vars(args)), optimizer_state=args.save_optimizer_state)
+                config=stored_config(args), optimizer_state=args.save_optimizer_state)
 
 
 def end_epoch(run: TrainingRun, epoch: int, row: dict, force_checkpoint: bool = False) -> None:
@@ -362,12 +391,15 @@ def end_epoch(run: TrainingRun, epoch: int, row: dict, force_checkpoint: bool = 
            + (" (EMA weights)" if run.train_step.use_ema else "") if val else ""))
 
 
-def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None) -> dict:
+def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None,
+          given: Optional[FrozenSet[str]] = None) -> dict:
     """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths).
 
-    ``on_finish(model, rank)`` is called on every rank after the last epoch.
+    ``on_finish(model, rank)`` is called on every rank after the last epoch. ``given``: the keys the user set
+    (``config.parse_config``); a resumed run takes every other from its checkpoint (None: ``args`` as is).
     """
-    run = set_up(args)  # Ctrl-C here ends at once (KeyboardInterrupt): no step to save yet
+    args, resume_notes = continue_config(args, given) if given is not None else (args, [])
+    run = set_up(args, resume_notes)  # Ctrl-C here ends at once (KeyboardInterrupt): no step to save yet
     start = time.perf_counter()
     with StopSignals() as stop:
         for epoch in range(run.start_epoch, args.epoch_size + 1):

@@ -351,6 +351,8 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     validates it), and {} for any other file.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path}: is a directory, not a weight file")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
     kind = "weight"  # named once the file is recognised

@@ -79,7 +79,8 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
         if not new_classifier:
             raise CheckpointError(
                 f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
-                f"pass num_classes={classes} (--num_classes {classes}), or another count to fine-tune a new classifier")
+                f"it fits a model of {classes} classes (num_classes={classes}, --num_classes {classes}); only training "
+                "starts a new classifier for another class count")
         warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
                       f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
         for key in [k for k in mapped if k.startswith(classifier + ".")]:
