@@ -267,7 +267,8 @@ def _resume_position(run: TrainingRun, meta: dict, path: str) -> Tuple[int, Opti
     return 0, None
 
 
-def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict) -> None:
+def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict,
+                  resume_notes: Sequence[str] = ()) -> None:
     """Rank 0: the run's checkpoint folder, metrics file, saved config and first log lines."""
     args, logger = run.args, run.logger
     run.checkpoints = files = RunCheckpoints(args.ckpt_save_dir, args.model, args.keep_checkpoint_max, run.run_id,
@@ -287,6 +288,8 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
     logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
+    if resume_notes:
+        logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
     if resume_notes:
         logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
     if resume_path:
