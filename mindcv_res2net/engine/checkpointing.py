@@ -382,6 +382,35 @@ class RunFolder:
         return next(iter(runs.values()))[-1][1] if runs else None
 
 
+def checkpoint_to_evaluate(path: str, flag: str = "--ckpt_path", model_name: str = "") -> str:
+    """``path`` itself when it is a file; for a training run's folder, its best checkpoint (else its
+    newest epoch checkpoint, for a run without validation). The folder's model is the one its
+    ``config.yaml`` names (``model_name``, when given, must agree). Errors name ``flag`` and the path."""
+    if not os.path.isdir(path):
+        return path
+    folder = RunFolder(path, model_name or "?")
+    owner = folder.config_owner()
+    if owner is None:
+        raise CheckpointError(f"{flag} {path}: is a folder but not a training run's (no {CONFIG_FILE} naming "
+                              "its run); give a checkpoint file")
+    if model_name and owner[1] != model_name:
+        raise CheckpointError(f"{flag} {path}: is a run of model '{owner[1]}', not '{model_name}'")
+    folder = RunFolder(path, owner[1])
+    if os.path.isfile(folder.best_path):
+        return folder.best_path
+    newest = folder.resume_path()
+    if newest is None:
+        raise CheckpointError(f"{flag} {path}: the run of {owner[1]} has written no checkpoint yet")
+    return newest
+
+
+def recorded_model(path: str) -> Optional[str]:
+    """The model a train.py checkpoint (``.ckpt``) names in its metadata; None for other files or without."""
+    if not path.endswith(".ckpt") or not os.path.isfile(path):
+        return None
+    return run_metadata(read_checkpoint_metadata(path), path).get("model")
+
+
 class RunCheckpoints(RunFolder):
     """The files of one run (``run_id``): ``<model>-<epoch>_<steps>.ckpt`` at every save, the newest
     ``keep`` of *this run* kept, and ``<model>-best.ckpt``. Other runs' files are never deleted."""
