@@ -3,5 +3,5 @@ from .config import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocess
 from .loader import DATASETS, create_loader, create_source
 from .sources import DatasetError
 
-__all__ = ["DATASETS", "CheckpointEval", "DataConfig", "DatasetError", "checkpoint_eval", "create_loader", "create_source",
-           "eval_preprocessing"]
+__all__ = ["DATASETS", "CheckpointEval", "DataConfig", "DatasetError", "checkpoint_eval", "create_loader",
+           "create_source", "eval_preprocessing"]

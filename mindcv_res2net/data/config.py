@@ -147,21 +147,23 @@ class CheckpointEval:
 
 
 def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict, given: Optional[Mapping] = None,
-                    **fixed) -> CheckpointEval:
+                    flags: Optional[Mapping[str, str]] = None, **fixed) -> CheckpointEval:
     """The one rule by which validate, predict, export and ONNX Runtime evaluate a checkpoint ``source``:
 
     the data settings of its run (``run_config``, the checkpoint's stored config: data set, folder, split,
     samples, image size, crop_pct, mean/std, interpolation), else the model's defaults (ImageNet style
     at its input size); then every value the user set (``given``: flags / YAML keys that differ from
     their defaults) wins, and each that changes one of the run's ``EVAL_KEYS`` yields a warning naming
-    the flag and both values; then ``fixed`` (the caller's own: in_channels, batch size, workers...).
+    the flag (``flags[key]``, default ``--key``) and both values; then ``fixed`` (the caller's own:
+    in_channels, batch size, workers...).
     """
     given = dict(given or {})
     base = DataConfig.from_mapping(run_config) if run_config else DataConfig.for_model(model_cfg)
     warnings = []
     for key in EVAL_KEYS:
         if run_config and key in given and given[key] != getattr(base, key):
-            warnings.append(f"--{key} {_flag_text(given[key])} overrides the {_flag_text(getattr(base, key))} "
+            flag = (flags or {}).get(key, f"--{key}")
+            warnings.append(f"{flag} {_flag_text(given[key])} overrides the {_flag_text(getattr(base, key))} "
                             f"that {source} was trained with")
     data = dataclasses.replace(DataConfig.from_mapping(dataclasses.asdict(base), **given), **fixed)
     pre = eval_preprocessing(data, model_cfg)
