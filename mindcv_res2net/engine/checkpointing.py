@@ -195,6 +195,19 @@ def training_state(train_step, optimizer_state: bool = True) -> Dict[str, np.nda
     return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state)}
 
 
+def checkpoint_bytes(train_step, optimizer_state: bool = True) -> int:
+    """Bytes of tensor data one training checkpoint of ``train_step`` holds (see ``_checkpoint_entries``);
+    the file adds names, shapes and metadata (a few kB)."""
+    return sum(int(param.nbytes) for _, param in _checkpoint_entries(train_step, optimizer_state))
+
+
+def kept_checkpoints(epochs: int, start_epoch: int, save_interval: int, keep: int) -> int:
+    """How many epoch checkpoints a run from ``start_epoch`` to ``epochs`` keeps at most: it saves every
+    ``save_interval`` epochs and at its last, and keeps the newest ``keep``."""
+    saves = len({e for e in range(start_epoch, epochs + 1) if e % save_interval == 0 or e == epochs})
+    return min(keep, saves)
+
+
 def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
     """Put a checkpoint of this run back into ``train_step`` from ``state``, the tensors read from ``path``:
     weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is

@@ -4,7 +4,6 @@ import time
 import warnings
 
 from mindspore import nn
-from tqdm import tqdm
 
 from ..config import create_parser
 from ..data.config import checkpoint_eval
@@ -13,6 +12,7 @@ from ..loss import create_loss
 from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg
 from ..models.registry import resolve_name
 from ..utils.device import set_device
+from ..utils.logger import progress_bar
 from .checkpointing import checkpoint_to_evaluate, recorded_model
 from .onnx_runtime import classifier_for, import_onnxruntime
 from .train_step import device_normalize, top_k_correct
@@ -31,7 +31,7 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
     loss_sum = 0.0
     start = time.perf_counter()
     try:
-        with tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True) as bar:
+        with progress_bar(steps, desc, progress, leave=False) as bar:
             for batch, labels in iterate_batches(dataset):
                 logits = model(batch if normalize is None else normalize(batch))
                 n = int(labels.shape[0])

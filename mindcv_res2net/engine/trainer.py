@@ -1,6 +1,7 @@
 """The training job behind train.py: set-up, one epoch, end of epoch (validation, metrics, checkpoint)."""
 import os
 import random
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from typing import Callable, Optional, Tuple
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
-from tqdm import tqdm
 
 from ..config import data_config, format_config, save_config
 from ..data.loader import Loader, create_loader, iterate_batches
@@ -20,9 +20,9 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
-from ..utils.logger import MetricsCSV, log_to_file, setup_logger
-from .checkpointing import (RunCheckpoints, RunFolder, config_owner_line, new_run_id, restore_training_state,
-                            run_metadata, training_state)
+from ..utils.logger import MetricsCSV, log_to_file, progress_bar, setup_logger
+from .checkpointing import (RunCheckpoints, RunFolder, checkpoint_bytes, config_owner_line, new_run_id,
+                            kept_checkpoints, restore_training_state, run_metadata, training_state)
 from .evaluate import evaluate
 from .train_step import TrainStep, device_normalize, top_k_correct
 
@@ -222,6 +222,7 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
     logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
+    _log_disk_needed(run)
     if resume_path:
         logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done")
         before = resume_meta.get("steps_per_epoch")
@@ -231,14 +232,29 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
                         f"at the start of epoch {run.start_epoch}")
 
 
+def _log_disk_needed(run: TrainingRun) -> None:
+    """One log line: the size of a checkpoint and the most the run's kept checkpoints and best copy take
+    in its folder, beside the free space there (a warning if that is less)."""
+    args = run.args
+    each = checkpoint_bytes(run.train_step, args.save_optimizer_state)
+    kept = kept_checkpoints(args.epoch_size, run.start_epoch, args.ckpt_save_interval, args.keep_checkpoint_max)
+    best = run.val_data is not None
+    total = each * (kept + best)
+    free = shutil.disk_usage(args.ckpt_save_dir).free
+    what = "weights and optimizer state" if args.save_optimizer_state else "weights"
+    line = (f"disk: at most {total / 1e6:,.1f} MB for checkpoints in {args.ckpt_save_dir} ({kept} kept"
+            + (" + the best copy" if best else "") + f", {each / 1e6:,.1f} MB each of {what}); "
+            f"{free / 1e6:,.0f} MB free there")
+    (run.logger.warning if free < total else run.logger.info)(line + (" -- not enough" if free < total else ""))
+
+
 def train_epoch(run: TrainingRun, epoch: int) -> dict:
     """One epoch of training; its metrics row (loss, top-1, lr, seconds, img/s)."""
     args, data, accumulation = run.args, run.train_data, run.args.gradient_accumulation_steps
     run.train_step.set_train(True)
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
-    with tqdm(total=data.steps, desc=f"epoch {epoch}/{args.epoch_size}", disable=not run.is_main,
-              dynamic_ncols=True) as bar:
+    with progress_bar(data.steps, f"epoch {epoch}/{args.epoch_size}", run.is_main) as bar:
         batches = train_batches(run.train_step, data.for_epoch(epoch), data.steps, accumulation,
                                 run.plan.dataset_sink_mode)
         for step, (loss, logits, labels) in enumerate(batches, 1):
@@ -250,10 +266,10 @@ def train_epoch(run: TrainingRun, epoch: int) -> dict:
             loss_sum += loss_value * n
             correct += top_k_correct(logits, labels, 1)
             seen += n
-            bar.update(1)
             update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
-                            img_s=f"{seen * run.group_size / (time.perf_counter() - start):.1f}")
+                            img_s=f"{seen * run.group_size / (time.perf_counter() - start):.1f}", refresh=False)
+            bar.update(1)
     seconds = time.perf_counter() - start
     return dict(epoch=epoch, train_loss=f"{loss_sum / max(seen, 1):.5f}",
                 train_top1=f"{100.0 * correct / max(seen, 1):.3f}",
