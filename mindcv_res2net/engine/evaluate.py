@@ -81,6 +81,8 @@ def validate(args) -> dict:
         else:
             source = f"--onnx_path {args.onnx_path}"
     model_cfg = get_pretrained_cfg(model_name)
+    if run_config is None:  # no run to follow: the flags and their defaults say how to evaluate
+        given = vars(args)
     # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
     chosen = checkpoint_eval(source, run_config, model_cfg, given, normalize_on_device=not onnx,
                              in_channels=model.in_channels if model is not None else args.in_channels)
