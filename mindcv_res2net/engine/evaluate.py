@@ -76,9 +76,7 @@ def validate(args) -> dict:
         run_config = model.run_config
     else:
         set_device(args.device_target, args.mode)
-        if args.pretrained:
-            model = create_model(model_name, pretrained=True, in_channels=args.in_channels)
-        else:
+        if not args.pretrained:
             source = f"--onnx_path {args.onnx_path}"
     model_cfg = get_pretrained_cfg(model_name)
     if run_config is None:  # no run to follow: the flags and their defaults say how to evaluate
@@ -86,22 +84,25 @@ def validate(args) -> dict:
     # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
     chosen = checkpoint_eval(source, run_config, model_cfg, given, normalize_on_device=not onnx,
                              in_channels=model.in_channels if model is not None else args.in_channels)
-    for warning in chosen.warnings:
-        warnings.warn(warning)
-    print(chosen.line, file=sys.stderr, flush=True)
     data_cfg = chosen.data
     data = create_loader(data_cfg, data_cfg.val_split, False, model_cfg,
                          getattr(model, "class_names", None) if args.ckpt_path else None)
     num_classes = data.num_classes
     if args.ckpt_path and model.num_classes != num_classes:
-        raise ValueError(f"{source}: has {model.num_classes} classes but {data_cfg.dataset} has {num_classes}")
-    if args.pretrained and not args.ckpt_path and num_classes != 1000:
-        raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {data_cfg.dataset} has "
-                         f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
+        raise ValueError(f"{source}: its classifier has {model.num_classes} classes but {data_cfg.dataset}/"
+                         f"{data_cfg.val_split} has {num_classes}")
+    if args.pretrained and not args.ckpt_path:  # downloaded once the data is known to be there
+        if num_classes != 1000:
+            raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {data_cfg.dataset} has "
+                             f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
+        model = create_model(model_name, pretrained=True, in_channels=args.in_channels)
     if onnx:
         model = classifier_for(args.onnx_path, model, model_name, data_cfg.image_resize)
         if model.num_classes not in (None, num_classes):
             raise ValueError(f"{model.label}: has {model.num_classes} classes but {data_cfg.dataset} has {num_classes}")
+    for warning in chosen.warnings:
+        warnings.warn(warning)
+    print(chosen.line, file=sys.stderr, flush=True)
     result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
                       normalize=device_normalize(data_cfg, model_cfg))
     engine = f" ({args.engine})" if onnx else ""
