@@ -176,5 +176,6 @@ def _flag_text(value) -> str:
     """A setting as a flag would be typed: ``None`` as none, a tuple as its numbers."""
     if value is None:
         return "none"
-    return " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}" \
-        if isinstance(value, float) else str(value)
+    if isinstance(value, tuple):
+        return " ".join(_flag_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
