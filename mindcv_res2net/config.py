@@ -225,7 +225,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--drop_path_rate", type=optional_float, default=None, help="stochastic depth of the last block")
     _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
     g.add_argument("--ckpt_path", type=str, default="",
-                   help="start from (or validate) this weight file; validate.py also takes a run's folder (its best)")
+                   help="start from (or validate) this weight file; validate.py: or a run's folder (its best)")
     g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),
                    help="automatic mixed precision level (default O0)")
     _bool(g, "--ema", False, "keep an exponential moving average of the weights")

@@ -33,7 +33,8 @@ def test_a_checkpoint_is_evaluated_as_its_run_was():
 
 @settings(max_examples=40, deadline=None)
 @given(overrides=st.fixed_dictionaries({}, optional=dict(
-    image_resize=st.integers(32, 512), crop_pct=st.floats(0.3, 1.0), interpolation=st.sampled_from(["bilinear", "bicubic"]),
+    image_resize=st.integers(32, 512), crop_pct=st.floats(0.3, 1.0),
+    interpolation=st.sampled_from(["bilinear", "bicubic"]),
     mean=st.tuples(*[st.floats(0, 255)] * 3), std=st.tuples(*[st.floats(1, 100)] * 3))))
 def test_every_flag_that_changes_the_run_is_honoured_with_one_warning(overrides):
     """Each given value wins; exactly the values that differ from the run's warn, naming the flag, both values."""
