@@ -257,7 +257,8 @@ def create_parser(description: str = "Res2Net training and validation", program:
     _bool(g, "--norm_eval", False, "train.py (mmpretrain's): every BatchNorm stays in eval mode, so running "
           "statistics never change; its affine weights still train unless frozen (default false)")
     _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
-    g.add_argument("--ckpt_path", type=str, default="", help="start from (or validate) this weight file")
+    g.add_argument("--ckpt_path", type=str, default="",
+                   help="start from (or validate) this weight file; validate.py: or a run's folder (its best)")
     g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),
                    help="automatic mixed precision level (default O0)")
     _bool(g, "--ema", False, "keep an exponential moving average of the weights")

@@ -132,7 +132,7 @@ def test_train_pynative_mixup_momentum(tmp_path, pynative):
 
 @pytest.mark.parametrize("argv, message", [
     (["validate.py", "--dataset", "digits"], "error: validate.py needs --ckpt_path FILE or --pretrained"),
-    (["validate.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--ckpt_path", "x.ckpt"],
+    (["validate.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--pretrained"],
      "error: image folder not found: /no/such/dir/val"),
     (["validate.py", "--dataset", "digits", "--ckpt_path", "/no/such.ckpt"],
      "error: checkpoint file not found: /no/such.ckpt"),
@@ -156,7 +156,7 @@ def test_validate_rejects_checkpoints_of_another_model_or_class_count(tmp_path):
     model = create_model("res2net50", num_classes=7)
     save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, tmp_path / "seven.ckpt")
     (tmp_path / "corrupt.ckpt").write_bytes(b"\x0a\x05garbage" * 50)
-    cases = [(["--model", "res2net50"], "its classifier has 7 classes but the model has 10"),
+    cases = [(["--model", "res2net50"], "seven.ckpt: its classifier has 7 classes but digits/val has 10"),
              (["--model", "res2net50_v1b"], "does not fit model 'res2net50_v1b'")]
     for extra, message in cases:
         proc = run(["validate.py", *TINY, "--ckpt_path", str(tmp_path / "seven.ckpt"), *extra])

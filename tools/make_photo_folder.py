@@ -1,17 +1,22 @@
-"""Make an image folder of real photographs for input-pipeline benchmarks, offline and reproducibly.
+"""Make an image folder of real photographs, with classes a network can learn, offline and reproducibly.
 
-    python tools/make_photo_folder.py /tmp/photos --classes 10 --images_per_class 100 --seed 0
+    python tools/make_photo_folder.py /tmp/photos --classes 4 --images_per_class 100 --val_per_class 25
 
-Writes DIR/train/class_NN/photo_NNNN.jpg: random crops (a quarter to all of the area, aspect 3:4 to
-4:3) of scikit-learn's two bundled photographs (china.jpg and flower.jpg, 640x427), randomly flipped,
-resized to about 500x375 (landscape or portrait, +-10% per side, as ImageNet's typical photo) and
-saved as baseline JPEG, quality 90. The same seed gives the same files. DIR/train must not exist yet
-or be empty: the tool never mixes its files with another run's. Each file is written to a temporary
-name and renamed, so a killed run leaves only whole images.
+Writes DIR/train/class_NN/photo_NNNN.jpg and DIR/val/class_NN/photo_NNNN.jpg. Class NN is one of
+scikit-learn's two bundled photographs (china.jpg for even NN, flower.jpg for odd, 640x427) seen
+through one colour transform (``COLOURS[NN // 2]``: as taken, its channels in another order, grey,
+or inverted), so classes differ in content and colour as real classes do: up to 16 classes. Each
+image is a random crop (a quarter to all of the area, aspect 3:4 to 4:3), randomly flipped, resized
+to about 500x375 (landscape or portrait, +-10% per side, as ImageNet's typical photo) and saved as
+baseline JPEG, quality 90; validation images are other random crops of the same class. The same
+seed gives the same files. DIR/train and DIR/val must not exist yet or be empty: the tool never mixes
+its files with another run's. Each file is written to a temporary name and renamed, so a killed run
+leaves only whole images.
 """
 import argparse
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -19,19 +24,34 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from mindcv_res2net.utils.cli import run_cli  # noqa: E402
 
+# name -> (H, W, 3) uint8 to (H, W, 3) uint8: how a class's photo looks
+COLOURS = {
+    "rgb": lambda image: image,
+    "bgr": lambda image: image[..., ::-1],
+    "grey": lambda image: np.repeat(image.mean(axis=-1, keepdims=True).astype(np.uint8), 3, axis=-1),
+    "inverted": lambda image: 255 - image,
+    "gbr": lambda image: image[..., [1, 2, 0]],
+    "brg": lambda image: image[..., [2, 0, 1]],
+    "rbg": lambda image: image[..., [0, 2, 1]],
+    "grb": lambda image: image[..., [1, 0, 2]],
+}
+PHOTOS = 2  # scikit-learn's sample images
+MAX_CLASSES = PHOTOS * len(COLOURS)
 
-def random_photo(sources, rng: np.random.Generator):
-    """One random crop of a random source photo, flipped or not, resized to about 500x375 (a PIL image)."""
+
+def random_photo(sources, rng: np.random.Generator, photo: int = None, colour: str = "rgb"):
+    """One random crop of source photo ``photo`` (default: a random one) in colour ``colour`` (a key of
+    ``COLOURS``), flipped or not, resized to about 500x375 (a PIL image)."""
     from PIL import Image
 
-    photo = sources[rng.integers(len(sources))]
+    photo = sources[rng.integers(len(sources)) if photo is None else photo]
     height, width = photo.shape[:2]
     area = rng.uniform(0.25, 1.0) * height * width
     aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
     crop_w = int(min(width, round(np.sqrt(area * aspect))))
     crop_h = int(min(height, round(np.sqrt(area / aspect))))
     top, left = rng.integers(height - crop_h + 1), rng.integers(width - crop_w + 1)
-    crop = photo[top:top + crop_h, left:left + crop_w]
+    crop = COLOURS[colour](photo[top:top + crop_h, left:left + crop_w])
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     long_side, short_side = (int(round(side * rng.uniform(0.9, 1.1))) for side in (500, 375))
@@ -39,38 +59,54 @@ def random_photo(sources, rng: np.random.Generator):
     return Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.BILINEAR)
 
 
-def make_photo_folder(root: str, classes: int = 10, images_per_class: int = 100, seed: int = 0) -> str:
-    """Write the folder (see the module docstring); returns ``root/train``."""
+def make_photo_folder(root: str, classes: int = 10, images_per_class: int = 100, seed: int = 0,
+                      val_per_class: Optional[int] = None) -> str:
+    """Write the folder (see the module docstring): ``images_per_class`` training and ``val_per_class``
+    validation images per class (default a quarter of ``images_per_class``; no ``val/`` for 0); returns
+    ``root/train``."""
     from sklearn.datasets import load_sample_images
 
     from mindcv_res2net.utils.fileio import atomic_path
 
-    if classes < 1 or images_per_class < 1:
-        raise ValueError(f"--classes and --images_per_class must be at least 1, got {classes} and {images_per_class}")
-    train = os.path.join(root, "train")
-    if os.path.isdir(train) and os.listdir(train):
-        raise ValueError(f"{train} already holds files; give a new or empty folder")
+    val_per_class = images_per_class // 4 if val_per_class is None else val_per_class
+    if classes < 1 or images_per_class < 1 or val_per_class < 0:
+        raise ValueError(f"--classes and --images_per_class must be at least 1 and --val_per_class at least 0, got "
+                         f"{classes}, {images_per_class} and {val_per_class}")
+    if classes > MAX_CLASSES:
+        raise ValueError(f"--classes: at most {MAX_CLASSES} (2 photographs x {len(COLOURS)} colour transforms), "
+                         f"got {classes}")
+    splits = {"train": images_per_class, "val": val_per_class}
+    for split, count in splits.items():
+        folder = os.path.join(root, split)
+        if count and os.path.isdir(folder) and os.listdir(folder):
+            raise ValueError(f"{folder} already holds files; give a new or empty folder")
     sources = load_sample_images().images
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = os.path.join(train, f"class_{c:02d}")
-        os.makedirs(folder, exist_ok=True)
-        for i in range(images_per_class):
-            image = random_photo(sources, rng)
-            with atomic_path(os.path.join(folder, f"photo_{i:04d}.jpg"), suffix=".jpg") as tmp:
-                image.save(tmp, format="JPEG", quality=90)
-    return train
+    colours = list(COLOURS)
+    for split_index, (split, count) in enumerate(splits.items()):
+        rng = np.random.default_rng([seed, split_index])  # the training images do not depend on --val_per_class
+        for c in range(count and classes):
+            folder = os.path.join(root, split, f"class_{c:02d}")
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                image = random_photo(sources, rng, c % PHOTOS, colours[c // PHOTOS])
+                with atomic_path(os.path.join(folder, f"photo_{i:04d}.jpg"), suffix=".jpg") as tmp:
+                    image.save(tmp, format="JPEG", quality=90)
+    return os.path.join(root, "train")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="folder to create; the images go to ROOT/train/<class>/")
-    parser.add_argument("--classes", type=int, default=10, help="class folders (default 10)")
-    parser.add_argument("--images_per_class", type=int, default=100, help="images per class (default 100)")
+    parser.add_argument("root", help="folder to create; the images go to ROOT/train/<class>/ and ROOT/val/<class>/")
+    parser.add_argument("--classes", type=int, default=10, help=f"class folders, at most {MAX_CLASSES} (default 10)")
+    parser.add_argument("--images_per_class", type=int, default=100, help="training images per class (default 100)")
+    parser.add_argument("--val_per_class", type=int, default=None,
+                        help="validation images per class (default: a quarter of --images_per_class; 0: no val/)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
-    train = make_photo_folder(args.root, args.classes, args.images_per_class, args.seed)
-    print(f"wrote {args.classes * args.images_per_class} JPEG photos in {args.classes} classes to {train}")
+    train = make_photo_folder(args.root, args.classes, args.images_per_class, args.seed, args.val_per_class)
+    val_images = sum(len(files) for _, _, files in os.walk(os.path.join(args.root, "val")))
+    val = f" and {val_images} to {os.path.join(args.root, 'val')}" if val_images else ""
+    print(f"wrote {args.classes * args.images_per_class} JPEG photos in {args.classes} classes to {train}{val}")
     return 0
 
 

@@ -27,7 +27,8 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
-    parser.add_argument("--ckpt_path", required=True, help="trained checkpoint (any format the converter reads)")
+    parser.add_argument("--ckpt_path", required=True,
+                        help="trained checkpoint (any format the converter reads), or a run's folder (its best)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=tuple(SUFFIXES), help="file format")
     parser.add_argument("--batch_size", type=int, default=1, help="-1: dynamic batch")
     parser.add_argument("--image_size", type=int, default=None,

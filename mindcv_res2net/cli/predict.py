@@ -1,8 +1,12 @@
 """Print the top-k classes of images: ``python tools/predict.py --model res2net50 --ckpt_path P IMG_OR_DIR... --topk 5``.
 
+``--ckpt_path`` is a checkpoint file or a training run's folder (its best checkpoint). Images are prepared
+as the run evaluated them (size, crop_pct, mean/std from the checkpoint), said in one line on stderr.
+
 Exit code 0 when every image was predicted, 1 when some could not be read (each named on its line).
 """
 import json
+import sys
 
 from mindcv_res2net.utils.cli import run_cli
 
@@ -10,7 +14,8 @@ from mindcv_res2net.utils.cli import run_cli
 def main(argv=None) -> int:
     from mindcv_res2net.engine.onnx_runtime import check_engine
     from mindcv_res2net.engine.predict import (expand_paths, format_results, load_for_prediction,
-                                               load_onnx_for_prediction, parse_predict_args, predict, read_labels)
+                                               load_onnx_for_prediction, parse_predict_args, predict,
+                                               prediction_eval, read_labels)
     from mindcv_res2net.utils.device import set_device
 
     args = parse_predict_args(argv)
@@ -26,6 +31,7 @@ def main(argv=None) -> int:
         model, run_config = load_onnx_for_prediction(args.model, args.onnx_path, args.ckpt_path, args.pretrained)
     else:
         model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
+    print(prediction_eval(model, run_config, model.source).line, file=sys.stderr, flush=True)
     results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
     print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
     return 1 if any("error" in r for r in results) else 0

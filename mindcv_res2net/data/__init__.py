@@ -1,6 +1,7 @@
 """Data sets, transforms and batched loaders."""
-from .config import DataConfig, eval_preprocessing
+from .config import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocessing
 from .loader import DATASETS, create_loader, create_source
 from .sources import DatasetError
 
-__all__ = ["DATASETS", "DataConfig", "DatasetError", "create_loader", "create_source", "eval_preprocessing"]
+__all__ = ["DATASETS", "CheckpointEval", "DataConfig", "DatasetError", "checkpoint_eval", "create_loader",
+           "create_source", "eval_preprocessing"]

@@ -88,6 +88,14 @@ class EvalPreprocessing:
     interpolation: str
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
+    crop_pct: Optional[float] = None  # the fraction ``size / resize`` was decided from (None without a crop)
+
+    def describe(self, normalization: str) -> str:
+        """``64 px (resize 73, crop_pct 0.875, bilinear, mean/std NORMALIZATION)``: what an evaluation image
+        goes through; ``normalization`` says whose mean/std they are."""
+        how = (f"resize {self.resize}, crop_pct {self.crop_pct:g}" if self.resize is not None
+               else "whole image stretched" if self.stretch else "as stored")
+        return f"{self.size} px ({how}, {self.interpolation}, mean/std {normalization})"
 
 
 def normalization(data: DataConfig, model_cfg: dict) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -120,4 +128,54 @@ def eval_preprocessing(data: DataConfig, model_cfg: dict) -> EvalPreprocessing:
     if data.dataset in SMALL_DATASETS or data.dataset.startswith("cifar"):
         stretch = not (data.dataset.startswith("cifar") and size == 32)
         return EvalPreprocessing(size, None, stretch, data.interpolation, mean, std)
-    return EvalPreprocessing(size, int(math.floor(size / crop_pct)), False, data.interpolation, mean, std)
+    return EvalPreprocessing(size, int(math.floor(size / crop_pct)), False, data.interpolation, mean, std, crop_pct)
+
+
+# The settings of how a checkpoint's images are prepared (keys of DataConfig and of a run's config.yaml)
+EVAL_KEYS = ("image_resize", "crop_pct", "mean", "std", "interpolation")
+
+
+@dataclass(frozen=True)
+class CheckpointEval:
+    """How one checkpoint is evaluated (see ``checkpoint_eval``): the data settings, their preprocessing,
+    the line saying what was taken from where, and one warning per flag that overrode the run's value."""
+
+    data: DataConfig
+    preprocessing: EvalPreprocessing
+    line: str
+    warnings: Tuple[str, ...]
+
+
+def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict, given: Optional[Mapping] = None,
+                    flags: Optional[Mapping[str, str]] = None, **fixed) -> CheckpointEval:
+    """The one rule by which validate, predict, export and ONNX Runtime evaluate a checkpoint ``source``:
+
+    the data settings of its run (``run_config``, the checkpoint's stored config: data set, folder, split,
+    samples, image size, crop_pct, mean/std, interpolation), else the model's defaults (ImageNet style
+    at its input size); then every value the user set (``given``: flags / YAML keys that differ from
+    their defaults) wins, and each that changes one of the run's ``EVAL_KEYS`` yields a warning naming
+    the flag (``flags[key]``, default ``--key``) and both values; then ``fixed`` (the caller's own:
+    in_channels, batch size, workers...).
+    """
+    given = dict(given or {})
+    base = DataConfig.from_mapping(run_config) if run_config else DataConfig.for_model(model_cfg)
+    warnings = []
+    for key in EVAL_KEYS:
+        if run_config and key in given and given[key] != getattr(base, key):
+            flag = (flags or {}).get(key, f"--{key}")
+            warnings.append(f"{flag} {_flag_text(given[key])} overrides the {_flag_text(getattr(base, key))} "
+                            f"that {source} was trained with")
+    data = dataclasses.replace(DataConfig.from_mapping(dataclasses.asdict(base), **given), **fixed)
+    pre = eval_preprocessing(data, model_cfg)
+    norm = ("of the flags" if "mean" in given or "std" in given else "of the run" if run_config
+            else "of the model")
+    return CheckpointEval(data, pre, f"evaluating at {pre.describe(norm)} from {source}", tuple(warnings))
+
+
+def _flag_text(value) -> str:
+    """A setting as a flag would be typed: ``None`` as none, a tuple as its numbers."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(_flag_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -217,6 +217,19 @@ def training_state(train_step, optimizer_state: bool = True) -> Dict[str, np.nda
     return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state)}
 
 
+def checkpoint_bytes(train_step, optimizer_state: bool = True) -> int:
+    """Bytes of tensor data one training checkpoint of ``train_step`` holds (see ``_checkpoint_entries``);
+    the file adds names, shapes and metadata (a few kB)."""
+    return sum(int(param.nbytes) for _, param in _checkpoint_entries(train_step, optimizer_state))
+
+
+def kept_checkpoints(epochs: int, start_epoch: int, save_interval: int, keep: int) -> int:
+    """How many epoch checkpoints a run from ``start_epoch`` to ``epochs`` keeps at most: it saves every
+    ``save_interval`` epochs and at its last, and keeps the newest ``keep``."""
+    saves = len({e for e in range(start_epoch, epochs + 1) if e % save_interval == 0 or e == epochs})
+    return min(keep, saves)
+
+
 def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
     """Put a checkpoint of this run back into ``train_step`` from ``state``, the tensors read from ``path``:
     weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
@@ -415,6 +428,35 @@ class RunFolder:
             raise CheckpointError(f"--resume auto: {self.folder} holds {self.model_name} checkpoints of {len(runs)} "
                                   f"runs ({listed}); choose one with --resume PATH")
         return next(iter(runs.values()))[-1][1] if runs else None
+
+
+def checkpoint_to_evaluate(path: str, flag: str = "--ckpt_path", model_name: str = "") -> str:
+    """``path`` itself when it is a file; for a training run's folder, its best checkpoint (else its
+    newest epoch checkpoint, for a run without validation). The folder's model is the one its
+    ``config.yaml`` names (``model_name``, when given, must agree). Errors name ``flag`` and the path."""
+    if not os.path.isdir(path):
+        return path
+    folder = RunFolder(path, model_name or "?")
+    owner = folder.config_owner()
+    if owner is None:
+        raise CheckpointError(f"{flag} {path}: is a folder but not a training run's (no {CONFIG_FILE} naming "
+                              "its run); give a checkpoint file")
+    if model_name and owner[1] != model_name:
+        raise CheckpointError(f"{flag} {path}: is a run of model '{owner[1]}', not '{model_name}'")
+    folder = RunFolder(path, owner[1])
+    if os.path.isfile(folder.best_path):
+        return folder.best_path
+    newest = folder.resume_path()
+    if newest is None:
+        raise CheckpointError(f"{flag} {path}: the run of {owner[1]} has written no checkpoint yet")
+    return newest
+
+
+def recorded_model(path: str) -> Optional[str]:
+    """The model a train.py checkpoint (``.ckpt``) names in its metadata; None for other files or without."""
+    if not path.endswith(".ckpt") or not os.path.isfile(path):
+        return None
+    return run_metadata(read_checkpoint_metadata(path), path).get("model")
 
 
 class RunCheckpoints(RunFolder):

@@ -1,12 +1,21 @@
 """Evaluation loop: top-1, top-5, loss, image count, seconds and throughput."""
-import dataclasses
+import sys
 import time
+import warnings
 
 from mindspore import nn
-from tqdm import tqdm
 
-from ..data.loader import iterate_batches
-from .train_step import top_k_correct
+from ..config import create_parser
+from ..data.config import checkpoint_eval
+from ..data.loader import create_loader, iterate_batches
+from ..loss import create_loss
+from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg
+from ..models.registry import resolve_name
+from ..utils.device import set_device
+from ..utils.logger import progress_bar
+from .checkpointing import checkpoint_to_evaluate, recorded_model
+from .onnx_runtime import classifier_for, import_onnxruntime
+from .train_step import device_normalize, top_k_correct
 
 
 def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progress: bool = True,
@@ -22,7 +31,7 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
     loss_sum = 0.0
     start = time.perf_counter()
     try:
-        with tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True) as bar:
+        with progress_bar(steps, desc, progress, leave=False) as bar:
             for batch, labels in iterate_batches(dataset):
                 logits = model(batch if normalize is None else normalize(batch))
                 n = int(labels.shape[0])
@@ -41,21 +50,12 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
 
 
 def validate(args) -> dict:
-    """The job behind validate.py: load a checkpoint (or published weights) and evaluate a split."""
-    from ..config import data_config
-    from ..data.loader import create_loader
-    from ..loss import create_loss
-    from ..models import create_model, get_pretrained_cfg
-    from ..models.registry import resolve_name
-    from ..weights import load_checkpoint
-    from ..utils.device import set_device
-    from .train_step import device_normalize
-
+    """The job behind validate.py: load a checkpoint (a file, or a training run's folder: its best
+    checkpoint) or the published weights, and evaluate a split as ``checkpoint_eval`` decides: with a
+    run's checkpoint, on the run's own validation data and preprocessing unless a flag says otherwise."""
     resolve_name(args.model)  # a misspelled model name is the first error
     onnx = args.engine == "onnxruntime"
     if onnx:
-        from .onnx_runtime import import_onnxruntime
-
         import_onnxruntime()
     elif args.onnx_path:
         raise ValueError("--onnx_path needs --engine onnxruntime")
@@ -64,32 +64,52 @@ def validate(args) -> dict:
                       f"started from): give --ckpt_path RUN/{args.model}-best.ckpt") if args.config else ""
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)"
                          + run_config)
-    set_device(args.device_target, args.mode)
-    # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
-    data_cfg = dataclasses.replace(data_config(args), normalize_on_device=not onnx)
-    model_cfg = get_pretrained_cfg(args.model)
-    data = create_loader(data_cfg, args.val_split, False, model_cfg)
-    num_classes = data.num_classes
-    if onnx and args.onnx_path:  # the file is the network
-        model = None
-    elif args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
-        model = load_checkpoint(create_model(args.model, num_classes=num_classes, in_channels=args.in_channels),
-                                args.ckpt_path)
+    defaults = create_parser().parse_args([])
+    given = {k: v for k, v in vars(args).items() if v != getattr(defaults, k, v)}  # flags / YAML keys set
+    model_name, model, run_config, source = args.model, None, None, f"the published {args.model} weights"
+    if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
+        source = checkpoint_to_evaluate(args.ckpt_path, "--ckpt_path", given.get("model", ""))
+        recorded = recorded_model(source)
+        if recorded and recorded != model_name:
+            if "model" in given:
+                raise ValueError(f"--model {model_name}: {source} was trained as model '{recorded}'")
+            model_name = recorded
+        set_device(args.device_target, args.mode)
+        model = create_model_from_checkpoint(model_name, source)
+        run_config = model.run_config
     else:
+        set_device(args.device_target, args.mode)
+        if not args.pretrained:
+            source = f"--onnx_path {args.onnx_path}"
+    model_cfg = get_pretrained_cfg(model_name)
+    if run_config is None:  # no run to follow: the flags and their defaults say how to evaluate
+        given = vars(args)
+    # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
+    chosen = checkpoint_eval(source, run_config, model_cfg, given, normalize_on_device=not onnx,
+                             in_channels=model.in_channels if model is not None else args.in_channels)
+    data_cfg = chosen.data
+    data = create_loader(data_cfg, data_cfg.val_split, False, model_cfg,
+                         getattr(model, "class_names", None) if args.ckpt_path else None)
+    num_classes = data.num_classes
+    if args.ckpt_path and model.num_classes != num_classes:
+        raise ValueError(f"{source}: its classifier has {model.num_classes} classes but {data_cfg.dataset}/"
+                         f"{data_cfg.val_split} has {num_classes}")
+    if args.pretrained and not args.ckpt_path:  # downloaded once the data is known to be there
         if num_classes != 1000:
-            raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {args.dataset} has "
+            raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {data_cfg.dataset} has "
                              f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
-        model = create_model(args.model, pretrained=True, in_channels=args.in_channels)
+        model = create_model(model_name, pretrained=True, in_channels=args.in_channels)
     if onnx:
-        from .onnx_runtime import classifier_for
-
-        model = classifier_for(args.onnx_path, model, args.model, args.image_resize)
+        model = classifier_for(args.onnx_path, model, model_name, data_cfg.image_resize)
         if model.num_classes not in (None, num_classes):
-            raise ValueError(f"{model.label}: has {model.num_classes} classes but {args.dataset} has {num_classes}")
+            raise ValueError(f"{model.label}: has {model.num_classes} classes but {data_cfg.dataset} has {num_classes}")
+    for warning in chosen.warnings:
+        warnings.warn(warning)
+    print(chosen.line, file=sys.stderr, flush=True)
     result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
                       normalize=device_normalize(data_cfg, model_cfg))
     engine = f" ({args.engine})" if onnx else ""
-    print(f"{args.model}{engine} on {args.dataset}/{args.val_split}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}%, "
-          f"loss {result['loss']:.4f}, {result['images']} images, {result['seconds']:.1f} s, "
-          f"{result['img_per_s']:.1f} img/s")
+    print(f"{model_name}{engine} on {data_cfg.dataset}/{data_cfg.val_split}: top-1 {result['top1']:.2f}%, "
+          f"top-5 {result['top5']:.2f}%, loss {result['loss']:.4f}, {result['images']} images, "
+          f"{result['seconds']:.1f} s, {result['img_per_s']:.1f} img/s")
     return result

@@ -1,11 +1,15 @@
 """Export a trained network to MINDIR or ONNX (``export_model``), the code behind tools/export.py."""
 import os
+import sys
 import tempfile
+import warnings
 from typing import NamedTuple, Optional
 
+from ..data.config import checkpoint_eval
 from ..utils.fileio import atomic_path
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
+from .checkpointing import checkpoint_to_evaluate
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 CALIBRATION_IMAGES = 300  # INT8 calibration images unless asked otherwise
@@ -24,7 +28,9 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix) and, for
     ``quantize``, the number of images really calibrated on (0 otherwise).
 
-    ``image_size`` default: the training run's (stored in the checkpoint), else the model's. ``quantize``
+    ``ckpt_path``: a checkpoint file or a training run's folder (its best checkpoint). ``image_size``
+    default: the training run's (stored in the checkpoint), else the model's, as ``checkpoint_eval``
+    decides and says in one line (stderr); a different ``image_size`` is honoured with a warning. ``quantize``
     "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images
     of ``calib_data`` (a folder) or of the run's own training split; BatchNorm is always folded first.
     """
@@ -44,23 +50,27 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         raise ValueError(f"--image_size must be at least 32, got {image_size}")
     if not ckpt_path:
         raise ValueError("--ckpt_path is required: export never writes random weights")
-    model = create_model_from_checkpoint(model_name, ckpt_path, num_classes)
-    run_config = getattr(model, "run_config", None) or {}
-    image_size = image_size or run_config.get("image_resize") or model.default_cfg["input_size"][-1]
+    source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name)
+    model = create_model_from_checkpoint(model_name, source, num_classes)
+    run_config = getattr(model, "run_config", None)
+    given = {"image_resize": image_size} if image_size else None
+    chosen = checkpoint_eval(source, run_config, model.default_cfg, given, {"image_resize": "--image_size"},
+                             in_channels=model.in_channels)
+    for warning in chosen.warnings:
+        warnings.warn(warning)
+    print(chosen.line, file=sys.stderr, flush=True)
+    image_size = chosen.data.image_resize
     if not quantize:
         return Exported(export_network(model, file_name, file_format, batch_size, image_size, fuse_bn), 0)
     bad = non_finite_tensors({p.name: p.asnumpy() for p in model.get_parameters()})
     if bad:
-        raise CheckpointError(f"{ckpt_path}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
+        raise CheckpointError(f"{source}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
                               "quantization needs finite weights")
     from .onnx_runtime import import_onnxruntime
     from .quantize import calibration_batches, quantize_int8
 
     import_onnxruntime()
-    if run_config.get("image_resize") not in (None, image_size) and not calib_data:
-        raise ValueError(f"--image_size {image_size} differs from the run's {run_config['image_resize']} px: the "
-                         "calibration images would not fit the exported network")
-    batches = calibration_batches(model, run_config, calib_data, calib_images,
+    batches = calibration_batches(model, chosen, bool(run_config), calib_data, calib_images,
                                   batch_size=batch_size if batch_size > 0 else 16)
     if batch_size > 0:
         batches = [b for b in batches if len(b) == batch_size] or batches

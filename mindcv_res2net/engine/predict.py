@@ -5,6 +5,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..data.config import CheckpointEval, EvalPreprocessing, checkpoint_eval
+from ..data.sources import list_images, load_rgb
+from ..data.transforms import eval_transforms
+from .checkpointing import checkpoint_to_evaluate
+
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                                 "imagenet_classes.tsv")
 
@@ -28,26 +33,23 @@ def read_labels(path: str) -> List[str]:
 def expand_paths(inputs: Sequence[str]) -> List[str]:
     """Files as given, folders replaced by their image files (the data loader's extensions, recursively,
     sorted; entries that are not regular files skipped with a warning)."""
-    from ..data.sources import list_images
-
     paths = []
     for item in inputs:
         paths += list_images(item) if os.path.isdir(item) else [item]
     return paths
 
 
-def eval_preprocess(model, run_config: Optional[dict] = None):
-    """``fn(path) -> (C, H, W) float32``: a training run's eval preprocessing (its stored config), else
-    the model's default config; decided by the same ``eval_preprocessing`` as validation."""
-    from ..data.config import DataConfig, eval_preprocessing
-    from ..data.sources import load_rgb
-    from ..data.transforms import eval_transforms
+def prediction_eval(model, run_config: Optional[dict] = None, source: str = "") -> CheckpointEval:
+    """How images are prepared for ``model`` outside a data loader (predict, INT8 calibration): the one
+    rule ``checkpoint_eval`` with its run's stored config, normalised on the host; ``source`` names the
+    weights in its line."""
+    return checkpoint_eval(source or "the model's weights", run_config, model.default_cfg,
+                           in_channels=model.in_channels, normalize_on_device=False)
 
-    cfg = model.default_cfg
-    in_channels = model.in_channels
-    overrides = dict(in_channels=in_channels, normalize_on_device=False)
-    data = DataConfig.from_mapping(run_config, **overrides) if run_config else DataConfig.for_model(cfg, **overrides)
-    ops = eval_transforms(eval_preprocessing(data, cfg), on_host=True)
+
+def preprocess_for(pre: EvalPreprocessing, in_channels: int):
+    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel)."""
+    ops = eval_transforms(pre, on_host=True)
 
     def preprocess(path: str) -> np.ndarray:
         image = load_rgb(path)
@@ -58,6 +60,12 @@ def eval_preprocess(model, run_config: Optional[dict] = None):
         return np.asarray(image, np.float32)
 
     return preprocess
+
+
+def eval_preprocess(model, run_config: Optional[dict] = None):
+    """``fn(path) -> (C, H, W) float32``: a training run's eval preprocessing (its stored config), else
+    the model's default config (see ``prediction_eval``)."""
+    return preprocess_for(prediction_eval(model, run_config).preprocessing, model.in_channels)
 
 
 def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
@@ -117,15 +125,18 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
 
 
 def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
-    """(model, run config or None): a checkpoint's network and head, or the published weights."""
+    """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
+    run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
     from ..models import create_model, create_model_from_checkpoint
 
     if ckpt_path:
-        model = create_model_from_checkpoint(model_name, ckpt_path)
+        source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name)
+        model = create_model_from_checkpoint(model_name, source)
+        model.source = source
         return model, model.run_config
     if pretrained:
         model = create_model(model_name, pretrained=True)
-        model.class_names = None
+        model.class_names, model.source = None, f"the published {model_name} weights"
         return model, None
     raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
@@ -143,12 +154,13 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
         size = classifier.input_shape[1:] if all(isinstance(n, int) for n in classifier.input_shape) else None
         cfg = get_pretrained_cfg(model_name)
         classifier.default_cfg = dict(cfg, input_size=(classifier.in_channels,) + size) if size else cfg
-        classifier.class_names = None
+        classifier.class_names, classifier.source = None, classifier.label
         return classifier, None
     model, run_config = load_for_prediction(model_name, ckpt_path, pretrained)
-    size = (run_config or {}).get("image_resize") or model.default_cfg["input_size"][-1]
+    size = prediction_eval(model, run_config).data.image_resize
     classifier = classifier_for(onnx_path, model, model_name, size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
+    classifier.source = model.source
     if classifier.num_classes not in (None, model.num_classes):
         raise ValueError(f"{classifier.label}: has {classifier.num_classes} classes but the checkpoint "
                          f"has {model.num_classes}")
@@ -197,7 +209,8 @@ def parse_predict_args(argv=None) -> argparse.Namespace:
                                      formatter_class=HelpFormatter)
     parser.add_argument("images", nargs="+", help="image files or folders (JPEG, PNG, ...)")
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
-    parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads)")
+    parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads), or a "
+                        "training run's folder (its best checkpoint)")
     parser.add_argument("--pretrained", action="store_true",
                         help="use the published ImageNet weights (downloaded once: internet needed)")
     parser.add_argument("--topk", type=int, default=5, help="classes printed per image")

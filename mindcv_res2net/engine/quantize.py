@@ -1,28 +1,29 @@
 """INT8 ONNX models: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations),
 calibrated on a few hundred of the run's own training images."""
+import dataclasses
 import os
 import tempfile
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, Iterator, List
 
 import numpy as np
 
+from ..data.config import CheckpointEval
+from ..data.loader import create_loader, iterate_batches
 from ..utils.fileio import atomic_path
+from .predict import expand_paths, preprocess_for
 from ..weights.formats import brief
 
 _FINITE_HINT = "are the network's outputs on the calibration images finite?"
 
 
-def calibration_batches(model, run_config: Optional[dict], calib_data: str = "", count: int = 300,
+def calibration_batches(model, chosen: CheckpointEval, from_run: bool, calib_data: str = "", count: int = 300,
                         batch_size: int = 16, seed: int = 0) -> List[np.ndarray]:
-    """``count`` images preprocessed exactly as for evaluation, in (N, C, H, W) float32 batches.
+    """``count`` images preprocessed exactly as ``chosen`` evaluates them (see ``checkpoint_eval``), in
+    (N, C, H, W) float32 batches.
 
-    ``calib_data``: a folder of images, else the training split of the run's data set (from the
-    checkpoint's stored config), a seeded random subset of it.
+    ``calib_data``: a folder of images, else (``from_run``: the checkpoint stores its run's config) the
+    training split of the run's data set, a seeded random subset of it.
     """
-    from ..data.config import DataConfig
-    from ..data.loader import create_loader, iterate_batches
-    from .predict import eval_preprocess, expand_paths
-
     if count < 1:
         raise ValueError(f"--calib_images must be at least 1, got {count}")
     if calib_data:
@@ -32,16 +33,15 @@ def calibration_batches(model, run_config: Optional[dict], calib_data: str = "",
         if not paths:
             raise ValueError(f"--calib_data {calib_data}: no image files found")
         rng = np.random.default_rng(seed)
-        chosen = sorted(rng.permutation(len(paths))[:count])
-        preprocess = eval_preprocess(model, run_config)
-        images = np.stack([preprocess(paths[i]) for i in chosen])
+        chosen_paths = sorted(rng.permutation(len(paths))[:count])
+        preprocess = preprocess_for(chosen.preprocessing, model.in_channels)
+        images = np.stack([preprocess(paths[i]) for i in chosen_paths])
         return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    if not run_config:
+    if not from_run:
         raise ValueError("--calib_data is needed: the checkpoint stores no training config to take images from "
                          "(pass a folder of training images)")
-    data = DataConfig.from_mapping(run_config, in_channels=model.in_channels, normalize_on_device=False,
-                                   num_samples=count, train_num_samples=None, batch_size=batch_size, seed=seed,
-                                   num_parallel_workers=1)
+    data = dataclasses.replace(chosen.data, normalize_on_device=False, num_samples=count, train_num_samples=None,
+                               batch_size=batch_size, seed=seed, num_parallel_workers=1)
     loader = create_loader(data, data.train_split, False, model.default_cfg)
     return [images.asnumpy() for images, _ in iterate_batches(loader.dataset)]
 

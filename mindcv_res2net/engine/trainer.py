@@ -3,6 +3,7 @@ the stop on SIGINT/SIGTERM with a checkpoint at the step reached."""
 import os
 import random
 import shlex
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,6 @@ from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
-from tqdm import tqdm
 
 from ..config import (check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming,
                       save_config, stored_config)
@@ -23,9 +23,9 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
-from ..utils.logger import MetricsCSV, log_to_file, setup_logger
-from .checkpointing import (RunCheckpoints, RunFolder, config_owner_line, new_run_id, restore_training_state,
-                            run_metadata, training_state)
+from ..utils.logger import MetricsCSV, log_to_file, progress_bar, setup_logger
+from .checkpointing import (RunCheckpoints, RunFolder, checkpoint_bytes, config_owner_line, new_run_id,
+                            kept_checkpoints, restore_training_state, run_metadata, training_state)
 from .evaluate import evaluate
 from .stopping import StopSignals
 from .train_step import TrainStep, device_normalize, top_k_correct
@@ -290,8 +290,7 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
     if resume_notes:
         logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
-    if resume_notes:
-        logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
+    _log_disk_needed(run)
     if resume_path:
         logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done"
                     + (f", epoch {run.start_epoch} continues after step {run.first_step}" if run.first_step else ""))
@@ -300,6 +299,22 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
             logger.info(f"steps per epoch changed from {before} (in the checkpoint) to {data.steps} (batch size, "
                         f"samples or devices): the learning-rate schedule is rebuilt for {data.steps} and continues "
                         f"at the start of epoch {run.start_epoch}")
+
+
+def _log_disk_needed(run: TrainingRun) -> None:
+    """One log line: the size of a checkpoint and the most the run's kept checkpoints and best copy take
+    in its folder, beside the free space there (a warning if that is less)."""
+    args = run.args
+    each = checkpoint_bytes(run.train_step, args.save_optimizer_state)
+    kept = kept_checkpoints(args.epoch_size, run.start_epoch, args.ckpt_save_interval, args.keep_checkpoint_max)
+    best = run.val_data is not None
+    total = each * (kept + best)
+    free = shutil.disk_usage(args.ckpt_save_dir).free
+    what = "weights and optimizer state" if args.save_optimizer_state else "weights"
+    line = (f"disk: at most {total / 1e6:,.1f} MB for checkpoints in {args.ckpt_save_dir} ({kept} kept"
+            + (" + the best copy" if best else "") + f", {each / 1e6:,.1f} MB each of {what}); "
+            f"{free / 1e6:,.0f} MB free there")
+    (run.logger.warning if free < total else run.logger.info)(line + (" -- not enough" if free < total else ""))
 
 
 def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, int]:
@@ -315,8 +330,7 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
     run.first_step, run.epoch_progress = 0, None  # the next epochs start at their first step
     run.train_step.set_train(True)
     start, seen_here, step = time.perf_counter(), 0, first_step
-    with tqdm(total=data.steps, initial=first_step, desc=f"epoch {epoch}/{args.epoch_size}",
-              disable=not run.is_main, dynamic_ncols=True) as bar:
+    with progress_bar(data.steps, f"epoch {epoch}/{args.epoch_size}", run.is_main, initial=first_step) as bar:
         batches = train_batches(run.train_step, data.for_epoch(epoch), data.steps, accumulation,
                                 run.plan.dataset_sink_mode, first_step)
         for step, (loss, logits, labels) in enumerate(batches, first_step + 1):
@@ -329,10 +343,10 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
             progress["correct"] += top_k_correct(logits, labels, 1)
             progress["seen"] += n
             seen_here += n
-            bar.update(1)
             update_index = (epoch - 1) * run.updates_per_epoch + (step - 1) // accumulation
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
-                            img_s=f"{seen_here * run.group_size / (time.perf_counter() - start):.1f}")
+                            img_s=f"{seen_here * run.group_size / (time.perf_counter() - start):.1f}", refresh=False)
+            bar.update(1)
             if stop.agreed(run.group_size) and step % accumulation == 0 and step < data.steps:
                 break
     progress["seconds"] += time.perf_counter() - start

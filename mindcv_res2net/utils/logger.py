@@ -3,6 +3,10 @@ import csv
 import logging
 import os
 import sys
+import time
+from typing import Optional, TextIO
+
+from tqdm import tqdm
 
 from .fileio import atomic_path
 
@@ -22,6 +26,48 @@ class _HeldRecords(logging.Handler):
             self.records.append(record)
         else:
             self.dropped += 1
+
+
+class PlainProgress:
+    """Progress as plain lines, for a log file or a pipe: ``DESC: STEP/TOTAL steps (P%), S s, key=value...``,
+    written when the step count crosses a tenth of ``total`` or ``interval`` seconds after the last line
+    (only the latter when ``total`` is unknown). The same calls as a tqdm bar (``update``, ``set_postfix``)."""
+
+    def __init__(self, total: Optional[int], desc: str, stream: TextIO, interval: float = 60.0,
+                 enabled: bool = True, initial: int = 0) -> None:
+        self.total, self.desc, self.stream, self.interval, self.enabled = total, desc, stream, interval, enabled
+        self.n, self.postfix = initial, {}
+        self.start = self.last_line = time.perf_counter()
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def set_postfix(self, refresh: bool = True, **values) -> None:
+        """Values shown on the next line (``refresh`` is tqdm's; a plain line is written only by ``update``)."""
+        self.postfix = values
+
+    def update(self, n: int = 1) -> None:
+        before, self.n = self.n, self.n + n
+        now = time.perf_counter()
+        tenth = bool(self.total) and self.n * 10 // self.total > before * 10 // self.total
+        if not self.enabled or not (tenth or now - self.last_line >= self.interval):
+            return
+        self.last_line = now
+        of = f"/{self.total} steps ({100 * self.n // self.total}%)" if self.total else " steps"
+        values = "".join(f", {key}={value}" for key, value in self.postfix.items())
+        print(f"{self.desc}: {self.n}{of}, {now - self.start:.0f} s{values}", file=self.stream, flush=True)
+
+
+def progress_bar(total: Optional[int], desc: str, enabled: bool = True, leave: bool = True, initial: int = 0):
+    """A tqdm bar (on stderr) when stdout is a terminal, else ``PlainProgress`` lines on stdout, between the
+    log's own lines: no carriage returns in a log file or a pipe. ``enabled=False``: silent; ``initial``: steps
+    already done (a resumed epoch)."""
+    if sys.stdout.isatty():
+        return tqdm(total=total, desc=desc, disable=not enabled, leave=leave, dynamic_ncols=True, initial=initial)
+    return PlainProgress(total, desc, sys.stdout, enabled=enabled, initial=initial)
 
 
 def setup_logger(enabled: bool = True) -> logging.Logger:
