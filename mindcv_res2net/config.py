@@ -537,7 +537,7 @@ def _recipe_text(path: str) -> str:
         raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def load_yaml_config(path: str) -> dict:
+def load_yaml_config(path: str, program: str = "") -> dict:
     """Read a YAML config; unknown keys, a key given twice and wrong types are clear errors naming the file
     and key. Aliases may not expand the recipe beyond ``MAX_RECIPE_EXPANDED``."""
     loader = _RecipeLoader(_recipe_text(path))
