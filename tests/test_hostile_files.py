@@ -421,7 +421,7 @@ def _refusal_in_time(argv, capsys):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("directory", "is a directory, not a YAML file"),
+    ("directory", r"is a directory, not a YAML file \(a run's settings are in .*/c\.yaml/config\.yaml\)"),
     ("fifo", r"is a FIFO \(named pipe\), not a YAML file"),
     ("/dev/zero", "is a character device, not a YAML file"),
     ("large", rf"{MAX_RECIPE_BYTES + 1} bytes is too large for a YAML recipe \(at most {MAX_RECIPE_BYTES}\)"),

@@ -46,20 +46,21 @@ def unbroken(tmp_path_factory):
 
 def _stop_mid_epoch(folder, signum, preexec_fn=None):
     """train.py stopped by ``signum`` once its progress shows step 2 of epoch 1: (exit code, stdout)."""
-    err_path = folder.parent / (folder.name + ".stderr")
-    with open(err_path, "w") as err:
+    out_path, err_path = (folder.parent / (folder.name + suffix) for suffix in (".stdout", ".stderr"))
+    with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--ckpt_save_dir", str(folder)], cwd=PROJECT_DIR,
-                                stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=preexec_fn)
+                                stdout=out, stderr=err, text=True, preexec_fn=preexec_fn)
     try:
         deadline = time.time() + 400
-        while not re.search(r"epoch 1/2: +\d+%\|[^|]*\| +[2-6]/6", err_path.read_text(errors="replace")):
+        # stdout is a file, not a terminal: progress comes as plain lines, one per step of a 6-step epoch
+        while not re.search(r"^epoch 1/2: [2-6]/6 steps", out_path.read_text(errors="replace"), re.M):
             assert proc.poll() is None and time.time() < deadline, err_path.read_text()[-2000:]
             time.sleep(0.05)
         proc.send_signal(signum)
-        out, _ = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
     finally:
         proc.kill()
-    return proc.returncode, out
+    return proc.returncode, out_path.read_text()
 
 
 def _check_stop_line(out, folder, name):
@@ -205,7 +206,7 @@ def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
     msrun = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 500
-        while not re.search(r"\| +[2-5]/6", (logs / "worker_0.log").read_text(errors="replace")
+        while not re.search(r": [2-5]/6 steps", (logs / "worker_0.log").read_text(errors="replace")
                             if (logs / "worker_0.log").exists() else ""):
             assert msrun.poll() is None and time.time() < deadline, "msrun ended before step 2"
             time.sleep(0.05)
