@@ -38,7 +38,7 @@ def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
     assert rows["mindcv"]["train_img_per_s"] > 0
     folded = rows["mindcv_res2net (BN folded)"]
     assert folded["train_img_per_s"] is None and folded["infer_ms_per_image_b1"] > 0
-    assert "| res2net50 | pynative |" in proc.stdout.split("Ours relative to mindcv")[1]
+    assert "| res2net50 | pynative | 2 |" in proc.stdout.split("Ours relative to mindcv")[1]
 
 
 def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
@@ -101,3 +101,30 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
     assert code == 2 and err.strip().endswith("no train/ folder (expected train/<class>/<image>)")
     code, err = run_tool("benchmark", ["--data_only"], capsys)
     assert code == 2 and "--data_only needs --data_dir" in err and len(err.strip().splitlines()) == 1
+
+
+def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
+    """--batch_size 1,8: every configuration once per batch size; the engine table divides each row's img/s by
+    MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the README's table."""
+    from mindcv_res2net.cli import benchmark
+
+    args = argparse.Namespace(device_target="CPU", batch_size=benchmark.batch_sizes("1,8"), image_size=32, steps=1,
+                              warmup=0, epoch_images=10, fuse_bn=True)
+    configs = benchmark.plan(["res2net50"], ["graph"], args, engines=("mindspore", "onnxruntime"))
+    assert [(c["batch_size"], c.get("engine", "mindspore")) for c in configs] == [
+        (1, "mindspore"), (8, "mindspore"), (1, "onnxruntime"), (8, "onnxruntime")]
+
+    def row(impl, engine, batch, img_s, mode="graph"):
+        return dict(impl=impl, engine=engine, precision="fp32", model="res2net50", mode=mode, batch_size=batch,
+                    infer_img_per_s=img_s, infer_ms_per_image_b1=10.0)
+    rows = [row("mindcv_res2net", "mindspore", 8, 18.0), row("mindcv_res2net (BN folded)", "mindspore", 8, 20.0),
+            row("mindcv_res2net (onnxruntime, BN folded)", "onnxruntime", 8, 50.0, mode="—"),
+            row("mindcv_res2net", "mindspore", 1, 5.0, mode="pynative")]  # no Graph baseline at batch 1
+    lines = benchmark.engine_ratio_table(rows).splitlines()
+    assert lines[2].endswith("| 0.90x, BN folded |") and lines[3].endswith("| 1.00x, BN folded |")
+    assert lines[4].endswith("| 2.50x, BN folded |") and len(lines) == 5
+    assert benchmark.engine_ratio_table(rows[3:]) == ""
+    for bad, message in (("0,2", "batch sizes must be at least 1, got '0,2'"),
+                         ("8,x", "takes integers separated by commas, got '8,x'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            benchmark.batch_sizes(bad)

@@ -126,6 +126,7 @@ def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
         assert row["engine"] == "onnxruntime" and row["infer_img_per_s"] > 0 and row["infer_ms_per_image_b1"] > 0
         assert row["train_img_per_s"] is None
     assert (fp32["precision"], int8["precision"]) == ("fp32", "int8") and "isa" in data["machine"]
+    assert data["machine"]["onnxruntime"] and data["machine"]["onnx"]  # the versions that made the rows
     assert "| mindcv_res2net (onnxruntime, BN folded) | res2net50 |" in proc.stdout
     code, err = run_tool("benchmark", ["--engines", "mindspore,tensorrt"], capsys)
     assert code == 2 and "--engines takes mindspore, onnxruntime, onnxruntime_int8, got 'tensorrt'" in err

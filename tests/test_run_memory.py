@@ -355,3 +355,13 @@ def test_onnx_and_labels_directories_say_so(tmp_path):
         OnnxClassifier(str(tmp_path))
     with pytest.raises(IsADirectoryError, match=rf"^--labels {tmp_path}: is a directory, not a file of class names$"):
         read_labels(str(tmp_path))
+
+
+def test_validate_honours_a_flag_typed_at_its_default_value(run_copy, capsys, pynative):
+    """A flag the user typed overrides the run's setting even when it equals the parser default: the run
+    trained at 32 px, so an explicit --image_resize 224 evaluates at 224 and says so in a warning."""
+    from mindcv_res2net.cli.validate import main as validate_main
+
+    with pytest.warns(UserWarning, match=r"^--image_resize 224 overrides the 32 that .* was trained with$"):
+        code, err = _cli(validate_main, ["--ckpt_path", run_copy, "--image_resize", "224"], capsys)
+    assert code == 0 and "evaluating at 224 px" in err, err

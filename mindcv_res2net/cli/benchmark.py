@@ -287,17 +287,19 @@ def machine() -> dict:
         pass
     import mindspore as ms
 
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        mindcv_version = version("mindcv")
-    except Exception:  # not installed
-        mindcv_version = None
+    def installed(package: str):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
     names = set(flags.split(":", 1)[-1].split())
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
                        "amx_int8") if f in names]
     return dict(cpu=cpu, cores=os.cpu_count(), avx512="avx512f" in names, isa=isa, mindspore=ms.__version__,
-                mindcv=mindcv_version, python=platform.python_version(),
+                mindcv=installed("mindcv"), onnxruntime=installed("onnxruntime"), onnx=installed("onnx"),
+                python=platform.python_version(),
                 onednn_max_cpu_isa=os.environ.get("ONEDNN_MAX_CPU_ISA", "(unset)"), date=time.strftime("%Y-%m-%d"))
 
 
@@ -326,10 +328,10 @@ def table(rows) -> str:
 
 def checkpointing_lines(rows) -> str:
     """Per model and mode: the train step's peak memory and time with gradient checkpointing against without."""
-    by_key = {(r["impl"], r["model"], r["mode"]): r for r in rows}
+    by_key = {(r["impl"], r["model"], r["mode"], r["batch_size"]): r for r in rows}
     lines = []
-    for (impl, model, mode), on in by_key.items():
-        off = by_key.get((OURS, model, mode))
+    for (impl, model, mode, batch), on in by_key.items():
+        off = by_key.get((OURS, model, mode, batch))
         if impl != CHECKPOINTED or off is None or None in (on["train_peak_memory_mb"], off["train_peak_memory_mb"]):
             continue
         lines.append(f"{model} {mode}, batch {on['batch_size']} at {on['image_size']} px: gradient checkpointing "
@@ -342,26 +344,56 @@ def checkpointing_lines(rows) -> str:
 
 def ratio_table(rows) -> str:
     """Ours relative to mindcv per model and mode: speed-ups (> 1 is faster) and time/memory ratios (< 1 is less)."""
-    by_key = {(r["impl"], r["model"], r["mode"]): r for r in rows}
-    lines = ["| model | mode | train speed-up | infer speed-up (batch) | infer speed-up (b1) | "
+    by_key = {(r["impl"], r["model"], r["mode"], r["batch_size"]): r for r in rows}
+    lines = ["| model | mode | batch | train speed-up | infer speed-up (batch) | infer speed-up (b1) | "
              "infer speed-up, BN folded (batch / b1) | compile time ratio infer / train | peak memory ratio |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (impl, model, mode), theirs in by_key.items():
-        ours = by_key.get((OURS, model, mode))
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (impl, model, mode, batch), theirs in by_key.items():
+        ours = by_key.get((OURS, model, mode, batch))
         if impl != MINDCV or ours is None:
             continue
-        fused = by_key.get((OURS + " (BN folded)", model, mode))
+        fused = by_key.get((OURS + " (BN folded)", model, mode, batch))
         fused_text = "—" if fused is None else (
             f"{fused['infer_img_per_s'] / theirs['infer_img_per_s']:.2f}x / "
             f"{theirs['infer_ms_per_image_b1'] / fused['infer_ms_per_image_b1']:.2f}x")
         lines.append(
-            f"| {model} | {mode} | {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x | "
+            f"| {model} | {mode} | {batch} | {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x | "
             f"{ours['infer_img_per_s'] / theirs['infer_img_per_s']:.2f}x | "
             f"{theirs['infer_ms_per_image_b1'] / ours['infer_ms_per_image_b1']:.2f}x | {fused_text} | "
             f"{ours['infer_compile_s'] / theirs['infer_compile_s']:.2f} / "
             f"{ours['train_compile_s'] / theirs['train_compile_s']:.2f} | "
             f"{ours['peak_host_memory_mb'] / theirs['peak_host_memory_mb']:.2f} |")
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def engine_ratio_table(rows) -> str:
+    """Inference speed of every row against MindSpore Graph (BatchNorm folded where measured) of the same model
+    and batch size, as the README's CPU-deployment table shows it; empty without such a baseline."""
+    lines = ["| model | batch | implementation | engine | precision | infer (img/s) | infer b1 (ms) | "
+             "vs MindSpore Graph |", "|---|---|---|---|---|---|---|---|"]
+    graph = {(r["model"], r["batch_size"], r["impl"]): r for r in rows
+             if r["engine"] == "mindspore" and r["mode"] == "graph"}
+    for r in rows:
+        base = graph.get((r["model"], r["batch_size"], OURS + " (BN folded)")) or \
+            graph.get((r["model"], r["batch_size"], OURS))
+        if base is None or not r.get("infer_img_per_s"):
+            continue
+        folded = ", BN folded" if base["impl"] != OURS else ""
+        lines.append(f"| {r['model']} | {r['batch_size']} | {r['impl']} | {r['engine']} | {r['precision']} | "
+                     f"{r['infer_img_per_s']:.1f} | {r['infer_ms_per_image_b1']:.1f} | "
+                     f"{r['infer_img_per_s'] / base['infer_img_per_s']:.2f}x{folded} |")
+    return "\n".join(lines) if len(lines) > 3 else ""
+
+
+def batch_sizes(text: str) -> tuple:
+    """``--batch_size``: one batch size or a comma-separated list of them (each measured in turn)."""
+    try:
+        sizes = tuple(int(n) for n in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes integers separated by commas, got '{text}'") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got '{text}'")
+    return sizes
 
 
 def combine(runs) -> dict:
@@ -393,17 +425,17 @@ def plan(models, modes, args, mindcv_models=None, engines=("mindspore",)) -> lis
         for name in models:
             if name not in mindcv_models:
                 print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
-    common = dict(batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, warmup=args.warmup,
-                  epoch_images=args.epoch_images)
+    sizes = args.batch_size if isinstance(args.batch_size, tuple) else (args.batch_size,)
+    common = dict(image_size=args.image_size, steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images)
     if getattr(args, "grad_checkpointing", False):
         impls[CHECKPOINTED] = set(models)
-    configs = [dict(common, impl=impl, model=name, mode=mode, device_target=args.device_target,
+    configs = [dict(common, batch_size=batch, impl=impl, model=name, mode=mode, device_target=args.device_target,
                     fuse_bn=args.fuse_bn and impl == OURS)
-               for name in models for mode in modes for impl, names in impls.items() if name in names] \
-        if "mindspore" in engines else []
-    return configs + [dict(common, impl=OURS, engine=engine, model=name, mode="graph", device_target="CPU",
-                           fuse_bn=True)
-                      for engine in engines if engine.startswith("onnxruntime") for name in models]
+               for batch in sizes for name in models for mode in modes for impl, names in impls.items()
+               if name in names] if "mindspore" in engines else []
+    return configs + [dict(common, batch_size=batch, impl=OURS, engine=engine, model=name, mode="graph",
+                           device_target="CPU", fuse_bn=True)
+                      for batch in sizes for engine in engines if engine.startswith("onnxruntime") for name in models]
 
 
 def _check_data_args(args) -> None:
@@ -442,13 +474,13 @@ def run_worker(cfg: dict) -> list:
 
 def data_table(rows, model_rows) -> str:
     """The data rows, mindcv's img/s ratio where measured, and whether data or compute bounds each model."""
-    mindcv = {r["num_parallel_workers"]: r["data_img_s"] for r in rows if r["impl"] == MINDCV}
+    mindcv = {(r["num_parallel_workers"], r["batch_size"]): r["data_img_s"] for r in rows if r["impl"] == MINDCV}
     lines = ["| pipeline | workers | batch | px | data (img/s) | vs mindcv | set-up (s) | first batch (s) | "
              "peak mem (MB) | batch |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = r["data_img_s"] / mindcv[r["num_parallel_workers"]] \
-            if r["impl"] != MINDCV and r["num_parallel_workers"] in mindcv else None
+        key = (r["num_parallel_workers"], r["batch_size"])
+        ratio = r["data_img_s"] / mindcv[key] if r["impl"] != MINDCV and key in mindcv else None
         lines.append(f"| {r['impl']} | {r['num_parallel_workers']} | {r['batch_size']} | {r['image_size']} | "
                      f"{r['data_img_s']:.0f} | {_fmt(ratio, '.2f') + ('x' if ratio else '')} | "
                      f"{_fmt(r.get('setup_s'), '.2f')} | {r['first_batch_s']:.2f} | {r['peak_host_memory_mb']:.0f} | "
@@ -473,7 +505,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
                         "with --data_only: none)")
     parser.add_argument("--modes", default="pynative,graph", help="comma-separated: pynative, graph")
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch_size", type=batch_sizes, default=(32,),
+                        help="batch size, or a comma-separated list (e.g. 1,8,32) measured in turn")
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
@@ -527,9 +560,8 @@ def main(argv=None) -> int:
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"--modes takes pynative and/or graph, got '{mode}'")
-    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.image_size < 32 or args.rounds < 1:
-        raise ValueError("--steps >= 1, --warmup >= 0, --batch_size >= 1, --image_size >= 32 and --rounds >= 1 "
-                         "are required")
+    if args.steps < 1 or args.warmup < 0 or args.image_size < 32 or args.rounds < 1:
+        raise ValueError("--steps >= 1, --warmup >= 0, --image_size >= 32 and --rounds >= 1 are required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -547,10 +579,10 @@ def main(argv=None) -> int:
     configs = plan(models, modes, args, _mindcv_models() if args.compare and not args.data_only else None, engines)
     if args.data_only:
         configs = [dict(impl=impl, data_only=True, model="", mode="graph", device_target=args.device_target,
-                        dataset=args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, image_size=args.image_size,
+                        dataset=args.dataset, data_dir=args.data_dir, batch_size=batch, image_size=args.image_size,
                         num_parallel_workers=workers, data_batches=args.data_batches,
                         host_normalize=args.host_normalize and impl == OURS)
-                   for workers in args.num_parallel_workers
+                   for batch in args.batch_size for workers in args.num_parallel_workers
                    for impl in ([OURS, MINDCV] if args.compare else [OURS])] + configs
     results = {}
     with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
@@ -558,7 +590,8 @@ def main(argv=None) -> int:
         for _ in range(args.rounds):
             for cfg in configs:
                 for row in run_worker(cfg):
-                    key = (row["impl"], row["model"], row["mode"], row.get("data_only"), row.get("num_parallel_workers"))
+                    key = (row["impl"], row["model"], row["mode"], row["batch_size"], row.get("data_only"),
+                           row.get("num_parallel_workers"))
                     results.setdefault(key, []).append(row)
                 progress.update()
     rows = [combine(runs) for runs in results.values()]
@@ -573,6 +606,10 @@ def main(argv=None) -> int:
     checkpointing = checkpointing_lines(rows)
     if checkpointing:
         print("\n" + checkpointing)
+    engines_vs_graph = engine_ratio_table(rows)
+    if engines_vs_graph:
+        print("\nInference against MindSpore Graph (speed-up > 1: faster):\n")
+        print(engines_vs_graph)
     ratios = ratio_table(rows)
     if ratios:
         print("\nOurs relative to mindcv (speed-up > 1: ours faster; time and memory ratio < 1: ours less):\n")

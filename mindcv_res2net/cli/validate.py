@@ -1,13 +1,14 @@
 """Validate a Res2Net model: ``res2net-validate -c CONFIG.yaml [--flag=value ...]`` (``--help`` lists every flag)."""
 import sys
 
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.config import parse_config
 from mindcv_res2net.engine.evaluate import validate
 from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    validate(parse_args(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model", program="validate"))
+    args, given = parse_config(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model", program="validate")
+    validate(args, given)
     return 0
 
 
