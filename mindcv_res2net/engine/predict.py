@@ -8,7 +8,9 @@ import numpy as np
 from ..data.config import CheckpointEval, EvalPreprocessing, checkpoint_eval
 from ..data.sources import list_images, load_rgb
 from ..data.transforms import eval_transforms
+from ..models import get_pretrained_cfg
 from .checkpointing import checkpoint_to_evaluate
+from .onnx_runtime import OnnxClassifier, classifier_for, import_onnxruntime
 
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                                 "imagenet_classes.tsv")
@@ -145,9 +147,6 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
     """(ONNX Runtime classifier, run config or None) for ``--engine onnxruntime``: ``onnx_path`` as given,
     else the checkpoint's (or published) weights exported once into the cache. Class names and
     preprocessing come from the checkpoint when there is one, else from the model's default config."""
-    from ..models import get_pretrained_cfg
-    from .onnx_runtime import OnnxClassifier, classifier_for, import_onnxruntime
-
     import_onnxruntime()  # a missing package is the first error
     if onnx_path and not (ckpt_path or pretrained):
         classifier = OnnxClassifier(onnx_path)
