@@ -35,35 +35,12 @@ PADDLE_VARIANT = "paddle_res2net50_vd_26w_4s"
 
 
 def run_bounded(args):
-    """``python ARGS`` in the project folder: (exit code, stderr, seconds, peak RSS bytes) of that process alone.
-
-    The process is killed at twice the time limit or once it holds more than twice the memory limit, so that
-    a regression fails the test instead of exhausting the machine.
-    """
-    start = time.monotonic()
-    with open(os.devnull, "wb") as out, subprocess.Popen([sys.executable] + args, cwd=PROJECT_DIR, stdout=out,
-                                                         stderr=subprocess.PIPE) as proc:
-        errors = []
-        reader = threading.Thread(target=lambda: errors.append(proc.stderr.read(1 << 20)), daemon=True)
-        reader.start()
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > 2 * TIME_LIMIT or _rss(proc.pid) > 2 * MEMORY_LIMIT:
-                proc.kill()
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
-        reader.join(10)
-    return proc.returncode, errors[0].decode(errors="replace"), time.monotonic() - start, usage.ru_maxrss * 1024
-
-
-def _rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return 0
+    """``python ARGS`` in the project folder: (exit code, stderr, seconds, peak RSS bytes) of that process alone,
+    measured by ``bounded_run.py``, which kills it at twice the time limit or twice the memory limit."""
+    proc = subprocess.run([sys.executable, os.path.join(TESTS_DIR, "bounded_run.py"), str(2 * TIME_LIMIT),
+                           str(2 * MEMORY_LIMIT)] + args, cwd=PROJECT_DIR, capture_output=True)
+    result = json.loads(proc.stdout)
+    return result["code"], proc.stderr.decode(errors="replace"), result["seconds"], result["peak_bytes"]
 
 
 def assert_refused_cheaply(args, message):

@@ -13,7 +13,6 @@ peak host memory; printed as one JSON line per model and written to --json.
 import argparse
 import json
 import platform
-import resource
 import statistics
 import time
 
@@ -21,6 +20,12 @@ TIMM_NAMES = {"res2net50": "res2net50_26w_4s", "res2net101": "res2net101_26w_4s"
               "res2net50_26w_6s": "res2net50_26w_6s", "res2net50_26w_8s": "res2net50_26w_8s",
               "res2net50_48w_2s": "res2net50_48w_2s", "res2net50_14w_8s": "res2net50_14w_8s",
               "res2next50": "res2next50", "res2net50_v1b": "res2net50d", "res2net101_v1b": "res2net101d"}
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory (MB) of this process, VmHWM (``ru_maxrss`` would include its parent's size)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
 
 
 def median_seconds(fn, steps: int, warmup: int) -> float:
@@ -63,7 +68,7 @@ def measure(name: str, batch: int, size: int, steps: int, warmup: int) -> dict:
                 params=sum(p.numel() for p in model.parameters()), infer_ms_per_image_b1=infer_one * 1e3,
                 infer_ms_per_batch=infer_batch * 1e3, infer_img_per_s=batch / infer_batch,
                 train_ms_per_step=train * 1e3, train_img_per_s=batch / train,
-                peak_host_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                peak_host_memory_mb=peak_memory_mb(),
                 python=platform.python_version(), date=time.strftime("%Y-%m-%d"))
 
 

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -104,7 +103,9 @@ def _reset_peak_memory() -> bool:
 
 
 def _peak_memory_mb() -> float:
-    """Peak resident memory (MB) since the process started or ``_reset_peak_memory``, VmHWM of /proc/self/status."""
+    """Peak resident memory (MB) since the process started or ``_reset_peak_memory``, VmHWM of /proc/self/status.
+
+    Unlike ``ru_maxrss``, it does not include the size of the process that started this one."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
 
@@ -146,6 +147,7 @@ def measure(cfg: dict) -> list:
         _, infer_one = _timed(lambda: model(single).asnumpy(), steps, warmup, progress)
         step = make_train_step()
         step.set_train(True)
+        peak_before_train = _peak_memory_mb()
         counted = _reset_peak_memory()
         train_first, train_step = _timed(lambda: _first(step(images, labels)).asnumpy(), steps, warmup, progress)
         train_peak = _peak_memory_mb() if counted else None
@@ -163,7 +165,7 @@ def measure(cfg: dict) -> list:
             fused_one = _timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
             rows.append(_inference_row(cfg, cfg["impl"] + " (BN folded)", "mindspore", "fp32", params, macs,
                                        fused_batch, fused_one, compile_s=None))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(peak_before_train, _peak_memory_mb())
     for r in rows:
         r["peak_host_memory_mb"] = peak
     return rows
@@ -209,7 +211,7 @@ def measure_onnxruntime(cfg: dict) -> list:
     label = "onnxruntime INT8" if int8 else "onnxruntime, BN folded"
     row = _inference_row(dict(cfg, mode="—"), f"{OURS} ({label})", "onnxruntime", "int8" if int8 else "fp32", params,
                          macs, infer_batch, infer_one, compile_s=load_s + first_batch)
-    return [dict(row, peak_host_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)]
+    return [dict(row, peak_host_memory_mb=_peak_memory_mb())]
 
 
 def _inference_row(cfg: dict, impl: str, engine: str, precision: str, params: int, macs: float, batch_s: float,
@@ -266,7 +268,7 @@ def measure_data(cfg: dict) -> list:
         seconds = time.perf_counter() - start
     if images == 0:
         raise ValueError(f"{cfg['data_dir']}/train holds too few images for more than one batch of {cfg['batch_size']}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MindSpore's workers are threads
+    peak = _peak_memory_mb()  # MindSpore's workers are threads
     return [dict(cfg, first_batch_s=first_s, batches_timed=bar.n, data_img_s=images / seconds,
                  batch_dtype=str(first[0].dtype), batch_shape=list(first[0].shape), peak_host_memory_mb=peak)]
 
