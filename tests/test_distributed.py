@@ -1,4 +1,5 @@
-"""Data-parallel training with msrun on 2 CPU workers, and a run killed with SIGKILL mid-epoch."""
+"""Data-parallel training with msrun: two launchers as on two machines (a rank that dies, resume), and a run
+killed with SIGKILL mid-epoch."""
 import os
 import re
 import signal
@@ -43,27 +44,6 @@ run_cli(main)
 """
 
 
-def test_msrun_two_workers_end_with_identical_weights(tmp_path):
-    bin_dir = os.path.dirname(sys.executable)
-    (tmp_path / "digests").mkdir()
-    script = tmp_path / "train_with_digest.py"
-    script.write_text(TRAIN_WITH_DIGEST)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), DIGEST_DIR=str(tmp_path / "digests"))
-    cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-           f"--log_dir={tmp_path / 'logs'}", "--join=True", str(script), *TINY, "--distribute", "--num_samples", "64",
-           "--batch_size", "8", "--epoch_size", "1", "--ckpt_save_dir", str(tmp_path / "ckpt")]
-    proc = subprocess.run(cmd, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
-    logs = {f: open(tmp_path / "logs" / f, errors="replace").read() for f in os.listdir(tmp_path / "logs")}
-    assert proc.returncode == 0, "\n".join(log[-2000:] for log in logs.values())
-    digests = {f: open(tmp_path / "digests" / f).read() for f in sorted(os.listdir(tmp_path / "digests"))}
-    assert list(digests) == ["rank_0.sha256", "rank_1.sha256"]
-    assert len(set(digests.values())) == 1  # gradients were averaged: both ranks hold the same weights
-    # each rank saw its own half: 64 images / 2 ranks / batch 8 = 4 steps; only rank 0 wrote files
-    assert sorted(os.listdir(tmp_path / "ckpt")) == ["config.yaml", "metrics.csv", "res2net50-1_4.ckpt", "train.log"]
-    assert "32 training images x 2 device(s), 4 steps per epoch" in logs["worker_0.log"]
-    assert "training images" not in logs["worker_1.log"]
-
-
 def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "train.py", *TINY, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
@@ -95,3 +75,83 @@ def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tm
     assert final[-1] == "res2net50-3_12.ckpt" and not any(n.startswith(".partial-") for n in os.listdir(out))
     epochs = [line.split(",")[0] for line in open(out / "metrics.csv").read().splitlines()[1:]]
     assert epochs == ["1", "2", "3"]
+
+
+def _launch_two_nodes(tmp_path, script, port, logs, extra):
+    """The README's two-machine msrun command on this machine: one launcher per ``--node_rank``, one worker
+    each, ``--master_addr 127.0.0.1``; each launcher in its own process group (killed as a whole)."""
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), DIGEST_DIR=str(tmp_path / "digests"))
+    launchers = []
+    for node in (0, 1):
+        cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=1", "--master_addr=127.0.0.1",
+               f"--master_port={port}", f"--node_rank={node}", f"--log_dir={logs}{node}", "--join=True", str(script),
+               *TINY, "--distribute", "--num_samples", "64", "--batch_size", "8", "--epoch_size", "2",
+               "--ckpt_save_dir", str(tmp_path / "run"), *extra]
+        launchers.append(subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+        time.sleep(1)  # node 0's scheduler binds the port first
+    return launchers
+
+
+def _end(launchers, timeout):
+    """Wait for every launcher; a launcher still running after ``timeout`` s is a hang: kill all, fail."""
+    deadline = time.time() + timeout
+    try:
+        for proc in launchers:
+            proc.wait(timeout=max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the job still ran {timeout} s after a rank died")
+    finally:
+        for proc in launchers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    return [proc.returncode for proc in launchers]
+
+
+def _one_extra_scheduler_failed(logs, codes):
+    """msrun 2.10 starts a scheduler in every launcher whose --master_addr is an address of its machine; on one
+    machine the second cannot bind the port and its launcher exits 1 (two machines have one local master)."""
+    failed = [node for node in (0, 1) if "Address already in use" in open(f"{logs}{node}/scheduler.log").read()]
+    assert len(failed) == 1 and codes[failed[0]] == 1, (failed, codes)
+    return 1 - failed[0]
+
+
+def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continues(tmp_path):
+    from test_interrupt import _workers
+
+    (tmp_path / "digests").mkdir()
+    script = tmp_path / "train.py"  # train.py with a digest: named so that ``_workers`` finds it
+    script.write_text(TRAIN_WITH_DIGEST)
+    run_dir, logs = tmp_path / "run", str(tmp_path / "logs")
+    # a rank that dies (SIGKILL of node 1's worker during epoch 2) ends the job with a message, no hang
+    launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs, [])
+    deadline = time.time() + 400
+    while not (run_dir / "res2net50-1_4.ckpt").exists():  # 64 images / 2 ranks / batch 8: 4 steps per epoch
+        assert all(p.poll() is None for p in launchers) and time.time() < deadline, "no first checkpoint"
+        time.sleep(0.2)
+    (victim,) = _workers(launchers[1].pid)
+    os.kill(victim, signal.SIGKILL)
+    died = time.time()
+    codes = _end(launchers, timeout=180)
+    assert codes[0] != 0 and codes[1] != 0
+    rank0 = open(f"{logs}0/worker_0.log", errors="replace").read()
+    assert "32 training images x 2 device(s), 4 steps per epoch" in rank0  # two launchers, one job
+    last = [line for line in rank0.splitlines() if line.startswith("error: ")][-1]
+    assert re.fullmatch(r"error: rank 0 of 2: epoch 2 failed: .+; once every rank runs again, continue from the "
+                        r"newest checkpoint with: msrun <its flags> train\.py --ckpt_save_dir \S+ --resume auto", last)
+    assert "C++ Call Stack" not in last, last
+    print(f"job ended {time.time() - died:.0f} s after rank 1 died")
+    # both launchers again with --resume auto: the job continues from epoch 1's checkpoint, ranks agree
+    launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs + "_resumed", ["--resume", "auto"])
+    codes = _end(launchers, timeout=400)
+    node = _one_extra_scheduler_failed(logs + "_resumed", codes)
+    assert codes[node] == 0, codes
+    rank0 = open(f"{logs}_resumed0/worker_0.log", errors="replace").read()
+    assert re.search(r"resuming from \S*res2net50-1_4\.ckpt", rank0), rank0[-3000:]
+    digests = {f: open(tmp_path / "digests" / f).read() for f in sorted(os.listdir(tmp_path / "digests"))}
+    assert list(digests) == ["rank_0.sha256", "rank_1.sha256"] and len(set(digests.values())) == 1
+    # only rank 0 writes the run's files
+    assert sorted(os.listdir(run_dir)) == ["config.yaml", "metrics.csv", "res2net50-1_4.ckpt", "res2net50-2_4.ckpt",
+                                           "train.log"]
+    assert "training images" not in open(f"{logs}_resumed1/worker_1.log", errors="replace").read()

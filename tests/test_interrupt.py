@@ -23,7 +23,7 @@ TINY = ["--mode", "0", "--dataset", "digits", "--image_resize", "32", "--num_sam
         "--ema", "True", "--ema_decay", "0.9", "--epoch_size", "2"]
 FINAL = "res2net50-2_6.ckpt"
 STOP_LINE = re.compile(r"^stopped by (SIG\w+) after epoch (\d+), step (\d+) of 6: checkpoint (\S+); "
-                       r"continue with: python train\.py -c (\S+) --resume auto$")
+                       r"continue with: python train\.py --ckpt_save_dir (\S+) --resume auto$")
 
 
 def _tensors(path):
@@ -68,7 +68,7 @@ def _check_stop_line(out, folder, name):
     last = out.rstrip("\n").splitlines()[-1]
     match = STOP_LINE.match(last)
     assert match, out[-1500:]
-    assert match.group(1) == name and match.group(5) == str(folder / "config.yaml")
+    assert match.group(1) == name and match.group(5) == str(folder)
     epoch, step, path = int(match.group(2)), int(match.group(3)), match.group(4)
     assert os.path.isfile(path) and os.path.dirname(path) == str(folder)
     expected = f"res2net50-{epoch}_{step}-interrupted.ckpt" if step < 6 else f"res2net50-{epoch}_6.ckpt"
@@ -85,7 +85,7 @@ def test_sigint_inherited_as_ignored_stops_and_resume_ends_as_an_unbroken_run(tm
     name = "SIGINT" if code == 130 else "SIGTERM"
     assert code in (130, 143), out[-1500:]
     epoch, step = _check_stop_line(out, folder, name)
-    proc = run(["train.py", "-c", str(folder / "config.yaml"), "--resume", "auto"])
+    proc = run(["train.py", "--ckpt_save_dir", str(folder), "--resume", "auto"])  # the command the stop line gives
     assert proc.returncode == 0, proc.stderr[-2000:]
     if step < 6:
         assert f"epoch {epoch} continues after step {step}" in proc.stdout
@@ -104,7 +104,7 @@ def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(t
     epoch, step = _check_stop_line(out, folder, "SIGTERM")
     if step == 6:
         pytest.fail("the signal came after the epoch's last step: the machine is too slow for this test")
-    proc = run(["train.py", "-c", str(folder / "config.yaml"), "--resume", "auto", "--batch_size", "16"])
+    proc = run(["train.py", "--ckpt_save_dir", str(folder), "--resume", "auto", "--batch_size", "16"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (f"res2net50-{epoch}_{step}-interrupted.ckpt stopped after step {step} of epoch {epoch} (6 steps of "
             f"batch 8 on 1 device(s)); this run has 3 steps of batch 16 on 1 device(s), 3 updates: epoch {epoch} "
@@ -222,6 +222,7 @@ def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
     stopped = re.search(r"stopped by SIGTERM after epoch (\d+), step (\d+) of 6: checkpoint (\S+);", rank0)
     assert stopped, rank0[-2000:]
     epoch, step, path = stopped.groups()
+    assert f"continue with: msrun <its flags> train.py --ckpt_save_dir {folder} --resume auto" in rank0
     assert f"rank 1: stopped by SIGTERM after epoch {epoch}, step {step}; rank 0 writes the checkpoint" in rank1
     assert os.path.isfile(path) and os.listdir(folder).count(os.path.basename(path)) == 1
     assert not [n for n in os.listdir(folder) if n.startswith(".partial")]  # rank 0 finished writing

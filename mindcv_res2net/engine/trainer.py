@@ -23,6 +23,7 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
+from ..utils.cli import error_message
 from ..utils.logger import MetricsCSV, log_to_file, progress_bar, setup_logger
 from .checkpointing import (RunCheckpoints, RunFolder, checkpoint_bytes, config_owner_line, new_run_id,
                             kept_checkpoints, restore_training_state, run_metadata, training_state)
@@ -420,7 +421,14 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None,
     start = time.perf_counter()
     with StopSignals() as stop:
         for epoch in range(run.start_epoch, args.epoch_size + 1):
-            progress, steps_done = train_epoch(run, epoch, stop)
+            try:
+                progress, steps_done = train_epoch(run, epoch, stop)
+            except RuntimeError as exc:
+                if run.group_size == 1:
+                    raise
+                raise RuntimeError(f"rank {run.rank} of {run.group_size}: epoch {epoch} failed: {error_message(exc)}; "
+                                   f"once every rank runs again, continue from the newest checkpoint with: "
+                                   f"{_continue_command(run)}") from exc
             if steps_done < run.train_data.steps:
                 return _stop(run, stop, epoch, steps_done, progress)
             stopping = stop.agreed(run.group_size) and epoch < args.epoch_size
@@ -462,6 +470,11 @@ def _write_stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, prog
         metadata = dict(_checkpoint_metadata(run, epoch - 1, (epoch - 1) * run.train_data.steps + step, None),
                         epoch_progress=progress)
         summary["last_checkpoint"] = run.checkpoints.save_interrupted(state, metadata, epoch, step)
-    command = shlex.join(["python", "train.py", "-c", run.checkpoints.config_path, "--resume", "auto"])
     run.logger.info(f"stopped by {stop.name} after epoch {epoch}, step {step} of {run.train_data.steps}: "
-                    f"checkpoint {summary['last_checkpoint']}; continue with: {command}")
+                    f"checkpoint {summary['last_checkpoint']}; continue with: {_continue_command(run)}")
+
+
+def _continue_command(run: TrainingRun) -> str:
+    """The command that continues ``run`` from its newest checkpoint (its settings come from the checkpoint)."""
+    resume = ["train.py", "--ckpt_save_dir", run.checkpoints.folder, "--resume", "auto"]
+    return f"msrun <its flags> {shlex.join(resume)}" if run.group_size > 1 else shlex.join(["python"] + resume)

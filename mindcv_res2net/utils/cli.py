@@ -1,6 +1,7 @@
 """Run a command-line entry point: one-line errors, exit codes, and a quiet interpreter exit."""
 import gc
 import os
+import re
 import sys
 import warnings
 from typing import Callable
@@ -10,6 +11,12 @@ DEBUG_ENV = "MINDCV_RES2NET_DEBUG"
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {' '.join(str(message).split())}\n"
+
+
+def error_message(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, without the C++ call stack MindSpore appends after a line of dashes."""
+    text = re.split(r"\n?-{20,}", str(exc), maxsplit=1)[0]
+    return " ".join(text.split()).rstrip(" -") or type(exc).__name__
 
 
 def run_cli(main: Callable[[], int]) -> None:
@@ -31,8 +38,7 @@ def run_cli(main: Callable[[], int]) -> None:
     except (ValueError, OSError, RuntimeError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         code = 2
     gc.collect()
     sys.stdout.flush()
