@@ -254,6 +254,19 @@ def test_a_dns_failure_says_so_not_cannot_write(cache, monkeypatch):
     _assert_nothing_kept(cache)
 
 
+def test_proxy_variables_set_after_a_first_download_apply(server, cache, monkeypatch):
+    """urllib's urlopen keeps the proxies of its first call; a notebook that sets a proxy later must get it."""
+    _, digest = _payload(server)
+    download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", digest[:8], progress=False)
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # discard port: nothing listens
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(DownloadError, match=r"^http://weights\.example\.invalid/r50\.npz: cannot connect "):
+        download_weights("http://weights.example.invalid/r50.npz", "r50.npz", "", progress=False)
+    assert len(server.requests) == 1
+
+
 def test_leftovers_of_a_killed_download_are_removed(server, cache):
     name, _ = _weights_npz(server)
     finished = subprocess.Popen(["true"])

@@ -47,9 +47,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _connect(url: str, stall_seconds: float, place_hint: str):
-    """The open HTTP response of ``url``, or a DownloadError saying why there is none (DNS, refused, status)."""
+    """The open HTTP response of ``url``, or a DownloadError saying why there is none (DNS, refused, status).
+
+    The opener is built per call, so the proxy variables of this moment apply (``urlopen`` keeps those
+    of its first call for the life of the process).
+    """
     try:
-        return urllib.request.urlopen(url, timeout=stall_seconds)
+        return urllib.request.build_opener().open(url, timeout=stall_seconds)
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"{url}: the server answered HTTP {exc.code} ({exc.reason}); {place_hint}") from None
     except urllib.error.URLError as exc:
