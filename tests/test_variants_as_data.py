@@ -29,7 +29,7 @@ def test_every_registered_name_is_one_row_with_a_builder_of_that_name():
             assert builder.__name__ == builder.__qualname__ == name and builder.__module__ == module.__name__
             assert builder.__doc__.startswith(row.summary)
             assert list(inspect.signature(builder).parameters) == ["pretrained", "kwargs"]
-        assert set(module.VARIANTS) <= set(module.__all__) and set(module.VARIANTS) <= set(mindcv_res2net.models.__all__)
+        assert set(module.VARIANTS) <= set(module.__all__) & set(mindcv_res2net.models.__all__)
 
 
 @pytest.mark.parametrize("module", TABLES.values(), ids=TABLES.keys())
@@ -87,7 +87,8 @@ def test_builder_and_create_model_build_the_same_network():
     assert type(from_builder) is type(by_name) is type(by_alias) is Res2Net
     assert _structure(from_builder) == _structure(by_name) == _structure(by_alias)
     assert from_builder.default_cfg == by_name.default_cfg == by_alias.default_cfg
-    ms.load_param_into_net(by_name, {p.name: ms.Parameter(p.data.copy(), p.name) for p in from_builder.get_parameters()})
+    weights = {p.name: ms.Parameter(p.data.copy(), p.name) for p in from_builder.get_parameters()}
+    assert ms.load_param_into_net(by_name, weights) == ([], [])  # every parameter, none left over
     for model in (from_builder, by_name):
         model.set_train(False)
     image = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32))
