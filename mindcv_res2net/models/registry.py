@@ -51,7 +51,7 @@ def _variant_builder(name: str, variant: Variant, build: Callable, module: str) 
     builder.__module__ = module
     arch = ", ".join(f"{key}={value!r}" for key, value in variant.arch.items())
     builder.__doc__ = (f"{variant.summary}\n\nConstructor arguments: {arch}.\n``pretrained=True`` loads its best "
-                       "published weights; other keyword arguments as for ``create_model``.")
+                       "published weights (an error if it has none); other keyword arguments as for ``create_model``.")
     return builder
 
 
