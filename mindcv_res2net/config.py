@@ -14,7 +14,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .data.config import SMALL_DATASETS
+from .data.settings import SMALL_DATASETS
 from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
 from .utils.fileio import atomic_path
@@ -701,7 +701,7 @@ def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str) -> Tu
 
 def data_config(args):
     """The data layer's typed settings (a ``DataConfig``) from a parsed config."""
-    from .data.config import DataConfig
+    from .data.settings import DataConfig
 
     return DataConfig.from_mapping(vars(args))
 

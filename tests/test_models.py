@@ -196,8 +196,8 @@ def test_paddle_semantics_are_constructor_arguments():
     official, paddle = create_model("res2net50_v1b"), create_model("paddle_res2net50_vd_26w_4s")
     assert [p.name for p in official.get_parameters()] == [p.name for p in paddle.get_parameters()]
     # the stride rule: layer1's first block cascades (no pool), later stages' first blocks pool exclusively
-    assert official.layer1[0].is_first and not paddle.layer1[0].is_first and paddle.layer1[0].pool is None
-    assert paddle.layer2[0].is_first and paddle.layer2[0].pool.exclusive and not official.layer2[0].pool.exclusive
+    assert official.layer1[0].is_stage_block and not paddle.layer1[0].is_stage_block and paddle.layer1[0].pool is None
+    assert paddle.layer2[0].is_stage_block and paddle.layer2[0].pool.exclusive and not official.layer2[0].pool.exclusive
     assert sum(p.size for p in create_model("paddle_res2net200_vd_26w_4s").trainable_params()) == 76_215_536
 
 

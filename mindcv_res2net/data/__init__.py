@@ -1,5 +1,5 @@
 """Data sets, transforms and batched loaders."""
-from .config import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocessing
+from .settings import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocessing
 from .loader import DATASETS, create_loader, create_source
 from .sources import DatasetError
 

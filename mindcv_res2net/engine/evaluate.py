@@ -7,7 +7,7 @@ from typing import FrozenSet, Optional
 from mindspore import nn
 
 from ..config import create_parser
-from ..data.config import checkpoint_eval
+from ..data.settings import checkpoint_eval
 from ..data.loader import create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..data.config import CheckpointEval, EvalPreprocessing, checkpoint_eval
+from ..data.settings import CheckpointEval, EvalPreprocessing, checkpoint_eval
 from ..data.sources import list_images, load_rgb
 from ..data.transforms import eval_transforms
 from ..models import get_pretrained_cfg

@@ -26,7 +26,7 @@ class Normalize(nn.Cell):
 
 def device_normalize(data, model_cfg: dict) -> Optional[Normalize]:
     """The ``Normalize`` the steps need for a ``DataConfig``; None when the host normalises."""
-    from ..data.config import normalization
+    from ..data.settings import normalization
 
     return Normalize(*normalization(data, model_cfg)) if data.normalize_on_device else None
 

@@ -5,9 +5,10 @@ from .factory import create_model, create_model_from_checkpoint
 from .registry import (get_pretrained_cfg, get_pretrained_cfg_value, is_model, is_model_in_modules,
                        is_model_pretrained, list_models, list_modules, list_pretrained, model_entrypoint,
                        register_model)
-from .dla import Res2NetDLA
-from .res2net import Bottle2neck, Res2Net
+from .dla import *  # noqa: F401,F403  (Res2NetDLA, its trees, and a builder per VARIANTS row: res2net_dla60 ...)
+from .res2net import *  # noqa: F401,F403  (Bottle2neck, Res2Net, and a builder per VARIANTS row: res2net50 ...)
 
 __all__ = ["Bottle2neck", "FeatureInfo", "Res2Net", "Res2NetDLA", "create_model", "create_model_from_checkpoint",
            "get_pretrained_cfg", "get_pretrained_cfg_value", "is_model", "is_model_in_modules", "is_model_pretrained",
            "list_models", "list_modules", "list_pretrained", "model_entrypoint", "register_model"]
+__all__ += [*res2net.VARIANTS, *dla.VARIANTS]  # models.res2net50() ..., as timm.models.res2net50()

@@ -13,7 +13,7 @@ from mindspore.common import initializer as init
 
 from .base import FeatureClassifier, check_training_switches
 from .layers import conv_bn, run_block
-from .registry import register_model, register_variants
+from .registry import Variant, register_variants
 from .res2net import Bottle2neck, official_cfg
 
 __all__ = ["DlaRoot", "DlaTree", "Res2NetDLA"]
@@ -55,7 +55,7 @@ class DlaTree(nn.Cell):
         self.downsample = nn.MaxPool2d(stride, stride) if stride > 1 else None
         self.project = None
         if levels == 1:
-            self.tree1 = Bottle2neck(in_channels, 0, stride, is_first=stride > 1, out_channels=out_channels,
+            self.tree1 = Bottle2neck(in_channels, 0, stride, is_stage_block=stride > 1, out_channels=out_channels,
                                      drop_path=drop_path_rates.pop(0), **block_args)
             self.tree2 = Bottle2neck(out_channels, 0, 1, out_channels=out_channels,
                                      drop_path=drop_path_rates.pop(0), **block_args)
@@ -165,14 +165,15 @@ class Res2NetDLA(FeatureClassifier):
 
 
 _STEM = "base_layer.0"
+# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name), as in res2net.py
 VARIANTS = {
-    "res2net_dla60": (dict(cardinality=1, base_width=28), {
+    "res2net_dla60": Variant("Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of "
+                             "21.15M includes 15 unused).", dict(cardinality=1, base_width=28), {
         "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=_STEM)}, "dla60_res2net"),
-    "res2next_dla60": (dict(cardinality=8, base_width=4), {
+    "res2next_dla60": Variant("Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used.",
+                              dict(cardinality=8, base_width=4), {
         "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=_STEM)}, "dla60_res2next"),
 }
-
-register_variants(VARIANTS)
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
@@ -181,13 +182,5 @@ def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
     return build_variant(Res2NetDLA, VARIANTS, name, pretrained, kwargs)
 
 
-@register_model
-def res2net_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
-    """Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of 21.15M includes 15 unused)."""
-    return _build("res2net_dla60", pretrained, kwargs)
-
-
-@register_model
-def res2next_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
-    """Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used."""
-    return _build("res2next_dla60", pretrained, kwargs)
+globals().update(register_variants(VARIANTS, _build, __name__))  # res2net_dla60(), res2next_dla60()
+__all__ += list(VARIANTS)

@@ -67,8 +67,8 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
 
 
 def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs: dict) -> nn.Cell:
-    """A registered variant of ``model_cls``: its architecture from ``variants[name]`` (see ``register_variants``)."""
-    return build_model_with_cfg(model_cls, name, pretrained, variants[name][0], **kwargs)
+    """A registered variant of ``model_cls``: its architecture from its row ``variants[name]`` (a ``Variant``)."""
+    return build_model_with_cfg(model_cls, name, pretrained, variants[name].arch, **kwargs)
 
 
 def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: Optional[int] = None,

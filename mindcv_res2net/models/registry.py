@@ -1,7 +1,7 @@
 """Model registry: builder functions by name, their aliases and their pretrained-weight configs."""
 import difflib
 import fnmatch
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 _builders: Dict[str, Callable] = {}
 _aliases: Dict[str, str] = {}
@@ -30,12 +30,47 @@ def register_pretrained_cfgs(name: str, cfgs: Dict[str, dict]) -> None:
     _pretrained_cfgs[name] = dict(ranked)
 
 
-def register_variants(variants: Dict[str, tuple]) -> None:
-    """Register each ``name: (architecture kwargs, {tag: default cfg}, alias or None)`` entry's weights and alias."""
-    for name, (_, cfgs, alias) in variants.items():
-        register_pretrained_cfgs(name, cfgs)
-        if alias:
-            register_alias(alias, name)
+class Variant(NamedTuple):
+    """One row of a module's ``VARIANTS`` table, keyed there by the model's name: a one-line ``summary``
+    (its builder's docstring), the network class's constructor arguments ``arch``, the default configs
+    of its weights ``{tag: cfg}`` ('' as the only tag: none published) and its official long ``alias``."""
+
+    summary: str
+    arch: dict
+    cfgs: Dict[str, dict]
+    alias: Optional[str] = None
+
+
+def _variant_builder(name: str, variant: Variant, build: Callable, module: str) -> Callable:
+    """The builder function ``name(pretrained=False, **kwargs)`` of one row, as if written in ``module``."""
+
+    def builder(pretrained: bool = False, **kwargs):
+        return build(name, pretrained, kwargs)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__module__ = module
+    arch = ", ".join(f"{key}={value!r}" for key, value in variant.arch.items())
+    builder.__doc__ = (f"{variant.summary}\n\nConstructor arguments: {arch}.\n``pretrained=True`` loads its best "
+                       "published weights (an error if it has none); other keyword arguments as for ``create_model``.")
+    return builder
+
+
+def register_variants(variants: Dict[str, Variant], build: Callable, module: str) -> Dict[str, Callable]:
+    """Register every row of a ``VARIANTS`` table: its weights' configs, its alias and a builder function
+    named after it that calls ``build(name, pretrained, kwargs)``. Returns the builders by name, for
+    ``module`` (their ``__module__``: ``list_models(module=...)`` groups by it) to bind as its own.
+    A name registered before is an error: each model has exactly one row."""
+    taken = sorted(set(variants) & set(_builders))
+    if taken:
+        raise ValueError(f"{module}: model {', '.join(map(repr, taken))} is already registered "
+                         f"(by {', '.join(sorted({_builders[name].__module__ for name in taken}))})")
+    builders = {}
+    for name, variant in variants.items():
+        builders[name] = register_model(_variant_builder(name, variant, build, module))
+        register_pretrained_cfgs(name, variant.cfgs)
+        if variant.alias:
+            register_alias(variant.alias, name)
+    return builders
 
 
 def split_model_name(model_name: str) -> Tuple[str, Optional[str]]:

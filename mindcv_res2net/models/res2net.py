@@ -14,7 +14,7 @@ from mindspore.common import initializer as init
 
 from .base import FeatureClassifier, check_training_switches
 from .layers import AvgPool2dCeil, AvgPool2dSame, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
-from .registry import register_model, register_variants
+from .registry import Variant, register_variants
 
 __all__ = ["Bottle2neck", "Res2Net"]
 
@@ -28,7 +28,7 @@ class Bottle2neck(nn.Cell):
 
     Input (N, in_channels, H, W); output (N, out_channels, H / stride, W / stride), ``out_channels``
     ``planes * 4`` and the split width ``floor(planes * base_width / 64) * cardinality`` unless given
-    (the DLA trees give both). ``is_first`` marks a stage block: its splits do not cascade and its last
+    (the DLA trees give both). ``is_stage_block`` marks a stage block: its splits do not cascade and its last
     split is average-pooled (3x3, ``stride``, padding 1) instead of passed through; the pool counts the
     zero padding unless ``exclusive_pool`` (PaddleClas). ``cardinality > 1`` groups the 3x3
     convolutions (Res2NeXt). ``se_reduction > 0`` adds squeeze-excitation on the residual branch before
@@ -41,7 +41,7 @@ class Bottle2neck(nn.Cell):
 
     @lazy_inline(policy="front")
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
-                 base_width: int = 26, scale: int = 4, cardinality: int = 1, is_first: bool = False,
+                 base_width: int = 26, scale: int = 4, cardinality: int = 1, is_stage_block: bool = False,
                  drop_path: float = 0.0, exclusive_pool: bool = False, width: Optional[int] = None,
                  out_channels: Optional[int] = None, se_reduction: int = 0, dilation: int = 1) -> None:
         super().__init__()
@@ -50,7 +50,7 @@ class Bottle2neck(nn.Cell):
         self.width = width
         self.scale = scale
         self.nums = max(scale - 1, 1)  # number of 3x3 convolutions
-        self.is_first = is_first
+        self.is_stage_block = is_stage_block
 
         self.conv1, self.bn1 = conv_bn(in_channels, width * scale, 1)
         convs, bns = [], []
@@ -61,7 +61,7 @@ class Bottle2neck(nn.Cell):
         self.convs = nn.CellList(convs)
         self.bns = nn.CellList(bns)
         self.pool = Pool2dPad("avg", 3, stride, padding=1, count_include_pad=not exclusive_pool) \
-            if is_first and scale > 1 else None
+            if is_stage_block and scale > 1 else None
         self.conv3, self.bn3 = conv_bn(width * scale, out_channels, 1)
         self.se = SqueezeExcite(out_channels, se_reduction) if se_reduction > 0 else None
         self.split = ops.Split(axis=1, output_num=scale)  # the primitive: ops.split fails on a dynamic batch
@@ -78,7 +78,7 @@ class Bottle2neck(nn.Cell):
         sp = splits[0]
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             if i > 0:
-                sp = splits[i] if self.is_first else sp + splits[i]
+                sp = splits[i] if self.is_stage_block else sp + splits[i]
             sp = self.relu(bn(conv(sp)))
             outs += (sp,)
         if self.scale > 1:
@@ -206,7 +206,7 @@ class Res2Net(FeatureClassifier):
                 downsample = nn.SequentialCell(conv, bn)
         arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality,
                     exclusive_pool=self.exclusive_pool, se_reduction=self.se_reduction)
-        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_first=is_stage_block,
+        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_stage_block=is_stage_block,
                               drop_path=drop_path_rates[0], dilation=first_dilation, **arch)]
         blocks += [Bottle2neck(out_channels, planes, drop_path=rate, dilation=dilation, **arch)
                    for rate in drop_path_rates[1:]]
@@ -288,53 +288,60 @@ _V1B = dict(deep_stem=True, avg_down=True)
 _PADDLE = dict(stage_blocks="strided", exclusive_pool=True)  # PaddleClas' semantics (see Res2Net's docstring)
 _VD = dict(_V1B, **_PADDLE)
 
-# name: (architecture, {tag: default cfg}, official long name or None)
+# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name): the one place a
+# variant is spelled; its builder function (res2net50() ...) is made from its row
 VARIANTS = {
-    "res2net50": (dict(layers=_R50), {
+    "res2net50": Variant("Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px.", dict(layers=_R50), {
         "official_in1k": official_cfg("res2net50_26w_4s-06e79181.pth", 77.99),
         "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
-    "res2net101": (dict(layers=_R101), {
+    "res2net101": Variant("Res2Net-101 26w_4s.", dict(layers=_R101), {
         "official_in1k": official_cfg("res2net101_26w_4s-02a759a1.pth", 79.19),
         "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70),
         "mmpretrain_in1k": _mmpretrain("res2net101-w26-s4_3rdparty_8xb32_in1k_20210927-870b6c36.pth", 79.19)},
         "res2net101_26w_4s"),
-    "res2net152": (dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
-    "res2net50_v1b": (dict(layers=_R50, **_V1B), {
+    "res2net152": Variant("Res2Net-152 26w_4s (no published weights).", dict(layers=_R152), {"": _cfg()},
+                          "res2net152_26w_4s"),
+    "res2net50_v1b": Variant("Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut.", dict(layers=_R50, **_V1B), {
         "official_in1k": official_cfg("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, deep_stem=True)}, "res2net50_v1b_26w_4s"),
-    "res2net101_v1b": (dict(layers=_R101, **_V1B), {
+    "res2net101_v1b": Variant("Res2Net-101-v1b 26w_4s.", dict(layers=_R101, **_V1B), {
         "official_in1k": official_cfg("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, deep_stem=True)}, "res2net101_v1b_26w_4s"),
-    "res2net152_v1b": (dict(layers=_R152, **_V1B), {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
-    "res2net50_26w_6s": (dict(layers=_R50, scale=6), {
-        "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}, None),
-    "res2net50_26w_8s": (dict(layers=_R50, scale=8), {
+    "res2net152_v1b": Variant("Res2Net-152-v1b 26w_4s (no published weights).", dict(layers=_R152, **_V1B),
+                              {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
+    "res2net50_26w_6s": Variant("Res2Net-50 26w_6s.", dict(layers=_R50, scale=6), {
+        "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}),
+    "res2net50_26w_8s": Variant("Res2Net-50 26w_8s.", dict(layers=_R50, scale=8), {
         "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20),
-        "mmpretrain_in1k": _mmpretrain("res2net50-w26-s8_3rdparty_8xb32_in1k_20210927-f547a94b.pth", 79.20)}, None),
-    "res2net50_48w_2s": (dict(layers=_R50, base_width=48, scale=2), {
-        "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}, None),
-    "res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8), {
+        "mmpretrain_in1k": _mmpretrain("res2net50-w26-s8_3rdparty_8xb32_in1k_20210927-f547a94b.pth", 79.20)}),
+    "res2net50_48w_2s": Variant("Res2Net-50 48w_2s.", dict(layers=_R50, base_width=48, scale=2), {
+        "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}),
+    "res2net50_14w_8s": Variant("Res2Net-50 14w_8s.", dict(layers=_R50, base_width=14, scale=8), {
         "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14),
-        "mmpretrain_in1k": _mmpretrain("res2net50-w14-s8_3rdparty_8xb32_in1k_20210927-bc967bf1.pth", 78.14)}, None),
-    "res2next50": (dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
-        "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}, None),
-    "se_res2net50": (dict(layers=_R50, se_reduction=16), {"": _cfg()}, None),
-    "paddle_res2net50_26w_4s": (dict(layers=_R50, **_PADDLE), {
-        "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}, None),
-    "paddle_res2net50_14w_8s": (dict(layers=_R50, base_width=14, scale=8, **_PADDLE), {
-        "paddle_in1k": _paddle("Res2Net50_14w_8s", 79.46, 94.70)}, None),
-    "paddle_res2net50_vd_26w_4s": (dict(layers=_R50, **_VD), {
+        "mmpretrain_in1k": _mmpretrain("res2net50-w14-s8_3rdparty_8xb32_in1k_20210927-bc967bf1.pth", 78.14)}),
+    "res2next50": Variant("Res2NeXt-50 4w_4s, cardinality 8.", dict(layers=_R50, base_width=4, scale=4,
+                                                                     cardinality=8), {
+        "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}),
+    "se_res2net50": Variant("SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published "
+                            "weights).", dict(layers=_R50, se_reduction=16), {"": _cfg()}),
+    "paddle_res2net50_26w_4s": Variant("PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split "
+                                       "pooling.", dict(layers=_R50, **_PADDLE), {
+        "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}),
+    "paddle_res2net50_14w_8s": Variant("PaddleClas Res2Net50_14w_8s.", dict(layers=_R50, base_width=14, scale=8,
+                                                                            **_PADDLE), {
+        "paddle_in1k": _paddle("Res2Net50_14w_8s", 79.46, 94.70)}),
+    "paddle_res2net50_vd_26w_4s": Variant("PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, with "
+                                          "PaddleClas' semantics.", dict(layers=_R50, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net50_vd_26w_4s_ssld", 83.10, 96.60, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net50_vd_26w_4s", 79.75, 94.91, deep_stem=True)}, "res2net50_vd"),
-    "paddle_res2net101_vd_26w_4s": (dict(layers=_R101, **_VD), {
+    "paddle_res2net101_vd_26w_4s": Variant("PaddleClas Res2Net101_vd_26w_4s.", dict(layers=_R101, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net101_vd_26w_4s_ssld", 83.90, 97.10, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net101_vd_26w_4s", 80.64, 95.22, deep_stem=True)}, "res2net101_vd"),
-    "paddle_res2net200_vd_26w_4s": (dict(layers=_R200, **_VD), {
+    "paddle_res2net200_vd_26w_4s": Variant("PaddleClas Res2Net200_vd_26w_4s (layers 3-12-48-3, 76.2M parameters; SSLD "
+                                           "weights: 85.13% top-1).", dict(layers=_R200, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net200_vd_26w_4s_ssld", 85.13, 97.42, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net200_vd_26w_4s", 81.21, 95.71, deep_stem=True)}, "res2net200_vd"),
 }
-
-register_variants(VARIANTS)
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
@@ -343,103 +350,5 @@ def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
     return build_variant(Res2Net, VARIANTS, name, pretrained, kwargs)
 
 
-@register_model
-def res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px."""
-    return _build("res2net50", pretrained, kwargs)
-
-
-@register_model
-def res2net101(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-101 26w_4s."""
-    return _build("res2net101", pretrained, kwargs)
-
-
-@register_model
-def res2net152(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-152 26w_4s (no published weights)."""
-    return _build("res2net152", pretrained, kwargs)
-
-
-@register_model
-def res2net50_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut."""
-    return _build("res2net50_v1b", pretrained, kwargs)
-
-
-@register_model
-def res2net101_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-101-v1b 26w_4s."""
-    return _build("res2net101_v1b", pretrained, kwargs)
-
-
-@register_model
-def res2net152_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-152-v1b 26w_4s (no published weights)."""
-    return _build("res2net152_v1b", pretrained, kwargs)
-
-
-@register_model
-def res2net50_26w_6s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50 26w_6s."""
-    return _build("res2net50_26w_6s", pretrained, kwargs)
-
-
-@register_model
-def res2net50_26w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50 26w_8s."""
-    return _build("res2net50_26w_8s", pretrained, kwargs)
-
-
-@register_model
-def res2net50_48w_2s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50 48w_2s."""
-    return _build("res2net50_48w_2s", pretrained, kwargs)
-
-
-@register_model
-def res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2Net-50 14w_8s."""
-    return _build("res2net50_14w_8s", pretrained, kwargs)
-
-
-@register_model
-def res2next50(pretrained: bool = False, **kwargs) -> Res2Net:
-    """Res2NeXt-50 4w_4s, cardinality 8."""
-    return _build("res2next50", pretrained, kwargs)
-
-
-@register_model
-def se_res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
-    """SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published weights)."""
-    return _build("se_res2net50", pretrained, kwargs)
-
-
-@register_model
-def paddle_res2net50_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split pooling."""
-    return _build("paddle_res2net50_26w_4s", pretrained, kwargs)
-
-
-@register_model
-def paddle_res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """PaddleClas Res2Net50_14w_8s."""
-    return _build("paddle_res2net50_14w_8s", pretrained, kwargs)
-
-
-@register_model
-def paddle_res2net50_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, with PaddleClas' semantics."""
-    return _build("paddle_res2net50_vd_26w_4s", pretrained, kwargs)
-
-
-@register_model
-def paddle_res2net101_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """PaddleClas Res2Net101_vd_26w_4s."""
-    return _build("paddle_res2net101_vd_26w_4s", pretrained, kwargs)
-
-
-@register_model
-def paddle_res2net200_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
-    """PaddleClas Res2Net200_vd_26w_4s (layers 3-12-48-3, 76.2M parameters; SSLD weights: 85.13% top-1)."""
-    return _build("paddle_res2net200_vd_26w_4s", pretrained, kwargs)
+globals().update(register_variants(VARIANTS, _build, __name__))  # res2net50() ..., one per row
+__all__ += list(VARIANTS)
