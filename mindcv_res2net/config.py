@@ -4,8 +4,6 @@ Precedence: command line > YAML (``-c/--config FILE``) > defaults. Every key of 
 ``configs/res2net/*.yaml`` is accepted. A positional ``key=value`` is read as ``--key=value``.
 """
 import argparse
-import difflib
-import math
 import os
 import reprlib
 import stat
@@ -17,78 +15,18 @@ import yaml
 from .data.config import SMALL_DATASETS
 from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
+from .utils.argtypes import (OPTIONAL_TYPES, ConfigError, HelpFormatter, OneLineParser, finite_float,
+                             image_size, optional_float, optional_int, optional_positive_int, optional_str,
+                             positive_int, str2bool, suggest)
 from .utils.fileio import atomic_path
 
 
-MAX_IMAGE_SIZE = 4096  # pixels per side: larger inputs would only exhaust memory
 MAX_RECIPE_BYTES = 64 << 10  # a YAML recipe's size (mindcv's are 1 to 3 KB)
 MAX_RECIPE_NESTING = 32  # [ and { levels of a recipe: PyYAML's scanner takes time quadratic in them
 MAX_RECIPE_EXPANDED = 2 * MAX_RECIPE_BYTES  # characters and values of a recipe with every alias (*name) expanded
 _QUOTE = reprlib.Repr()  # values quoted in messages: short whatever their size or nesting
 _QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 4, 4, 4
 _QUOTE.maxstring, _QUOTE.maxother = 60, 60
-
-
-class ConfigError(ValueError):
-    """A bad flag, YAML key or value."""
-
-
-def str2bool(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "1", "on"):
-        return True
-    if text in ("no", "false", "0", "off", "none", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{value}'")
-
-
-def positive_int(value) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return number
-
-
-def image_size(value) -> int:
-    size = positive_int(value)
-    if size > MAX_IMAGE_SIZE:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_IMAGE_SIZE} pixels, got {value}")
-    return size
-
-
-def finite_float(value) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {value}") from None
-    if not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {value}")
-    return number
-
-
-def _is_none(value) -> bool:
-    return value is None or str(value).strip().lower() in ("none", "null", "")
-
-
-def optional_int(value):
-    return None if _is_none(value) else int(value)
-
-
-def optional_positive_int(value):
-    return None if _is_none(value) else positive_int(value)
-
-
-def optional_float(value):
-    return None if _is_none(value) else finite_float(value)
-
-
-def optional_str(value):
-    return None if value is None or str(value).strip().lower() in ("none", "null") else str(value)
 
 
 # The flags validate.py reads; train.py reads all others. Each program's --help lists only its own, and
@@ -104,50 +42,6 @@ PROGRAMS = ("train", "validate")
 EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
 -c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
 true/false (yes/no, 1/0); a bare --flag means true."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        raise ConfigError(message)
-
-
-class ToolParser(_Parser):
-    """The parser of a tool (convert_weights, plot_metrics): one-line errors (``ConfigError``), no flag
-    abbreviations, and an unknown flag named (with the closest known ones) before a missing argument."""
-
-    def __init__(self, **kwargs):
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def parse_args(self, args=None, namespace=None):
-        argv = list(sys.argv[1:] if args is None else args)
-        known = [name[2:] for action in self._actions for name in action.option_strings if name.startswith("--")]
-        for arg in argv:
-            key = arg[2:].split("=", 1)[0]
-            if arg.startswith("--") and key and key not in known:
-                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, known, '--')}")
-        return super().parse_args(argv, namespace)
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The help layout of every program: the description as written, and each flag's help ending with its
-    default (unless the text states it, or the flag is required or a switch)."""
-
-    def __init__(self, prog, max_help_position=36, width=100):
-        super().__init__(prog, max_help_position=max_help_position, width=width)
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS \
-                or action.required or action.nargs == 0 or action.dest in ("help", "config"):
-            return text
-        value = action.default
-        if isinstance(value, (list, tuple)):
-            value = " ".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        elif value is None or value == "":
-            value = "none"
-        return f"{text} (default {value})".replace("%", "%%").strip()
 
 
 USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
@@ -180,7 +74,7 @@ def _hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
 # fmt: off
 def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
     """The flags of train.py (``program="train"``), validate.py (``"validate"``), or every key (``""``)."""
-    parser = _Parser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
+    parser = OneLineParser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
                      formatter_class=HelpFormatter)
     parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
 
@@ -343,11 +237,6 @@ def _known_keys(parser: argparse.ArgumentParser) -> dict:
     return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
 
 
-def _suggest(name: str, known, prefix: str = "") -> str:
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(prefix + c for c in close)}?)" if close else ""
-
-
 def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozenset(), program: str = "") -> List[str]:
     """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
     other program's flags (``hidden``) with a word on where they belong."""
@@ -357,7 +246,7 @@ def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozen
         if not arg.startswith("-") and "=" in arg:
             key = arg.split("=", 1)[0]
             if key not in known:
-                raise ConfigError(f"unknown argument '{arg}'{_suggest(key, shown)}")
+                raise ConfigError(f"unknown argument '{arg}'{suggest(key, shown)}")
             arg = "--" + arg
         if arg.startswith("--"):
             key = arg[2:].split("=", 1)[0]
@@ -366,7 +255,7 @@ def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozen
                 raise ConfigError(f"--{key} is a flag of {other}, not of {program}.py (a YAML file given with -c "
                                   "may hold it)")
             if key not in known and key not in ("help", "config"):
-                raise ConfigError(f"unknown flag '--{key}'{_suggest(key, shown, '--')}")
+                raise ConfigError(f"unknown flag '--{key}'{suggest(key, shown, '--')}")
         out.append(arg)
     return out
 
@@ -383,8 +272,7 @@ def _convert_value(origin: str, key: str, value, action: argparse.Action):
     """A config file's value checked and converted with the flag's own type."""
     convert = action.type or str
     if value is None:
-        if action.default is None or action.type in (optional_int, optional_positive_int, optional_float,
-                                                     optional_str):
+        if action.default is None or action.type in OPTIONAL_TYPES:
             return None
         raise ConfigError(f"config {origin}: key '{key}' needs a value (default {_quote(action.default)})")
     try:
@@ -442,7 +330,7 @@ def config_from_mapping(data: dict, origin: str, strict: bool = True, program: s
     for key, value in _read_starting_weights(data, origin, program).items():
         if key not in known:
             if strict:
-                raise ConfigError(f"config {origin}: unknown key {_quote(key)}{_suggest(str(key)[:100], known)}")
+                raise ConfigError(f"config {origin}: unknown key {_quote(key)}{suggest(str(key)[:100], known)}")
             continue
         values[key] = _convert_value(origin, key, value, known[key])
     return values
@@ -574,7 +462,7 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2N
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _normalize_argv(argv, _known_keys(parser), _hidden_keys(parser, program) if program else frozenset(),
                            program)
-    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre = OneLineParser(add_help=False, allow_abbrev=False)
     pre.add_argument("-c", "--config", type=str, default="")
     early, _ = pre.parse_known_args(argv)
     from_file = load_yaml_config(early.config, program) if early.config else {}

@@ -202,7 +202,7 @@ def format_results(results: List[Dict]) -> str:
 
 
 def parse_predict_args(argv=None) -> argparse.Namespace:
-    from ..config import HelpFormatter
+    from ..utils.argtypes import HelpFormatter
 
     parser = argparse.ArgumentParser(description="Top-k classes of image files with a trained Res2Net.",
                                      formatter_class=HelpFormatter)
