@@ -12,12 +12,16 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .data.config import SMALL_DATASETS
+from .data import DATASETS
+from .data.config import SMALL_DATASETS, DataConfig
 from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
-from .utils.argtypes import (OPTIONAL_TYPES, ConfigError, HelpFormatter, OneLineParser, finite_float,
-                             image_size, optional_float, optional_int, optional_positive_int, optional_str,
-                             positive_int, str2bool, suggest)
+from .optim import OPTIMIZERS
+from .scheduler import SCHEDULERS
+from .utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, OPTIONAL_TYPES, ConfigError, HelpFormatter,
+                             OneLineParser, finite_float, image_size, optional_float, optional_int,
+                             optional_positive_int, optional_str, positive_int, str2bool, suggest)
+from .utils.device import AMP_LEVELS
 from .utils.fileio import atomic_path
 
 
@@ -27,6 +31,7 @@ MAX_RECIPE_EXPANDED = 2 * MAX_RECIPE_BYTES  # characters and values of a recipe 
 _QUOTE = reprlib.Repr()  # values quoted in messages: short whatever their size or nesting
 _QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 4, 4, 4
 _QUOTE.maxstring, _QUOTE.maxother = 60, 60
+_DATA = DataConfig()  # the defaults of the flags that configure the data layer: DataConfig's own
 
 
 # The flags validate.py reads; train.py reads all others. Each program's --help lists only its own, and
@@ -79,13 +84,13 @@ def create_parser(description: str = "Res2Net training and validation", program:
     parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
 
     g = parser.add_argument_group("system")
-    g.add_argument("--mode", type=int, default=0, choices=(0, 1), help="0: Graph mode, 1: PyNative mode (default 0)")
-    g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend (default CPU)")
-    _bool(g, "--distribute", False, "data-parallel training, started with msrun (default false)")
-    _bool(g, "--val_while_train", True, "validate during training (default true)")
-    g.add_argument("--val_interval", type=positive_int, default=1, help="validate every N epochs (default 1)")
-    g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
-    g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
+    g.add_argument("--mode", type=int, default=0, choices=(0, 1), help="0: Graph mode, 1: PyNative mode")
+    g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend")
+    _bool(g, "--distribute", False, "data-parallel training, started with msrun")
+    _bool(g, "--val_while_train", True, "validate during training")
+    g.add_argument("--val_interval", type=positive_int, default=1, help="validate every N epochs")
+    g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines")
+    g.add_argument("--seed", type=int, default=_DATA.seed, help="seed of python, numpy and mindspore")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; true is refused (no ModelArts)")
     g.add_argument("--engine", type=str, default="mindspore", choices=ENGINES,
                    help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
@@ -94,116 +99,121 @@ def create_parser(description: str = "Res2Net training and validation", program:
                         "once into ~/.cache/mindcv_res2net/onnx, BatchNorm folded)")
 
     g = parser.add_argument_group("dataset")
-    g.add_argument("--dataset", type=str, default="digits",
-                   help="digits, cifar10, cifar100, mnist, fashion_mnist, imagenet or imagefolder (default digits)")
-    g.add_argument("--data_dir", type=str, default="", help="dataset folder (not needed for digits)")
-    g.add_argument("--train_split", type=str, default="train", help="train split / sub-folder (default train)")
-    g.add_argument("--val_split", type=str, default="val", help="validation split / sub-folder (default val)")
-    _bool(g, "--dataset_download", False, "download cifar10/cifar100 if missing (default false)")
-    g.add_argument("--num_parallel_workers", type=positive_int, default=2, help="data workers (default 2)")
-    _bool(g, "--shuffle", True, "shuffle the training set (default true)")
-    g.add_argument("--num_samples", type=optional_positive_int, default=None, help="use only N samples of each split")
-    g.add_argument("--train_num_samples", type=optional_positive_int, default=None,
+    g.add_argument("--dataset", type=str, default=_DATA.dataset, choices=DATASETS, help="data set")
+    g.add_argument("--data_dir", type=str, default=_DATA.data_dir, help="dataset folder (not needed for digits)")
+    g.add_argument("--train_split", type=str, default=_DATA.train_split, help="train split / sub-folder")
+    g.add_argument("--val_split", type=str, default=_DATA.val_split, help="validation split / sub-folder")
+    _bool(g, "--dataset_download", _DATA.dataset_download, "download cifar10/cifar100 if missing")
+    g.add_argument("--num_parallel_workers", type=positive_int, default=_DATA.num_parallel_workers, help="data workers")
+    _bool(g, "--shuffle", _DATA.shuffle, "shuffle the training set")
+    g.add_argument("--num_samples", type=optional_positive_int, default=_DATA.num_samples,
+                   help="use only N samples of each split")
+    g.add_argument("--train_num_samples", type=optional_positive_int, default=_DATA.train_num_samples,
                    help="use only N samples of the training split (wins over --num_samples there; validation "
                         "keeps the whole split unless --num_samples is set)")
-    g.add_argument("--batch_size", type=positive_int, default=32, help="batch size per device (default 32)")
-    _bool(g, "--drop_remainder", True, "drop the last incomplete training batch (default true)")
+    g.add_argument("--batch_size", type=positive_int, default=_DATA.batch_size, help="batch size per device")
+    _bool(g, "--drop_remainder", _DATA.drop_remainder, "drop the last incomplete training batch")
     g.add_argument("--aug_repeats", type=int, default=0,
                    help="accepted for mindcv compatibility; any value but 0 is refused")
-    _bool(g, "--skip_corrupt_images", False, "skip unreadable images with a warning instead of stopping")
-    _bool(g, "--normalize_on_device", True, "batches cross to the device as uint8 and are normalised inside the "
-          "compiled step; false: normalised float32 from the host (default true)")
+    _bool(g, "--skip_corrupt_images", _DATA.skip_corrupt_images,
+          "skip unreadable images with a warning instead of stopping")
+    _bool(g, "--normalize_on_device", _DATA.normalize_on_device, "batches cross to the device as uint8 and are "
+          "normalised inside the compiled step; false: normalised float32 from the host")
 
     g = parser.add_argument_group("augmentation")
-    g.add_argument("--image_resize", type=image_size, default=224, help="training and validation image size (default 224)")
-    g.add_argument("--scale", type=finite_float, nargs=2, default=(0.08, 1.0), help="RandomResizedCrop area range")
-    g.add_argument("--ratio", type=finite_float, nargs=2, default=(0.75, 1.333), help="RandomResizedCrop aspect range")
-    g.add_argument("--hflip", type=finite_float, default=0.5, help="horizontal flip probability (default 0.5)")
-    g.add_argument("--vflip", type=finite_float, default=0.0, help="vertical flip probability (default 0)")
-    g.add_argument("--color_jitter", type=optional_float, default=None, help="brightness/contrast/saturation jitter")
-    g.add_argument("--interpolation", type=str, default="bilinear", help="resize interpolation (default bilinear)")
-    g.add_argument("--auto_augment", type=optional_str, default=None,
-                   help="'autoaug' (ImageNet AutoAugment) or 'randaug' (RandAugment); default none")
-    g.add_argument("--re_prob", type=finite_float, default=0.0, help="random erasing probability (default 0)")
-    g.add_argument("--re_scale", type=finite_float, nargs=2, default=(0.02, 0.33), help="random erasing area range")
-    g.add_argument("--re_ratio", type=finite_float, nargs=2, default=(0.3, 3.3), help="random erasing aspect range")
-    g.add_argument("--re_value", type=finite_float, default=0.0, help="random erasing fill value (default 0)")
-    g.add_argument("--re_max_attempts", type=int, default=10, help="random erasing attempts (default 10)")
-    g.add_argument("--mean", type=finite_float, nargs="+", default=None,
+    g.add_argument("--image_resize", type=image_size, default=_DATA.image_resize,
+                   help=f"training and validation image size, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels")
+    g.add_argument("--scale", type=finite_float, nargs=2, default=_DATA.scale, help="RandomResizedCrop area range")
+    g.add_argument("--ratio", type=finite_float, nargs=2, default=_DATA.ratio, help="RandomResizedCrop aspect range")
+    g.add_argument("--hflip", type=finite_float, default=_DATA.hflip, help="horizontal flip probability")
+    g.add_argument("--vflip", type=finite_float, default=_DATA.vflip, help="vertical flip probability")
+    g.add_argument("--color_jitter", type=optional_float, default=_DATA.color_jitter,
+                   help="brightness/contrast/saturation jitter")
+    g.add_argument("--interpolation", type=str, default=_DATA.interpolation, help="resize interpolation")
+    g.add_argument("--auto_augment", type=optional_str, default=_DATA.auto_augment,
+                   help="'autoaug' (ImageNet AutoAugment) or 'randaug' (RandAugment)")
+    g.add_argument("--re_prob", type=finite_float, default=_DATA.re_prob, help="random erasing probability")
+    g.add_argument("--re_scale", type=finite_float, nargs=2, default=_DATA.re_scale, help="random erasing area range")
+    g.add_argument("--re_ratio", type=finite_float, nargs=2, default=_DATA.re_ratio, help="random erasing aspect range")
+    g.add_argument("--re_value", type=finite_float, default=_DATA.re_value, help="random erasing fill value")
+    g.add_argument("--re_max_attempts", type=int, default=_DATA.re_max_attempts, help="random erasing attempts")
+    g.add_argument("--mean", type=finite_float, nargs="+", default=_DATA.mean,
                    help="per-channel mean on the 0-255 scale (default: the model's, x255)")
-    g.add_argument("--std", type=finite_float, nargs="+", default=None,
+    g.add_argument("--std", type=finite_float, nargs="+", default=_DATA.std,
                    help="per-channel std on the 0-255 scale (default: the model's, x255)")
-    g.add_argument("--crop_pct", type=optional_float, default=None,
+    g.add_argument("--crop_pct", type=optional_float, default=_DATA.crop_pct,
                    help="eval centre-crop fraction (default: the model's, 0.875)")
-    g.add_argument("--mixup", type=finite_float, default=0.0, help="mixup alpha (0: off)")
-    g.add_argument("--cutmix", type=finite_float, default=0.0, help="cutmix alpha (0: off)")
-    g.add_argument("--cutmix_prob", type=finite_float, default=1.0, help="probability to mix a batch (default 1)")
+    g.add_argument("--mixup", type=finite_float, default=_DATA.mixup, help="mixup alpha (0: off)")
+    g.add_argument("--cutmix", type=finite_float, default=_DATA.cutmix, help="cutmix alpha (0: off)")
+    g.add_argument("--cutmix_prob", type=finite_float, default=_DATA.cutmix_prob, help="probability to mix a batch")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model", type=str, default="res2net50", help="registered model name (default res2net50)")
-    g.add_argument("--num_classes", type=optional_positive_int, default=None, help="classes (default: the dataset's)")
-    g.add_argument("--in_channels", type=positive_int, default=3, help="input channels; 1 keeps grey images grey")
+    g.add_argument("--model", type=str, default="res2net50", help="registered model name")
+    g.add_argument("--num_classes", type=optional_positive_int, default=_DATA.num_classes,
+                   help="classes (default: the dataset's)")
+    g.add_argument("--in_channels", type=positive_int, default=_DATA.in_channels,
+                   help="input channels; 1 keeps grey images grey")
     g.add_argument("--drop_rate", type=optional_float, default=None, help="dropout before the classifier")
     g.add_argument("--drop_path_rate", type=optional_float, default=None, help="stochastic depth of the last block")
     g.add_argument("--frozen_stages", type=int, default=-1, choices=FROZEN_STAGES,
                    help="train.py (mmpretrain's): -1 nothing frozen, 0 the stem, i the stem and stages 1..i: their "
                         "weights and BatchNorm statistics never change (Res2Net-DLA: only -1)")
     _bool(g, "--norm_eval", False, "train.py (mmpretrain's): every BatchNorm stays in eval mode, so running "
-          "statistics never change; its affine weights still train unless frozen (default false)")
-    _bool(g, "--pretrained", False, "start from the published ImageNet weights (default false)")
+          "statistics never change; its affine weights still train unless frozen")
+    _bool(g, "--pretrained", False, "start from the published ImageNet weights")
     g.add_argument("--ckpt_path", type=str, default="",
                    help="start from (or validate) this weight file; validate.py: or a run's folder (its best)")
-    g.add_argument("--amp_level", type=str, default="O0", choices=("O0", "O1", "O2", "O3"),
-                   help="automatic mixed precision level (default O0)")
+    g.add_argument("--amp_level", type=str, default="O0", choices=AMP_LEVELS,
+                   help="automatic mixed precision level")
     _bool(g, "--ema", False, "keep an exponential moving average of the weights")
-    g.add_argument("--ema_decay", type=finite_float, default=0.9999, help="EMA decay (default 0.9999)")
+    g.add_argument("--ema_decay", type=finite_float, default=0.9999, help="EMA decay")
 
     g = parser.add_argument_group("optimizer")
-    g.add_argument("--opt", type=str, default="momentum", choices=("sgd", "momentum", "adam", "adamw", "rmsprop"),
-                   help="optimizer (default momentum)")
-    g.add_argument("--momentum", type=finite_float, default=0.9, help="momentum (default 0.9)")
-    g.add_argument("--weight_decay", type=finite_float, default=1e-4, help="weight decay (default 1e-4)")
-    _bool(g, "--filter_bias_and_bn", True, "no weight decay on biases and BatchNorm (default true)")
-    _bool(g, "--use_nesterov", False, "Nesterov momentum (default false)")
-    g.add_argument("--eps", type=finite_float, default=1e-8, help="epsilon of adam/adamw/rmsprop (default 1e-8)")
-    g.add_argument("--loss_scale", type=finite_float, default=1.0, help="fixed loss scale (default 1)")
+    g.add_argument("--opt", type=str, default="momentum", choices=OPTIMIZERS,
+                   help="optimizer")
+    g.add_argument("--momentum", type=finite_float, default=0.9, help="momentum")
+    g.add_argument("--weight_decay", type=finite_float, default=1e-4, help="weight decay")
+    _bool(g, "--filter_bias_and_bn", True, "no weight decay on biases and BatchNorm")
+    _bool(g, "--use_nesterov", False, "Nesterov momentum")
+    g.add_argument("--eps", type=finite_float, default=1e-8, help="epsilon of adam/adamw/rmsprop")
+    g.add_argument("--loss_scale", type=finite_float, default=1.0, help="fixed loss scale")
     _bool(g, "--dynamic_loss_scale", False, "dynamic loss scale (GPU/Ascend only)")
-    _bool(g, "--clip_grad", False, "clip gradients by global norm (default false)")
-    g.add_argument("--clip_value", type=finite_float, default=15.0, help="global-norm clip value (default 15)")
+    _bool(g, "--clip_grad", False, "clip gradients by global norm")
+    g.add_argument("--clip_value", type=finite_float, default=15.0, help="global-norm clip value")
 
     g = parser.add_argument_group("scheduler")
     g.add_argument("--scheduler", type=str, default="cosine_decay",
-                   choices=("cosine_decay", "step_decay", "multi_step_decay", "constant"),
-                   help="learning-rate schedule, per step (default cosine_decay)")
-    g.add_argument("--lr", type=finite_float, default=0.1, help="peak learning rate (default 0.1)")
-    g.add_argument("--min_lr", type=finite_float, default=0.0, help="final lr of cosine_decay (default 0)")
-    g.add_argument("--warmup_epochs", type=int, default=0, help="linear warm-up epochs (default 0)")
-    g.add_argument("--warmup_factor", type=finite_float, default=0.0, help="warm-up starts at lr x this (default 0)")
+                   choices=SCHEDULERS,
+                   help="learning-rate schedule, per step")
+    g.add_argument("--lr", type=finite_float, default=0.1, help="peak learning rate")
+    g.add_argument("--min_lr", type=finite_float, default=0.0, help="final lr of cosine_decay")
+    g.add_argument("--warmup_epochs", type=int, default=0, help="linear warm-up epochs")
+    g.add_argument("--warmup_factor", type=finite_float, default=0.0, help="warm-up starts at lr x this")
     g.add_argument("--decay_epochs", type=optional_int, default=None,
                    help="epochs of decay after warm-up (default: epoch_size - warmup_epochs)")
-    g.add_argument("--decay_rate", type=finite_float, default=0.1, help="factor of step and multi-step decay (default 0.1)")
+    g.add_argument("--decay_rate", type=finite_float, default=0.1, help="factor of step and multi-step decay")
     g.add_argument("--multi_step_decay_milestones", type=int, nargs="+", default=(30, 60, 90),
                    help="epochs at which multi_step_decay multiplies the lr by decay_rate")
     _bool(g, "--lr_epoch_stair", False, "change the lr once per epoch instead of every step")
 
     g = parser.add_argument_group("loss")
-    g.add_argument("--loss", type=str, default="CE", choices=("CE",), help="cross-entropy (default CE)")
-    g.add_argument("--label_smoothing", type=finite_float, default=0.0, help="label smoothing (default 0)")
+    g.add_argument("--loss", type=str, default="CE", choices=("CE",), help="cross-entropy")
+    g.add_argument("--label_smoothing", type=finite_float, default=_DATA.label_smoothing, help="label smoothing")
     g.add_argument("--reduction", type=str, default="mean", choices=("mean",), help="loss reduction (mean)")
 
     g = parser.add_argument_group("training")
-    g.add_argument("--epoch_size", type=positive_int, default=90, help="training epochs (default 90)")
+    g.add_argument("--epoch_size", type=positive_int, default=90, help="training epochs")
     _bool(g, "--dataset_sink_mode", False, "dataset sink mode (GPU/Ascend; CPU ignores it)")
     g.add_argument("--gradient_accumulation_steps", type=positive_int, default=1,
-                   help="sum gradients over N batches per update: an N-times larger batch (default 1)")
+                   help="sum gradients over N batches per update: an N-times larger batch")
     g.add_argument("--resume", type=str, default="",
                    help="continue exactly from a checkpoint of this run, or 'auto': the newest in --ckpt_save_dir")
     _bool(g, "--resume_opt", False, "with --ckpt_path: also restore optimizer, epoch and lr position (mindcv style)")
 
     g = parser.add_argument_group("checkpoints")
-    g.add_argument("--ckpt_save_dir", type=str, default="./ckpt", help="checkpoint and log folder (default ./ckpt)")
-    g.add_argument("--keep_checkpoint_max", type=positive_int, default=10, help="newest checkpoints kept (default 10)")
-    g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs (default 1)")
+    g.add_argument("--ckpt_save_dir", type=str, default="./ckpt", help="checkpoint and log folder")
+    g.add_argument("--keep_checkpoint_max", type=positive_int, default=10, help="newest checkpoints kept")
+    g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs")
     g.add_argument("--ckpt_save_policy", type=str, default="latest_k", choices=("latest_k", "top_k"),
                    help="latest_k: the newest --keep_checkpoint_max checkpoints, and the best one always (top_k is "
                         "refused)")
@@ -589,8 +599,6 @@ def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str) -> Tu
 
 def data_config(args):
     """The data layer's typed settings (a ``DataConfig``) from a parsed config."""
-    from .data.config import DataConfig
-
     return DataConfig.from_mapping(vars(args))
 
 

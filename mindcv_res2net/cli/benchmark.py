@@ -500,9 +500,9 @@ def data_table(rows, model_rows) -> str:
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.utils.argtypes import HelpFormatter, image_size
+    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--device_target", default="CPU")
     parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
                         "with --data_only: none)")
