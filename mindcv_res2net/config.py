@@ -13,7 +13,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 import yaml
 
 from .data import DATASETS
-from .data.config import SMALL_DATASETS, DataConfig
+from .data.settings import SMALL_DATASETS, DataConfig
 from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
 from .optim import OPTIMIZERS
@@ -21,7 +21,7 @@ from .scheduler import SCHEDULERS
 from .utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, OPTIONAL_TYPES, ConfigError, HelpFormatter,
                              OneLineParser, finite_float, image_size, optional_float, optional_int,
                              optional_positive_int, optional_str, positive_int, str2bool, suggest)
-from .utils.device import AMP_LEVELS
+from .utils.device import AMP_LEVELS, MODES
 from .utils.fileio import atomic_path
 
 
@@ -84,7 +84,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
 
     g = parser.add_argument_group("system")
-    g.add_argument("--mode", type=int, default=0, choices=(0, 1), help="0: Graph mode, 1: PyNative mode")
+    g.add_argument("--mode", type=int, default=0, choices=tuple(MODES), help="0: Graph mode, 1: PyNative mode")
     g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend")
     _bool(g, "--distribute", False, "data-parallel training, started with msrun")
     _bool(g, "--val_while_train", True, "validate during training")

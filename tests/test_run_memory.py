@@ -146,13 +146,13 @@ def test_a_run_config_stores_its_starting_weights_apart(tmp_path):
     assert stored["init_ckpt_path"] == "/w/start.pth" and stored["init_pretrained"] is False
     assert "ckpt_path" not in stored and "pretrained" not in stored
     assert parse_args(["-c", path], program="train").ckpt_path == "/w/start.pth"
-    args = parse_args(["-c", path], program="validate")
+    args, given = parse_config(["-c", path], program="validate")
     assert args.ckpt_path == "" and args.pretrained is False
     with pytest.raises(ValueError, match=rf"^validate.py needs --ckpt_path FILE or --pretrained \(it never evaluates "
                                          rf"random weights\); {path} names no checkpoint to validate \(a run's "
                                          r"config.yaml keeps only the weights it started from\): give --ckpt_path "
                                          r"RUN/res2net50-best.ckpt$"):
-        validate(args)
+        validate(args, given)
     assert parse_args(["-c", path, "--ckpt_path", "/w/run-best.ckpt"], program="validate").ckpt_path == \
         "/w/run-best.ckpt"
 

@@ -7,7 +7,7 @@ import mindspore.dataset as ds
 import numpy as np
 
 from .sources import CIFAR, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
-from .config import DataConfig, eval_preprocessing, normalization
+from .settings import DataConfig, eval_preprocessing, normalization
 from .transforms import BatchMixer, eval_transforms, train_transforms
 
 DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")

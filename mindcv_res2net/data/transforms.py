@@ -9,7 +9,7 @@ from typing import List, Sequence
 import numpy as np
 from mindspore.dataset import vision
 
-from .config import SMALL_DATASETS, DataConfig, EvalPreprocessing
+from .settings import SMALL_DATASETS, DataConfig, EvalPreprocessing
 
 INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.BICUBIC,
                   "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}

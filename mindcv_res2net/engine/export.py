@@ -5,7 +5,7 @@ import tempfile
 import warnings
 from typing import NamedTuple, Optional
 
-from ..data.config import checkpoint_eval
+from ..data.settings import checkpoint_eval
 from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from ..utils.fileio import atomic_path
 from ..weights import CheckpointError, non_finite_tensors
