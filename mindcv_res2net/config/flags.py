@@ -1,38 +1,22 @@
-"""The one configuration parser of train.py and validate.py (flag names and YAML keys as mindcv's).
-
-Precedence: command line > YAML (``-c/--config FILE``) > defaults. Every key of mindcv's
-``configs/res2net/*.yaml`` is accepted. A positional ``key=value`` is read as ``--key=value``.
-"""
+"""The flags of train.py and validate.py (names as mindcv's): their parser, which program reads which,
+and the flags a program would ignore. Defaults of the data flags are ``DataConfig``'s; choices are the
+names their modules implement."""
 import argparse
-import os
-import reprlib
-import stat
-import sys
-from typing import FrozenSet, List, Optional, Sequence, Tuple
+from typing import FrozenSet, List, Sequence
 
-import yaml
-
-from .data import DATASETS
-from .data.settings import SMALL_DATASETS, DataConfig
-from .engine.onnx_runtime import ENGINES
-from .models.base import FROZEN_STAGES
-from .optim import OPTIMIZERS
-from .scheduler import SCHEDULERS
-from .utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, OPTIONAL_TYPES, ConfigError, HelpFormatter,
-                             OneLineParser, finite_float, image_size, optional_float, optional_int,
-                             optional_positive_int, optional_str, positive_int, str2bool, suggest)
-from .utils.device import AMP_LEVELS, MODES
-from .utils.fileio import atomic_path
+from ..data import DATASETS
+from ..data.settings import SMALL_DATASETS, DataConfig
+from ..engine.onnx_runtime import ENGINES
+from ..models.base import FROZEN_STAGES
+from ..optim import OPTIMIZERS
+from ..scheduler import SCHEDULERS
+from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, HelpFormatter, OneLineParser,
+                              finite_float, image_size, optional_float, optional_int, optional_positive_int,
+                              optional_str, positive_int, str2bool, suggest)
+from ..utils.device import AMP_LEVELS, MODES
 
 
-MAX_RECIPE_BYTES = 64 << 10  # a YAML recipe's size (mindcv's are 1 to 3 KB)
-MAX_RECIPE_NESTING = 32  # [ and { levels of a recipe: PyYAML's scanner takes time quadratic in them
-MAX_RECIPE_EXPANDED = 2 * MAX_RECIPE_BYTES  # characters and values of a recipe with every alias (*name) expanded
-_QUOTE = reprlib.Repr()  # values quoted in messages: short whatever their size or nesting
-_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 4, 4, 4
-_QUOTE.maxstring, _QUOTE.maxother = 60, 60
 _DATA = DataConfig()  # the defaults of the flags that configure the data layer: DataConfig's own
-
 
 # The flags validate.py reads; train.py reads all others. Each program's --help lists only its own, and
 # its command line refuses the other's, while a YAML file may hold every key (one recipe drives both).
@@ -47,7 +31,6 @@ PROGRAMS = ("train", "validate")
 EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
 -c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
 true/false (yes/no, 1/0); a bare --flag means true."""
-
 
 USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
 _PATH_KEYS = ("config", "data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
@@ -69,7 +52,7 @@ def _bool(group, name, default, help_text):
                        help=help_text)
 
 
-def _hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
+def hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
     if program not in PROGRAMS:
         raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
     dests = {a.dest for a in parser._actions}
@@ -224,7 +207,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
             action.metavar = _metavar(action)
     if program:
         for action in parser._actions:
-            if action.dest in _hidden_keys(parser, program):
+            if action.dest in hidden_keys(parser, program):
                 action.help = argparse.SUPPRESS
         for group in parser._action_groups:  # a group whose flags are all hidden loses its heading too
             if all(a.help is argparse.SUPPRESS for a in group._group_actions):
@@ -233,21 +216,11 @@ def create_parser(description: str = "Res2Net training and validation", program:
 # fmt: on
 
 
-def _quote(value) -> str:
-    """``repr(value)`` cut short (at most about 80 characters, in bounded time even for aliased YAML)."""
-    text = _QUOTE.repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _known_keys(parser: argparse.ArgumentParser) -> dict:
+def flag_actions(parser: argparse.ArgumentParser) -> dict:
     return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
 
 
-def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozenset(), program: str = "") -> List[str]:
+def normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozenset(), program: str = "") -> List[str]:
     """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
     other program's flags (``hidden``) with a word on where they belong."""
     shown = {k: v for k, v in known.items() if k not in hidden}
@@ -270,240 +243,16 @@ def _normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozen
     return out
 
 
-def _as_flag_text(value) -> str:
-    """A YAML scalar spelled as on the command line, so that it converts exactly as a flag would:
-    ``32.0`` is no integer and ``true`` no number, in a file as on the command line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _convert_value(origin: str, key: str, value, action: argparse.Action):
-    """A config file's value checked and converted with the flag's own type."""
-    convert = action.type or str
-    if value is None:
-        if action.default is None or action.type in OPTIONAL_TYPES:
-            return None
-        raise ConfigError(f"config {origin}: key '{key}' needs a value (default {_quote(action.default)})")
-    try:
-        if action.nargs in ("+", 2) or isinstance(action.nargs, int):
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(f"expects a list, got {_quote(value)}")
-            converted = tuple(convert(_as_flag_text(v)) for v in value)
-            if isinstance(action.nargs, int) and len(converted) != action.nargs:
-                raise ValueError(f"expects {action.nargs} values, got {len(converted)}")
-            return converted
-        if isinstance(value, (list, tuple, dict)):
-            raise ValueError(f"expects a single value, got {_quote(value)}")
-        converted = convert(_as_flag_text(value))
-    except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
-        raise ConfigError(f"config {origin}: key '{key}' {_clip(str(exc))}") from None
-    if action.choices is not None and converted not in action.choices:
-        choices = ", ".join(str(c) for c in action.choices)
-        raise ConfigError(f"config {origin}: key '{key}' must be one of {choices}, got {_quote(value)}")
-    return converted
-
-
-# A run's stored config (its config.yaml, a checkpoint's metadata) keeps the weights the run started from
-# under these keys, not under the flags that name them: validate.py given the run's config must never
-# evaluate the starting weights instead of the run's own checkpoints. train.py reads them back as the flags.
-STARTING_WEIGHTS_KEYS = {"ckpt_path": "init_ckpt_path", "pretrained": "init_pretrained"}
-
-
-def stored_config(args) -> dict:
-    """The config a run stores (``vars(args)`` without ``config``; the starting weights renamed)."""
-    return {STARTING_WEIGHTS_KEYS.get(k, k): v for k, v in vars(args).items() if k != "config"}
-
-
-def _read_starting_weights(data: dict, origin: str, program: str) -> dict:
-    """``data`` with a stored config's starting-weight keys as their flags (train.py) or left out
-    (validate.py, which evaluates what --ckpt_path names, never a run's starting weights)."""
-    data = dict(data)
-    for flag, stored in STARTING_WEIGHTS_KEYS.items():
-        if stored not in data:
-            continue
-        value = data.pop(stored)
-        if program == "validate":
-            continue
-        if data.get(flag) not in (None, "", False):
-            raise ConfigError(f"config {origin}: keys '{flag}' and '{stored}' both name starting weights; keep one")
-        data[flag] = value
-    return data
-
-
-def config_from_mapping(data: dict, origin: str, strict: bool = True, program: str = "") -> dict:
-    """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
-    as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys).
-    A stored run's starting weights (``STARTING_WEIGHTS_KEYS``) are dropped for ``program`` "validate"."""
-    known = _known_keys(create_parser())
-    values = {}
-    for key, value in _read_starting_weights(data, origin, program).items():
-        if key not in known:
-            if strict:
-                raise ConfigError(f"config {origin}: unknown key {_quote(key)}{suggest(str(key)[:100], known)}")
-            continue
-        values[key] = _convert_value(origin, key, value, known[key])
-    return values
-
-
-class _RecipeError(yaml.YAMLError):
-    """A recipe gives one key twice, or nests too deeply."""
-
-
-class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (``<<`` merges may be overridden)
-    and nesting deeper than ``MAX_RECIPE_NESTING`` flow collections."""
-
-    def fetch_flow_collection_start(self, token_class):
-        if self.flow_level >= MAX_RECIPE_NESTING:
-            raise _RecipeError(f"more than {MAX_RECIPE_NESTING} nested [ ] or {{ }} (line {self.line + 1})")
-        super().fetch_flow_collection_start(token_class)
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            lines = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key = self.construct_object(key_node)
-                line = key_node.start_mark.line + 1
-                if key in lines:
-                    raise _RecipeError(f"key {_quote(key)} appears twice (lines {lines[key]} and {line})")
-                lines[key] = line
-        return super().construct_mapping(node, deep)
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """Characters plus values of a composed YAML document with every alias expanded (a node shared by N
-    references counts N times), capped just above ``MAX_RECIPE_EXPANDED``; -1 if a node contains itself.
-    Each node is visited once, so the work is linear in the document, whatever its aliases expand to."""
-    sizes, open_nodes, stack = {}, set(), [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes and not children_done:
-            continue
-        children = [] if isinstance(node, yaml.ScalarNode) else [
-            n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
-        if children_done:
-            open_nodes.discard(id(node))
-            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
-            sizes[id(node)] = min(1 + own + sum(sizes[id(c)] for c in children), MAX_RECIPE_EXPANDED + 1)
-        elif id(node) in open_nodes:
-            return -1
-        else:
-            open_nodes.add(id(node))
-            stack.append((node, True))
-            stack.extend((c, False) for c in children)
-    return sizes[id(root)]
-
-
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def _recipe_text(path: str) -> str:
-    """The text of the YAML file ``path`` (a regular file of at most ``MAX_RECIPE_BYTES``). A directory,
-    FIFO or device is named, never opened for reading (a FIFO would block, /dev/zero never end)."""
-    def check(mode: int, size: int) -> None:
-        kind = next((name for test, name in _FILE_KINDS if test(mode)), None)
-        if kind or not stat.S_ISREG(mode):
-            hint = f" (a run's settings are in {os.path.join(path, 'config.yaml')})" if stat.S_ISDIR(mode) else ""
-            raise ConfigError(f"config {path}: is {kind or 'not a regular file'}, not a YAML file{hint}")
-        if size > MAX_RECIPE_BYTES:
-            raise ConfigError(f"config {path}: {size} bytes is too large for a YAML recipe "
-                              f"(at most {MAX_RECIPE_BYTES})")
-
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read it ({exc.strerror or exc})") from None
-    check(info.st_mode, info.st_size)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # if a FIFO replaced the file since, do not wait on it
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            check(info.st_mode, info.st_size)
-            data = f.read(MAX_RECIPE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read it ({exc.strerror or exc})") from None
-    check(stat.S_IFREG, len(data))  # it grew since
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config {path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def load_yaml_config(path: str, program: str = "") -> dict:
-    """Read a YAML config; unknown keys, a key given twice and wrong types are clear errors naming the file
-    and key. Aliases may not expand the recipe beyond ``MAX_RECIPE_EXPANDED``."""
-    loader = _RecipeLoader(_recipe_text(path))
-    loader.name = path  # named in PyYAML's messages
-    try:
-        node = loader.get_single_node()
-        size = 0 if node is None else _expanded_size(node)
-        if size < 0:
-            raise ConfigError(f"config {path}: an alias (*name) refers to the value that contains it")
-        if size > MAX_RECIPE_EXPANDED:
-            raise ConfigError(f"config {path}: its aliases (*name) expand it beyond {MAX_RECIPE_EXPANDED} "
-                              "characters and values")
-        data = {} if node is None else loader.construct_document(node)
-    except ConfigError:
-        raise
-    except _RecipeError as exc:
-        raise ConfigError(f"config {path}: {exc}") from None
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value PyYAML cannot build (date 2021-13-45)
-        raise ConfigError(f"config {path}: not valid YAML ({_clip(' '.join(str(exc).split()))})") from None
-    except RecursionError:
-        raise ConfigError(f"config {path}: nested too deeply to be a recipe") from None
-    finally:
-        loader.dispose()
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config {path}: expected key: value pairs at the top level")
-    return config_from_mapping(data, path, program=program)
-
-
-def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
-                 program: str = "") -> Tuple[argparse.Namespace, FrozenSet[str]]:
-    """(parsed config, the keys given on the command line or in the ``-c`` file); see ``parse_args``."""
-    parser = create_parser(description, program)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    argv = _normalize_argv(argv, _known_keys(parser), _hidden_keys(parser, program) if program else frozenset(),
-                           program)
-    pre = OneLineParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("-c", "--config", type=str, default="")
-    early, _ = pre.parse_known_args(argv)
-    from_file = load_yaml_config(early.config, program) if early.config else {}
-    parser.set_defaults(**from_file)
-    args = parser.parse_args(argv)
-    for key in ("scale", "ratio", "re_scale", "re_ratio", "mean", "std", "multi_step_decay_milestones"):
-        if getattr(args, key) is not None:
-            setattr(args, key, tuple(getattr(args, key)))
-    if program and not resuming(args):  # a resumed run's flags are checked with its own settings
-        check_flags_used(args, program)
-    return args, frozenset(from_file) | _command_line_keys(argv)
+def command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
+    """The keys ``argv`` sets (parsed again with no defaults, so only given flags appear)."""
+    bare, unset = create_parser(), object()
+    bare.set_defaults(**{a.dest: unset for a in bare._actions})
+    return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
 
 
 def resuming(args) -> bool:
     """True if train.py continues a run (--resume, or --resume_opt with --ckpt_path)."""
     return bool(args.resume or (args.resume_opt and args.ckpt_path))
-
-
-def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
-               program: str = ""):
-    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
-    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line,
-    and flags that program would not read (``check_flags_used``)."""
-    return parse_config(argv, description, program)[0]
-
-
-def _command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
-    """The keys ``argv`` sets (parsed again with no defaults, so only given flags appear)."""
-    bare, unset = create_parser(), object()
-    bare.set_defaults(**{a.dest: unset for a in bare._actions})
-    return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
 
 
 _IMAGE_FOLDERS = ("imagefolder", "imagenet")
@@ -564,53 +313,9 @@ def check_flags_used(args, program: str) -> None:
             raise ConfigError(f"--{key} {shown}: would be ignored: {why_not}")
 
 
-# Settings a resumed run may change (the rest is the run's own and is taken from its checkpoint): how long it
-# trains, where its data lives and how it is read, where it runs, how often it logs, validates and saves.
-RESUME_MAY_CHANGE = frozenset((
-    "epoch_size", "batch_size", "num_parallel_workers", "data_dir", "skip_corrupt_images", "device_target", "mode",
-    "distribute", "dataset_sink_mode", "log_interval", "val_while_train", "val_interval", "keep_checkpoint_max",
-    "ckpt_save_interval", "save_optimizer_state"))
-# Keys of one invocation, never the run's: which file, which folder, how to resume.
-_INVOCATION_KEYS = frozenset(("config", "resume", "resume_opt", "ckpt_save_dir", "engine", "onnx_path"))
-
-
-def _shown(value) -> str:
-    return " ".join(str(v) for v in value) if isinstance(value, tuple) else repr(value) if value == "" else str(value)
-
-
-def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str) -> Tuple[argparse.Namespace, List[str]]:
-    """A resumed run's config: its ``stored`` settings (from ``origin``), and of the ``given`` keys those in
-    ``RESUME_MAY_CHANGE`` (each change listed in the returned notes). Any other given key must agree with the
-    run: a contradiction is a one-line ``ConfigError`` naming both values."""
-    merged, notes = dict(vars(args)), []
-    for key, value in stored.items():
-        if key in _INVOCATION_KEYS or key not in merged or (key == "ckpt_path" and args.resume_opt):
-            continue
-        if key in given and merged[key] != value:
-            if key not in RESUME_MAY_CHANGE:
-                raise ConfigError(f"--{key} {_shown(merged[key])} contradicts the resumed run's {key} {_shown(value)} "
-                                  f"({origin}); drop it to continue the run, or start a new run in another "
-                                  "--ckpt_save_dir")
-            notes.append(f"{key} {_shown(value)} -> {_shown(merged[key])}")
-            continue
-        merged[key] = value
-    return argparse.Namespace(**merged), notes
-
-
 def data_config(args):
     """The data layer's typed settings (a ``DataConfig``) from a parsed config."""
     return DataConfig.from_mapping(vars(args))
-
-
-def save_config(args, path: str, comment: str = "", replace: bool = True) -> str:
-    """Write the effective config as YAML (atomically), after a first line ``# comment`` if given; it loads
-    back with ``-c``. ``replace=False``: an existing ``path`` is kept, and that is an error (``WriteError``)."""
-    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(stored_config(args).items())}
-    with atomic_path(path, replace=replace) as tmp, open(tmp, "w") as f:
-        if comment:
-            f.write(f"# {comment}\n")
-        yaml.safe_dump(values, f, sort_keys=True)
-    return path
 
 
 def format_config(args) -> str:
