@@ -66,6 +66,16 @@ def test_every_program_refuses_an_image_size_outside_the_range(main, argv):
         main(argv)
 
 
+@pytest.mark.parametrize("size", [MIN_IMAGE_SIZE - 1, MAX_IMAGE_SIZE + 1])
+def test_export_api_refuses_an_image_size_outside_the_range(tmp_path, size):
+    from mindcv_res2net.engine.export import export_model
+
+    message = f"^--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {size}$"
+    with pytest.raises(ValueError, match=message):
+        export_model("res2net50", str(tmp_path / "x.ckpt"), str(tmp_path / "out"), image_size=size)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_a_yaml_image_size_outside_the_range_names_the_file_and_key(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("image_resize: 5000\n")
