@@ -12,7 +12,7 @@ from mindcv_res2net.cli import benchmark, export, summarize_models
 from mindcv_res2net.config import ConfigError, create_parser, parse_args
 from mindcv_res2net.data import DATASETS, DataConfig
 from mindcv_res2net.optim import OPTIMIZERS
-from mindcv_res2net.scheduler import SCHEDULERS
+from mindcv_res2net.scheduler import SCHEDULER_FLAGS, SCHEDULERS, create_scheduler
 from mindcv_res2net.utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, HelpFormatter, image_size
 from mindcv_res2net.utils.device import AMP_LEVELS
 
@@ -38,6 +38,22 @@ def test_choices_are_the_names_their_modules_implement(flag, names):
     assert tuple(action.choices) == tuple(names)
     with pytest.raises(ConfigError, match=rf"^argument --{flag}: invalid choice: 'nope' \(choose from "):
         parse_args([f"--{flag}", "nope"])
+
+
+# a flag of the scheduler group -> (create_scheduler's argument, a value other than the default)
+_SCHEDULE_ARGUMENTS = {"min_lr": ("min_lr", 0.05), "decay_epochs": ("decay_epochs", 3),
+                       "decay_rate": ("decay_rate", 0.5), "multi_step_decay_milestones": ("milestones", (2,))}
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_a_schedule_reads_exactly_the_flags_its_module_lists(name):
+    """The table that makes a flag an error when it would be ignored is the schedules' own, and true."""
+    def schedule(**changed):
+        return create_scheduler(name, 0.1, steps_per_epoch=2, epochs=10, **{"decay_epochs": 4, "milestones": (3, 6),
+                                                                              **changed})
+
+    for flag, (argument, value) in _SCHEDULE_ARGUMENTS.items():
+        assert (not (schedule() == schedule(**{argument: value})).all()) == (flag in SCHEDULER_FLAGS[name]), flag
 
 
 @given(st.integers(min_value=-10 ** 6, max_value=10 ** 6))

@@ -8,8 +8,8 @@ from ..data import DATASETS
 from ..data.settings import SMALL_DATASETS, DataConfig
 from ..engine.onnx_runtime import ENGINES
 from ..models.base import FROZEN_STAGES
-from ..optim import OPTIMIZERS
-from ..scheduler import SCHEDULERS
+from ..optim import OPTIMIZER_FLAGS, OPTIMIZERS
+from ..scheduler import SCHEDULER_FLAGS, SCHEDULERS
 from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, HelpFormatter, OneLineParser,
                               finite_float, image_size, optional_float, optional_int, optional_positive_int,
                               optional_str, positive_int, str2bool, suggest)
@@ -258,6 +258,13 @@ def resuming(args) -> bool:
 _IMAGE_FOLDERS = ("imagefolder", "imagenet")
 
 
+def _only_some_read(flags_by_name: dict, key: str, flag: str) -> str:
+    """``only --opt sgd and momentum use it``: the names of ``flags_by_name`` whose flags include ``key``."""
+    names = [name for name, keys in flags_by_name.items() if key in keys]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"only {flag} {listed} {'uses' if len(names) == 1 else 'use'} it"
+
+
 # fmt: off
 # Flags read only under a condition, as (key, programs, is it read?, why not). A value other than the default
 # where the flag is not read would be ignored: that is an error (a flag at its default never is).
@@ -282,16 +289,12 @@ _READ_ONLY_IF = (
     ("re_max_attempts", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),
     ("ema_decay", ("train",), lambda a: a.ema, "--ema is off"),
     ("clip_value", ("train",), lambda a: a.clip_grad, "--clip_grad is off"),
-    ("momentum", ("train",), lambda a: a.opt in ("momentum", "sgd", "rmsprop"), "adam and adamw have none"),
-    ("use_nesterov", ("train",), lambda a: a.opt in ("momentum", "sgd"), "only momentum and sgd use it"),
-    ("eps", ("train",), lambda a: a.opt in ("adam", "adamw", "rmsprop"), "only adam, adamw and rmsprop use it"),
-    ("min_lr", ("train",), lambda a: a.scheduler == "cosine_decay", "only --scheduler cosine_decay uses it"),
-    ("decay_epochs", ("train",), lambda a: a.scheduler in ("cosine_decay", "step_decay"),
-     "only --scheduler cosine_decay and step_decay use it"),
-    ("decay_rate", ("train",), lambda a: a.scheduler in ("step_decay", "multi_step_decay"),
-     "only --scheduler step_decay and multi_step_decay use it"),
-    ("multi_step_decay_milestones", ("train",), lambda a: a.scheduler == "multi_step_decay",
-     "only --scheduler multi_step_decay uses it"),
+    *((key, ("train",), lambda a, key=key: key in OPTIMIZER_FLAGS[a.opt],
+       _only_some_read(OPTIMIZER_FLAGS, key, "--opt"))
+      for key in ("momentum", "use_nesterov", "eps")),
+    *((key, ("train",), lambda a, key=key: key in SCHEDULER_FLAGS[a.scheduler],
+       _only_some_read(SCHEDULER_FLAGS, key, "--scheduler"))
+      for key in ("min_lr", "decay_epochs", "decay_rate", "multi_step_decay_milestones")),
     ("warmup_factor", ("train",), lambda a: a.warmup_epochs > 0, "--warmup_epochs is 0"),
     ("resume_opt", ("train",), lambda a: bool(a.ckpt_path), "it restores the state of --ckpt_path, which is not given"),
     ("enable_modelarts", ("train",), lambda a: False, "ModelArts is not supported"),
