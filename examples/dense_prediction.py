@@ -14,7 +14,6 @@ the eleven classes (and pixel accuracy) on the held-out split. Without ``--ckpt_
 starts from its random initialisation (no download is needed), and its frozen stages stay random
 features; pass a weight file (any format the converter reads, head included) to start from it.
 """
-import argparse
 import os
 import sys
 import time
@@ -27,10 +26,10 @@ import numpy as np  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
 from mindcv_res2net import create_model  # noqa: E402
-from mindcv_res2net.config import HelpFormatter, positive_int  # noqa: E402
 from mindcv_res2net.data.sources import digits_source  # noqa: E402
 from mindcv_res2net.models.base import FROZEN_STAGES  # noqa: E402
 from mindcv_res2net.models.res2net import OUTPUT_STRIDES  # noqa: E402
+from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size, positive_int  # noqa: E402
 from mindcv_res2net.utils.cli import run_cli  # noqa: E402
 
 NUM_CLASSES = 11  # background + the ten digits
@@ -122,20 +121,15 @@ def run(args, output_stride: int, train_set, val_set) -> dict:
                 train_seconds=train_seconds, seconds=time.perf_counter() - start)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line through run_cli, no usage block
-        raise ValueError(message)
-
-
 def main(argv=None) -> int:
-    parser = _Parser(description=__doc__, formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", default="res2net50", help="a Res2Net variant (not DLA)")
     parser.add_argument("--output_strides", type=int, nargs="+", default=[8, 32], choices=OUTPUT_STRIDES,
                         help="one run per output stride")
     parser.add_argument("--frozen_stages", type=int, default=1, choices=FROZEN_STAGES,
                         help="stem and stages 1..i frozen (-1: none)")
     parser.add_argument("--norm_eval", action="store_true", help="every BatchNorm in eval mode while training")
-    parser.add_argument("--image_size", type=positive_int, default=32, help="pixels per side")
+    parser.add_argument("--image_size", type=image_size, default=32, help="pixels per side")
     parser.add_argument("--steps", type=positive_int, default=80, help="training steps per run")
     parser.add_argument("--batch_size", type=positive_int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")

@@ -289,9 +289,9 @@ def test_non_finite_weights_load_with_a_warning_naming_them(tmp_path, r50):
     ({"num_classes": 3, "class_names": ["a", 2]}, "metadata 'class_names' must be null or a list of strings"),
     ({"num_classes": 2, "class_names": ["a", "b", "c"]}, "metadata holds 3 class names for 2 classes"),
     ({"num_classes": 10, "config": "x"}, "metadata 'config' must be null or a JSON object"),
-    ({"num_classes": 10, "config": {"image_resize": -4}}, r"key 'image_resize' must be a positive integer, got -4"),
+    ({"num_classes": 10, "config": {"image_resize": -4}}, r"key 'image_resize' must be an integer from 32 to 4096 pixels, got -4"),
     ({"num_classes": 10, "config": {"mean": "abc"}}, "key 'mean' expects a list"),
-    ({"num_classes": 10, "config": {"image_resize": 10 ** 6}}, "key 'image_resize' must be at most 4096 pixels"),
+    ({"num_classes": 10, "config": {"image_resize": 10 ** 6}}, "key 'image_resize' must be an integer from 32 to 4096 pixels, got 1000000"),
     ({"num_classes": 1000}, "metadata 'num_classes' is 1000 but its tensors have 10"),
     ({"num_classes": 10, "in_channels": 1}, "metadata 'in_channels' is 1 but its tensors have 3"),
 ])

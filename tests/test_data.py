@@ -210,7 +210,7 @@ def test_truncated_image_is_named_by_the_pre_scan(tmp_path):
 def test_file_broken_after_the_scan_is_named_when_the_cpp_decoder_fails(tmp_path):
     """MindSpore's pipeline cannot go on after a decode error; the error still names the file."""
     _image_tree(tmp_path)
-    loader = create_loader(_data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+    loader = create_loader(_data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
                                   "--batch_size", "2", "--num_parallel_workers", "2"]), "train", True, CFG)
     assert len(list(iterate_batches(loader.for_epoch(1)))) == loader.steps == 6
     (tmp_path / "train" / "class_1" / "2.jpg").write_bytes(b"garbage" * 50)
@@ -222,7 +222,7 @@ def test_image_folder_epochs_repeat_exactly_and_shards_are_equal(tmp_path):
     """An epoch's batches depend only on the seed and the epoch (random crops included, 2 workers), so a
     resumed run sees what an unbroken one saw; every rank gets the same number of different images."""
     _image_tree(tmp_path)
-    data = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+    data = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
                   "--batch_size", "2", "--num_parallel_workers", "2"])
     loader = create_loader(data, "train", True, CFG)
     first = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(2))]
@@ -241,11 +241,11 @@ def test_batches_are_uint8_normalised_in_the_step_or_float_from_the_host():
 
     from mindcv_res2net.engine.train_step import device_normalize
 
-    argv = ["--dataset", "digits", "--image_resize", "16", "--batch_size", "8", "--num_samples", "16"]
+    argv = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "8", "--num_samples", "16"]
     on_device, on_host = _data(argv), _data(argv + ["--normalize_on_device", "false"])
     raw, _ = next(iterate_batches(create_loader(on_device, "val", False, CFG).dataset))
     host, _ = next(iterate_batches(create_loader(on_host, "val", False, CFG).dataset))
-    assert str(raw.dtype) == "UInt8" and str(host.dtype) == "Float32" and raw.shape == host.shape == (8, 3, 16, 16)
+    assert str(raw.dtype) == "UInt8" and str(host.dtype) == "Float32" and raw.shape == host.shape == (8, 3, 32, 32)
     assert device_normalize(on_host, CFG) is None
     normalised = device_normalize(on_device, CFG)(raw)
     assert normalised.dtype == ms.float32
@@ -275,11 +275,11 @@ def test_one_rule_decides_evaluation_preprocessing():
                                    ["--auto_augment", "autoaug", "--vflip", "0.5"]])
 def test_imagenet_train_transforms(tmp_path, extra):
     _image_tree(tmp_path)
-    args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "24",
+    args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "48",
                        "--batch_size", "6", *extra])
     loader = create_loader(args, "train", True, CFG)
     batches = list(iterate_batches(loader.dataset))
-    assert loader.steps == len(batches) == 2 and batches[0][0].shape == (6, 3, 24, 24)
+    assert loader.steps == len(batches) == 2 and batches[0][0].shape == (6, 3, 48, 48)
     if "--re_prob" in extra:  # erased patches hold the fill value 0 (normalised): the mean colour in uint8
         assert str(batches[0][0].dtype) == "UInt8"
         assert (batches[0][0].asnumpy()[:, 0] == 124).any()  # round(0.485 * 255)
@@ -287,11 +287,11 @@ def test_imagenet_train_transforms(tmp_path, extra):
 
 def test_grey_images_repeated_or_kept(tmp_path):
     for channels in (3, 1):
-        args = _data(["--dataset", "digits", "--image_resize", "16", "--batch_size", "8",
+        args = _data(["--dataset", "digits", "--image_resize", "32", "--batch_size", "8",
                            "--in_channels", str(channels), "--num_samples", "16"])
         loader = create_loader(args, "train", True, CFG)
         images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
-        assert images.shape == (8, channels, 16, 16) and str(images.dtype) == "UInt8"
+        assert images.shape == (8, channels, 32, 32) and str(images.dtype) == "UInt8"
         if channels == 3:
             x = images.asnumpy()
             assert np.array_equal(x[:, 0], x[:, 1]) and np.array_equal(x[:, 0], x[:, 2])
@@ -372,15 +372,15 @@ def test_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
 def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
     _image_tree(tmp_path)  # 40x30, 41x30, 42x30 and 20x20 images
     for flag in ("--train_num_samples", "--num_samples"):
-        args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "16",
+        args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
                            "--batch_size", "3", "--num_parallel_workers", "1", flag, "9"])
         loader = create_loader(args, "train", True, CFG)
         batches = list(iterate_batches(loader.for_epoch(1)))
-        assert loader.num_images == 9 and len(batches) == 3 and batches[0][0].shape == (3, 3, 16, 16)
+        assert loader.num_images == 9 and len(batches) == 3 and batches[0][0].shape == (3, 3, 32, 32)
 
 
 def test_mixup_targets_have_the_models_class_count():
-    args = _data(["--dataset", "digits", "--image_resize", "8", "--batch_size", "8", "--num_samples", "16",
+    args = _data(["--dataset", "digits", "--image_resize", "32", "--batch_size", "8", "--num_samples", "16",
                        "--num_classes", "12", "--mixup", "0.2", "--num_parallel_workers", "1"])
     loader = create_loader(args, "train", True, CFG)
     _, targets = next(iterate_batches(loader.for_epoch(1)))

@@ -271,11 +271,11 @@ def _example_module():
 
 def test_dense_prediction_example_smoke():
     proc = run(["examples/dense_prediction.py", "--mode", "pynative", "--steps", "1", "--log_interval", "1",
-                "--image_size", "16", "--batch_size", "2", "--train_samples", "4", "--val_samples", "2",
+                "--image_size", "32", "--batch_size", "2", "--train_samples", "4", "--val_samples", "2",
                 "--output_strides", "8"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_quiet_exit(proc)
-    assert "4 training / 2 held-out scans at 16 px, 11 classes; res2net50, frozen_stages 1" in proc.stdout
+    assert "4 training / 2 held-out scans at 32 px, 11 classes; res2net50, frozen_stages 1" in proc.stdout
     results = re.findall(r"output_stride (\d+): mIoU ([\d.]+), pixel accuracy ([\d.]+)", proc.stdout)
     assert [r[0] for r in results] == ["8"]
     assert all(0.0 <= float(v) <= 1.0 for r in results for v in r[1:])

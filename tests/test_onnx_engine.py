@@ -97,20 +97,20 @@ def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
 
 
 def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, tmp_path, monkeypatch):
-    from mindcv_res2net.config import parse_args
+    from mindcv_res2net.config import parse_config
     from mindcv_res2net.engine.evaluate import validate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path, _ = digits_checkpoint
     argv = ["--model", "res2net50", "--dataset", "digits", "--image_resize", "32", "--num_samples", "96",
             "--batch_size", "32", "--ckpt_path", path, "--mode", "1"]
-    ours = validate(parse_args(argv))
-    onnx = validate(parse_args(argv + ["--engine", "onnxruntime"]))
+    ours = validate(*parse_config(argv))
+    onnx = validate(*parse_config(argv + ["--engine", "onnxruntime"]))
     assert ours["images"] == onnx["images"] == 96
     assert abs(ours["top1"] - onnx["top1"]) <= 100.0 / 96 and abs(ours["top5"] - onnx["top5"]) <= 100.0 / 96
     assert abs(ours["loss"] - onnx["loss"]) < 1e-3
     exported = next((tmp_path / "cache" / "mindcv_res2net" / "onnx").glob("*.onnx"))
-    again = validate(parse_args(argv[:-4] + ["--engine", "onnxruntime", "--onnx_path", str(exported)]))
+    again = validate(*parse_config(argv[:-4] + ["--engine", "onnxruntime", "--onnx_path", str(exported)]))
     assert again["top1"] == onnx["top1"] and os.path.isfile(exported)
 
 

@@ -114,8 +114,8 @@ def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, to
                          "--image_resize", "32", "--ckpt_path", crafted]}[tool]
     proc = run(argv)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith(f"error: config {crafted} (metadata 'config'): key 'image_resize' must be a "
-                                  "positive integer, got huge"), proc.stderr
+    assert proc.stderr.startswith(f"error: config {crafted} (metadata 'config'): key 'image_resize' must be an "
+                                  "integer from 32 to 4096 pixels, got huge"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["crafted.ckpt"]
 
 

@@ -146,13 +146,13 @@ def test_a_run_config_stores_its_starting_weights_apart(tmp_path):
     assert stored["init_ckpt_path"] == "/w/start.pth" and stored["init_pretrained"] is False
     assert "ckpt_path" not in stored and "pretrained" not in stored
     assert parse_args(["-c", path], program="train").ckpt_path == "/w/start.pth"
-    args = parse_args(["-c", path], program="validate")
+    args, given = parse_config(["-c", path], program="validate")
     assert args.ckpt_path == "" and args.pretrained is False
     with pytest.raises(ValueError, match=rf"^validate.py needs --ckpt_path FILE or --pretrained \(it never evaluates "
                                          rf"random weights\); {path} names no checkpoint to validate \(a run's "
                                          r"config.yaml keeps only the weights it started from\): give --ckpt_path "
                                          r"RUN/res2net50-best.ckpt$"):
-        validate(args)
+        validate(args, given)
     assert parse_args(["-c", path, "--ckpt_path", "/w/run-best.ckpt"], program="validate").ckpt_path == \
         "/w/run-best.ckpt"
 
@@ -223,9 +223,10 @@ IGNORED = [  # (flags, the refusal after "error: ")
     (["--re_max_attempts", "3"], "--re_max_attempts 3: would be ignored: --re_prob is 0 (random erasing off)"),
     (["--ema_decay", "0.99"], "--ema_decay 0.99: would be ignored: --ema is off"),
     (["--clip_value", "5"], "--clip_value 5.0: would be ignored: --clip_grad is off"),
-    (["--opt", "adam", "--momentum", "0.8"], "--momentum 0.8: would be ignored: adam and adamw have none"),
-    (["--opt", "adamw", "--use_nesterov"], "--use_nesterov True: would be ignored: only momentum and sgd use it"),
-    (["--eps", "1e-6"], "--eps 1e-06: would be ignored: only adam, adamw and rmsprop use it"),
+    (["--opt", "adam", "--momentum", "0.8"], "--momentum 0.8: would be ignored: only --opt sgd, momentum and "
+                                             "rmsprop use it"),
+    (["--opt", "adamw", "--use_nesterov"], "--use_nesterov True: would be ignored: only --opt sgd and momentum use it"),
+    (["--eps", "1e-6"], "--eps 1e-06: would be ignored: only --opt adam, adamw and rmsprop use it"),
     (["--scheduler", "constant", "--min_lr", "0.01"], "--min_lr 0.01: would be ignored: only --scheduler "
                                                       "cosine_decay uses it"),
     (["--scheduler", "multi_step_decay", "--decay_epochs", "3"], "--decay_epochs 3: would be ignored: only "

@@ -500,16 +500,16 @@ def data_table(rows, model_rows) -> str:
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter
+    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--device_target", default="CPU")
     parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
                         "with --data_only: none)")
     parser.add_argument("--modes", default="pynative,graph", help="comma-separated: pynative, graph")
     parser.add_argument("--batch_size", type=batch_sizes, default=(32,),
                         help="batch size, or a comma-separated list (e.g. 1,8,32) measured in turn")
-    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--image_size", type=image_size, default=224)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
     parser.add_argument("--rounds", type=int, default=1,
@@ -562,8 +562,8 @@ def main(argv=None) -> int:
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"--modes takes pynative and/or graph, got '{mode}'")
-    if args.steps < 1 or args.warmup < 0 or args.image_size < 32 or args.rounds < 1:
-        raise ValueError("--steps >= 1, --warmup >= 0, --image_size >= 32 and --rounds >= 1 are required")
+    if args.steps < 1 or args.warmup < 0 or args.rounds < 1:
+        raise ValueError("--steps >= 1, --warmup >= 0 and --rounds >= 1 are required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]

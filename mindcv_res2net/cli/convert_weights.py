@@ -19,7 +19,7 @@ from mindcv_res2net.utils.device import set_device
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter, ToolParser
+    from mindcv_res2net.utils.argtypes import HelpFormatter, ToolParser
 
     parser = ToolParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("src", help="weight file to read")

@@ -17,21 +17,20 @@ activations; BatchNorm folded), calibrated on --calib_images images of the run's
     python tools/export.py --model res2net50 --ckpt_path runs/res2net50_digits/res2net50-best.ckpt \
         --format ONNX --batch_size -1 --quantize int8 --file_name res2net50_digits_int8
 """
-import argparse
 
 from mindcv_res2net.engine.export import CALIBRATION_IMAGES, SUFFIXES, export_model
 from mindcv_res2net.utils.cli import run_cli
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter
+    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
     parser.add_argument("--ckpt_path", required=True,
                         help="trained checkpoint (any format the converter reads), or a run's folder (its best)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=tuple(SUFFIXES), help="file format")
     parser.add_argument("--batch_size", type=int, default=1, help="-1: dynamic batch")
-    parser.add_argument("--image_size", type=int, default=None,
+    parser.add_argument("--image_size", type=image_size, default=None,
                         help="input size in pixels (default: the training run's, else the model's, 224)")
     parser.add_argument("--num_classes", type=int, default=None, help="must match the checkpoint's head if given")
     parser.add_argument("--file_name", required=True, help="output path without extension")

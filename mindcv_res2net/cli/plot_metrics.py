@@ -72,7 +72,7 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter, ToolParser
+    from mindcv_res2net.utils.argtypes import HelpFormatter, ToolParser
 
     parser = ToolParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("run_dir", help="a train.py --ckpt_save_dir, or its metrics.csv")

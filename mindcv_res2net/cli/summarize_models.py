@@ -3,7 +3,6 @@
     python tools/summarize_models.py                       # every registered model at 224 px
     python tools/summarize_models.py --models res2net50 --image_size 64
 """
-import argparse
 import time
 
 from mindcv_res2net.models import create_model, list_models
@@ -14,15 +13,13 @@ from mindcv_res2net.utils.flops import count_macs
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.config import HelpFormatter
+    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size, positive_int
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--models", default="*", help="comma-separated names or shell patterns (default: all)")
-    parser.add_argument("--image_size", type=int, default=224, help="square input size in pixels (default 224)")
-    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--image_size", type=image_size, default=224, help="square input size in pixels")
+    parser.add_argument("--num_classes", type=positive_int, default=1000)
     args = parser.parse_args(argv)
-    if args.image_size < 32:
-        parser.error(f"--image_size must be at least 32 (the network downsamples by 32), got {args.image_size}")
     names = []
     for pattern in args.models.split(","):
         matched = list_models(pattern.strip()) or [resolve_name(pattern.strip())]  # unknown: clear error

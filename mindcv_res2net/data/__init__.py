@@ -1,6 +1,6 @@
 """Data sets, transforms and batched loaders."""
-from .settings import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocessing
 from .loader import DATASETS, create_loader, create_source
+from .settings import CheckpointEval, DataConfig, checkpoint_eval, eval_preprocessing
 from .sources import DatasetError
 
 __all__ = ["DATASETS", "CheckpointEval", "DataConfig", "DatasetError", "checkpoint_eval", "create_loader",

@@ -12,7 +12,8 @@ SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
 @dataclass(frozen=True)
 class DataConfig:
     """Everything the loaders read. Field names are the flag / YAML key names of train.py, so a
-    parsed config or a training run's stored ``config.yaml`` maps onto it key for key.
+    parsed config or a training run's stored ``config.yaml`` maps onto it key for key; the defaults
+    here are the flags' defaults (``config/flags.py`` reads them from this class).
 
     Sizes are pixels; ``mean`` / ``std`` are per channel on the 0-255 scale (None: the model's).
     """

@@ -2,13 +2,12 @@
 import sys
 import time
 import warnings
-from typing import FrozenSet, Optional
+from typing import FrozenSet
 
 from mindspore import nn
 
-from ..config import create_parser
-from ..data.settings import checkpoint_eval
 from ..data.loader import create_loader, iterate_batches
+from ..data.settings import checkpoint_eval
 from ..loss import create_loss
 from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg
 from ..models.registry import resolve_name
@@ -50,13 +49,13 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
                 images=images, seconds=seconds, img_per_s=images / seconds)
 
 
-def validate(args, given: Optional[FrozenSet[str]] = None) -> dict:
+def validate(args, given: FrozenSet[str]) -> dict:
     """The job behind validate.py: load a checkpoint (a file, or a training run's folder: its best
     checkpoint) or the published weights, and evaluate a split as ``checkpoint_eval`` decides: with a
     run's checkpoint, on the run's own validation data and preprocessing unless a flag says otherwise.
 
     ``given``: the keys the user set (``config.parse_config``), so a flag typed at its default value still
-    overrides the run's; None (a caller of the API): the keys whose value differs from the default."""
+    overrides the run's."""
     resolve_name(args.model)  # a misspelled model name is the first error
     onnx = args.engine == "onnxruntime"
     if onnx:
@@ -68,9 +67,6 @@ def validate(args, given: Optional[FrozenSet[str]] = None) -> dict:
                       f"started from): give --ckpt_path RUN/{args.model}-best.ckpt") if args.config else ""
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)"
                          + run_config)
-    if given is None:
-        defaults = create_parser().parse_args([])
-        given = frozenset(k for k, v in vars(args).items() if v != getattr(defaults, k, v))
     given = {k: getattr(args, k) for k in given if hasattr(args, k)}  # flags / YAML keys set
     model_name, model, run_config, source = args.model, None, None, f"the published {args.model} weights"
     if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating

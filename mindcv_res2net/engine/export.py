@@ -6,6 +6,7 @@ import warnings
 from typing import NamedTuple, Optional
 
 from ..data.settings import checkpoint_eval
+from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from ..utils.fileio import atomic_path
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
@@ -46,8 +47,8 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     quantize = "" if quantize == "none" else quantize
     if quantize and file_format != "ONNX":
         raise ValueError("--quantize int8 needs --format ONNX (ONNX Runtime's quantization)")
-    if image_size is not None and image_size < 32:
-        raise ValueError(f"--image_size must be at least 32, got {image_size}")
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}")
     if not ckpt_path:
         raise ValueError("--ckpt_path is required: export never writes random weights")
     source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name)

@@ -1,5 +1,4 @@
 """Top-k prediction for image files: ``predict(model, paths)`` and the preprocessing it needs."""
-import argparse
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -199,29 +198,3 @@ def format_results(results: List[Dict]) -> str:
         best = ", ".join(f"{escape_text(t['name'])} {100 * t['probability']:.1f}%" for t in r["top"])
         lines.append(f"{escape_text(r['file'])}: {best}")
     return "\n".join(lines)
-
-
-def parse_predict_args(argv=None) -> argparse.Namespace:
-    from ..config import HelpFormatter
-
-    parser = argparse.ArgumentParser(description="Top-k classes of image files with a trained Res2Net.",
-                                     formatter_class=HelpFormatter)
-    parser.add_argument("images", nargs="+", help="image files or folders (JPEG, PNG, ...)")
-    parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
-    parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads), or a "
-                        "training run's folder (its best checkpoint)")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="use the published ImageNet weights (downloaded once: internet needed)")
-    parser.add_argument("--topk", type=int, default=5, help="classes printed per image")
-    parser.add_argument("--batch_size", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--engine", default="mindspore", help="mindspore, or onnxruntime: run an ONNX export on the "
-                        "CPU (--onnx_path, else the weights exported once into ~/.cache/mindcv_res2net/onnx)")
-    parser.add_argument("--onnx_path", default="", help="with --engine onnxruntime: an exported .onnx file")
-    parser.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
-    parser.add_argument("--mode", type=int, default=1, choices=(0, 1),
-                        help="0 = Graph, 1 = PyNative. PyNative by default, unlike train.py and validate.py: a "
-                             "few images are predicted sooner without Graph mode's compilation (seconds per "
-                             "batch shape); use 0 for many images")
-    parser.add_argument("--labels", default="", help="class names, one per line (else the checkpoint's or ImageNet's)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    return parser.parse_args(argv)

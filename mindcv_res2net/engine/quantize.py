@@ -7,8 +7,8 @@ from typing import Iterable, Iterator, List
 
 import numpy as np
 
-from ..data.settings import CheckpointEval
 from ..data.loader import create_loader, iterate_batches
+from ..data.settings import CheckpointEval
 from ..utils.fileio import atomic_path
 from .predict import expand_paths, preprocess_for
 from ..weights.formats import brief

@@ -5,6 +5,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn, ops
 
+from ..data.settings import normalization
 from .checkpointing import EMA_PREFIX
 
 
@@ -26,8 +27,6 @@ class Normalize(nn.Cell):
 
 def device_normalize(data, model_cfg: dict) -> Optional[Normalize]:
     """The ``Normalize`` the steps need for a ``DataConfig``; None when the host normalises."""
-    from ..data.settings import normalization
-
     return Normalize(*normalization(data, model_cfg)) if data.normalize_on_device else None
 
 

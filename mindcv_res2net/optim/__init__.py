@@ -1,7 +1,10 @@
 """Optimizers by name (mindcv's), with biases and BatchNorm parameters excluded from weight decay."""
 from mindspore import nn
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+# Each optimizer by name, with the flags (besides --lr and --weight_decay) that ``create_optimizer`` reads for it
+OPTIMIZER_FLAGS = {"sgd": ("momentum", "use_nesterov"), "momentum": ("momentum", "use_nesterov"), "adam": ("eps",),
+                   "adamw": ("eps",), "rmsprop": ("momentum", "eps")}
+OPTIMIZERS = tuple(OPTIMIZER_FLAGS)
 
 
 def param_groups(params, weight_decay: float, filter_bias_and_bn: bool = True):

@@ -4,7 +4,10 @@ from typing import Sequence
 
 import numpy as np
 
-SCHEDULERS = ("cosine_decay", "step_decay", "multi_step_decay", "constant")
+# Each schedule by name, with the flags (besides the lr and warm-up ones) that ``create_scheduler`` reads for it
+SCHEDULER_FLAGS = {"cosine_decay": ("min_lr", "decay_epochs"), "step_decay": ("decay_epochs", "decay_rate"),
+                   "multi_step_decay": ("decay_rate", "multi_step_decay_milestones"), "constant": ()}
+SCHEDULERS = tuple(SCHEDULER_FLAGS)
 
 
 def create_scheduler(name: str, lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,

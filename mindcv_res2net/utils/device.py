@@ -7,6 +7,9 @@ from mindspore import log as ms_log
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}
+# MindSpore's automatic mixed precision levels (ms.amp.auto_mixed_precision): O0 float32 throughout, O1 float16
+# on a white list of operators, O2 float16 but BatchNorm and the loss, O3 float16 throughout
+AMP_LEVELS = ("O0", "O1", "O2", "O3")
 
 
 def normalize_device_target(target: str) -> str:
@@ -67,8 +70,8 @@ def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, d
     so. GPU and Ascend take every request as it is.
     """
     target = normalize_device_target(target)
-    if amp_level not in ("O0", "O1", "O2", "O3"):
-        raise ValueError(f"--amp_level must be O0, O1, O2 or O3, got '{amp_level}'")
+    if amp_level not in AMP_LEVELS:
+        raise ValueError(f"--amp_level must be {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]}, got '{amp_level}'")
     if loss_scale <= 0:
         raise ValueError(f"--loss_scale must be positive, got {loss_scale}")
     notes = []
