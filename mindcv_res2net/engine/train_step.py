@@ -5,7 +5,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn, ops
 
-from .checkpointing import EMA_PREFIX
+from ..weights.checkpoint_layout import EMA_PREFIX
 
 
 class Normalize(nn.Cell):
