@@ -1,5 +1,6 @@
 """Strict loading, clear errors for every bad checkpoint, fine-tuning heads, atomic writes."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -289,9 +290,6 @@ def test_non_finite_weights_load_with_a_warning_naming_them(tmp_path, r50):
     ({"num_classes": 3, "class_names": ["a", 2]}, "metadata 'class_names' must be null or a list of strings"),
     ({"num_classes": 2, "class_names": ["a", "b", "c"]}, "metadata holds 3 class names for 2 classes"),
     ({"num_classes": 10, "config": "x"}, "metadata 'config' must be null or a JSON object"),
-    ({"num_classes": 10, "config": {"image_resize": -4}}, r"key 'image_resize' must be an integer from 32 to 4096 pixels, got -4"),
-    ({"num_classes": 10, "config": {"mean": "abc"}}, "key 'mean' expects a list"),
-    ({"num_classes": 10, "config": {"image_resize": 10 ** 6}}, "key 'image_resize' must be an integer from 32 to 4096 pixels, got 1000000"),
     ({"num_classes": 1000}, "metadata 'num_classes' is 1000 but its tensors have 10"),
     ({"num_classes": 10, "in_channels": 1}, "metadata 'in_channels' is 1 but its tensors have 3"),
 ])
@@ -305,6 +303,29 @@ def test_crafted_metadata_is_one_clear_error(tmp_path, metadata, message):
     if "tensors have" not in message:  # loading into a given model checks the tensors themselves
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(create_model("res2net50", num_classes=10), path)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"image_resize": -4}, r"key 'image_resize' must be an integer from 32 to 4096 pixels, got -4"),
+    ({"mean": "abc"}, "key 'mean' expects a list"),
+    ({"image_resize": 10 ** 6}, "key 'image_resize' must be an integer from 32 to 4096 pixels, got 1000000"),
+])
+def test_crafted_stored_config_is_one_clear_error_where_a_run_reads_it(tmp_path, config, message):
+    """weights/ keeps a checkpoint's stored config as the JSON object it is; engine converts it where it is
+    used: validate, predict and export (``model_to_evaluate``), resume and run folders (``run_metadata``)."""
+    from mindcv_res2net.engine.checkpoint_model import model_to_evaluate
+    from mindcv_res2net.engine.run_folder import run_metadata
+    from mindcv_res2net.models import create_model_from_checkpoint
+
+    model = create_model("res2net50", num_classes=10)
+    path = save_weights({p.name: p.asnumpy() for p in model.get_parameters()}, tmp_path / "m.ckpt",
+                        metadata={"num_classes": 10, "config": config})
+    assert create_model_from_checkpoint("res2net50", path).run_config == config
+    prefix = f"config {path} (metadata 'config'): "
+    with pytest.raises(CheckpointError, match=re.escape(prefix) + message):
+        model_to_evaluate(str(path), "res2net50")
+    with pytest.raises(CheckpointError, match=re.escape(prefix) + message):
+        run_metadata({"config": config}, str(path))
 
 
 DISK_FULL = """

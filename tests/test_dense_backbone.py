@@ -20,7 +20,7 @@ from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights import read_mindspore_checkpoint
-from mindcv_res2net.weights.convert import convert_weights
+from mindcv_res2net.engine.convert import convert_weights
 
 DILATED_DIR = os.path.join(TESTS_DIR, "data", "dilated")
 

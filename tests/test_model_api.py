@@ -14,7 +14,7 @@ import pytest
 import mindspore as ms
 import mindcv_res2net
 from mindcv_res2net import create_model, list_models
-from mindcv_res2net.engine.checkpointing import EMA_PREFIX, OPTIMIZER_PREFIX
+from mindcv_res2net.weights.checkpoint_layout import EMA_PREFIX, OPTIMIZER_PREFIX
 from mindcv_res2net.models.base import FeatureInfo, feature_take_indices
 from mindcv_res2net.weights import CheckpointError, save_weights
 

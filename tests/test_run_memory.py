@@ -100,7 +100,7 @@ def test_a_yaml_value_that_contradicts_the_run_is_refused(run_copy, tmp_path, ca
 
 def test_resume_before_the_first_checkpoint_reads_config_yaml(tmp_path, capsys):
     """A run killed before its first checkpoint: its config.yaml is the run's settings."""
-    from mindcv_res2net.engine.checkpointing import config_owner_line
+    from mindcv_res2net.engine.run_folder import config_owner_line
 
     out = tmp_path / "run"
     config = save_config(parse_args(TINY), str(out / "config.yaml"), config_owner_line("killedrun123", MODEL))
@@ -121,7 +121,7 @@ def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
     checkpoint = os.path.join(run_copy, f"{MODEL}-1_1.ckpt")
     args, given = parse_config(["-c", os.path.join(run_copy, "config.yaml"), "--resume", checkpoint], program="train")
     stored = read_checkpoint_metadata(checkpoint)["config"]
-    from mindcv_res2net.engine.checkpointing import run_metadata
+    from mindcv_res2net.engine.run_folder import run_metadata
 
     merged, notes = resumed_config(args, given, run_metadata({"config": stored}, checkpoint)["config"], checkpoint)
     assert notes == [] and merged.model == MODEL and merged.image_resize == 32 and merged.resume == checkpoint

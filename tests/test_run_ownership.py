@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mindcv_res2net.config import parse_args, save_config
-from mindcv_res2net.engine.checkpointing import (RunCheckpoints, RunFolder, RunFolderError, config_owner_line)
+from mindcv_res2net.engine.run_folder import (RunCheckpoints, RunFolder, RunFolderError, config_owner_line)
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.utils.fileio import WriteError, atomic_path
 from mindcv_res2net.utils.logger import setup_logger

@@ -97,7 +97,7 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
     """--save_optimizer_state false: weights and metadata only, and a resume names the reason;
     tools/convert_weights.py strips a full training checkpoint to the same network weights."""
     from mindcv_res2net.weights import CheckpointError
-    from mindcv_res2net.weights.convert import convert_weights
+    from mindcv_res2net.engine.convert import convert_weights
 
     common = ["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw", "--lr", "0.001"]
     full = train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "full")]))["last_checkpoint"]

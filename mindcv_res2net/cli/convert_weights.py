@@ -14,7 +14,7 @@ parameter of the model is filled with the right shape and no tensor of SRC is le
 """
 
 from mindcv_res2net.utils.cli import run_cli
-from mindcv_res2net.weights.convert import convert_weights
+from mindcv_res2net.engine.convert import convert_weights
 from mindcv_res2net.utils.device import set_device
 
 

@@ -9,11 +9,11 @@ from mindspore import nn
 from ..data.loader import create_loader, iterate_batches
 from ..data.settings import checkpoint_eval
 from ..loss import create_loss
-from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg
+from ..models import create_model, get_pretrained_cfg
 from ..models.registry import resolve_name
 from ..utils.device import set_device
 from ..utils.logger import progress_bar
-from .checkpointing import checkpoint_to_evaluate, recorded_model
+from .checkpoint_model import model_to_evaluate
 from .onnx_runtime import classifier_for, import_onnxruntime
 from .train_step import device_normalize, top_k_correct
 
@@ -70,15 +70,9 @@ def validate(args, given: FrozenSet[str]) -> dict:
     given = {k: getattr(args, k) for k in given if hasattr(args, k)}  # flags / YAML keys set
     model_name, model, run_config, source = args.model, None, None, f"the published {args.model} weights"
     if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
-        source = checkpoint_to_evaluate(args.ckpt_path, "--ckpt_path", given.get("model", ""))
-        recorded = recorded_model(source)
-        if recorded and recorded != model_name:
-            if "model" in given:
-                raise ValueError(f"--model {model_name}: {source} was trained as model '{recorded}'")
-            model_name = recorded
         set_device(args.device_target, args.mode)
-        model = create_model_from_checkpoint(model_name, source)
-        run_config = model.run_config
+        model = model_to_evaluate(args.ckpt_path, model_name, model_given="model" in given)
+        model_name, run_config, source = model.default_cfg["architecture"], model.run_config, model.source
     else:
         set_device(args.device_target, args.mode)
         if not args.pretrained:

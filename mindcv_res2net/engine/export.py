@@ -10,7 +10,7 @@ from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from ..utils.fileio import atomic_path
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
-from .checkpointing import checkpoint_to_evaluate
+from .checkpoint_model import model_to_evaluate
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 CALIBRATION_IMAGES = 300  # INT8 calibration images unless asked otherwise
@@ -35,8 +35,6 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images
     of ``calib_data`` (a folder) or of the run's own training split; BatchNorm is always folded first.
     """
-    from ..models import create_model_from_checkpoint
-
     file_format = file_format.upper()
     if file_format not in SUFFIXES:
         raise ValueError(f"--format must be MINDIR or ONNX, got '{file_format}'")
@@ -51,9 +49,8 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         raise ValueError(f"--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}")
     if not ckpt_path:
         raise ValueError("--ckpt_path is required: export never writes random weights")
-    source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name)
-    model = create_model_from_checkpoint(model_name, source, num_classes)
-    run_config = getattr(model, "run_config", None)
+    model = model_to_evaluate(ckpt_path, model_name, num_classes=num_classes)
+    source, run_config = model.source, model.run_config
     given = {"image_resize": image_size} if image_size else None
     chosen = checkpoint_eval(source, run_config, model.default_cfg, given, {"image_resize": "--image_size"},
                              in_channels=model.in_channels)

@@ -8,7 +8,7 @@ from ..data.settings import CheckpointEval, EvalPreprocessing, checkpoint_eval
 from ..data.sources import list_images, load_rgb
 from ..data.transforms import eval_transforms
 from ..models import get_pretrained_cfg
-from .checkpointing import checkpoint_to_evaluate
+from .checkpoint_model import model_to_evaluate
 from .onnx_runtime import OnnxClassifier, classifier_for, import_onnxruntime
 
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -128,12 +128,10 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
 def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
     run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
-    from ..models import create_model, create_model_from_checkpoint
+    from ..models import create_model
 
     if ckpt_path:
-        source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name)
-        model = create_model_from_checkpoint(model_name, source)
-        model.source = source
+        model = model_to_evaluate(ckpt_path, model_name)
         return model, model.run_config
     if pretrained:
         model = create_model(model_name, pretrained=True)

@@ -6,7 +6,7 @@ import numpy as np
 from mindspore import Parameter, nn, ops
 
 from ..data.settings import normalization
-from .checkpointing import EMA_PREFIX
+from ..weights.checkpoint_layout import EMA_PREFIX
 
 
 class Normalize(nn.Cell):

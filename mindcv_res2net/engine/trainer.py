@@ -25,8 +25,8 @@ from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
 from ..utils.cli import error_message
 from ..utils.logger import MetricsCSV, log_to_file, progress_bar, setup_logger
-from .checkpointing import (RunCheckpoints, RunFolder, checkpoint_bytes, config_owner_line, new_run_id,
-                            kept_checkpoints, restore_training_state, run_metadata, training_state)
+from .run_folder import RunCheckpoints, RunFolder, config_owner_line, kept_checkpoints, new_run_id, run_metadata
+from .training_state import checkpoint_bytes, restore_training_state, training_state
 from .evaluate import evaluate
 from .stopping import StopSignals
 from .train_step import TrainStep, device_normalize, top_k_correct

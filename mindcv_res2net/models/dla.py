@@ -11,7 +11,9 @@ from typing import List, Sequence, Tuple
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
+from ..weights.names import DLA_STEM_CONV
 from .base import FeatureClassifier, check_training_switches
+from .factory import build_variant
 from .layers import conv_bn, run_block
 from .registry import Variant, register_variants
 from .res2net import Bottle2neck, official_cfg
@@ -164,21 +166,20 @@ class Res2NetDLA(FeatureClassifier):
 # Variants and their published weights
 
 
-_STEM = "base_layer.0"
 # name: Variant(summary, constructor arguments, {tag: default cfg}, official long name), as in res2net.py
 VARIANTS = {
     "res2net_dla60": Variant("Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of "
                              "21.15M includes 15 unused).", dict(cardinality=1, base_width=28), {
-        "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=_STEM)}, "dla60_res2net"),
+        "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=DLA_STEM_CONV)},
+        "dla60_res2net"),
     "res2next_dla60": Variant("Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used.",
                               dict(cardinality=8, base_width=4), {
-        "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=_STEM)}, "dla60_res2next"),
+        "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=DLA_STEM_CONV)},
+        "dla60_res2next"),
 }
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
-    from .factory import build_variant  # late import: factory imports the registry
-
     return build_variant(Res2NetDLA, VARIANTS, name, pretrained, kwargs)
 
 

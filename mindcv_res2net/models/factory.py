@@ -4,6 +4,7 @@ from typing import Optional, Sequence
 from mindspore import nn
 
 from ..weights import CheckpointError, load_checkpoint, read_checkpoint
+from ..weights.checkpoint_layout import describe_checkpoint
 from ..utils.download import download_weights
 from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
 
@@ -112,10 +113,9 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
 
     The class count and input channels come from the file (``describe_checkpoint``); a ``num_classes``
     that contradicts the file is an error, never a silently re-initialised head. The file's class
-    names and training config, when it has them, are kept in ``model.class_names`` and ``model.run_config``.
+    names and training config, when it has them, are kept in ``model.class_names`` and ``model.run_config``
+    (the config as stored: a JSON object, which ``engine.run_folder.run_config`` converts).
     """
-    from ..engine.checkpointing import describe_checkpoint
-
     state, metadata = read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
     info = describe_checkpoint(state, metadata, checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:

@@ -12,7 +12,9 @@ from typing import Optional, Sequence
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
+from ..weights.names import CLASSIFIER, DEEP_STEM_CONV, STEM_CONV
 from .base import FeatureClassifier, check_training_switches
+from .factory import build_variant
 from .layers import AvgPool2dCeil, AvgPool2dSame, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
 from .registry import Variant, register_variants
 
@@ -261,7 +263,7 @@ def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Op
         url=url, file_name=file_name, sha256=stem.rsplit("-", 1)[-1] if url and hashed_name else "", source=source,
         top1=top1, top5=top5, num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
         crop_pct=0.875, interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        first_conv=first_conv or ("conv1.0" if deep_stem else "conv1"), classifier="fc",
+        first_conv=first_conv or (DEEP_STEM_CONV if deep_stem else STEM_CONV), classifier=CLASSIFIER,
     )
 
 
@@ -345,8 +347,6 @@ VARIANTS = {
 
 
 def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
-    from .factory import build_variant  # late import: factory imports this module's registry
-
     return build_variant(Res2Net, VARIANTS, name, pretrained, kwargs)
 
 

@@ -1,7 +1,9 @@
-"""The weight converter: readers of every published format, per-source name maps, strict loading, saving.
+"""Weight files: readers of every published format, per-source name maps, the training checkpoint's
+layout, strict loading, saving.
 
 ``read_checkpoint(path)`` reads any supported file, ``load_checkpoint(model, path)`` maps it strictly
-onto a model, ``save_weights`` writes ``.ckpt`` / ``.safetensors``, ``convert_weights`` does all three.
+onto a model, ``save_weights`` writes ``.ckpt`` / ``.safetensors`` (``engine.convert.convert_weights``
+does all three).
 """
 from .formats import (CheckpointError, read_checkpoint, read_checkpoint_metadata, read_mindspore_checkpoint,
                       save_weights)

@@ -347,7 +347,7 @@ def read_checkpoint(path: str) -> Tuple[Dict[str, np.ndarray], object]:
     """A weight file read once: ``({name: numpy array}, metadata)``, names as stored in the file.
 
     ``metadata`` is the parsed JSON that ``save_weights`` stores (train.py's MindSpore checkpoints,
-    converted ``.ckpt`` and ``.safetensors`` files), as found (``engine.checkpointing.run_metadata``
+    converted ``.ckpt`` and ``.safetensors`` files), as found (``checkpoint_layout.checked_metadata``
     validates it), and {} for any other file.
     """
     path = os.fspath(path)

@@ -5,8 +5,9 @@ from typing import Dict, Optional
 import mindspore as ms
 import numpy as np
 
+from .checkpoint_layout import checked_metadata, network_weights
 from .formats import CheckpointError, brief, read_checkpoint
-from .names import to_model_names
+from .names import CLASSIFIER, stem_conv_weight, to_model_names
 
 def non_finite_tensors(state: Dict[str, np.ndarray]) -> list:
     """Names of the floating-point tensors that hold NaN or Inf."""
@@ -35,8 +36,6 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     size is dropped with a warning (fine-tuning). ``new_in_channels``: an RGB first convolution is
     adapted to the model's input channels with a warning.
     """
-    from ..engine.checkpointing import network_weights  # the training checkpoint's layout has one owner
-
     source = network_weights(source, ema, origin)
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
@@ -44,22 +43,19 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
         mapped = to_model_names(source, targets, getattr(model, "avg_down", False))
     except ValueError as exc:
         raise CheckpointError(f"{origin}: {exc}") from None
-    cfg = getattr(model, "default_cfg", {}) or {}
-    classifier = cfg.get("classifier", "fc")
-    first_conv = cfg.get("first_conv", "conv1")
 
     unused = tuple(getattr(model, "unused_weight_prefixes", ()))  # in published files, never used by the network
     mapped = {k: v for k, v in mapped.items() if not (unused and k.startswith(unused))}
-    if getattr(model, "fc", None) is None:  # head-less or features_only: the classifier is not used
-        mapped = {k: v for k, v in mapped.items() if not k.startswith(classifier + ".")}
+    if getattr(model, CLASSIFIER, None) is None:  # head-less or features_only: the classifier is not used
+        mapped = {k: v for k, v in mapped.items() if not k.startswith(CLASSIFIER + ".")}
     mismatched = {k for k in mapped.keys() & targets.keys() if tuple(mapped[k].shape) != targets[k]}
-    conv_key = f"{first_conv}.weight"
+    conv_key = stem_conv_weight(targets)
     if conv_key in mismatched and new_in_channels and mapped[conv_key].shape[1] == 3:
         warnings.warn(f"{origin}: adapting the RGB first convolution to {targets[conv_key][1]} input channels",
                       stacklevel=3)
         mapped[conv_key] = _adapt_first_conv(mapped[conv_key], targets[conv_key][1])
         mismatched.discard(conv_key)
-    head_keys = {k for k in mismatched if k.startswith(classifier + ".")}
+    head_keys = {k for k in mismatched if k.startswith(CLASSIFIER + ".")}
 
     missing = targets.keys() - mapped.keys()
     unexpected = mapped.keys() - targets.keys()
@@ -75,7 +71,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
         name = getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
         raise CheckpointError(f"{origin} does not fit model '{name}': " + "; ".join(problems))
     if head_keys:  # the same network with another class count
-        classes = mapped[f"{classifier}.weight"].shape[0]
+        classes = mapped[f"{CLASSIFIER}.weight"].shape[0]
         if not new_classifier:
             raise CheckpointError(
                 f"{origin}: its classifier has {classes} classes but the model has {model.num_classes}; "
@@ -83,7 +79,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
                 "starts a new classifier for another class count")
         warnings.warn(f"{origin}: dropping its {classes}-class classifier, the model's "
                       f"{model.num_classes}-class classifier starts from its initialisation", stacklevel=3)
-        for key in [k for k in mapped if k.startswith(classifier + ".")]:
+        for key in [k for k in mapped if k.startswith(CLASSIFIER + ".")]:
             del mapped[key]
             targets.pop(key)
     not_real = sorted(k for k in targets if mapped[k].dtype.kind != "f")
@@ -101,10 +97,8 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False, 
     Weights holding NaN or Inf are loaded with a warning naming them.
     """
     if state is None:
-        from ..engine.checkpointing import run_metadata
-
         state, metadata = read_checkpoint(path)
-        run_metadata(metadata, path)  # a crafted metadata entry is an error here too
+        checked_metadata(metadata, path)  # a crafted metadata entry is an error here too
     weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path), ema=ema)
     bad = non_finite_tensors(weights)
     if bad:

@@ -3,7 +3,8 @@ import os
 from typing import Optional
 
 from ..models import create_model, create_model_from_checkpoint
-from .formats import save_weights
+from ..weights import save_weights
+from .run_folder import run_config
 
 
 def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[int] = None,
@@ -26,6 +27,7 @@ def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[i
         if model.class_names:
             metadata["class_names"] = list(model.class_names)
         if model.run_config:
+            run_config(model.run_config, src)  # a stored config that a run could not read is not copied on
             metadata["config"] = model.run_config
     else:
         model = create_model(model_name, num_classes=num_classes, checkpoint_path=src)

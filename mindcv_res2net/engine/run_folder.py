@@ -1,13 +1,6 @@
-"""The training checkpoint: its layout, its metadata, and the files of one run in its folder.
+"""The files of a training run in its folder: rotation, resume discovery and run identity.
 
-``<model>-<epoch>_<steps>.ckpt`` is a MindSpore checkpoint (written by ``weights.save_weights``)
-holding, in this order:
-
-- ``metadata``: a JSON object, schema in ``METADATA_SCHEMA``; ``run_id`` names the run that wrote it;
-- the network's parameters under their own names;
-- ``optimizer.<name>``: the optimizer's state (step counter, moments), not its learning-rate table;
-- ``ema.<name>``: the weight averages, with ``--ema``.
-
+``<model>-<epoch>_<steps>.ckpt`` is an epoch checkpoint (its layout: ``weights.checkpoint_layout``).
 ``<model>-<epoch>_<step>-interrupted.ckpt`` is written when a signal stops the run at step ``<step>`` of
 epoch ``<epoch>`` (its metadata: ``epoch`` is the last completed one, ``step`` counts every step, and
 ``epoch_progress`` holds the partial epoch's sums for its metrics row); it is resumed like the others and
@@ -19,25 +12,20 @@ a run starts only in a folder that holds no other run's files (``RunFolder.check
 rotates, repairs and resumes only its own.
 """
 import logging
-import math
 import os
 import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import mindspore as ms
 import numpy as np
 
+from ..config import ConfigError, config_from_mapping
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
+from ..weights.checkpoint_layout import checked_metadata
 from ..weights.formats import brief
-from ..weights.names import paddle_classifier
-from ..utils.fileio import OWNER_PATTERN, PARTIAL_PREFIX, atomic_path, stale_partial_files
-
-OPTIMIZER_PREFIX = "optimizer."
-EMA_PREFIX = "ema."
-_MAX_COUNT = 10 ** 9
+from ..utils.fileio import PARTIAL_PREFIX, atomic_path, stale_partial_files
 
 CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.csv", "train.log"  # with the checkpoints: a run's files
 INTERRUPTED_SUFFIX = "-interrupted.ckpt"
@@ -50,177 +38,29 @@ class RunFolderError(ValueError):
     """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files."""
 
 
-def _int_in(low: int, high: int) -> Callable:
-    def check(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-    check.__doc__ = f"an integer from {low} to {high}"
-    return check
-
-
-def _optional(check: Callable) -> Callable:
-    def optional(value) -> bool:
-        return value is None or check(value)
-    optional.__doc__ = f"null or {check.__doc__}"
-    return optional
-
-
-def _percent(value) -> bool:
-    """a percentage from 0 to 100"""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-        and 0 <= value <= 100
-
-
-def _text(value) -> bool:
-    """a string"""
-    return isinstance(value, str)
-
-
-def _run_id(value) -> bool:
-    """letters, digits, '-' and '_' (at most 64)"""
-    return isinstance(value, str) and bool(OWNER_PATTERN.match(value))  # it names temporary files too
-
-
-def _names(value) -> bool:
-    """a list of strings"""
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _flag(value) -> bool:
-    """true or false"""
-    return isinstance(value, bool)
-
-
-def _epoch_progress(value) -> bool:
-    """an object of the partial epoch's loss_sum, correct, seen (images) and seconds"""
-    if not isinstance(value, dict) or set(value) != {"loss_sum", "correct", "seen", "seconds"}:
-        return False
-    count = _int_in(0, _MAX_COUNT)
-    return count(value["correct"]) and count(value["seen"]) and value["correct"] <= value["seen"] and all(
-        isinstance(value[k], (int, float)) and not isinstance(value[k], bool) and math.isfinite(value[k])
-        and value[k] >= 0 for k in ("loss_sum", "seconds"))
-
-
-def _mapping(value) -> bool:
-    """a JSON object"""
-    return isinstance(value, dict)
-
-
-# key: what a valid value is. Every key is optional when read (files of other tools hold a few or none).
-METADATA_SCHEMA: Dict[str, Callable] = {
-    "model": _text, "run_id": _run_id, "epoch": _int_in(0, _MAX_COUNT), "step": _int_in(0, _MAX_COUNT),
-    "steps_per_epoch": _int_in(1, _MAX_COUNT), "updates_per_epoch": _int_in(1, _MAX_COUNT),
-    "num_classes": _int_in(1, 10 ** 6), "in_channels": _int_in(1, 4096), "class_names": _optional(_names),
-    "val_top1": _optional(_percent), "best_top1": _optional(_percent), "best_epoch": _optional(_int_in(1, _MAX_COUNT)),
-    "ema": _flag, "config": _optional(_mapping), "source": _text, "optimizer_state": _flag,
-    "num_devices": _int_in(1, 10 ** 6), "epoch_progress": _epoch_progress,
-}
-
-
 def new_run_id() -> str:
     """A fresh run identity (12 hex digits)."""
     return uuid.uuid4().hex[:12]
 
 
+def run_config(config: Optional[dict], path: str) -> Optional[dict]:
+    """A checkpoint's stored training config (metadata ``config``, a JSON object) checked and converted as
+    a YAML config is; None stays None. A wrong key or value is a one-line ``CheckpointError`` naming ``path``."""
+    if config is None:
+        return None
+    try:
+        return config_from_mapping(config, f"{path} (metadata 'config')", strict=False)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
 def run_metadata(metadata, path: str) -> dict:
-    """``metadata`` as read from ``path`` (``weights.read_checkpoint``), checked against
-    ``METADATA_SCHEMA``; its ``config`` checked and converted as a YAML config is. {} when absent.
-
-    Anything else (not an object, a wrong type, an impossible value) is a one-line ``CheckpointError``.
-    """
-    from ..config import ConfigError, config_from_mapping
-
-    if metadata is None or metadata == {}:
-        return {}
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path}: its metadata is a JSON {type(metadata).__name__}, not an object")
-    for key, check in METADATA_SCHEMA.items():
-        if key in metadata and not check(metadata[key]):
-            raise CheckpointError(f"{path}: metadata '{key}' must be {check.__doc__}, got {metadata[key]!r:.80}")
-    checked = dict(metadata)
-    names, classes = checked.get("class_names"), checked.get("num_classes")
-    if names is not None and classes is not None and len(names) > classes:
-        raise CheckpointError(f"{path}: metadata holds {len(names)} class names for {classes} classes")
+    """``metadata`` as read from ``path`` (``weights.read_checkpoint``), checked (``checked_metadata``), with
+    its ``config`` converted (``run_config``); {} when absent. Errors are one-line ``CheckpointError``s."""
+    checked = checked_metadata(metadata, path)
     if checked.get("config") is not None:
-        try:
-            checked["config"] = config_from_mapping(checked["config"], f"{path} (metadata 'config')", strict=False)
-        except ConfigError as exc:
-            raise CheckpointError(str(exc)) from None
+        checked["config"] = run_config(checked["config"], path)
     return checked
-
-
-def network_weights(state: Dict[str, np.ndarray], ema: Optional[bool] = None,
-                    path: str = "checkpoint") -> Dict[str, np.ndarray]:
-    """The network's tensors of a state dict (mindcv's ``ema`` flag, with one default of ours).
-
-    ``ema=None``: the ``ema.*`` averages of a training checkpoint with EMA (as validation during
-    training used them), else the state without optimizer entries. ``ema=True``: the averages, and a
-    ``CheckpointError`` naming ``path`` when it has none. ``ema=False``: the trained weights themselves.
-    """
-    averages = {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}
-    if ema is True and not averages:
-        raise CheckpointError(f"{path}: holds no EMA weights (ema.*); load it with ema=False")
-    if averages and ema is not False:
-        return averages
-    return {k: v for k, v in state.items() if not k.startswith((OPTIMIZER_PREFIX, EMA_PREFIX))}
-
-
-def describe_checkpoint(state: Dict[str, np.ndarray], metadata, path: str) -> dict:
-    """``num_classes``, ``in_channels``, ``class_names`` and the training ``config`` (or None) of a weight
-    file, from what ``read_checkpoint`` returned for it.
-
-    From the metadata of a checkpoint written by train.py, else from the classifier (``fc``, mindcv's
-    ``classifier``, mmpretrain's ``head.fc``, PaddleClas' transposed ``out``) and first-convolution
-    shapes; ``num_classes`` is 0 for a head-less file.
-    """
-    metadata = run_metadata(metadata, path)
-    state = network_weights(state)
-    head = next((state[k] for k in ("fc.weight", "classifier.weight", "head.fc.weight") if k in state), None)
-    if head is None and "out.weight" in state and state["out.weight"].ndim == 2:  # PaddleClas: (in, out)
-        try:
-            head = paddle_classifier(state["out.weight"], state.get("out.bias"))
-        except ValueError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-    stem = next((state[k] for k in ("conv1.weight", "conv1.0.weight") if k in state and state[k].ndim == 4), None)
-    found = dict(num_classes=0 if head is None else int(head.shape[0]),
-                 in_channels=3 if stem is None else int(stem.shape[1]))
-    for key, value in found.items():  # the metadata may not claim another network than the tensors hold
-        if metadata.get(key) is not None and (head if key == "num_classes" else stem) is not None \
-                and metadata[key] != value:
-            raise CheckpointError(f"{path}: metadata '{key}' is {metadata[key]} but its tensors have {value}")
-    return dict(found, class_names=metadata.get("class_names"), config=metadata.get("config"))
-
-
-# ---------------------------------------------------------------------------------------------- state
-
-
-def _optimizer_state(train_step) -> list:
-    """Optimizer parameters that are state (step counter, moments): not network weights, and not the
-    learning-rate table, which the config rebuilds."""
-    model_ids = {id(p) for p in train_step.model.get_parameters()}
-    return [p for p in train_step.optimizer.get_parameters()
-            if id(p) not in model_ids and p.name != "learning_rate"]
-
-
-def _checkpoint_entries(train_step, optimizer_state: bool = True) -> List[Tuple[str, ms.Parameter]]:
-    """(checkpoint name, parameter) of everything a training checkpoint holds: the weights by name,
-    ``optimizer.*`` state (unless ``optimizer_state`` is False) and, with EMA, the ``ema.*`` averages."""
-    entries = [(p.name, p) for p in train_step.model.get_parameters()]
-    if optimizer_state:
-        entries += [(OPTIMIZER_PREFIX + p.name, p) for p in _optimizer_state(train_step)]
-    if train_step.use_ema:
-        entries += [(p.name, p) for p in train_step.ema]
-    return entries
-
-
-def training_state(train_step, optimizer_state: bool = True) -> Dict[str, np.ndarray]:
-    """A ``TrainStep``'s checkpoint tensors (see ``_checkpoint_entries``)."""
-    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state)}
-
-
-def checkpoint_bytes(train_step, optimizer_state: bool = True) -> int:
-    """Bytes of tensor data one training checkpoint of ``train_step`` holds (see ``_checkpoint_entries``);
-    the file adds names, shapes and metadata (a few kB)."""
-    return sum(int(param.nbytes) for _, param in _checkpoint_entries(train_step, optimizer_state))
 
 
 def kept_checkpoints(epochs: int, start_epoch: int, save_interval: int, keep: int) -> int:
@@ -228,36 +68,6 @@ def kept_checkpoints(epochs: int, start_epoch: int, save_interval: int, keep: in
     ``save_interval`` epochs and at its last, and keeps the newest ``keep``."""
     saves = len({e for e in range(start_epoch, epochs + 1) if e % save_interval == 0 or e == epochs})
     return min(keep, saves)
-
-
-def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
-    """Put a checkpoint of this run back into ``train_step`` from ``state``, the tensors read from ``path``:
-    weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
-    set to ``updates_done``, the position of the resumed epoch in this configuration's learning-rate
-    schedule (it differs from the file's when the steps per epoch changed)."""
-    missing = {}  # name: what the file holds instead
-    for name, param in _checkpoint_entries(train_step):
-        value = state.get(name)
-        if value is not None and value.shape == (1,) and tuple(param.shape) == ():
-            value = value.reshape(())  # a scalar as the writer of 048cc05 stored it (shape [1])
-        if value is None or tuple(value.shape) != tuple(param.shape):
-            missing[name] = "" if value is None else f" (shape {tuple(value.shape)}, not {tuple(param.shape)})"
-            continue
-        param.set_data(ms.Tensor(value, dtype=param.dtype))
-    if missing and all(m.startswith(OPTIMIZER_PREFIX) for m in missing) \
-            and not any(k.startswith(OPTIMIZER_PREFIX) for k in state):
-        raise CheckpointError(f"{path}: holds no optimizer state (written with --save_optimizer_state false), so "
-                              "it cannot be resumed; start a new run from its weights with --ckpt_path")
-    if missing:
-        hint = " (was it written with --ema?)" if any(m.startswith(EMA_PREFIX) for m in missing) else ""
-        raise CheckpointError(f"{path}: cannot resume, {len(missing)} entries missing or of another shape"
-                              f"{hint}: {', '.join(m + missing[m] for m in sorted(missing)[:6])}")
-    step = getattr(train_step.optimizer, "global_step", None)
-    if step is not None:
-        step.set_data(ms.Tensor(np.full(step.shape, updates_done), dtype=step.dtype))
-
-
-# ---------------------------------------------------------------------------------------------- files
 
 
 def config_owner_line(run_id: str, model_name: str) -> str:
