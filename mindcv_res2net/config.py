@@ -15,8 +15,8 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 import yaml
 
 from .data.config import SMALL_DATASETS
-from .engine.onnx_runtime import ENGINES
 from .models.base import FROZEN_STAGES
+from .utils.engines import INFERENCE_ENGINES
 from .utils.fileio import atomic_path
 
 
@@ -193,7 +193,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines (default 100)")
     g.add_argument("--seed", type=int, default=42, help="seed of python, numpy and mindspore (default 42)")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; true is refused (no ModelArts)")
-    g.add_argument("--engine", type=str, default="mindspore", choices=ENGINES,
+    g.add_argument("--engine", type=str, default="mindspore", choices=INFERENCE_ENGINES,
                    help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
     g.add_argument("--onnx_path", type=str, default="",
                    help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "

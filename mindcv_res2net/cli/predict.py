@@ -12,10 +12,10 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.engine.onnx_runtime import check_engine
-    from mindcv_res2net.engine.predict import (expand_paths, format_results, load_for_prediction,
-                                               load_onnx_for_prediction, parse_predict_args, predict,
-                                               prediction_eval, read_labels)
+    from mindcv_res2net.data.preprocess import expand_paths, prediction_eval
+    from mindcv_res2net.engine.predict import (format_results, load_for_prediction, load_onnx_for_prediction,
+                                               parse_predict_args, predict, read_labels)
+    from mindcv_res2net.utils.engines import check_engine
     from mindcv_res2net.utils.device import set_device
 
     args = parse_predict_args(argv)

@@ -13,9 +13,10 @@ from ..loss import create_loss
 from ..models import create_model, create_model_from_checkpoint, get_pretrained_cfg
 from ..models.registry import resolve_name
 from ..utils.device import set_device
+from ..utils.engines import import_onnxruntime
 from ..utils.logger import progress_bar
 from .checkpointing import checkpoint_to_evaluate, recorded_model
-from .onnx_runtime import classifier_for, import_onnxruntime
+from .onnx_runtime import classifier_for
 from .train_step import device_normalize, top_k_correct
 
 
