@@ -83,11 +83,23 @@ def to_json(config: Config) -> str:
 
 
 def from_json(text: str) -> Config:
-    """The configuration ``to_json`` wrote; anything else is a ValueError."""
-    fields = json.loads(text)
+    """The configuration ``to_json`` wrote: its kind, exactly its fields, each of its declared type (an int
+    is never a bool); anything else is a ValueError saying what is wrong."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        raise ValueError(f"benchmark configuration: not JSON: {text[:80]!r}") from None
     kind = _KINDS.get(fields.pop("kind", None)) if isinstance(fields, dict) else None
     if kind is None:
-        raise ValueError(f"not a benchmark configuration: {text[:80]}")
+        raise ValueError(f"benchmark configuration: not an object naming one of {', '.join(_KINDS)}: {text[:80]!r}")
+    declared = {f.name: f.type for f in dataclasses.fields(kind)}
+    if set(fields) != set(declared):
+        raise ValueError(f"benchmark configuration: {kind.__name__} takes the fields {', '.join(declared)}, got "
+                         f"{', '.join(fields) or 'none'}")
+    for name, value in fields.items():
+        want = declared[name]  # str, int or bool
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ValueError(f"benchmark configuration: {kind.__name__}.{name} must be {want.__name__}, got {value!r}")
     return kind(**fields)
 
 

@@ -38,6 +38,8 @@ import argparse
 
 from mindcv_res2net.utils.cli import run_cli
 
+DATA_ONLY_FLAGS = ("dataset", "data_dir", "num_parallel_workers", "host_normalize", "data_batches")
+
 
 def main(argv=None) -> int:
     from mindcv_res2net.benchmark.plan import IMAGENET_TRAIN_IMAGES, batch_sizes
@@ -77,6 +79,10 @@ def main(argv=None) -> int:
                              "--normalize_on_device false) instead of handing uint8 to the step")
     parser.add_argument("--data_batches", type=int, default=30, help="with --data_only: batches timed per run")
     args = parser.parse_args(argv)
+    if not args.data_only:
+        for flag in DATA_ONLY_FLAGS:  # a flag that would be ignored is an error
+            if getattr(args, flag) != parser.get_default(flag):
+                raise ValueError(f"--{flag}: measures the input pipeline, so it needs --data_only")
     from mindcv_res2net.benchmark.runner import run
 
     return run(args)
