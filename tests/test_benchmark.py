@@ -42,16 +42,16 @@ def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
 
 
 def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
-    from mindcv_res2net.cli import benchmark
-    args = argparse.Namespace(device_target="CPU", batch_size=2, image_size=32, steps=1, warmup=0, epoch_images=10,
+    from mindcv_res2net.benchmark.plan import plan
+    args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
                               fuse_bn=True)
-    configs = benchmark.plan(["res2net50", "res2next50"], ["graph", "pynative"], args, {"res2net50", "res2net101"})
-    assert [(c["impl"], c["model"], c["mode"], c["fuse_bn"]) for c in configs] == [
+    configs = plan(["res2net50", "res2next50"], ["graph", "pynative"], args, {"res2net50", "res2net101"})
+    assert [(c.impl, c.model, c.mode, c.fuse_bn) for c in configs] == [
         ("mindcv_res2net", "res2net50", "graph", True), ("mindcv", "res2net50", "graph", False),
         ("mindcv_res2net", "res2net50", "pynative", True), ("mindcv", "res2net50", "pynative", False),
         ("mindcv_res2net", "res2next50", "graph", True), ("mindcv_res2net", "res2next50", "pynative", True)]
     assert "note: mindcv has no res2next50; measuring ours only" in capsys.readouterr().err
-    assert len(benchmark.plan(["res2net50"], ["graph"], args)) == 1  # no --compare: ours only
+    assert len(plan(["res2net50"], ["graph"], args)) == 1  # no --compare: ours only
 
 
 def test_benchmark_bad_arguments(capsys):
@@ -106,12 +106,13 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
 def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     """--batch_size 1,8: every configuration once per batch size; the engine table divides each row's img/s by
     MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the README's table."""
-    from mindcv_res2net.cli import benchmark
+    from mindcv_res2net.benchmark.plan import batch_sizes, plan
+    from mindcv_res2net.benchmark.tables import engine_ratio_table
 
-    args = argparse.Namespace(device_target="CPU", batch_size=benchmark.batch_sizes("1,8"), image_size=32, steps=1,
+    args = argparse.Namespace(device_target="CPU", batch_size=batch_sizes("1,8"), image_size=32, steps=1,
                               warmup=0, epoch_images=10, fuse_bn=True)
-    configs = benchmark.plan(["res2net50"], ["graph"], args, engines=("mindspore", "onnxruntime"))
-    assert [(c["batch_size"], c.get("engine", "mindspore")) for c in configs] == [
+    configs = plan(["res2net50"], ["graph"], args, engines=("mindspore", "onnxruntime"))
+    assert [(c.batch_size, c.engine) for c in configs] == [
         (1, "mindspore"), (8, "mindspore"), (1, "onnxruntime"), (8, "onnxruntime")]
 
     def row(impl, engine, batch, img_s, mode="graph"):
@@ -120,11 +121,11 @@ def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     rows = [row("mindcv_res2net", "mindspore", 8, 18.0), row("mindcv_res2net (BN folded)", "mindspore", 8, 20.0),
             row("mindcv_res2net (onnxruntime, BN folded)", "onnxruntime", 8, 50.0, mode="—"),
             row("mindcv_res2net", "mindspore", 1, 5.0, mode="pynative")]  # no Graph baseline at batch 1
-    lines = benchmark.engine_ratio_table(rows).splitlines()
+    lines = engine_ratio_table(rows).splitlines()
     assert lines[2].endswith("| 0.90x, BN folded |") and lines[3].endswith("| 1.00x, BN folded |")
     assert lines[4].endswith("| 2.50x, BN folded |") and len(lines) == 5
-    assert benchmark.engine_ratio_table(rows[3:]) == ""
+    assert engine_ratio_table(rows[3:]) == ""
     for bad, message in (("0,2", "batch sizes must be at least 1, got '0,2'"),
                          ("8,x", "takes integers separated by commas, got '8,x'")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
-            benchmark.batch_sizes(bad)
+            batch_sizes(bad)

@@ -84,7 +84,7 @@ class _Tiny(nn.Cell):
 
 
 def test_the_cached_export_is_recorded_with_its_sha256_and_reused(tmp_path, recwarn):
-    from mindcv_res2net.engine.onnx_runtime import onnx_for_network
+    from mindcv_res2net.engine.export import onnx_for_network
 
     path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
     assert os.path.basename(path).startswith("tiny-32px-bnfold-")
@@ -96,7 +96,8 @@ def test_the_cached_export_is_recorded_with_its_sha256_and_reused(tmp_path, recw
 
 
 def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier, onnx_for_network
+    from mindcv_res2net.engine.export import onnx_for_network
+    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
 
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
@@ -119,7 +120,7 @@ def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
 
 
 def test_a_cached_export_that_does_not_load_is_named_without_onnx_path(checkpoint, tmp_path, monkeypatch, capsys):
-    from mindcv_res2net.engine.onnx_runtime import cached_onnx_path
+    from mindcv_res2net.engine.export import cached_onnx_path
     from mindcv_res2net.models import create_model_from_checkpoint
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -182,7 +183,8 @@ def _conv_pool_graph(path, classes=4, size=32, pool=True):
 
 def test_logits_shaped_n_k_1_1_predict_correctly(checkpoint, tmp_path, capsys):
     from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
-    from mindcv_res2net.engine.predict import eval_preprocess, expand_paths, load_onnx_for_prediction, predict
+    from mindcv_res2net.data.preprocess import eval_preprocess, expand_paths
+    from mindcv_res2net.engine.predict import load_onnx_for_prediction, predict
 
     path = str(tmp_path / "pooled.onnx")
     weight, bias = _conv_pool_graph(path)

@@ -89,7 +89,7 @@ def test_predict_cli_engine_onnxruntime_and_its_errors(digits_checkpoint, tmp_pa
 
 
 def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
-    from mindcv_res2net.engine.onnx_runtime import import_onnxruntime
+    from mindcv_res2net.utils.engines import import_onnxruntime
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(RuntimeError, match=r"^--engine onnxruntime needs the onnxruntime package: pip install"):
@@ -137,7 +137,8 @@ def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpo
     (digits, from the checkpoint's config) or on a folder; the same top-1 class as fp32 on the images."""
     pytest.importorskip("onnx")
     from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
-    from mindcv_res2net.engine.predict import eval_preprocess, load_for_prediction
+    from mindcv_res2net.data.preprocess import eval_preprocess
+    from mindcv_res2net.engine.predict import load_for_prediction
 
     path, folder = digits_checkpoint
     int8 = str(tmp_path / "int8")

@@ -74,7 +74,7 @@ def test_imagenet_names_ship_with_the_package():
 
 
 def test_predict_uses_the_runs_crop_pct(run_checkpoint):
-    from mindcv_res2net.engine.predict import eval_preprocess
+    from mindcv_res2net.data.preprocess import eval_preprocess
 
     path, folder = run_checkpoint
     model, config = load_for_prediction("res2net50", path)
@@ -121,7 +121,7 @@ def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, to
 
 def test_folder_scan_uses_the_loaders_extensions(tmp_path):
     from mindcv_res2net.data.sources import IMAGE_EXTENSIONS
-    from mindcv_res2net.engine.predict import expand_paths
+    from mindcv_res2net.data.preprocess import expand_paths
 
     for i, ext in enumerate(IMAGE_EXTENSIONS):
         (tmp_path / f"{i}{ext.upper()}").write_bytes(b"x")

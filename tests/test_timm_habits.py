@@ -13,7 +13,8 @@ import pytest
 import mindspore as ms
 import mindcv_res2net
 from mindcv_res2net import create_model, list_models, list_pretrained
-from mindcv_res2net.cli import benchmark
+from mindcv_res2net.benchmark.plan import plan
+from mindcv_res2net.benchmark.tables import checkpointing_lines
 from mindcv_res2net.models import factory, layers
 from mindcv_res2net.models.base import FeatureInfo
 from mindcv_res2net.models.registry import get_pretrained_cfg
@@ -270,15 +271,15 @@ def test_grad_checkpointing_refusals_are_one_line():
 
 
 def test_benchmark_plans_and_reports_grad_checkpointing_rows():
-    args = argparse.Namespace(device_target="CPU", batch_size=2, image_size=32, steps=1, warmup=0, epoch_images=10,
+    args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
                               fuse_bn=False, grad_checkpointing=True)
-    configs = benchmark.plan(["res2net50"], ["graph"], args, {"res2net50"})
-    assert [c["impl"] for c in configs] == ["mindcv_res2net", "mindcv", "mindcv_res2net (grad checkpointing)"]
+    configs = plan(["res2net50"], ["graph"], args, {"res2net50"})
+    assert [c.impl for c in configs] == ["mindcv_res2net", "mindcv", "mindcv_res2net (grad checkpointing)"]
     row = dict(model="res2net50", mode="graph", batch_size=8, image_size=224)
     rows = [dict(row, impl="mindcv_res2net", train_peak_memory_mb=3000.0, train_ms_per_step=1000.0),
             dict(row, impl="mindcv_res2net (grad checkpointing)", train_peak_memory_mb=2000.0,
                  train_ms_per_step=1300.0)]
-    assert benchmark.checkpointing_lines(rows) == (
+    assert checkpointing_lines(rows) == (
         "res2net50 graph, batch 8 at 224 px: gradient checkpointing 2000 MB train peak vs 3000 MB (0.67x), "
         "1300 vs 1000 ms/step (1.30x)")
 

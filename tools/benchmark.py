@@ -1,6 +1,7 @@
 """Measure training and inference speed per model and execution mode, each configuration in its own process.
 
-The code lives in ``mindcv_res2net/cli/benchmark.py``; pip installs it as the command ``res2net-benchmark``.
+The command line lives in ``mindcv_res2net/cli/benchmark.py`` (pip installs it as the command ``res2net-benchmark``),
+the measuring in the package ``mindcv_res2net/benchmark/``.
 """
 import os
 import sys

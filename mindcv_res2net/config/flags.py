@@ -6,7 +6,6 @@ from typing import FrozenSet, List, Sequence
 
 from ..data import DATASETS
 from ..data.settings import SMALL_DATASETS, DataConfig
-from ..engine.onnx_runtime import ENGINES
 from ..models.base import FROZEN_STAGES
 from ..optim import OPTIMIZER_FLAGS, OPTIMIZERS
 from ..scheduler import SCHEDULER_FLAGS, SCHEDULERS
@@ -14,6 +13,7 @@ from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, HelpF
                               finite_float, image_size, optional_float, optional_int, optional_positive_int,
                               optional_str, positive_int, str2bool, suggest)
 from ..utils.device import AMP_LEVELS, MODES
+from ..utils.engines import INFERENCE_ENGINES
 
 
 _DATA = DataConfig()  # the defaults of the flags that configure the data layer: DataConfig's own
@@ -75,7 +75,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--log_interval", type=positive_int, default=100, help="steps between log lines")
     g.add_argument("--seed", type=int, default=_DATA.seed, help="seed of python, numpy and mindspore")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; true is refused (no ModelArts)")
-    g.add_argument("--engine", type=str, default="mindspore", choices=ENGINES,
+    g.add_argument("--engine", type=str, default="mindspore", choices=INFERENCE_ENGINES,
                    help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU; default mindspore)")
     g.add_argument("--onnx_path", type=str, default="",
                    help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "

@@ -12,9 +12,10 @@ from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
 from ..models.registry import resolve_name
 from ..utils.device import set_device
+from ..utils.engines import import_onnxruntime
 from ..utils.logger import progress_bar
 from .checkpoint_model import model_to_evaluate
-from .onnx_runtime import classifier_for, import_onnxruntime
+from .onnx_runtime import classifier_for
 from .train_step import device_normalize, top_k_correct
 
 

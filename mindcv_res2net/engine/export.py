@@ -1,16 +1,24 @@
-"""Export a trained network to MINDIR or ONNX (``export_model``), the code behind tools/export.py."""
+"""Export a trained network to MINDIR or ONNX (``export_model``, the code behind tools/export.py), and
+the ONNX cache of exported weights (``onnx_for_network``, used by ``--engine onnxruntime``)."""
+import hashlib
 import os
 import sys
 import tempfile
 import warnings
 from typing import NamedTuple, Optional
 
+import numpy as np
+
 from ..data.settings import checkpoint_eval
+from ..models.fuse import fuse_batchnorm
+from ..models.layers import exportable_pools
 from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from ..utils.fileio import atomic_path
+from ..utils.engines import import_onnxruntime
+from ..utils.fileio import atomic_path, file_sha256, recorded_sha256, write_sha256_record
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
 from .checkpoint_model import model_to_evaluate
+from .quantize import calibration_batches, quantize_int8
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 CALIBRATION_IMAGES = 300  # INT8 calibration images unless asked otherwise
@@ -64,9 +72,6 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     if bad:
         raise CheckpointError(f"{source}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
                               "quantization needs finite weights")
-    from .onnx_runtime import import_onnxruntime
-    from .quantize import calibration_batches, quantize_int8
-
     import_onnxruntime()
     batches = calibration_batches(model, chosen, bool(run_config), calib_data, calib_images,
                                   batch_size=batch_size if batch_size > 0 else 16)
@@ -85,10 +90,6 @@ def export_network(model, file_name: str, file_format: str = "ONNX", batch_size:
     """Export a built network (changed in place: BatchNorm folded, pools made exportable); returns the path.
     The file appears only when the export succeeded, with the user's umask (MindSpore writes 0400)."""
     import mindspore as ms
-    import numpy as np
-
-    from ..models.fuse import fuse_batchnorm
-    from ..models.layers import exportable_pools
 
     file_format = file_format.upper()
     model.set_train(False)
@@ -110,3 +111,46 @@ def export_network(model, file_name: str, file_format: str = "ONNX", batch_size:
         else:
             ms.export(model, example, file_name=tmp[:-len(suffix)], file_format=file_format)
     return file_name + suffix
+
+
+def default_cache_dir() -> str:
+    """``$XDG_CACHE_HOME/mindcv_res2net/onnx`` (default ``~/.cache/...``): where ``onnx_for_network`` keeps exports."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "mindcv_res2net", "onnx")
+
+
+def weights_digest(model) -> str:
+    """sha256 over every parameter's name, shape and bytes: the same weights give the same digest."""
+    digest = hashlib.sha256()
+    for param in model.get_parameters():
+        value = param.asnumpy()
+        digest.update(f"{param.name}|{value.dtype}|{value.shape}|".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def cached_onnx_path(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
+    """Where ``onnx_for_network`` keeps the export of ``model``: named by the model, the image size and a
+    digest of the weights, in ``cache_dir`` (default ``default_cache_dir()``)."""
+    key = hashlib.sha256(f"{model_name}|{image_size}|{weights_digest(model)}".encode()).hexdigest()[:20]
+    return os.path.join(cache_dir or default_cache_dir(), f"{model_name}-{image_size}px-bnfold-{key}.onnx")
+
+
+def onnx_for_network(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
+    """The ONNX export (BatchNorm folded, dynamic batch) of ``model``'s weights: reused from the cache when
+    the weights, the model name and the image size match and the file still has the sha256 recorded when
+    it was written, else exported now (the file appears whole or not at all; a cached file that does not
+    match is replaced, with a warning). ``model`` is changed in place by the export (folded BatchNorm)."""
+    path = cached_onnx_path(model, model_name, image_size, cache_dir)
+    stem = path[:-len(".onnx")]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.isfile(path):
+        recorded = recorded_sha256(path)
+        if recorded is not None and recorded == file_sha256(path):
+            return path
+        why = ("has no readable sha256 record" if recorded is None
+               else "does not match the sha256 recorded when it was written (edited or damaged?)")
+        warnings.warn(f"{path}: cached ONNX export {why}; exporting it again")
+    export_network(model, stem, "ONNX", batch_size=-1, image_size=image_size, fuse_bn=True)
+    write_sha256_record(path, file_sha256(path))
+    return path

@@ -2,33 +2,15 @@
 
 ``OnnxClassifier(path)(images)`` takes (N, C, H, W) float32, normalised as in training (a Tensor or an
 array), and returns logits (N, K) as a Tensor, so ``evaluate`` and ``predict`` run it unchanged.
-``onnx_for_checkpoint`` exports a checkpoint once (BatchNorm folded, dynamic batch) into a cache.
+``classifier_for`` runs the user's file, or a network's weights exported once into the ONNX cache
+(``export.onnx_for_network``).
 """
-import hashlib
 import os
-import warnings
-from typing import Optional
 
 import numpy as np
 
-from ..utils.fileio import file_sha256, recorded_sha256, write_sha256_record
-
-ENGINES = ("mindspore", "onnxruntime")
-
-
-def check_engine(name: str) -> str:
-    if name not in ENGINES:
-        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got '{name}'")
-    return name
-
-
-def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise RuntimeError("--engine onnxruntime needs the onnxruntime package: pip install onnxruntime "
-                           "(or pip install 'mindcv-res2net[export]')") from None
-    return onnxruntime
+from ..utils.engines import import_onnxruntime
+from .export import onnx_for_network
 
 
 class OnnxClassifier:
@@ -102,50 +84,6 @@ class OnnxClassifier:
 
         array = images.asnumpy() if isinstance(images, ms.Tensor) else np.asarray(images)
         return ms.Tensor(self.run(array))
-
-
-def default_cache_dir() -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "mindcv_res2net", "onnx")
-
-
-def weights_digest(model) -> str:
-    """sha256 over every parameter's name, shape and bytes: the same weights give the same digest."""
-    digest = hashlib.sha256()
-    for param in model.get_parameters():
-        value = param.asnumpy()
-        digest.update(f"{param.name}|{value.dtype}|{value.shape}|".encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
-
-
-def cached_onnx_path(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
-    """Where ``onnx_for_network`` keeps the export of ``model``: named by the model, the image size and a
-    digest of the weights, in ``cache_dir`` (default ``default_cache_dir()``)."""
-    key = hashlib.sha256(f"{model_name}|{image_size}|{weights_digest(model)}".encode()).hexdigest()[:20]
-    return os.path.join(cache_dir or default_cache_dir(), f"{model_name}-{image_size}px-bnfold-{key}.onnx")
-
-
-def onnx_for_network(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
-    """The ONNX export (BatchNorm folded, dynamic batch) of ``model``'s weights: reused from the cache when
-    the weights, the model name and the image size match and the file still has the sha256 recorded when
-    it was written, else exported now (the file appears whole or not at all; a cached file that does not
-    match is replaced, with a warning). ``model`` is changed in place by the export (folded BatchNorm)."""
-    from .export import export_network
-
-    path = cached_onnx_path(model, model_name, image_size, cache_dir)
-    stem = path[:-len(".onnx")]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.isfile(path):
-        recorded = recorded_sha256(path)
-        if recorded is not None and recorded == file_sha256(path):
-            return path
-        why = ("has no readable sha256 record" if recorded is None
-               else "does not match the sha256 recorded when it was written (edited or damaged?)")
-        warnings.warn(f"{path}: cached ONNX export {why}; exporting it again")
-    export_network(model, stem, "ONNX", batch_size=-1, image_size=image_size, fuse_bn=True)
-    write_sha256_record(path, file_sha256(path))
-    return path
 
 
 def classifier_for(onnx_path: str, model, model_name: str, image_size: int) -> OnnxClassifier:

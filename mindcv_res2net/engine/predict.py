@@ -1,15 +1,14 @@
-"""Top-k prediction for image files: ``predict(model, paths)`` and the preprocessing it needs."""
+"""Top-k prediction for image files: ``predict(model, paths)`` (preprocessing: ``data.preprocess``)."""
 import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..data.settings import CheckpointEval, EvalPreprocessing, checkpoint_eval
-from ..data.sources import list_images, load_rgb
-from ..data.transforms import eval_transforms
-from ..models import get_pretrained_cfg
+from ..data.preprocess import eval_preprocess, prediction_eval
+from ..models import create_model, get_pretrained_cfg
+from ..utils.engines import import_onnxruntime
 from .checkpoint_model import model_to_evaluate
-from .onnx_runtime import OnnxClassifier, classifier_for, import_onnxruntime
+from .onnx_runtime import OnnxClassifier, classifier_for
 
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                                 "imagenet_classes.tsv")
@@ -29,44 +28,6 @@ def read_labels(path: str) -> List[str]:
         raise FileNotFoundError(f"--labels: file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
-
-
-def expand_paths(inputs: Sequence[str]) -> List[str]:
-    """Files as given, folders replaced by their image files (the data loader's extensions, recursively,
-    sorted; entries that are not regular files skipped with a warning)."""
-    paths = []
-    for item in inputs:
-        paths += list_images(item) if os.path.isdir(item) else [item]
-    return paths
-
-
-def prediction_eval(model, run_config: Optional[dict] = None, source: str = "") -> CheckpointEval:
-    """How images are prepared for ``model`` outside a data loader (predict, INT8 calibration): the one
-    rule ``checkpoint_eval`` with its run's stored config, normalised on the host; ``source`` names the
-    weights in its line."""
-    return checkpoint_eval(source or "the model's weights", run_config, model.default_cfg,
-                           in_channels=model.in_channels, normalize_on_device=False)
-
-
-def preprocess_for(pre: EvalPreprocessing, in_channels: int):
-    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel)."""
-    ops = eval_transforms(pre, on_host=True)
-
-    def preprocess(path: str) -> np.ndarray:
-        image = load_rgb(path)
-        if in_channels == 1:
-            image = image.mean(axis=-1, keepdims=True).astype(np.uint8)
-        for op in ops:
-            image = op(image)
-        return np.asarray(image, np.float32)
-
-    return preprocess
-
-
-def eval_preprocess(model, run_config: Optional[dict] = None):
-    """``fn(path) -> (C, H, W) float32``: a training run's eval preprocessing (its stored config), else
-    the model's default config (see ``prediction_eval``)."""
-    return preprocess_for(prediction_eval(model, run_config).preprocessing, model.in_channels)
 
 
 def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
@@ -128,8 +89,6 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
 def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
     run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
-    from ..models import create_model
-
     if ckpt_path:
         model = model_to_evaluate(ckpt_path, model_name)
         return model, model.run_config

@@ -8,9 +8,10 @@ from typing import Iterable, Iterator, List
 import numpy as np
 
 from ..data.loader import create_loader, iterate_batches
+from ..data.preprocess import expand_paths, preprocess_for
 from ..data.settings import CheckpointEval
+from ..utils.engines import import_onnxruntime
 from ..utils.fileio import atomic_path
-from .predict import expand_paths, preprocess_for
 from ..weights.formats import brief
 
 _FINITE_HINT = "are the network's outputs on the calibration images finite?"
@@ -76,8 +77,6 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
                            "(or pip install 'mindcv-res2net[export]')") from None
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from .onnx_runtime import import_onnxruntime
 
     import_onnxruntime().set_default_logger_severity(3)  # calibration sessions: errors only
     model = onnx.load(fp32_path)

@@ -1,0 +1,104 @@
+"""Runs a benchmark: every configuration in a fresh worker process, ``--rounds`` times interleaved, then
+the report and the JSON file.
+
+A worker is ``python -m mindcv_res2net.benchmark.runner CONFIG_JSON``; it prints one line, ``BENCHMARK
+<rows as JSON>`` or ``BENCHMARK_ERROR <reason>``, which ``run_worker`` reads.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from typing import Dict, List, Tuple
+
+from tqdm import tqdm
+
+from ..utils.fileio import atomic_path
+from .machine import machine, machine_line
+from .measure_data import measure_data
+from .measure_model import measure_model
+from .measure_onnx import measure_onnx
+from .mindcv_compare import mindcv_models
+from .plan import OURS, Config, ModelRun, OnnxRun, PipelineRun, check_request, from_json, plan, to_json
+from .tables import report
+
+_MEASURE = {ModelRun: measure_model, OnnxRun: measure_onnx, PipelineRun: measure_data}
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def describe(config: Config) -> str:
+    """What ``config`` measures, for error messages."""
+    if isinstance(config, PipelineRun):
+        return f"{config.impl}'s input pipeline"
+    if isinstance(config, OnnxRun):
+        return f"{config.impl} {config.model} on {config.engine}"
+    return f"{config.impl} {config.model} in {config.mode} mode"
+
+
+def run_worker(config: Config) -> List[dict]:
+    """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr."""
+    env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))  # MindSpore: errors only on stderr
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_ROOT, env.get("PYTHONPATH"))))  # a clone without pip
+    proc = subprocess.run([sys.executable, "-m", "mindcv_res2net.benchmark.runner", to_json(config)],
+                          stdout=subprocess.PIPE, text=True, env=env)
+    found = [line for line in proc.stdout.splitlines() if line.startswith(("BENCHMARK ", "BENCHMARK_ERROR "))]
+    if proc.returncode != 0 or not found or found[0].startswith("BENCHMARK_ERROR "):
+        reason = found[0].split(" ", 1)[1] if found else f"worker exit code {proc.returncode}"
+        raise RuntimeError(f"measuring {describe(config)} failed: {reason}")
+    return json.loads(found[0][len("BENCHMARK "):])
+
+
+def worker_main(config_json: str) -> int:
+    """The worker process: measure the configuration, print its one result line; 0, or 1 on failure."""
+    try:
+        config = from_json(config_json)
+        rows = _MEASURE[type(config)](config)
+    except Exception as exc:  # one line for the parent's error message
+        print("BENCHMARK_ERROR " + (str(exc).strip().splitlines() or [type(exc).__name__])[0], flush=True)
+        return 1
+    print("BENCHMARK " + json.dumps(rows), flush=True)
+    return 0
+
+
+def combine(runs: List[dict]) -> dict:
+    """Median of every figure over repeated rounds of one configuration (rounds interleave configurations)."""
+    combined = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            combined[key] = statistics.median(r[key] for r in runs)
+    combined["rounds"] = len(runs)
+    return combined
+
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark the parsed flags ask for (see ``cli/benchmark.py``): checks them, measures every
+    planned configuration, prints the report and writes ``args.json``."""
+    models, modes, engines = check_request(args)
+    compared = mindcv_models() if args.compare and not args.data_only else None
+    configs = plan(models, modes, args, compared, engines)
+    results: Dict[Tuple[Config, str], List[dict]] = {}
+    with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
+              disable=len(configs) * args.rounds < 2) as progress:
+        for _ in range(args.rounds):
+            for config in configs:
+                for row in run_worker(config):
+                    results.setdefault((config, row["impl"]), []).append(row)
+                progress.update()
+    combined = [(config, combine(runs)) for (config, _), runs in results.items()]
+    data_rows = [row for config, row in combined if isinstance(config, PipelineRun)]
+    rows = [row for config, row in combined if not isinstance(config, PipelineRun)]
+    host = machine()
+    print(report(rows, data_rows, machine_line(host)))
+    if args.json:
+        data = dict(machine=host, results=rows)
+        if args.data_only:
+            ours = [r["data_img_s"] for r in data_rows if r["impl"] == OURS]
+            data.update(data_img_s=ours[0] if len(ours) == 1 else ours, data_results=data_rows)
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1]))
