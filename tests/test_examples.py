@@ -2,7 +2,11 @@
 import math
 import re
 
+import pytest
+
 from conftest import assert_quiet_exit, run
+
+pytestmark = pytest.mark.e2e
 
 
 def test_backbone_example_trains_in_graph_mode():
