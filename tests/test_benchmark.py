@@ -108,7 +108,8 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
 
 def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     """--batch_size 1,8: every configuration once per batch size; the engine table divides each row's img/s by
-    MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the README's table."""
+    MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the table of
+    docs/deploy_onnxruntime_int8.md."""
     from mindcv_res2net.cli import benchmark
 
     args = argparse.Namespace(device_target="CPU", batch_size=benchmark.batch_sizes("1,8"), image_size=32, steps=1,

@@ -1,4 +1,4 @@
-"""The README's runnable backbone example trains in Graph mode and exits quietly."""
+"""The runnable backbone example (docs/export_and_predict.md) trains in Graph mode and exits quietly."""
 import math
 import re
 
