@@ -37,6 +37,7 @@ def _npz(tmp_path, state, name="w.npz"):
     return path
 
 
+@pytest.mark.e2e
 def test_loads_official_names_exactly_and_ignores_batch_counters(tmp_path, r50):
     weights, official = r50
     state = dict(official)
@@ -105,6 +106,7 @@ def test_shape_mismatch(tmp_path, r50):
         create_model("res2net50", checkpoint_path=_npz(tmp_path, state))
 
 
+@pytest.mark.e2e
 def test_classifier_rules(tmp_path, r50):
     weights, official = r50
     path = _npz(tmp_path, official)
