@@ -87,7 +87,6 @@ def test_cli_refusal_is_one_line_and_writes_nothing(tmp_path):
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.e2e
 def test_another_models_run_is_refused_with_its_model_named(tmp_path, pynative):
     _other_run(tmp_path, model="res2net101_26w_4s", epochs=(3,))
     os.remove(tmp_path / "train.log")
@@ -101,7 +100,6 @@ def test_another_models_run_is_refused_with_its_model_named(tmp_path, pynative):
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize("present", [["metrics.csv"], ["train.log"], ["config.yaml"], ["metrics.csv", "train.log"]])
 def test_files_that_name_no_run_are_another_runs(tmp_path, pynative, present):
     """metrics.csv and train.log (and a config.yaml without its run line) cannot say whose they are: in a
@@ -117,7 +115,6 @@ def test_files_that_name_no_run_are_another_runs(tmp_path, pynative, present):
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.e2e
 def test_checkpoints_without_a_run_id_and_several_runs(tmp_path, pynative):
     save_weights({"w": np.ones(2, np.float32)}, str(tmp_path / "res2net50-4_8.ckpt"), metadata={"epoch": 4})
     (tmp_path / "res2net50-best.ckpt").write_bytes(b"not a checkpoint")
@@ -135,7 +132,6 @@ def test_checkpoints_without_a_run_id_and_several_runs(tmp_path, pynative):
         train(parse_args(TINY + ["--ckpt_save_dir", str(tmp_path)]))
 
 
-@pytest.mark.e2e
 def test_resume_path_into_another_runs_folder_is_refused(tmp_path, pynative):
     mine = tmp_path / "mine"
     _other_run(mine, run_id="myrun", epochs=(1,))
