@@ -148,6 +148,7 @@ def test_every_input_format_gives_the_official_network(variant, tmp_path, parity
             assert _max_error(model, parity_inputs["x_odd"], ref_logits) <= MANIFEST[variant]["atol"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("protocol, numpy2_names", [(4, False), (2, True)])
 def test_pdparams_of_any_protocol_and_numpy_version_give_the_paddle_network(tmp_path, protocol, numpy2_names):
     variant = "paddle_res2net50_14w_8s"

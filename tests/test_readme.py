@@ -24,6 +24,7 @@ def test_readme_has_a_python_block():
     assert _python_blocks(README), "README.md has no python block"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("doc", [d for d in DOCS if _python_blocks(os.path.join(PROJECT_DIR, d))])
 def test_python_blocks_run(doc, tmp_path):
     """Each block runs as written in a fresh interpreter: in a folder holding the official file it names
@@ -74,6 +75,7 @@ def test_every_docs_page_is_linked_from_the_readme():
     assert [d for d in DOCS[1:] if d not in linked] == []
 
 
+@pytest.mark.e2e
 def test_weights_page_matches_the_pretrained_configs():
     proc = subprocess.run([sys.executable, "tools/make_weights_doc.py", "--check"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=300)

@@ -226,6 +226,7 @@ def test_grad_checkpointing_keeps_loss_and_gradients(name, mode, request, tmp_pa
         assert np.abs(g_ckpt - g).max() <= 1e-5 * np.abs(g).max() + 1e-12, p.name
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name, blocks", [("res2net50", 16), ("res2net_dla60", 16)])
 def test_grad_checkpointing_recomputes_each_block_and_switches_off(name, blocks, pynative, monkeypatch):
     """Every block runs under ``mindspore.recompute`` when on (res2net50: 3+4+6+3 blocks; DLA-60: 2 per
@@ -287,6 +288,7 @@ def test_benchmark_plans_and_reports_grad_checkpointing_rows():
         "1300 vs 1000 ms/step (1.30x)")
 
 
+@pytest.mark.e2e
 def test_benchmark_grad_checkpointing_run_and_refusals(tmp_path, capsys):
     """A tiny PyNative run: both rows measured, the train step's own peak memory included."""
     out = tmp_path / "bench.json"
