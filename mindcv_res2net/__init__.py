@@ -1,5 +1,23 @@
 """Res2Net, Res2Net-v1b, Res2NeXt, Res2Net-DLA and PaddleClas' Res2Net for MindSpore, equal to the
-official networks; timm's and mindcv's model API (``create_model``, ``list_models`` ...)."""
+official networks; timm's and mindcv's model API (``create_model``, ``list_models`` ...).
+
+Layers, from the bottom; a module imports only modules of its own layer or of layers below it (arrows
+point down), and outside ``cli`` never one of the package's own modules inside a function:
+
+- ``_onednn``: oneDNN set-up, first (before mindspore loads);
+- ``utils``: file I/O, logging, device, argument types;
+- ``weights``: weight files: readers, writer, name maps, checkpoint layout, downloads;
+- ``models``: blocks, networks, registry, ``create_model``;
+- ``loss``, ``optim``, ``scheduler``: side by side;
+- ``data``: sources, transforms, loader, evaluation preprocessing;
+- ``config``: flags and YAML -> typed configs;
+- ``engine``: train, evaluate, predict, export, ONNX Runtime, quantize, run folders;
+- ``benchmark``: speed and memory measurements;
+- ``cli``: the programs (may defer imports, for a fast ``--help``).
+
+``mindcv_plugin`` and this ``__init__`` import only from the layers below them; ``tools/``, ``train.py``,
+``validate.py`` and ``config.py`` are thin wrappers over ``cli``. README.md's Layout section says the same.
+"""
 import sys
 
 from ._onednn import set_onednn_isa

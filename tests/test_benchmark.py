@@ -7,6 +7,7 @@ import pytest
 from conftest import assert_quiet_exit, run, run_tool
 
 
+@pytest.mark.e2e
 def test_benchmark_tiny_graph_run(tmp_path):
     out = tmp_path / "bench.json"
     proc = run(["tools/benchmark.py", "--models", "res2net50_v1b", "--modes", "graph", "--batch_size", "2",
@@ -23,6 +24,7 @@ def test_benchmark_tiny_graph_run(tmp_path):
     assert "| res2net50_v1b | graph | 2 | 32 | 25.72 |" in proc.stdout and "extrapolated" in proc.stdout
 
 
+@pytest.mark.e2e
 def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
     pytest.importorskip("mindcv")
     out = tmp_path / "bench.json"
@@ -63,6 +65,7 @@ def test_benchmark_bad_arguments(capsys):
     assert code == 2 and "error: --compare takes 'mindcv', got 'timm'" in err
 
 
+@pytest.mark.e2e
 def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, capsys):
     """--data_only: our pipeline and mindcv's on the same photo folder, img/s in the table and the JSON;
     no network is built without --models. Errors before any worker starts are one line."""
@@ -105,7 +108,8 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
 
 def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     """--batch_size 1,8: every configuration once per batch size; the engine table divides each row's img/s by
-    MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the README's table."""
+    MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the table of
+    docs/deploy_onnxruntime_int8.md."""
     from mindcv_res2net.benchmark.plan import batch_sizes, plan
     from mindcv_res2net.benchmark.tables import engine_ratio_table
 

@@ -38,6 +38,7 @@ def _npz(tmp_path, state, name="w.npz"):
     return path
 
 
+@pytest.mark.e2e
 def test_loads_official_names_exactly_and_ignores_batch_counters(tmp_path, r50):
     weights, official = r50
     state = dict(official)
@@ -48,6 +49,7 @@ def test_loads_official_names_exactly_and_ignores_batch_counters(tmp_path, r50):
     assert all(np.array_equal(loaded[k], weights[k]) for k in weights)
 
 
+@pytest.mark.e2e
 def test_wrapped_and_dataparallel_state_dicts(tmp_path, r50):
     weights, official = r50
     save_torch_zip({f"module.{k}": v for k, v in official.items()}, tmp_path / "dp.pth")
@@ -87,6 +89,7 @@ def test_wrong_model_lists_missing_and_extra(tmp_path, r50):
         create_model("res2net50_v1b", checkpoint_path=_npz(tmp_path, official))
 
 
+@pytest.mark.e2e
 def test_missing_key_and_extra_key(tmp_path, r50):
     _, official = r50
     state = dict(official)
@@ -106,6 +109,7 @@ def test_shape_mismatch(tmp_path, r50):
         create_model("res2net50", checkpoint_path=_npz(tmp_path, state))
 
 
+@pytest.mark.e2e
 def test_classifier_rules(tmp_path, r50):
     weights, official = r50
     path = _npz(tmp_path, official)

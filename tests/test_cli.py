@@ -2,22 +2,26 @@
 import os
 
 import numpy as np
+import pytest
 
 from conftest import PROJECT_DIR, assert_quiet_exit, official_state_dict, run
 
 
+@pytest.mark.e2e
 def test_onednn_isa_set_before_mindspore():
     code = "import os, mindcv_res2net; print(os.environ['ONEDNN_MAX_CPU_ISA'])"
     proc = run(["-W", "error::RuntimeWarning", "-c", code], unset=("ONEDNN_MAX_CPU_ISA",))
     assert proc.returncode == 0 and proc.stdout.strip() == "AVX2", proc.stderr
 
 
+@pytest.mark.e2e
 def test_onednn_user_setting_wins():
     code = "import os, mindspore, mindcv_res2net; print(os.environ['ONEDNN_MAX_CPU_ISA'])"
     proc = run(["-c", code], env_extra={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})
     assert proc.stdout.strip() == "AVX512_CORE" and "RuntimeWarning" not in proc.stderr
 
 
+@pytest.mark.e2e
 def test_onednn_warns_once_when_mindspore_came_first():
     code = "import mindspore, mindcv_res2net, importlib; importlib.reload(mindcv_res2net)"
     proc = run(["-c", code], unset=("ONEDNN_MAX_CPU_ISA",))
@@ -25,6 +29,7 @@ def test_onednn_warns_once_when_mindspore_came_first():
     assert proc.stderr.count("mindspore was imported before mindcv_res2net") == 1, proc.stderr
 
 
+@pytest.mark.e2e
 def test_convert_weights_cli(tmp_path):
     np.savez(tmp_path / "official.npz", **official_state_dict("res2net50_26w_4s"))
     proc = run(["tools/convert_weights.py", str(tmp_path / "official.npz"), str(tmp_path / "r50.ckpt"),
@@ -45,6 +50,7 @@ def test_convert_weights_cli(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: checkpoint file not found: {tmp_path}/nothing.pth"
 
 
+@pytest.mark.e2e
 def test_summarize_models_cli():
     proc = run(["tools/summarize_models.py", "--models", "res2net50_v1b,res2next50", "--image_size", "64"])
     assert proc.returncode == 0, proc.stderr

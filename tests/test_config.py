@@ -165,6 +165,7 @@ def test_yaml_values_of_the_wrong_type_fail_as_on_the_command_line(tmp_path, tex
     assert parse_args(["-c", _yaml(tmp_path, "lr: 1\nbatch_size: 8\n")]).lr == 1.0  # an int is a fine float
 
 
+@pytest.mark.e2e
 def test_train_cli_rejects_impossible_values_before_reading_data():
     from conftest import assert_quiet_exit, run
 

@@ -107,6 +107,7 @@ def test_the_scan_refuses_exactly_what_the_full_decode_refuses(tmp_path, photo, 
     assert outcomes[0] == outcomes[1]
 
 
+@pytest.mark.e2e
 def test_train_cli_names_the_file(tmp_path, photo):
     for split in ("train", "val"):
         for name in ("a", "b"):

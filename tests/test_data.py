@@ -410,6 +410,7 @@ def test_photo_folder_tool_makes_a_reproducible_image_folder(tmp_path):
         tool.make_photo_folder(str(tmp_path / "a"), classes=1, images_per_class=1)
 
 
+@pytest.mark.e2e
 def test_evaluation_is_the_same_with_uint8_batches_and_host_normalised_ones():
     """validate's two paths (normalise in the step, or on the host) give the same logits."""
     from mindcv_res2net.engine.evaluate import evaluate

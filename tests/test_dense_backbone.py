@@ -65,6 +65,7 @@ def _assert_maps_match_timm(net, data, stride: int, inputs=tuple(INPUT_SHAPES)) 
             assert max(errors.values()) <= tolerance, (prefix, errors, tolerance)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", MODELS)
 def test_dilated_features_match_timm(model, tmp_path, pynative):
     """Output stride 8 from timm's own file (head dropped), 16 from the project's converted checkpoint."""
@@ -77,6 +78,7 @@ def test_dilated_features_match_timm(model, tmp_path, pynative):
         _assert_maps_match_timm(net, data, stride)
 
 
+@pytest.mark.e2e
 def test_dilated_v1b_features_match_timm_graph(tmp_path, graph):
     data = _reference("res2net50_v1b")
     net = create_model("res2net50_v1b", features_only=True, output_stride=8,
@@ -195,6 +197,7 @@ def _train_through_wrappers(model, steps: int = 3) -> None:
     assert model.bn1.training and model.layer1[0].bn1.training  # the wrapper did set the flag
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 @pytest.mark.parametrize("frozen_stages, norm_eval", [(2, False), (0, True)])
 def test_frozen_stages_and_norm_eval_through_train_one_step_cell(mode, frozen_stages, norm_eval, request):
@@ -228,6 +231,7 @@ TINY_RUN = ["--mode", "1", "--dataset", "digits", "--image_resize", "32", "--num
             "--lr", "0.01"]
 
 
+@pytest.mark.e2e
 def test_train_py_yaml_keys_freeze_stages_and_batchnorm(tmp_path, pynative):
     """``frozen_stages: 2`` and ``norm_eval: true`` from a YAML file: a real run leaves the stem, layer1, layer2 and
     every BatchNorm statistic exactly as the starting file had them, and trains the rest."""
@@ -269,6 +273,7 @@ def _example_module():
     return module
 
 
+@pytest.mark.e2e
 def test_dense_prediction_example_smoke():
     proc = run(["examples/dense_prediction.py", "--mode", "pynative", "--steps", "1", "--log_interval", "1",
                 "--image_size", "32", "--batch_size", "2", "--train_samples", "4", "--val_samples", "2",

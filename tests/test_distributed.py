@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from conftest import PROJECT_DIR
 from mindcv_res2net.weights import read_mindspore_checkpoint
 from conftest import run
+
+pytestmark = pytest.mark.e2e
 
 TINY = ["--mode", "0", "--dataset", "digits", "--image_resize", "32", "--num_parallel_workers", "1",
         "--opt", "adamw", "--lr", "0.001", "--val_while_train", "False"]

@@ -147,6 +147,7 @@ def test_offline_error_says_where_to_put_the_file(server, cache):
         download_weights(url, "x.bin", "", progress=False)
 
 
+@pytest.mark.e2e
 def test_create_model_pretrained_downloads_and_loads(server, cache, tmp_path, monkeypatch):
     source = create_model("res2net50", zero_init_last=False)
     weights = model_params(source)
@@ -281,6 +282,7 @@ def test_leftovers_of_a_killed_download_are_removed(server, cache):
     assert not leftover.exists() and mine.exists() and other.exists()
 
 
+@pytest.mark.e2e
 def test_a_cached_file_that_does_not_read_says_to_delete_it(server, cache, tmp_path, monkeypatch, capsys):
     cfgs = dict(registry._pretrained_cfgs["res2net50"])
     cfgs["local_test"] = dict(cfgs["official_in1k"], url=f"{server.url}/r50.pdparams", file_name="r50.pdparams",

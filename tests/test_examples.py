@@ -1,8 +1,12 @@
-"""The README's runnable backbone example trains in Graph mode and exits quietly."""
+"""The runnable backbone example (docs/export_and_predict.md) trains in Graph mode and exits quietly."""
 import math
 import re
 
+import pytest
+
 from conftest import assert_quiet_exit, run
+
+pytestmark = pytest.mark.e2e
 
 
 def test_backbone_example_trains_in_graph_mode():

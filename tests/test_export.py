@@ -7,6 +7,8 @@ import pytest
 import mindspore as ms
 from conftest import run, save_trained_like_checkpoint
 
+pytestmark = pytest.mark.e2e
+
 SIZE = 64
 
 

@@ -119,6 +119,7 @@ def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
     assert recorded_sha256(path) == file_sha256(path)
 
 
+@pytest.mark.e2e
 def test_a_cached_export_that_does_not_load_is_named_without_onnx_path(checkpoint, tmp_path, monkeypatch, capsys):
     from mindcv_res2net.engine.export import cached_onnx_path
     from mindcv_res2net.models import create_model_from_checkpoint
@@ -285,6 +286,7 @@ def test_int8_calibration_count_is_the_images_really_used(tmp_path):
     assert quantize_int8(fp32, str(tmp_path / "int8.onnx"), batches) == 11
 
 
+@pytest.mark.e2e
 def test_int8_export_prints_the_number_of_calibration_images_used(checkpoint, tmp_path, capsys):
     # a fixed batch of 4: of 10 images asked for, the last 2 do not fill a batch and are not used
     code, out, err = _main("export", ["--model", "res2net50", "--ckpt_path", checkpoint[0], "--format", "ONNX",
@@ -337,6 +339,7 @@ def test_format_results_escapes_files_names_and_errors():
         "two\\nlines.png: error: cannot identify image file 'two\\nlines.png'"]
 
 
+@pytest.mark.e2e
 def test_predict_prints_one_line_per_image_with_odd_names(checkpoint):
     path, images = checkpoint
     proc = run(["tools/predict.py", "--model", "res2net50", "--ckpt_path", path, "--topk", "10", str(images)])

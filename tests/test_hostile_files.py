@@ -70,6 +70,7 @@ def _shared_64_levels():
     return value
 
 
+@pytest.mark.e2e
 def test_pdparams_sharing_references_64_levels_deep_is_refused_cheaply(tmp_path):
     path = tmp_path / "shared.pdparams"
     raw = pickle.dumps({"conv1._conv.weight": _shared_64_levels()}, protocol=2)
@@ -206,6 +207,7 @@ def test_the_npz_bomb_writer_is_honest(tmp_path):
         assert data["w"].shape == (16 << 20,) and not data["w"].any()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("gib", [4, 12])
 def test_npz_member_declaring_gigabytes_is_refused_before_inflating(tmp_path, gib):
     path = tmp_path / f"bomb{gib}.npz"
@@ -335,6 +337,7 @@ def _laughs(tmp_path):
     return path
 
 
+@pytest.mark.e2e
 def test_yaml_aliases_expanding_to_gigabytes_are_refused_cheaply(tmp_path):
     path = _laughs(tmp_path)
     assert_refused_cheaply(["train.py", "-c", str(path), f"--ckpt_save_dir={tmp_path / 'run'}"],
@@ -479,6 +482,7 @@ def test_paddle_network_with_bfloat16_and_nested_tensors_converts_to_the_right_v
     assert np.array_equal(converted["fc.weight"], official["out.weight"].T)
 
 
+@pytest.mark.e2e
 def test_paddle_float8_weights_stored_as_int8_are_refused(tmp_path, capsys):
     official = official_state_dict(PADDLE_VARIANT)
     weight = "bb_0_0.conv0._conv.weight"
@@ -491,6 +495,7 @@ def test_paddle_float8_weights_stored_as_int8_are_refused(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f8.pdparams"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("num_classes", [[], ["--num_classes", "10"]])
 def test_paddle_classifier_stored_out_in_gets_paddle_advice(tmp_path, capsys, num_classes):
     official = official_state_dict(PADDLE_VARIANT)

@@ -77,6 +77,7 @@ def _check_stop_line(out, folder, name):
     return epoch, step
 
 
+@pytest.mark.e2e
 def test_sigint_inherited_as_ignored_stops_and_resume_ends_as_an_unbroken_run(tmp_path, unbroken):
     folder = tmp_path / "run"
     code, out = _stop_mid_epoch(folder, signal.SIGINT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
@@ -97,6 +98,7 @@ def test_sigint_inherited_as_ignored_stops_and_resume_ends_as_an_unbroken_run(tm
     assert _rows(folder) == _rows(unbroken)  # the stopped epoch's loss and top-1 count all its batches
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(tmp_path):
     folder = tmp_path / "run"
     code, out = _stop_mid_epoch(folder, signal.SIGTERM)
@@ -112,6 +114,7 @@ def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(t
     assert [row["epoch"] for row in _rows(folder)] == ["1", "2"]
 
 
+@pytest.mark.e2e
 def test_skipped_batches_leave_the_rest_of_the_epoch_as_it_was():
     """A resumed epoch's batches after step k are an unbroken epoch's, random crops and flips included."""
     from mindcv_res2net.config import data_config, parse_args
@@ -194,6 +197,7 @@ def _workers(pid):
     return found
 
 
+@pytest.mark.e2e
 def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
     from test_distributed import TINY as DISTRIBUTED, _free_port
 

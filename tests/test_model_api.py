@@ -33,6 +33,7 @@ def _finite(t) -> bool:
     return bool(np.isfinite(t.asnumpy()).all())
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", REPRESENTATIVE)
 def test_default_cfgs_and_heads(name, pynative):
     """timm test_model_default_cfgs: head sizes, unpooled features, pre-logits, every way to drop the head."""
@@ -69,6 +70,7 @@ def test_default_cfgs_and_heads(name, pynative):
     assert cfg["first_conv"] + ".weight" in params
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", REPRESENTATIVE)
 def test_forward_at_the_cfg_input_size(name, pynative):
     """mindcv test_model_forward (num_classes=10, the input size of get_pretrained_cfg_value) and timm
@@ -80,6 +82,7 @@ def test_forward_at_the_cfg_input_size(name, pynative):
     assert y.shape == (2, 10) and _finite(y)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["res2net50", "res2net_dla60"])
 def test_backward_reaches_every_parameter(name, pynative):
     """timm test_model_backward: num_classes=42, every parameter gets a finite gradient."""
@@ -112,6 +115,7 @@ def test_forward_features_only(name, pynative):
         assert _finite(output)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", REPRESENTATIVE)
 def test_forward_intermediates(name, pynative):
     """timm test_model_forward_intermediates, plus the index rules of timm's feature_take_indices."""
@@ -152,6 +156,7 @@ def test_feature_take_indices_follows_timm():
             feature_take_indices(5, bad)
 
 
+@pytest.mark.e2e
 def test_feature_info_has_timm_and_mindcv_keys_and_real_module_names():
     for name in ("res2net50_v1b", "res2next_dla60"):
         model = create_model(name)
@@ -168,6 +173,7 @@ def test_feature_info_has_timm_and_mindcv_keys_and_real_module_names():
     assert subset.channels() == [512, 2048] and [i["reduction"] for i in subset.get_dicts()] == [8, 32]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 def test_global_pool_and_reset_classifier(mode, request):
     """``global_pool`` through create_model and reset_classifier; in Graph mode the changed head recompiles."""
@@ -212,6 +218,7 @@ def _training_checkpoint(tmp_path, seed_shift: float):
     return path, weights
 
 
+@pytest.mark.e2e
 def test_create_model_takes_mindcv_arguments(tmp_path):
     """mindcv's create_model(checkpoint_path="", ema=, auto_mapping=) with its meaning."""
     path, weights = _training_checkpoint(tmp_path, 0.5)
@@ -283,6 +290,7 @@ def mindcv_registry():
     registry._module_to_models.update(modules)
 
 
+@pytest.mark.e2e
 def test_register_with_mindcv(mindcv_registry, pynative):
     import mindcv.models
 
@@ -307,6 +315,7 @@ def test_register_with_mindcv(mindcv_registry, pynative):
     assert "res2net50" not in mindcv.models.list_models(module="res2net")
 
 
+@pytest.mark.e2e
 def test_mindcv_create_trainer_trains_our_model(mindcv_registry, pynative):
     """One training step of a model built by mindcv's create_model, with mindcv's loss, optimizer and
     create_trainer (mindspore.Model)."""
@@ -353,6 +362,7 @@ def test_mindcv_feature_extract_wrapper(name, pynative):
     np.testing.assert_equal(only(x)[0].asnumpy(), y1[1].asnumpy())
 
 
+@pytest.mark.e2e
 def test_mindcv_scripts_run_our_models(tmp_path):
     """Automatic registration when mindcv is imported first, and the runner for mindcv's own scripts."""
     script = tmp_path / "mindcv_script.py"

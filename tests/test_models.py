@@ -63,6 +63,7 @@ def test_unknown_names_are_clear_errors():
         create_model("res2net152", pretrained=True)
 
 
+@pytest.mark.e2e
 def test_classifier_api(pynative):
     model = create_model("res2net50", num_classes=7)
     model.set_train(False)
@@ -87,6 +88,7 @@ def test_headless_and_grey_input(pynative):
     assert not any(p.name.startswith("fc.") for p in model.get_parameters())
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 def test_features_only(mode, request):
     request.getfixturevalue(mode)
@@ -141,6 +143,7 @@ def test_exportable_pools_replaces_every_padded_pool_also_inside_sequential_cell
     np.testing.assert_allclose(model(x).asnumpy(), before, atol=1e-5)
 
 
+@pytest.mark.e2e
 def test_drop_path_rates_grow_linearly_and_are_inactive_in_eval(pynative):
     model = create_model("res2net50", num_classes=4, drop_rate=0.5, drop_path_rate=0.2)
     rates = [cell.drop_prob for _, cell in model.cells_and_names() if isinstance(cell, DropPath)]
@@ -181,6 +184,7 @@ def test_zero_init_last_default_and_opt_out():
     assert all((g == 1).all() for g in gammas(create_model("res2net50", zero_init_last=False)))
 
 
+@pytest.mark.e2e
 def test_graph_mode_training_step_runs(graph):
     from mindspore import nn
 
@@ -192,6 +196,7 @@ def test_graph_mode_training_step_runs(graph):
     assert np.isfinite(loss.asnumpy()).all()
 
 
+@pytest.mark.e2e
 def test_paddle_semantics_are_constructor_arguments():
     official, paddle = create_model("res2net50_v1b"), create_model("paddle_res2net50_vd_26w_4s")
     assert [p.name for p in official.get_parameters()] == [p.name for p in paddle.get_parameters()]
@@ -226,6 +231,7 @@ def test_se_res2net50_adds_squeeze_excitation_before_the_residual_add(pynative):
     np.testing.assert_allclose(block.se(ms.Tensor(x)).asnumpy(), x * gate[:, :, None, None], atol=1e-5)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 def test_dla_api_features_head_and_grey_input(mode, request):
     request.getfixturevalue(mode)
@@ -244,6 +250,7 @@ def test_dla_api_features_head_and_grey_input(mode, request):
     assert headless(_x(size=64)).shape == (2, 1024)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 def test_dla_runs_where_the_official_runs_and_names_the_constraint_elsewhere(mode, request, tmp_path, monkeypatch):
     request.getfixturevalue(mode)

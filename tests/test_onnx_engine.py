@@ -26,6 +26,7 @@ def digits_checkpoint(tmp_path_factory):
     return path, folder
 
 
+@pytest.mark.e2e
 def test_predict_with_onnxruntime_matches_mindspore_and_reuses_its_export(digits_checkpoint, tmp_path, monkeypatch):
     from mindcv_res2net.engine.predict import load_for_prediction, load_onnx_for_prediction, predict
 
@@ -55,6 +56,7 @@ def test_predict_with_onnxruntime_matches_mindspore_and_reuses_its_export(digits
     assert np.abs(classifier.run(x) - model(ms.Tensor(x)).asnumpy()).max() < 1e-4
 
 
+@pytest.mark.e2e
 def test_predict_cli_engine_onnxruntime_and_its_errors(digits_checkpoint, tmp_path, capsys):
     path, folder = digits_checkpoint
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -96,6 +98,7 @@ def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
         import_onnxruntime()
 
 
+@pytest.mark.e2e
 def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, tmp_path, monkeypatch):
     from mindcv_res2net.config import parse_config
     from mindcv_res2net.engine.evaluate import validate
@@ -114,6 +117,7 @@ def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, t
     assert again["top1"] == onnx["top1"] and os.path.isfile(exported)
 
 
+@pytest.mark.e2e
 def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
     out = tmp_path / "bench.json"
     proc = run(["tools/benchmark.py", "--models", "res2net50", "--modes", "graph", "--batch_size", "2",
@@ -132,6 +136,7 @@ def test_benchmark_engines_adds_onnxruntime_rows(tmp_path, capsys):
     assert code == 2 and "--engines takes mindspore, onnxruntime, onnxruntime_int8, got 'tensorrt'" in err
 
 
+@pytest.mark.e2e
 def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpoint, tmp_path, capsys):
     """--quantize int8: ONNX Runtime's static QDQ model, calibrated on the run's own training split
     (digits, from the checkpoint's config) or on a folder; the same top-1 class as fp32 on the images."""

@@ -77,6 +77,7 @@ def test_photo_folder_refuses_more_classes_than_it_can_make(capsys):
         "error: --classes: at most 16 (2 photographs x 8 colour transforms), got 17")
 
 
+@pytest.mark.e2e
 def test_own_photos_recipe_end_to_end(tmp_path):
     """docs/own_photos.md on a tiny folder: train with the recipe's YAML (output piped:
     plain progress lines, no carriage return; the disk line first), the classes are learned (val top-1 well

@@ -53,6 +53,7 @@ def test_hostile_arrays_are_refused(tmp_path, old, new, message):
         read_checkpoint(path)
 
 
+@pytest.mark.e2e
 def test_mmpretrain_names_load(tmp_path):
     """mmpretrain's converted official files: a ``backbone.`` prefix and ``head.fc.*``."""
     official = official_state_dict("res2net50_14w_8s")

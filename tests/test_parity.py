@@ -61,6 +61,7 @@ def _assert_logits_match(model, variant, inputs):
     assert _max_error(model, odd, ref["logits_odd_fp64"]) <= atol
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", list(MANIFEST))
 def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynative):
     model = create_model(variant, checkpoint_path=_converted(variant, tmp_path))
@@ -69,12 +70,14 @@ def test_logits_match_official_pynative(variant, tmp_path, parity_inputs, pynati
     _assert_logits_match(model, variant, parity_inputs)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "paddle_res2net50_vd_26w_4s",
                                      "res2net_dla60"])
 def test_logits_match_official_graph(variant, tmp_path, parity_inputs, graph):
     _assert_logits_match(create_model(variant, checkpoint_path=_converted(variant, tmp_path)), variant, parity_inputs)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s", "res2next50",
                                      "paddle_res2net50_26w_4s", "res2next_dla60"])
 def test_batchnorm_folded_model_matches_official_graph(variant, tmp_path, parity_inputs, graph):
@@ -83,6 +86,7 @@ def test_batchnorm_folded_model_matches_official_graph(variant, tmp_path, parity
     _assert_logits_match(model, variant, parity_inputs)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
 def test_stage_features_match_official(variant, tmp_path, parity_inputs, pynative):
     model = create_model(variant, checkpoint_path=_converted(variant, tmp_path), features_only=True,
@@ -110,6 +114,7 @@ def _mindcv_names(weights: dict, avg_down: bool) -> dict:
     return out
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["res2net50_26w_4s", "res2net50_v1b_26w_4s"])
 def test_every_input_format_gives_the_official_network(variant, tmp_path, parity_inputs, pynative):
     """PyTorch zip and legacy .pth, timm-style .safetensors, mindcv .ckpt and our .safetensors output."""
@@ -143,6 +148,7 @@ def test_every_input_format_gives_the_official_network(variant, tmp_path, parity
             assert _max_error(model, parity_inputs["x_odd"], ref_logits) <= MANIFEST[variant]["atol"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("protocol, numpy2_names", [(4, False), (2, True)])
 def test_pdparams_of_any_protocol_and_numpy_version_give_the_paddle_network(tmp_path, protocol, numpy2_names):
     variant = "paddle_res2net50_14w_8s"

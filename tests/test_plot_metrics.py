@@ -6,6 +6,7 @@ from conftest import run, run_tool
 HEADER = "epoch,train_loss,train_top1,lr,val_loss,val_top1,val_top5,epoch_seconds,img_per_s\n"
 
 
+@pytest.mark.e2e
 def test_plot_from_metrics_csv(tmp_path):
     pytest.importorskip("matplotlib")
     (tmp_path / "metrics.csv").write_text(HEADER + "1,2.1,30.5,0.001,1.9,40.0,80.0,10,5\n"

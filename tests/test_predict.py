@@ -30,6 +30,7 @@ def run_checkpoint(tmp_path_factory):
     return path, folder
 
 
+@pytest.mark.e2e
 def test_predict_function_uses_the_runs_class_names_and_converts_modes(run_checkpoint):
     path, folder = run_checkpoint
     model, config = load_for_prediction("res2net50", path)
@@ -49,6 +50,7 @@ def test_predict_function_uses_the_runs_class_names_and_converts_modes(run_check
         predict(model, files, batch_size=0)
 
 
+@pytest.mark.e2e
 def test_predict_cli_reports_bad_files_and_predicts_the_rest(run_checkpoint, tmp_path):
     path, folder = run_checkpoint
     labels = tmp_path / "labels.txt"
@@ -85,6 +87,7 @@ def test_predict_uses_the_runs_crop_pct(run_checkpoint):
     assert wide.shape == tight.shape == (3, 16, 16) and not np.allclose(wide, tight)
 
 
+@pytest.mark.e2e
 def test_non_finite_weights_warn_and_json_stays_valid(run_checkpoint, tmp_path):
     from mindcv_res2net.weights import read_checkpoint, save_weights
 
@@ -99,6 +102,7 @@ def test_non_finite_weights_warn_and_json_stays_valid(run_checkpoint, tmp_path):
     assert result["error"].startswith("the network's outputs are not finite")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("tool", ["predict", "export", "validate"])
 def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, tool):
     from mindcv_res2net.weights import read_checkpoint, save_weights

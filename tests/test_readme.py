@@ -1,5 +1,6 @@
-"""README.md stays true: every fenced python block runs, every relative link resolves, docs/weights.md
-matches the package's pretrained configs."""
+"""README.md and docs/*.md stay true: every fenced python block runs, every relative link resolves (a
+heading it names included), every page of docs/ is linked from the README, docs/weights.md matches the
+package's pretrained configs."""
 import os
 import re
 import subprocess
@@ -11,6 +12,7 @@ from conftest import PROJECT_DIR, official_state_dict
 from torch_writer import save_torch_legacy
 
 README = os.path.join(PROJECT_DIR, "README.md")
+DOCS = ["README.md"] + sorted(f"docs/{n}" for n in os.listdir(os.path.join(PROJECT_DIR, "docs")) if n.endswith(".md"))
 
 
 def _python_blocks(path: str):
@@ -18,12 +20,17 @@ def _python_blocks(path: str):
     return re.findall(r"(?ms)^```python\n(.*?)^```", text)
 
 
-def test_readme_python_blocks_run(tmp_path):
+def test_readme_has_a_python_block():
+    assert _python_blocks(README), "README.md has no python block"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("doc", [d for d in DOCS if _python_blocks(os.path.join(PROJECT_DIR, d))])
+def test_python_blocks_run(doc, tmp_path):
     """Each block runs as written in a fresh interpreter: in a folder holding the official file it names
     (a stand-in with the official key names) and with a weight cache holding the file ``pretrained=True``
     would download, so that no block needs the internet."""
-    blocks = _python_blocks(README)
-    assert blocks, "README.md has no python block"
+    blocks = _python_blocks(os.path.join(PROJECT_DIR, doc))
     save_torch_legacy(official_state_dict("res2net50_v1b_26w_4s"), str(tmp_path / "res2net50_v1b_26w_4s-3cf99910.pth"))
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -32,7 +39,7 @@ def test_readme_python_blocks_run(tmp_path):
     for number, block in enumerate(blocks, 1):
         proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=600)
-        assert proc.returncode == 0, f"README python block {number} failed:\n{block}\n{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, f"{doc} python block {number} failed:\n{block}\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-3000:]
 
 
@@ -44,22 +51,31 @@ def _relative_links(path: str):
             yield target
 
 
-@pytest.mark.parametrize("doc", ["README.md"] + sorted(f"docs/{n}" for n in os.listdir(os.path.join(PROJECT_DIR, "docs"))
-                                                     if n.endswith(".md")))
+def _anchors(path: str) -> set:
+    """The fragments GitHub gives the headings of a markdown file (code blocks hold no headings)."""
+    text = re.sub(r"(?ms)^```.*?^```", "", open(path, encoding="utf-8").read())
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"(?m)^#+ (.*)$", text)}
+
+
+@pytest.mark.parametrize("doc", DOCS)
 def test_relative_links_resolve_inside_the_repository(doc):
     path = os.path.join(PROJECT_DIR, doc)
-    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-                for h in re.findall(r"(?m)^#+ (.*)$", open(path, encoding="utf-8").read())}
     for target in _relative_links(path):
         file_part, _, fragment = target.partition("#")
+        resolved = os.path.realpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
         if file_part:
-            resolved = os.path.realpath(os.path.join(os.path.dirname(path), file_part))
             assert resolved.startswith(os.path.realpath(PROJECT_DIR) + os.sep), f"{doc}: {target} leaves the repository"
             assert os.path.exists(resolved), f"{doc}: {target} does not exist"
-        elif fragment:
-            assert fragment in headings, f"{doc}: #{fragment} names no heading"
+        if fragment and resolved.endswith(".md"):
+            assert fragment in _anchors(resolved), f"{doc}: {target}: #{fragment} names no heading"
 
 
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {os.path.normpath(target.partition("#")[0]) for target in _relative_links(README)}
+    assert [d for d in DOCS[1:] if d not in linked] == []
+
+
+@pytest.mark.e2e
 def test_weights_page_matches_the_pretrained_configs():
     proc = subprocess.run([sys.executable, "tools/make_weights_doc.py", "--check"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=300)

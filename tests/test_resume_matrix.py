@@ -106,6 +106,7 @@ def assert_same_tensors(straight: dict, resumed: dict) -> None:
         assert worst <= TOLERANCE, (name, worst)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("opt, mode, ema, accumulate", pairwise_rows(optimizers()))
 def test_interrupted_run_resumes_to_the_same_tensors(tmp_path, tiny_model, opt, mode, ema, accumulate):
     """1 epoch, stop, ``--resume auto`` to 3 epochs == 3 epochs at once. 48 images of 16: 3 steps per
@@ -132,6 +133,7 @@ def test_interrupted_run_resumes_to_the_same_tensors(tmp_path, tiny_model, opt, 
     assert [r["epoch"] for r in csv.DictReader(open(split / "metrics.csv"))] == ["1", "2", "3"]
 
 
+@pytest.mark.e2e
 def test_issue_reproduction_res2net50_graph_momentum(tmp_path):
     """The issue's commands (res2net50, digits, Graph mode, the default momentum optimizer): epoch 1,
     then ``--epoch_size=2 --resume=auto``, here on one batch of 64 images per epoch. With one step per
@@ -150,6 +152,7 @@ def test_issue_reproduction_res2net50_graph_momentum(tmp_path):
     assert_same_tensors(_tensors(straight / "res2net50-2_1.ckpt"), resumed)
 
 
+@pytest.mark.e2e
 def test_checkpoint_with_one_element_scalars_resumes(tmp_path, tiny_model):
     """Files that the writer before the fix stored with 0-d states of shape (1,) (``optimizer.momentum``)
     still resume, into a 0-d state. Another wrong shape is named with both shapes."""

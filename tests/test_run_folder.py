@@ -90,6 +90,7 @@ TINY = ["--mode", "1", "--dataset", "digits", "--image_resize", "32", "--num_sam
         "1", "--opt", "adamw", "--lr", "0.002", "--seed", "3"]
 
 
+@pytest.mark.e2e
 def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynative, monkeypatch):
     out = str(tmp_path)
     args = TINY + ["--batch_size", "16", "--epoch_size", "2", "--ckpt_save_dir", out]
@@ -110,6 +111,7 @@ def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynat
     assert [r["epoch"] for r in rows] == ["1", "2"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("new_batch", [32, 8])
 def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pynative, new_batch):
     out = str(tmp_path)
@@ -127,6 +129,7 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pyna
                                                                rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_resume_keeps_the_run_identity(tmp_path, pynative):
     common = TINY + ["--val_while_train", "False", "--batch_size", "32", "--ckpt_save_dir", str(tmp_path)]
     train(parse_args(common + ["--epoch_size", "1"]))

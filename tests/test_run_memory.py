@@ -57,6 +57,7 @@ def run_copy(one_epoch_run, tmp_path):
 # ---------------------------------------------------------------------------------------------- resume
 
 
+@pytest.mark.e2e
 def test_resume_auto_alone_continues_the_run_with_its_own_settings(run_copy, pynative):
     """Issue point 2: ``--ckpt_save_dir RUN --resume auto``, no --model, no -c, continues the run; a flag that
     may change (--epoch_size) applies and the log says so; a flag given again that agrees is fine."""
@@ -73,6 +74,7 @@ def test_resume_auto_alone_continues_the_run_with_its_own_settings(run_copy, pyn
     assert [line.split(",")[0] for line in open(os.path.join(run_copy, "metrics.csv"))] == ["epoch", "1", "2"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("argv, message", [
     (["--image_resize", "64"], "--image_resize 64 contradicts the resumed run's image_resize 32"),
     (["--model", "res2net50"], f"--model res2net50 contradicts the resumed run's model {MODEL}"),
@@ -90,6 +92,7 @@ def test_a_flag_that_contradicts_the_run_is_refused_naming_both_values(run_copy,
     assert _snapshot(run_copy) == before
 
 
+@pytest.mark.e2e
 def test_a_yaml_value_that_contradicts_the_run_is_refused(run_copy, tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("label_smoothing: 0.1\nepoch_size: 3\n")
@@ -109,6 +112,7 @@ def test_resume_before_the_first_checkpoint_reads_config_yaml(tmp_path, capsys):
                                  "continue the run, or start a new run in another --ckpt_save_dir\n")
 
 
+@pytest.mark.e2e
 def test_a_resumed_run_checks_ignored_flags_with_its_own_settings(run_copy, capsys):
     """--data_dir may change on resume, but this run reads digits: the flag would be ignored."""
     code, err = _cli(train_main, ["--ckpt_save_dir", run_copy, "--resume", "auto", "--data_dir", "/moved"], capsys)
@@ -116,6 +120,7 @@ def test_a_resumed_run_checks_ignored_flags_with_its_own_settings(run_copy, caps
                                  "folder; for a folder of <split>/<class>/<image> files add --dataset imagefolder\n")
 
 
+@pytest.mark.e2e
 def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
     """``-c RUN/config.yaml --resume PATH`` (every key given) agrees with the run's checkpoint."""
     checkpoint = os.path.join(run_copy, f"{MODEL}-1_1.ckpt")
@@ -128,10 +133,10 @@ def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
 
 
 def test_resume_may_change_is_documented():
-    """The list of settings a resume may change is the README's."""
-    readme = open(os.path.join(PROJECT_DIR, "README.md")).read()
+    """The list of settings a resume may change is docs/training.md's."""
+    page = open(os.path.join(PROJECT_DIR, "docs", "training.md")).read()
     for key in RESUME_MAY_CHANGE:
-        assert f"`{key}`" in readme.split("## Training", 1)[1], key
+        assert f"`{key}`" in page.split("A run remembers itself", 1)[1], key
 
 
 # ---------------------------------------------------------------------------------------------- starting weights
@@ -287,6 +292,7 @@ def test_every_shipped_recipe_and_a_stored_run_config_load(tmp_path):
             parse_args(["-c", path], program=program)
 
 
+@pytest.mark.e2e
 def test_data_dir_without_a_dataset_is_one_line_from_train_py():
     proc = run(["train.py", "--data_dir", "/my/photos", "--epoch_size", "1"])
     assert proc.returncode == 2 and proc.stdout == ""
@@ -358,6 +364,7 @@ def test_onnx_and_labels_directories_say_so(tmp_path):
         read_labels(str(tmp_path))
 
 
+@pytest.mark.e2e
 def test_validate_honours_a_flag_typed_at_its_default_value(run_copy, capsys, pynative):
     """A flag the user typed overrides the run's setting even when it equals the parser default: the run
     trained at 32 px, so an explicit --image_resize 224 evaluates at 224 and says so in a warning."""

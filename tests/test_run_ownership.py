@@ -46,6 +46,7 @@ def _dead_pid():
     return proc.pid
 
 
+@pytest.mark.e2e
 def test_second_fresh_run_is_refused_and_the_first_resumes(tmp_path, pynative):
     """Issue 21's reproduction: run B in run A's folder. Leftovers of killed processes do not count."""
     out = tmp_path / "run"
@@ -72,6 +73,7 @@ def test_second_fresh_run_is_refused_and_the_first_resumes(tmp_path, pynative):
     assert log.startswith(before["train.log"][0].decode()) and "resuming from" in log
 
 
+@pytest.mark.e2e
 def test_cli_refusal_is_one_line_and_writes_nothing(tmp_path):
     _other_run(tmp_path)
     before = _snapshot(tmp_path)
@@ -144,6 +146,7 @@ def test_resume_path_into_another_runs_folder_is_refused(tmp_path, pynative):
     assert _snapshot(theirs) == before
 
 
+@pytest.mark.e2e
 def test_resume_auto_before_the_first_checkpoint_continues_that_run(tmp_path, pynative):
     """A run killed during its first epoch left config.yaml (naming it), metrics.csv and train.log:
     --resume auto starts it again under its own identity, and train.log keeps the lines logged before."""

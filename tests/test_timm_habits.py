@@ -32,6 +32,7 @@ def _x(n=1, size=SIZE, channels=3, seed=0):
 # ------------------------------------------------------------------------------------------------ in_chans
 
 
+@pytest.mark.e2e
 def test_in_chans_is_timms_name_for_in_channels(tmp_path, pynative):
     """timm test_model_load_pretrained: ``create_model(name, pretrained=True, in_chans=1, num_classes=5)``
     adapts RGB weights to one channel; here the RGB weights come from a local file (no download)."""
@@ -57,6 +58,7 @@ def test_in_chans_is_timms_name_for_in_channels(tmp_path, pynative):
 # ---------------------------------------------------------------------------------------------- registry
 
 
+@pytest.mark.e2e
 def test_list_pretrained_and_include_tags_follow_timm(monkeypatch):
     """timm test_model_inference's ``list_pretrained(filter)`` and test_model_default_cfgs'
     ``list_models(include_tags=True)``: every ``name.tag`` entry is a weight tag create_model accepts
@@ -141,6 +143,7 @@ def test_feature_info_has_timms_constructor_and_indexing(pynative):
         FeatureInfo(model.feature_info, (5,))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["res2net50", "res2net_dla60"])
 def test_features_only_getter_negative_indices_and_out_channels(name, pynative):
     """timm test_model_forward_intermediates_features (``features_only=True, feature_cls='getter'``) and
@@ -203,6 +206,7 @@ def _same_model(name: str):
     return a, b
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pynative", "graph"])
 @pytest.mark.parametrize("name", ["res2net50", "res2net_dla60"])
 def test_grad_checkpointing_keeps_loss_and_gradients(name, mode, request, tmp_path, monkeypatch):
@@ -223,6 +227,7 @@ def test_grad_checkpointing_keeps_loss_and_gradients(name, mode, request, tmp_pa
         assert np.abs(g_ckpt - g).max() <= 1e-5 * np.abs(g).max() + 1e-12, p.name
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name, blocks", [("res2net50", 16), ("res2net_dla60", 16)])
 def test_grad_checkpointing_recomputes_each_block_and_switches_off(name, blocks, pynative, monkeypatch):
     """Every block runs under ``mindspore.recompute`` when on (res2net50: 3+4+6+3 blocks; DLA-60: 2 per
@@ -284,6 +289,7 @@ def test_benchmark_plans_and_reports_grad_checkpointing_rows():
         "1300 vs 1000 ms/step (1.30x)")
 
 
+@pytest.mark.e2e
 def test_benchmark_grad_checkpointing_run_and_refusals(tmp_path, capsys):
     """A tiny PyNative run: both rows measured, the train step's own peak memory included."""
     out = tmp_path / "bench.json"

@@ -99,6 +99,7 @@ def test_legacy_storage_declaring_more_bytes_than_the_file_is_refused(tmp_path):
         read_checkpoint(path)
 
 
+@pytest.mark.e2e
 def test_convert_cli_refuses_an_attacked_file_in_one_line(tmp_path):
     path = tmp_path / "attacked.pth"
     save_torch_zip(official_state_dict("res2net50_26w_4s"), str(path), views={ATTACKED: dict(offset=10 ** 6)})

@@ -63,6 +63,7 @@ def _metadata(path):
     return json.loads(read_mindspore_checkpoint(path, names={"metadata"})["metadata"])
 
 
+@pytest.mark.e2e
 def test_train_and_validate_graph_mode_cli(tmp_path):
     out = tmp_path / "run"
     proc = run(["train.py", "--mode", "0", *TINY, "--epoch_size", "2", "--opt", "adamw", "--lr", "0.001",
@@ -93,6 +94,7 @@ def test_train_and_validate_graph_mode_cli(tmp_path):
         assert os.stat(out / name).st_mode & 0o777 == 0o666 & ~current_umask(), name
 
 
+@pytest.mark.e2e
 def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip(tmp_path, pynative):
     """--save_optimizer_state false: weights and metadata only, and a resume names the reason;
     tools/convert_weights.py strips a full training checkpoint to the same network weights."""
@@ -119,6 +121,7 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
     assert meta["config"]["image_resize"] == 32
 
 
+@pytest.mark.e2e
 def test_train_pynative_mixup_momentum(tmp_path, pynative):
     args = parse_args(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "momentum",
                        "--lr", "0.01", "--mixup", "0.2", "--cutmix", "1.0", "--label_smoothing", "0.1",
@@ -130,6 +133,7 @@ def test_train_pynative_mixup_momentum(tmp_path, pynative):
     assert "--amp_level O2 is not supported on CPU" in open(tmp_path / "train.log").read()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("argv, message", [
     (["validate.py", "--dataset", "digits"], "error: validate.py needs --ckpt_path FILE or --pretrained"),
     (["validate.py", "--dataset", "imagenet", "--data_dir", "/no/such/dir", "--pretrained"],
@@ -150,6 +154,7 @@ def test_cli_errors_are_one_line(argv, message):
     assert_quiet_exit(proc)
 
 
+@pytest.mark.e2e
 def test_validate_rejects_checkpoints_of_another_model_or_class_count(tmp_path):
     from mindcv_res2net.weights import save_weights
 
@@ -169,6 +174,7 @@ def _all_entries(path):
     return {k: v for k, v in read_mindspore_checkpoint(str(path)).items() if isinstance(v, np.ndarray)}
 
 
+@pytest.mark.e2e
 def test_resume_continues_exactly(tmp_path, pynative):
     common = ["--mode", "1", *TINY, "--num_samples", "48", "--epoch_size", "2", "--opt", "adamw", "--lr", "0.002",
               "--ema", "--ema_decay", "0.9", "--gradient_accumulation_steps", "2", "--val_while_train", "False",
@@ -191,6 +197,7 @@ def test_resume_continues_exactly(tmp_path, pynative):
     assert np.array_equal(model.conv1.weight.asnumpy(), resumed["ema.conv1.weight"])
 
 
+@pytest.mark.e2e
 def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
     """GPU/Ascend feed batches through ms.data_sink; CPU cannot run it, so it is emulated here."""
     from mindcv_res2net.engine import trainer
@@ -218,6 +225,7 @@ def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
         train(args)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model_name", ["res2next_dla60", "paddle_res2net50_vd_26w_4s"])
 def test_new_families_train_validate_and_predict(tmp_path, model_name):
     """The DLA and PaddleClas families through train.py, validate.py and tools/predict.py (the other tools: export)."""
