@@ -4,6 +4,7 @@ digits (scikit-learn's bundled 1,797 scans), CIFAR-10/100 binary files (any reco
 MNIST / Fashion-MNIST idx-ubyte files, and ImageFolder trees (ImageNet). Readers name the file
 and say how to get the data when something is missing or broken.
 """
+import contextlib
 import gzip
 import os
 import stat
@@ -209,6 +210,31 @@ NATIVE, PILLOW = 0, 1
 _SCAN_CHUNK = 4096  # files scanned per batch of threads (a future per file of ImageNet would cost a GB)
 
 
+@contextlib.contextmanager
+def open_image(path: str):
+    """``PIL.Image.open(path)`` with one ``DatasetError`` naming a file that is not a regular file, does not
+    decode, or has more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not is_regular_file(path):
+        raise DatasetError(f"cannot read image {path}: " + ("not a regular file" if os.path.exists(path)
+                                                              else "file not found"))
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # an error below instead
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as img:
+            if limit and img.width * img.height > limit:
+                raise DatasetError(f"cannot read image {path}: {img.width}x{img.height} = {img.width * img.height} "
+                                   f"pixels, more than Pillow's limit of {limit} (a decompression bomb?)")
+            yield img
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot decode image {path}: {exc}") from None
+
+
 def scan_image(path: str) -> int:
     """Check one file before training and choose its decoder: ``NATIVE`` (MindSpore's C++ decoder reads the
     file bytes) or ``PILLOW``. Reads the header and the last bytes, and decodes a JPEG at 1/8 scale
@@ -216,28 +242,11 @@ def scan_image(path: str) -> int:
     about fails here as in the full decode of ``load_rgb``, which prediction uses); a file that does not
     end with its format's end marker is decoded in full: truncated files fail here, files with trailing
     bytes go to Pillow. Raises ``DatasetError`` naming an unreadable file or a decompression bomb."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not is_regular_file(path):
-        raise DatasetError(f"cannot read image {path}: " + ("not a regular file" if os.path.exists(path)
-                                                              else "file not found"))
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with Image.open(path) as img:
-            fmt, mode, width, height = img.format, img.mode, img.width, img.height
-            if limit and width * height > limit:
-                raise DatasetError(f"cannot read image {path}: {width}x{height} = {width * height} pixels, more "
-                                   f"than Pillow's limit of {limit} (a decompression bomb?)")
-            if fmt == "JPEG":
-                img.draft(mode, (max(1, width // 8), max(1, height // 8)))
-                img.load()
-    except DatasetError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"cannot decode image {path}: {exc}") from None
+    with open_image(path) as img:
+        fmt, mode, width, height = img.format, img.mode, img.width, img.height
+        if fmt == "JPEG":
+            img.draft(mode, (max(1, width // 8), max(1, height // 8)))
+            img.load()
     if mode not in NATIVE_MODES.get(fmt, ()):
         return PILLOW
     marker = END_MARKERS[fmt]
@@ -365,25 +374,8 @@ def load_rgb(path: str) -> np.ndarray:
     """Decode an image file to an (H, W, 3) uint8 array; one clear error naming a file that is not a
     regular file, is corrupt, or has more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a
     decompression bomb). 16-bit images are scaled to 8 bits (x 255/65535), not clipped."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not is_regular_file(path):
-        raise DatasetError(f"cannot read image {path}: " + ("not a regular file" if os.path.exists(path)
-                                                              else "file not found"))
-    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # an error below instead
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with Image.open(path) as img:
-            if limit and img.width * img.height > limit:
-                raise DatasetError(f"cannot read image {path}: {img.width}x{img.height} = {img.width * img.height} "
-                                   f"pixels, more than Pillow's limit of {limit} (a decompression bomb?)")
-            if img.mode in _SIXTEEN_BIT_MODES:
-                grey = np.round(np.asarray(img, np.float64) * (255.0 / 65535.0))
-                return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-            return np.asarray(img.convert("RGB"))
-    except DatasetError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"cannot decode image {path}: {exc}") from None
+    with open_image(path) as img:
+        if img.mode in _SIXTEEN_BIT_MODES:
+            grey = np.round(np.asarray(img, np.float64) * (255.0 / 65535.0))
+            return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+        return np.asarray(img.convert("RGB"))
