@@ -9,7 +9,7 @@ point down), and outside ``cli`` never one of the package's own modules inside a
 - ``weights``: weight files: readers, writer, name maps, checkpoint layout, downloads;
 - ``models``: blocks, networks, registry, ``create_model``;
 - ``loss``, ``optim``, ``scheduler``: side by side;
-- ``data``: sources, transforms, loader, evaluation preprocessing;
+- ``data``: image files, data sets, transforms, loader, evaluation preprocessing;
 - ``config``: flags and YAML -> typed configs;
 - ``engine``: train, evaluate, predict, export, ONNX Runtime, quantize, run folders;
 - ``benchmark``: speed and memory measurements;

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from mindcv_res2net.data import DatasetError, create_source
-from mindcv_res2net.data.sources import NATIVE, load_rgb, scan_image
+from mindcv_res2net.data.image_files import NATIVE, load_rgb, scan_image
 from make_photo_folder import random_photo
 from conftest import assert_quiet_exit, run
 

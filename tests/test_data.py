@@ -172,7 +172,7 @@ def test_cpp_decoding_gives_pillows_pixels_for_every_kind_of_file(tmp_path):
     """Every image the folder source hands to MindSpore's C++ decoder (JPEG, upper-case .JPEG, grey, CMYK,
     progressive, palette/RGBA/LA/16-bit PNG, BMP, TIFF, WebP, a JPEG with trailing bytes) decodes to
     exactly the RGB pixels Pillow gives (``load_rgb``)."""
-    from mindcv_res2net.data.sources import NATIVE, PILLOW, load_rgb
+    from mindcv_res2net.data.image_files import NATIVE, PILLOW, load_rgb
 
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
@@ -336,7 +336,7 @@ def test_decompression_bomb_is_an_error_or_skipped(tmp_path, monkeypatch):
 
 
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
-    from mindcv_res2net.data.sources import load_rgb
+    from mindcv_res2net.data.image_files import load_rgb
 
     values = np.array([[0, 257, 32896], [65535, 1000, 60000]], np.uint16)
     Image.fromarray(values).save(tmp_path / "deep.png")
@@ -357,7 +357,7 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path):
 def test_fifo_named_like_an_image_is_skipped_never_opened(tmp_path):
     import os
 
-    from mindcv_res2net.data.sources import load_rgb
+    from mindcv_res2net.data.image_files import load_rgb
 
     _image_tree(tmp_path)
     fifo = tmp_path / "train" / "class_0" / "x.jpg"

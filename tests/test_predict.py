@@ -124,7 +124,7 @@ def test_crafted_metadata_is_one_line_in_every_tool(run_checkpoint, tmp_path, to
 
 
 def test_folder_scan_uses_the_loaders_extensions(tmp_path):
-    from mindcv_res2net.data.sources import IMAGE_EXTENSIONS
+    from mindcv_res2net.data.image_files import IMAGE_EXTENSIONS
     from mindcv_res2net.data.preprocess import expand_paths
 
     for i, ext in enumerate(IMAGE_EXTENSIONS):

@@ -12,7 +12,7 @@ from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.config import (RESUME_MAY_CHANGE, ConfigError, parse_args, parse_config, resumed_config,
                                    save_config, stored_config)
 from mindcv_res2net.data.loader import create_source
-from mindcv_res2net.data.sources import DatasetError
+from mindcv_res2net.data.image_files import DatasetError
 from mindcv_res2net.engine.evaluate import validate
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights import CheckpointError, read_checkpoint, read_checkpoint_metadata

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .settings import CheckpointEval, EvalPreprocessing, checkpoint_eval
-from .sources import list_images, load_rgb
+from .image_files import list_images, load_rgb
 from .transforms import eval_transforms
 
 

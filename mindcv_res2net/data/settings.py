@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from .sources import DatasetError
+from .image_files import DatasetError
 
 SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
 
