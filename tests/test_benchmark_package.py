@@ -1,16 +1,14 @@
-"""The benchmark package's plan (typed configurations, their JSON to the worker), the cli's refusals, and
-the import direction of engine's export / ONNX Runtime / quantize / predict and of the benchmark package."""
+"""The benchmark package's plan (typed configurations, their JSON to the worker) and the cli's refusals
+(the import direction of every module: test_layout.py)."""
 import argparse
-import ast
 import dataclasses
 import json
-import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PROJECT_DIR, run_tool
+from conftest import run_tool
 from mindcv_res2net.benchmark.plan import (MINDCV, OURS, ModelRun, OnnxRun, PipelineRun, from_json, plan,
                                            to_json)
 from mindcv_res2net.benchmark.runner import worker_main
@@ -105,45 +103,3 @@ def test_engine_names_are_defined_once():
     assert check_engine("onnxruntime") == "onnxruntime"
     with pytest.raises(ValueError, match=r"^--engine must be one of mindspore, onnxruntime, got 'onnxruntime_int8'$"):
         check_engine("onnxruntime_int8")
-
-
-def _imports(path):
-    """(module named by each import of ours, inside a function?) of one source file; relative names resolved."""
-    package = os.path.relpath(os.path.dirname(path), PROJECT_DIR).replace(os.sep, ".")
-    tree = ast.parse(open(path, encoding="utf-8").read())
-    found = []
-
-    def visit(node, in_function):
-        for child in ast.iter_child_nodes(node):
-            inside = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if isinstance(child, ast.ImportFrom) and child.level:
-                base = package.split(".")[:len(package.split(".")) - child.level + 1]
-                found.append((".".join(base + ([child.module] if child.module else [])), inside))
-            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("mindcv_res2net"):
-                found.append((child.module, inside))
-            elif isinstance(child, ast.Import):
-                found.extend((a.name, inside) for a in child.names if a.name.startswith("mindcv_res2net"))
-            visit(child, inside)
-    visit(tree, False)
-    return found
-
-
-@pytest.mark.parametrize("module", ["engine/export.py", "engine/onnx_runtime.py", "engine/quantize.py",
-                                    "engine/predict.py", "data/preprocess.py", "utils/engines.py"]
-                         + [f"benchmark/{name}" for name in sorted(os.listdir(os.path.join(
-                             PROJECT_DIR, "mindcv_res2net", "benchmark"))) if name.endswith(".py")])
-def test_engine_and_benchmark_modules_import_ours_at_the_top_and_downwards(module):
-    """Layer order utils < ... < data < config < engine < benchmark < cli: these modules import our own
-    modules only at the top, from their own room or below; onnx_runtime -> export -> quantize, never back."""
-    order = ["utils", "weights", "models", "loss", "optim", "scheduler", "data", "config", "engine", "benchmark"]
-    room = module.split("/")[0]
-    imports = _imports(os.path.join(PROJECT_DIR, "mindcv_res2net", module))
-    deferred = [name for name, inside in imports if inside]
-    if module == "engine/predict.py":  # parse_predict_args' HelpFormatter: the parser moves to cli/ (issue 22, B)
-        deferred.remove("mindcv_res2net.config")
-    assert deferred == []
-    for name, _ in imports:
-        target = name.split(".")[1] if "." in name else ""
-        assert target in order and order.index(target) <= order.index(room), f"{module} imports {name}"
-    if module in ("engine/export.py", "engine/quantize.py"):
-        assert not {"mindcv_res2net.engine.onnx_runtime", "mindcv_res2net.engine.predict"} & {n for n, _ in imports}
