@@ -1,4 +1,5 @@
-"""Shared fixtures: CPU device, execution modes, and the official PyTorch-named weights of the parity data."""
+"""Shared fixtures: CPU device, execution modes, a tiny registered network, and the official PyTorch-named
+weights of the parity data."""
 import functools
 import importlib
 import json
@@ -18,8 +19,9 @@ import mindspore as ms
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 PROJECT_DIR = os.path.dirname(TESTS_DIR)
 PARITY_DIR = os.path.join(TESTS_DIR, "data", "parity")
-sys.path.insert(0, TESTS_DIR)  # test helpers (torch_writer)
+sys.path.insert(0, TESTS_DIR)  # test helpers (torch_writer, tiny_net)
 sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))  # the tools' main(argv), for run_tool
+import tiny_net  # noqa: E402  (tests/tiny_net.py)
 
 ms.set_device("CPU")
 
@@ -52,6 +54,15 @@ def graph():
     ms.set_context(mode=ms.GRAPH_MODE)
     yield
     ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """``--model tiny_net`` registered for one test (the registry is restored afterwards): the training,
+    checkpoint and resume mechanics of train.py without res2net50's compile and step time."""
+    for table, entry in tiny_net.registry_entries():
+        monkeypatch.setitem(table, tiny_net.NAME, entry)
+    return tiny_net.NAME
 
 
 def rule_weight(key: str, shape) -> np.ndarray:

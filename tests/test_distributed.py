@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, TESTS_DIR
 from mindcv_res2net.weights import read_mindspore_checkpoint
 from conftest import run
 
@@ -26,20 +26,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# train.py with an on_finish callback: each rank writes a digest of its trained weights into DIGEST_DIR
-TRAIN_WITH_DIGEST = """
+# train.py of ``--model tiny_net`` with an on_finish callback: each rank writes a digest of its trained weights
+# into DIGEST_DIR
+TRAIN_WITH_DIGEST = f"""
 import hashlib, os, sys
 import mindcv_res2net
+sys.path.insert(0, {TESTS_DIR!r})
+import tiny_net
 from mindcv_res2net.config import parse_args
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
 def write_digest(model, rank):
     digest = hashlib.sha256(b"".join(p.asnumpy().tobytes() for p in model.trainable_params())).hexdigest()
-    with open(os.path.join(os.environ["DIGEST_DIR"], f"rank_{rank}.sha256"), "w") as f:
+    with open(os.path.join(os.environ["DIGEST_DIR"], f"rank_{{rank}}.sha256"), "w") as f:
         f.write(digest)
 
 def main():
+    tiny_net.register()
     train(parse_args(sys.argv[1:]), on_finish=write_digest)
     return 0
 
@@ -80,6 +84,9 @@ def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tm
     assert epochs == ["1", "2", "3"]
 
 
+EPOCHS = 30  # of 4 steps of tiny_net: the job still runs when rank 1 is killed after the first checkpoint
+
+
 def _launch_two_nodes(tmp_path, script, port, logs, extra):
     """The README's two-machine msrun command on this machine: one launcher per ``--node_rank``, one worker
     each, ``--master_addr 127.0.0.1``; each launcher in its own process group (killed as a whole)."""
@@ -89,8 +96,8 @@ def _launch_two_nodes(tmp_path, script, port, logs, extra):
     for node in (0, 1):
         cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=1", "--master_addr=127.0.0.1",
                f"--master_port={port}", f"--node_rank={node}", f"--log_dir={logs}{node}", "--join=True", str(script),
-               *TINY, "--distribute", "--num_samples", "64", "--batch_size", "8", "--epoch_size", "2",
-               "--ckpt_save_dir", str(tmp_path / "run"), *extra]
+               *TINY, "--model", "tiny_net", "--distribute", "--num_samples", "64", "--batch_size", "8",
+               "--epoch_size", str(EPOCHS), "--ckpt_save_dir", str(tmp_path / "run"), *extra]
         launchers.append(subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True))
         time.sleep(1)  # node 0's scheduler binds the port first
@@ -130,9 +137,9 @@ def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continue
     # a rank that dies (SIGKILL of node 1's worker during epoch 2) ends the job with a message, no hang
     launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs, [])
     deadline = time.time() + 400
-    while not (run_dir / "res2net50-1_4.ckpt").exists():  # 64 images / 2 ranks / batch 8: 4 steps per epoch
+    while not (run_dir / "tiny_net-1_4.ckpt").exists():  # 64 images / 2 ranks / batch 8: 4 steps per epoch
         assert all(p.poll() is None for p in launchers) and time.time() < deadline, "no first checkpoint"
-        time.sleep(0.2)
+        time.sleep(0.05)
     (victim,) = _workers(launchers[1].pid)
     os.kill(victim, signal.SIGKILL)
     died = time.time()
@@ -141,20 +148,23 @@ def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continue
     rank0 = open(f"{logs}0/worker_0.log", errors="replace").read()
     assert "32 training images x 2 device(s), 4 steps per epoch" in rank0  # two launchers, one job
     last = [line for line in rank0.splitlines() if line.startswith("error: ")][-1]
-    assert re.fullmatch(r"error: rank 0 of 2: epoch 2 failed: .+; once every rank runs again, continue from the "
+    assert re.fullmatch(r"error: rank 0 of 2: epoch \d+ failed: .+; once every rank runs again, continue from the "
                         r"newest checkpoint with: msrun <its flags> train\.py --ckpt_save_dir \S+ --resume auto", last)
     assert "C++ Call Stack" not in last, last
     print(f"job ended {time.time() - died:.0f} s after rank 1 died")
-    # both launchers again with --resume auto: the job continues from epoch 1's checkpoint, ranks agree
+    saved = sorted(int(m.group(1)) for m in map(re.compile(r"tiny_net-(\d+)_4\.ckpt").fullmatch, os.listdir(run_dir))
+                   if m)
+    assert saved and saved[-1] < EPOCHS, saved
+    # both launchers again with --resume auto: the job continues from the newest checkpoint, ranks agree
     launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs + "_resumed", ["--resume", "auto"])
     codes = _end(launchers, timeout=400)
     node = _one_extra_scheduler_failed(logs + "_resumed", codes)
     assert codes[node] == 0, codes
     rank0 = open(f"{logs}_resumed0/worker_0.log", errors="replace").read()
-    assert re.search(r"resuming from \S*res2net50-1_4\.ckpt", rank0), rank0[-3000:]
+    assert re.search(rf"resuming from \S*tiny_net-{saved[-1]}_4\.ckpt", rank0), rank0[-3000:]
     digests = {f: open(tmp_path / "digests" / f).read() for f in sorted(os.listdir(tmp_path / "digests"))}
     assert list(digests) == ["rank_0.sha256", "rank_1.sha256"] and len(set(digests.values())) == 1
-    # only rank 0 writes the run's files
-    assert sorted(os.listdir(run_dir)) == ["config.yaml", "metrics.csv", "res2net50-1_4.ckpt", "res2net50-2_4.ckpt",
-                                           "train.log"]
+    # only rank 0 writes the run's files: the newest --keep_checkpoint_max (10) checkpoints and its logs
+    kept = [f"tiny_net-{epoch}_4.ckpt" for epoch in range(EPOCHS - 9, EPOCHS + 1)]
+    assert sorted(os.listdir(run_dir)) == sorted(["config.yaml", "metrics.csv", "train.log", *kept])
     assert "training images" not in open(f"{logs}_resumed1/worker_1.log", errors="replace").read()

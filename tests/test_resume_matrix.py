@@ -12,46 +12,16 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import nn, ops
 
 from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.config import create_parser
-from mindcv_res2net.models import registry
-from mindcv_res2net.models.factory import build_model_with_cfg
-from mindcv_res2net.models.res2net import _cfg
 from mindcv_res2net.optim import create_optimizer
 from mindcv_res2net.weights import CheckpointError, read_checkpoint, save_weights
+from tiny_net import TinyNet
 
 TOLERANCE = 1e-6
 TINY_DATA = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "16", "--num_parallel_workers", "1",
              "--val_while_train", "False", "--seed", "7"]
-
-
-class TinyNet(nn.Cell):
-    """conv 3x3 / 2 -> BatchNorm -> ReLU -> global average -> dense: (N, C, H, W) -> (N, num_classes).
-    Weights, biases and BatchNorm statistics, as a real network has, at a fraction of the compile time."""
-
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, **unused) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.conv1 = nn.Conv2d(in_channels, 4, 3, stride=2, has_bias=False)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.fc = nn.Dense(4, num_classes)
-
-    def construct(self, x):
-        return self.fc(ops.relu(self.bn1(self.conv1(x))).mean((2, 3)))
-
-
-def resume_tiny(pretrained: bool = False, **kwargs) -> TinyNet:
-    return build_model_with_cfg(TinyNet, "resume_tiny", pretrained, {}, **kwargs)
-
-
-@pytest.fixture
-def tiny_model(monkeypatch):
-    """``--model resume_tiny`` registered for one test (the registry is restored afterwards)."""
-    monkeypatch.setitem(registry._builders, "resume_tiny", resume_tiny)
-    monkeypatch.setitem(registry._pretrained_cfgs, "resume_tiny", {"": _cfg()})
-    return "resume_tiny"
 
 
 @pytest.fixture(autouse=True)

@@ -86,12 +86,12 @@ def test_repair_best_after_a_kill_before_the_best_copy(tmp_path):
     mine.repair_best(1)  # nothing to do: already right
 
 
-TINY = ["--mode", "1", "--dataset", "digits", "--image_resize", "32", "--num_samples", "64", "--num_parallel_workers",
-        "1", "--opt", "adamw", "--lr", "0.002", "--seed", "3"]
+TINY = ["--model", "tiny_net", "--mode", "1", "--dataset", "digits", "--image_resize", "32", "--num_samples", "64",
+        "--num_parallel_workers", "1", "--opt", "adamw", "--lr", "0.002", "--seed", "3"]
 
 
 @pytest.mark.e2e
-def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynative, monkeypatch):
+def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynative, tiny_model, monkeypatch):
     out = str(tmp_path)
     args = TINY + ["--batch_size", "16", "--epoch_size", "2", "--ckpt_save_dir", out]
 
@@ -102,9 +102,9 @@ def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynat
         patch.setattr(RunCheckpoints, "_copy_to_best", killed)
         with pytest.raises(KeyboardInterrupt):
             train(parse_args(args))
-    assert _ckpts(tmp_path) == ["res2net50-1_4.ckpt"]
+    assert _ckpts(tmp_path) == ["tiny_net-1_4.ckpt"]
     summary = train(parse_args(args + ["--resume", "auto"]))
-    best = read_checkpoint_metadata(tmp_path / "res2net50-best.ckpt")
+    best = read_checkpoint_metadata(tmp_path / "tiny_net-best.ckpt")
     assert best["epoch"] == summary["best_epoch"] and best["val_top1"] == summary["best_top1"]
     assert "restored" in open(tmp_path / "train.log").read()
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -113,13 +113,13 @@ def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynat
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("new_batch", [32, 8])
-def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pynative, new_batch):
+def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pynative, tiny_model, new_batch):
     out = str(tmp_path)
     common = TINY + ["--val_while_train", "False", "--epoch_size", "3", "--ckpt_save_dir", out]
     train(parse_args(common + ["--batch_size", "16", "--epoch_size", "1"]))
     train(parse_args(common + ["--batch_size", str(new_batch), "--resume", "auto"]))
     steps = 64 // new_batch
-    last = str(tmp_path / f"res2net50-3_{steps}.ckpt")
+    last = str(tmp_path / f"tiny_net-3_{steps}.ckpt")
     assert int(read_mindspore_checkpoint(last)["optimizer.global_step"].reshape(-1)[0]) == 3 * steps
     assert f"steps per epoch changed from 4 (in the checkpoint) to {steps}" in open(tmp_path / "train.log").read()
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -130,7 +130,7 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pyna
 
 
 @pytest.mark.e2e
-def test_resume_keeps_the_run_identity(tmp_path, pynative):
+def test_resume_keeps_the_run_identity(tmp_path, pynative, tiny_model):
     common = TINY + ["--val_while_train", "False", "--batch_size", "32", "--ckpt_save_dir", str(tmp_path)]
     train(parse_args(common + ["--epoch_size", "1"]))
     train(parse_args(common + ["--epoch_size", "2", "--resume", "auto"]))
