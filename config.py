@@ -1,11 +1,13 @@
-"""Configuration of train.py and validate.py (implemented in ``mindcv_res2net/config.py``).
+"""Configuration of train.py and validate.py (the flag table: ``mindcv_res2net/config/``; the parser:
+``mindcv_res2net/cli/parser.py``).
 
 ``python config.py -c FILE [flags]`` prints the effective configuration.
 """
 import sys
 
 import mindcv_res2net  # noqa: F401  (sets ONEDNN_MAX_CPU_ISA before mindspore loads)
-from mindcv_res2net.config import create_parser, format_config, parse_args  # noqa: F401
+from mindcv_res2net.cli.parser import create_parser, parse_args  # noqa: F401
+from mindcv_res2net.config import format_config
 from mindcv_res2net.utils.cli import run_cli
 
 

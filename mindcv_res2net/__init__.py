@@ -10,10 +10,10 @@ point down), and outside ``cli`` never one of the package's own modules inside a
 - ``models``: blocks, networks, registry, ``create_model``;
 - ``loss``, ``optim``, ``scheduler``: side by side;
 - ``data``: image files, data sets, transforms, loader, evaluation preprocessing;
-- ``config``: flags and YAML -> typed configs;
+- ``config``: the flag table of train.py and validate.py; YAML recipes and stored configs read with it;
 - ``engine``: train, evaluate, predict, export, ONNX Runtime, quantize, run folders;
 - ``benchmark``: speed and memory measurements;
-- ``cli``: the programs (may defer imports, for a fast ``--help``).
+- ``cli``: the programs and every command-line parser (may defer imports, for a fast ``--help``).
 
 ``mindcv_plugin`` and this ``__init__`` import only from the layers below them; ``tools/``, ``train.py``,
 ``validate.py`` and ``config.py`` are thin wrappers over ``cli``. README.md's Layout section says the same.

@@ -95,7 +95,7 @@ def test_benchmark_refuses_pipeline_flags_without_data_only(argv, flag, capsys):
 
 
 def test_engine_names_are_defined_once():
-    from mindcv_res2net.config import create_parser
+    from mindcv_res2net.cli.parser import create_parser
 
     assert BENCHMARK_ENGINES[:len(INFERENCE_ENGINES)] == INFERENCE_ENGINES
     (engine,) = [a for a in create_parser()._actions if a.dest == "engine"]

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import PROJECT_DIR
-from mindcv_res2net.config import ConfigError, parse_args, save_config
+from mindcv_res2net.config import ConfigError, save_config
+from mindcv_res2net.cli.parser import parse_args
 
 CONFIGS = sorted(glob.glob(os.path.join(PROJECT_DIR, "configs", "res2net", "*.yaml")))
 
@@ -177,7 +178,7 @@ def test_train_cli_rejects_impossible_values_before_reading_data():
 def test_validate_lists_and_takes_only_its_flags_while_yaml_keeps_every_key(tmp_path):
     """validate.py's --help and command line have only what validation uses; train.py refuses the
     validate-only flags; one YAML recipe (training keys included) still drives both."""
-    from mindcv_res2net.config import create_parser
+    from mindcv_res2net.cli.parser import create_parser
 
     validate_help = create_parser("Validate", "validate").format_help()
     train_help = create_parser("Train", "train").format_help()
@@ -197,7 +198,7 @@ def test_validate_lists_and_takes_only_its_flags_while_yaml_keeps_every_key(tmp_
 
 
 def test_help_shows_defaults_boolean_values_and_the_key_value_form():
-    from mindcv_res2net.config import create_parser
+    from mindcv_res2net.cli.parser import create_parser
 
     text = " ".join(create_parser("Train", "train").format_help().split())
     assert "--ema [{true,false}]" in text and "[--ema [EMA]]" not in text

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mindcv_res2net.config import data_config, parse_args
+from mindcv_res2net.config import data_config
+from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.data import DatasetError, create_loader, create_source
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.sources import download_cifar

@@ -14,7 +14,7 @@ from mindspore import nn
 from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit, model_params, run, save_trained_like_checkpoint
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mindcv_res2net.cli import benchmark, export, summarize_models
-from mindcv_res2net.config import ConfigError, create_parser, parse_args
+from mindcv_res2net.config import ConfigError
+from mindcv_res2net.cli.parser import create_parser, parse_args
 from mindcv_res2net.data import DATASETS, DataConfig
 from mindcv_res2net.optim import OPTIMIZERS
 from mindcv_res2net.scheduler import SCHEDULER_FLAGS, SCHEDULERS, create_scheduler

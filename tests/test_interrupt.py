@@ -117,7 +117,8 @@ def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(t
 @pytest.mark.e2e
 def test_skipped_batches_leave_the_rest_of_the_epoch_as_it_was():
     """A resumed epoch's batches after step k are an unbroken epoch's, random crops and flips included."""
-    from mindcv_res2net.config import data_config, parse_args
+    from mindcv_res2net.config import data_config
+    from mindcv_res2net.cli.parser import parse_args
     from mindcv_res2net.data import create_loader
     from mindcv_res2net.data.loader import iterate_batches
     from mindcv_res2net.models import get_pretrained_cfg

@@ -100,7 +100,7 @@ def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
 
 @pytest.mark.e2e
 def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, tmp_path, monkeypatch):
-    from mindcv_res2net.config import parse_config
+    from mindcv_res2net.cli.parser import parse_config
     from mindcv_res2net.engine.evaluate import validate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.engine.run_folder import RunCheckpoints, RunFolder
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.scheduler import create_scheduler

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from mindcv_res2net.cli.train import main as train_main
-from mindcv_res2net.config import (RESUME_MAY_CHANGE, ConfigError, parse_args, parse_config, resumed_config,
-                                   save_config, stored_config)
+from mindcv_res2net.config import RESUME_MAY_CHANGE, ConfigError, resumed_config, save_config, stored_config
+from mindcv_res2net.cli.parser import parse_args, parse_config
 from mindcv_res2net.data.loader import create_source
 from mindcv_res2net.data.image_files import DatasetError
 from mindcv_res2net.engine.evaluate import validate

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mindcv_res2net.config import parse_args, save_config
+from mindcv_res2net.config import save_config
+from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.engine.run_folder import (RunCheckpoints, RunFolder, RunFolderError, config_owner_line)
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.utils.fileio import WriteError, atomic_path

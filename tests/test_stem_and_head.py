@@ -137,7 +137,7 @@ def test_predict_reads_a_grey_image(grey_checkpoint):
 
 
 def test_validate_follows_the_files_model_unless_model_is_given(grey_checkpoint, capsys):
-    from mindcv_res2net.config import parse_config
+    from mindcv_res2net.cli.parser import parse_config
     from mindcv_res2net.engine.evaluate import validate
 
     name, _, ckpt, _, _ = grey_checkpoint

@@ -8,7 +8,7 @@ import pytest
 
 import mindspore as ms
 from mindcv_res2net import create_model
-from mindcv_res2net.config import parse_args
+from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.engine.trainer import train
 from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer, param_groups

@@ -1,7 +1,7 @@
 """Validate a Res2Net model: ``res2net-validate -c CONFIG.yaml [--flag=value ...]`` (``--help`` lists every flag)."""
 import sys
 
-from mindcv_res2net.config import parse_config
+from mindcv_res2net.cli.parser import parse_config
 from mindcv_res2net.engine.evaluate import validate
 from mindcv_res2net.utils.cli import run_cli
 

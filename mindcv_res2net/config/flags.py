@@ -1,17 +1,17 @@
-"""The flags of train.py and validate.py (names as mindcv's): their parser, which program reads which,
-and the flags a program would ignore. Defaults of the data flags are ``DataConfig``'s; choices are the
-names their modules implement."""
-import argparse
-from typing import FrozenSet, List, Sequence
+"""The flags of train.py and validate.py (names as mindcv's), as data: ``FLAGS``, what each takes (type,
+default, choices, help, group), which program reads which, and the flags a program would ignore. Defaults of
+the data flags are ``DataConfig``'s; choices are the names their modules implement. ``cli.parser`` builds the
+command-line parser from this table; YAML recipes and stored configs are read with it."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 from ..data import DATASETS
 from ..data.settings import SMALL_DATASETS, DataConfig
 from ..models.base import FROZEN_STAGES
 from ..optim import OPTIMIZER_FLAGS, OPTIMIZERS
 from ..scheduler import SCHEDULER_FLAGS, SCHEDULERS
-from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, HelpFormatter, OneLineParser,
-                              finite_float, image_size, optional_float, optional_int, optional_positive_int,
-                              optional_str, positive_int, str2bool, suggest)
+from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, finite_float, image_size, optional_float,
+                              optional_int, optional_positive_int, optional_str, positive_int, str2bool)
 from ..utils.device import AMP_LEVELS, MODES
 from ..utils.engines import INFERENCE_ENGINES
 
@@ -28,23 +28,43 @@ VALIDATE_KEYS = frozenset((
 VALIDATE_ONLY_KEYS = frozenset(("engine", "onnx_path"))
 PROGRAMS = ("train", "validate")
 
-EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
--c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
-true/false (yes/no, 1/0); a bare --flag means true."""
+@dataclass(eq=False)
+class Flag:
+    """One flag: its option strings, its group in --help, and what ``argparse``'s ``add_argument`` takes
+    (``type``, ``default``, ``choices``, ``nargs``, ``help`` ...)."""
+    names: Tuple[str, ...]
+    group: str
+    kwargs: dict = field(default_factory=dict)
 
-USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
-_PATH_KEYS = ("config", "data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
+    @property
+    def dest(self) -> str:
+        return self.names[-1].lstrip("-")
+
+    @property
+    def type(self):
+        return self.kwargs.get("type")
+
+    @property
+    def default(self):
+        return self.kwargs.get("default")
+
+    @property
+    def choices(self):
+        return self.kwargs.get("choices")
+
+    @property
+    def nargs(self):
+        return self.kwargs.get("nargs")
 
 
-def _metavar(action: argparse.Action) -> str:
-    """A short placeholder by the flag's type: N (integer), X (number), PATH, or TEXT."""
-    if action.dest in _PATH_KEYS:
-        return "PATH"
-    if action.type in (int, positive_int, image_size, optional_int, optional_positive_int):
-        return "N"
-    if action.type in (finite_float, optional_float, float):
-        return "X"
-    return "TEXT"
+class _Group:
+    """Collects the flags of one --help group, declared with ``add_argument``'s arguments."""
+
+    def __init__(self, title: str, flags: List[Flag]) -> None:
+        self.title, self.flags = title, flags
+
+    def add_argument(self, *names: str, **kwargs) -> None:
+        self.flags.append(Flag(names, self.title, kwargs))
 
 
 def _bool(group, name, default, help_text):
@@ -52,21 +72,19 @@ def _bool(group, name, default, help_text):
                        help=help_text)
 
 
-def hidden_keys(parser: argparse.ArgumentParser, program: str) -> frozenset:
+def hidden_keys(program: str) -> frozenset:
+    """The flags ``program`` does not read: its --help leaves them out and its command line refuses them."""
     if program not in PROGRAMS:
         raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
-    dests = {a.dest for a in parser._actions}
-    return frozenset(dests - VALIDATE_KEYS) if program == "validate" else VALIDATE_ONLY_KEYS
+    return frozenset(set(FLAGS) - VALIDATE_KEYS) if program == "validate" else VALIDATE_ONLY_KEYS
 
 
 # fmt: off
-def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
-    """The flags of train.py (``program="train"``), validate.py (``"validate"``), or every key (``""``)."""
-    parser = OneLineParser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
-                     formatter_class=HelpFormatter)
-    parser.add_argument("-c", "--config", type=str, default="", help="YAML file of defaults (flags override it)")
-
-    g = parser.add_argument_group("system")
+def _declare() -> Dict[str, Flag]:
+    """Every flag of train.py and validate.py (``-c/--config`` and ``--help`` are the parser's own), by name,
+    in --help order."""
+    flags: List[Flag] = []
+    g = _Group("system", flags)
     g.add_argument("--mode", type=int, default=0, choices=tuple(MODES), help="0: Graph mode, 1: PyNative mode")
     g.add_argument("--device_target", type=str, default="CPU", help="CPU, GPU or Ascend")
     _bool(g, "--distribute", False, "data-parallel training, started with msrun")
@@ -81,7 +99,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
                    help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "
                         "once into ~/.cache/mindcv_res2net/onnx, BatchNorm folded)")
 
-    g = parser.add_argument_group("dataset")
+    g = _Group("dataset", flags)
     g.add_argument("--dataset", type=str, default=_DATA.dataset, choices=DATASETS, help="data set")
     g.add_argument("--data_dir", type=str, default=_DATA.data_dir, help="dataset folder (not needed for digits)")
     g.add_argument("--train_split", type=str, default=_DATA.train_split, help="train split / sub-folder")
@@ -103,7 +121,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     _bool(g, "--normalize_on_device", _DATA.normalize_on_device, "batches cross to the device as uint8 and are "
           "normalised inside the compiled step; false: normalised float32 from the host")
 
-    g = parser.add_argument_group("augmentation")
+    g = _Group("augmentation", flags)
     g.add_argument("--image_resize", type=image_size, default=_DATA.image_resize,
                    help=f"training and validation image size, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels")
     g.add_argument("--scale", type=finite_float, nargs=2, default=_DATA.scale, help="RandomResizedCrop area range")
@@ -130,7 +148,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     g.add_argument("--cutmix", type=finite_float, default=_DATA.cutmix, help="cutmix alpha (0: off)")
     g.add_argument("--cutmix_prob", type=finite_float, default=_DATA.cutmix_prob, help="probability to mix a batch")
 
-    g = parser.add_argument_group("model")
+    g = _Group("model", flags)
     g.add_argument("--model", type=str, default="res2net50", help="registered model name")
     g.add_argument("--num_classes", type=optional_positive_int, default=_DATA.num_classes,
                    help="classes (default: the dataset's)")
@@ -151,7 +169,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     _bool(g, "--ema", False, "keep an exponential moving average of the weights")
     g.add_argument("--ema_decay", type=finite_float, default=0.9999, help="EMA decay")
 
-    g = parser.add_argument_group("optimizer")
+    g = _Group("optimizer", flags)
     g.add_argument("--opt", type=str, default="momentum", choices=OPTIMIZERS,
                    help="optimizer")
     g.add_argument("--momentum", type=finite_float, default=0.9, help="momentum")
@@ -164,7 +182,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     _bool(g, "--clip_grad", False, "clip gradients by global norm")
     g.add_argument("--clip_value", type=finite_float, default=15.0, help="global-norm clip value")
 
-    g = parser.add_argument_group("scheduler")
+    g = _Group("scheduler", flags)
     g.add_argument("--scheduler", type=str, default="cosine_decay",
                    choices=SCHEDULERS,
                    help="learning-rate schedule, per step")
@@ -179,12 +197,12 @@ def create_parser(description: str = "Res2Net training and validation", program:
                    help="epochs at which multi_step_decay multiplies the lr by decay_rate")
     _bool(g, "--lr_epoch_stair", False, "change the lr once per epoch instead of every step")
 
-    g = parser.add_argument_group("loss")
+    g = _Group("loss", flags)
     g.add_argument("--loss", type=str, default="CE", choices=("CE",), help="cross-entropy")
     g.add_argument("--label_smoothing", type=finite_float, default=_DATA.label_smoothing, help="label smoothing")
     g.add_argument("--reduction", type=str, default="mean", choices=("mean",), help="loss reduction (mean)")
 
-    g = parser.add_argument_group("training")
+    g = _Group("training", flags)
     g.add_argument("--epoch_size", type=positive_int, default=90, help="training epochs")
     _bool(g, "--dataset_sink_mode", False, "dataset sink mode (GPU/Ascend; CPU ignores it)")
     g.add_argument("--gradient_accumulation_steps", type=positive_int, default=1,
@@ -193,7 +211,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
                    help="continue exactly from a checkpoint of this run, or 'auto': the newest in --ckpt_save_dir")
     _bool(g, "--resume_opt", False, "with --ckpt_path: also restore optimizer, epoch and lr position (mindcv style)")
 
-    g = parser.add_argument_group("checkpoints")
+    g = _Group("checkpoints", flags)
     g.add_argument("--ckpt_save_dir", type=str, default="./ckpt", help="checkpoint and log folder")
     g.add_argument("--keep_checkpoint_max", type=positive_int, default=10, help="newest checkpoints kept")
     g.add_argument("--ckpt_save_interval", type=positive_int, default=1, help="save every N epochs")
@@ -202,52 +220,11 @@ def create_parser(description: str = "Res2Net training and validation", program:
                         "refused)")
     _bool(g, "--save_optimizer_state", True, "store the optimizer's state in checkpoints so that they can be "
           "resumed (false: weights, EMA and metadata only, about a third of the size)")
-    for action in parser._actions:
-        if action.option_strings and action.metavar is None and action.choices is None:
-            action.metavar = _metavar(action)
-    if program:
-        for action in parser._actions:
-            if action.dest in hidden_keys(parser, program):
-                action.help = argparse.SUPPRESS
-        for group in parser._action_groups:  # a group whose flags are all hidden loses its heading too
-            if all(a.help is argparse.SUPPRESS for a in group._group_actions):
-                group._group_actions.clear()
-    return parser
+    return {flag.dest: flag for flag in flags}
 # fmt: on
 
 
-def flag_actions(parser: argparse.ArgumentParser) -> dict:
-    return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
-
-
-def normalize_argv(argv: Sequence[str], known: dict, hidden: frozenset = frozenset(), program: str = "") -> List[str]:
-    """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
-    other program's flags (``hidden``) with a word on where they belong."""
-    shown = {k: v for k, v in known.items() if k not in hidden}
-    out = []
-    for arg in argv:
-        if not arg.startswith("-") and "=" in arg:
-            key = arg.split("=", 1)[0]
-            if key not in known:
-                raise ConfigError(f"unknown argument '{arg}'{suggest(key, shown)}")
-            arg = "--" + arg
-        if arg.startswith("--"):
-            key = arg[2:].split("=", 1)[0]
-            if key in hidden:
-                other = "validate.py" if program == "train" else "train.py"
-                raise ConfigError(f"--{key} is a flag of {other}, not of {program}.py (a YAML file given with -c "
-                                  "may hold it)")
-            if key not in known and key not in ("help", "config"):
-                raise ConfigError(f"unknown flag '--{key}'{suggest(key, shown, '--')}")
-        out.append(arg)
-    return out
-
-
-def command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
-    """The keys ``argv`` sets (parsed again with no defaults, so only given flags appear)."""
-    bare, unset = create_parser(), object()
-    bare.set_defaults(**{a.dest: unset for a in bare._actions})
-    return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
+FLAGS = _declare()
 
 
 def resuming(args) -> bool:
@@ -307,9 +284,8 @@ _READ_ONLY_IF = (
 
 def check_flags_used(args, program: str) -> None:
     """Refuse (``ConfigError``) a flag or YAML value, other than its default, that ``program`` would not read."""
-    parser = create_parser()
     for key, programs, is_read, why_not in _READ_ONLY_IF:
-        value, default = getattr(args, key), parser.get_default(key)
+        value, default = getattr(args, key), FLAGS[key].default
         if program in programs and value != (tuple(default) if isinstance(default, list) else default) \
                 and not is_read(args):
             shown = " ".join(str(v) for v in value) if isinstance(value, tuple) else value

@@ -8,7 +8,7 @@ import stat
 import yaml
 
 from ..utils.argtypes import OPTIONAL_TYPES, ConfigError, suggest
-from .flags import create_parser, flag_actions
+from .flags import FLAGS, Flag
 from .stored import STARTING_WEIGHTS_KEYS
 
 
@@ -38,7 +38,7 @@ def _as_flag_text(value) -> str:
     return str(value)
 
 
-def _convert_value(origin: str, key: str, value, action: argparse.Action):
+def _convert_value(origin: str, key: str, value, action: Flag):
     """A config file's value checked and converted with the flag's own type."""
     convert = action.type or str
     if value is None:
@@ -84,7 +84,7 @@ def config_from_mapping(data: dict, origin: str, strict: bool = True, program: s
     """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
     as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys).
     A stored run's starting weights (``STARTING_WEIGHTS_KEYS``) are dropped for ``program`` "validate"."""
-    known = flag_actions(create_parser())
+    known = FLAGS
     values = {}
     for key, value in read_starting_weights(data, origin, program).items():
         if key not in known:

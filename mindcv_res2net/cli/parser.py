@@ -1,0 +1,111 @@
+"""The command line of train.py, validate.py and config.py: an argparse parser built from the flag table
+(``config.flags.FLAGS``), and the one way to read it: command line > YAML (``-c/--config FILE``) > defaults."""
+import argparse
+import sys
+from typing import FrozenSet, List, Optional, Sequence, Tuple
+
+from ..config import FLAGS, Flag, check_flags_used, hidden_keys, load_yaml_config, resuming
+from ..utils.argtypes import (ConfigError, HelpFormatter, OneLineParser, finite_float, image_size, optional_float,
+                              optional_int, optional_positive_int, positive_int, suggest)
+
+EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
+-c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
+true/false (yes/no, 1/0); a bare --flag means true."""
+
+USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
+_PATH_KEYS = ("data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
+# flags of several values: parsed as a list, kept as a tuple (as a YAML recipe's value is)
+_SEQUENCE_KEYS = tuple(key for key, flag in FLAGS.items() if flag.nargs not in (None, "?"))
+
+
+def _metavar(flag: Flag) -> str:
+    """A short placeholder by the flag's type: N (integer), X (number), PATH, or TEXT."""
+    if flag.dest in _PATH_KEYS:
+        return "PATH"
+    if flag.type in (int, positive_int, image_size, optional_int, optional_positive_int):
+        return "N"
+    if flag.type in (finite_float, optional_float, float):
+        return "X"
+    return "TEXT"
+
+
+def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
+    """The parser of train.py (``program="train"``), validate.py (``"validate"``), or of every key (``""``):
+    one group per group of ``FLAGS``; the other program's flags are accepted but left out of --help."""
+    parser = OneLineParser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
+                           formatter_class=HelpFormatter)
+    parser.add_argument("-c", "--config", type=str, default="", metavar="PATH",
+                        help="YAML file of defaults (flags override it)")
+    hidden = hidden_keys(program) if program else frozenset()
+    groups = {}
+    for flag in FLAGS.values():
+        if flag.group not in groups:
+            groups[flag.group] = parser.add_argument_group(flag.group)
+        kwargs = dict(flag.kwargs)
+        if "metavar" not in kwargs and flag.choices is None:
+            kwargs["metavar"] = _metavar(flag)
+        if flag.dest in hidden:
+            kwargs["help"] = argparse.SUPPRESS
+        groups[flag.group].add_argument(*flag.names, **kwargs)
+    for group in parser._action_groups:  # a group whose flags are all hidden loses its heading too
+        if group._group_actions and all(a.help is argparse.SUPPRESS for a in group._group_actions):
+            group._group_actions.clear()
+    return parser
+
+
+def normalize_argv(argv: Sequence[str], hidden: frozenset = frozenset(), program: str = "") -> List[str]:
+    """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
+    other program's flags (``hidden``) with a word on where they belong."""
+    shown = {k: v for k, v in FLAGS.items() if k not in hidden}
+    out = []
+    for arg in argv:
+        if not arg.startswith("-") and "=" in arg:
+            key = arg.split("=", 1)[0]
+            if key not in FLAGS:
+                raise ConfigError(f"unknown argument '{arg}'{suggest(key, shown)}")
+            arg = "--" + arg
+        if arg.startswith("--"):
+            key = arg[2:].split("=", 1)[0]
+            if key in hidden:
+                other = "validate.py" if program == "train" else "train.py"
+                raise ConfigError(f"--{key} is a flag of {other}, not of {program}.py (a YAML file given with -c "
+                                  "may hold it)")
+            if key not in FLAGS and key not in ("help", "config"):
+                raise ConfigError(f"unknown flag '--{key}'{suggest(key, shown, '--')}")
+        out.append(arg)
+    return out
+
+
+def command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
+    """The keys ``argv`` sets (parsed again with no defaults, so only given flags appear)."""
+    bare, unset = create_parser(), object()
+    bare.set_defaults(**{a.dest: unset for a in bare._actions})
+    return frozenset(k for k, v in vars(bare.parse_args(argv)).items() if v is not unset)
+
+
+def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+                 program: str = "") -> Tuple[argparse.Namespace, FrozenSet[str]]:
+    """(parsed config, the keys given on the command line or in the ``-c`` file); see ``parse_args``."""
+    parser = create_parser(description, program)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = normalize_argv(argv, hidden_keys(program) if program else frozenset(), program)
+    pre = OneLineParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("-c", "--config", type=str, default="")
+    early, _ = pre.parse_known_args(argv)
+    from_file = load_yaml_config(early.config, program) if early.config else {}
+    parser.set_defaults(**from_file)
+    args = parser.parse_args(argv)
+    for key in _SEQUENCE_KEYS:
+        if getattr(args, key) is not None:
+            setattr(args, key, tuple(getattr(args, key)))
+    if program and not resuming(args):  # a resumed run's flags are checked with its own settings
+        check_flags_used(args, program)
+    return args, frozenset(from_file) | command_line_keys(argv)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+               program: str = ""):
+    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
+    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line,
+    and flags that program would not read (``check_flags_used``)."""
+    return parse_config(argv, description, program)[0]
