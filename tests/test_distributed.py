@@ -28,10 +28,9 @@ def _free_port() -> int:
 
 # train.py of ``--model tiny_net`` with an on_finish callback: each rank writes a digest of its trained weights
 # into DIGEST_DIR
-TRAIN_WITH_DIGEST = f"""
+TRAIN_WITH_DIGEST = """
 import hashlib, os, sys
 import mindcv_res2net
-sys.path.insert(0, {TESTS_DIR!r})
 import tiny_net
 from mindcv_res2net.cli.parser import parse_args
 from mindcv_res2net.engine.trainer import train
@@ -39,7 +38,7 @@ from mindcv_res2net.utils.cli import run_cli
 
 def write_digest(model, rank):
     digest = hashlib.sha256(b"".join(p.asnumpy().tobytes() for p in model.trainable_params())).hexdigest()
-    with open(os.path.join(os.environ["DIGEST_DIR"], f"rank_{{rank}}.sha256"), "w") as f:
+    with open(os.path.join(os.environ["DIGEST_DIR"], f"rank_{rank}.sha256"), "w") as f:
         f.write(digest)
 
 def main():
@@ -91,7 +90,8 @@ def _launch_two_nodes(tmp_path, script, port, logs, extra):
     """The README's two-machine msrun command on this machine: one launcher per ``--node_rank``, one worker
     each, ``--master_addr 127.0.0.1``; each launcher in its own process group (killed as a whole)."""
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), DIGEST_DIR=str(tmp_path / "digests"))
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""), DIGEST_DIR=str(tmp_path / "digests"),
+               PYTHONPATH=os.pathsep.join([PROJECT_DIR, TESTS_DIR]))  # this tree's package, and tiny_net
     launchers = []
     for node in (0, 1):
         cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=1", "--master_addr=127.0.0.1",

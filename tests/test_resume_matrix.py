@@ -14,7 +14,7 @@ import pytest
 import mindspore as ms
 
 from mindcv_res2net.cli.train import main as train_main
-from mindcv_res2net.cli.parser import create_parser
+from mindcv_res2net.config import FLAGS
 from mindcv_res2net.optim import create_optimizer
 from mindcv_res2net.weights import CheckpointError, read_checkpoint, save_weights
 from tiny_net import TinyNet
@@ -34,7 +34,7 @@ def keep_execution_mode():
 
 def optimizers():
     """The ``--opt`` choices the config offers."""
-    return next(a.choices for a in create_parser()._actions if a.dest == "opt")
+    return FLAGS["opt"].choices
 
 
 def pairwise_rows(opts):

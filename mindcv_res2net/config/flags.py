@@ -28,6 +28,11 @@ VALIDATE_KEYS = frozenset((
 VALIDATE_ONLY_KEYS = frozenset(("engine", "onnx_path"))
 PROGRAMS = ("train", "validate")
 
+
+def _argument(key: str) -> property:
+    return property(lambda flag: flag.kwargs.get(key), doc=f"``add_argument``'s ``{key}`` (None if not given)")
+
+
 @dataclass(eq=False)
 class Flag:
     """One flag: its option strings, its group in --help, and what ``argparse``'s ``add_argument`` takes
@@ -35,26 +40,14 @@ class Flag:
     names: Tuple[str, ...]
     group: str
     kwargs: dict = field(default_factory=dict)
+    type = _argument("type")
+    default = _argument("default")
+    choices = _argument("choices")
+    nargs = _argument("nargs")
 
     @property
     def dest(self) -> str:
         return self.names[-1].lstrip("-")
-
-    @property
-    def type(self):
-        return self.kwargs.get("type")
-
-    @property
-    def default(self):
-        return self.kwargs.get("default")
-
-    @property
-    def choices(self):
-        return self.kwargs.get("choices")
-
-    @property
-    def nargs(self):
-        return self.kwargs.get("nargs")
 
 
 class _Group:
@@ -67,7 +60,7 @@ class _Group:
         self.flags.append(Flag(names, self.title, kwargs))
 
 
-def _bool(group, name, default, help_text):
+def _bool(group: _Group, name: str, default: bool, help_text: str) -> None:
     group.add_argument(name, type=str2bool, nargs="?", const=True, default=default, metavar="{true,false}",
                        help=help_text)
 
