@@ -52,6 +52,9 @@ def test_configuration_refusals_say_what_is_wrong():
         from_json("{oops")
     with pytest.raises(ValueError, match="not an object naming one of ModelRun, OnnxRun, PipelineRun"):
         from_json('{"kind": "Shell"}')
+    for kind in ("[]", "{}", "[\"ModelRun\"]"):  # the retyped kind Hypothesis found: once a TypeError
+        with pytest.raises(ValueError, match="not an object naming one of ModelRun, OnnxRun, PipelineRun"):
+            from_json(f'{{"kind": {kind}}}')
     fields = dict(json.loads(to_json(OnnxRun("onnxruntime", "res2net50", 2, 32, 1, 0))), batch_size=True)
     with pytest.raises(ValueError, match=r"^benchmark configuration: OnnxRun.batch_size must be int, got True$"):
         from_json(json.dumps(fields))

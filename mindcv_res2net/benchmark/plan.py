@@ -89,7 +89,8 @@ def from_json(text: str) -> Config:
         fields = json.loads(text)
     except ValueError:
         raise ValueError(f"benchmark configuration: not JSON: {text[:80]!r}") from None
-    kind = _KINDS.get(fields.pop("kind", None)) if isinstance(fields, dict) else None
+    name = fields.pop("kind", None) if isinstance(fields, dict) else None
+    kind = _KINDS.get(name) if isinstance(name, str) else None  # a list or an object is no kind (nor hashable)
     if kind is None:
         raise ValueError(f"benchmark configuration: not an object naming one of {', '.join(_KINDS)}: {text[:80]!r}")
     declared = {f.name: f.type for f in dataclasses.fields(kind)}
