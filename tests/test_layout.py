@@ -2,7 +2,8 @@
 
 Read with ``ast``, so imports made inside functions count too. Fails when a file imports a layer above
 its own, when files or layers import each other in a cycle, or when a module outside ``cli`` imports one
-of the package's own modules inside a function (``if TYPE_CHECKING:`` blocks are fine).
+of the package's own modules inside a function (``if TYPE_CHECKING:`` blocks are fine). Command-line
+parsers are built only in ``cli``: the layers below it declare flags as data.
 """
 import ast
 import os
@@ -160,11 +161,32 @@ def layout_problems(package_dir: str) -> List[str]:
     return problems
 
 
+def parsers_outside_cli(package_dir: str) -> List[str]:
+    """One line per call of a ``...Parser(...)`` (argparse's or a subclass) in a module outside ``cli``."""
+    problems = []
+    for module, path in sorted(module_files(package_dir).items()):
+        if room(module) == DEFERRING_LAYER:
+            continue
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name.endswith("Parser"):
+                    problems.append(f"{module}:{node.lineno} builds a command-line parser ({name}) outside cli")
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------- the package
 
 
 def test_the_package_imports_run_one_way():
     problems = layout_problems(os.path.join(ROOT, PACKAGE))
+    assert problems == [], "\n".join(problems)
+
+
+def test_every_command_line_parser_is_built_in_cli():
+    problems = parsers_outside_cli(os.path.join(ROOT, PACKAGE))
     assert problems == [], "\n".join(problems)
 
 
@@ -212,3 +234,12 @@ def test_the_checker_allows_what_the_rules_allow(tmp_path):
              "utils/io.py": "def f():\n    import numpy\n",
              "cli/main.py": "def main():\n    from ..models import net\n"}
     assert layout_problems(_package(tmp_path, files)) == []
+
+
+def test_the_parser_check_finds_a_parser_below_cli_and_allows_one_in_cli(tmp_path):
+    package = _package(tmp_path, {"models/flags.py": "import argparse\nP = argparse.ArgumentParser()\n",
+                                  "utils/types.py": "import argparse\nclass OneParser(argparse.ArgumentParser):\n"
+                                                    "    pass\n",
+                                  "cli/main.py": "from ..utils.types import OneParser\nP = OneParser()\n"})
+    problem = "pkg.models.flags:2 builds a command-line parser (ArgumentParser) outside cli"
+    assert parsers_outside_cli(package) == [problem]
