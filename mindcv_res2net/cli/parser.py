@@ -5,8 +5,8 @@ import sys
 from typing import FrozenSet, List, Optional, Sequence, Tuple
 
 from mindcv_res2net.config import FLAGS, Flag, check_flags_used, hidden_keys, load_yaml_config, resuming
-from mindcv_res2net.utils.argtypes import (ConfigError, HelpFormatter, OneLineParser, finite_float, image_size, optional_float,
-                              optional_int, optional_positive_int, positive_int, suggest)
+from mindcv_res2net.utils.argtypes import (ConfigError, HelpFormatter, OneLineParser, finite_float, image_size,
+                                           optional_float, optional_int, optional_positive_int, positive_int, suggest)
 
 EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: command line > the YAML file of
 -c/--config (any key of mindcv's configs/res2net/*.yaml) > the defaults shown. Booleans take
