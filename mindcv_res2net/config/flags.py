@@ -87,7 +87,7 @@ def _declare() -> Dict[str, Flag]:
     g.add_argument("--seed", type=int, default=_DATA.seed, help="seed of python, numpy and mindspore")
     _bool(g, "--enable_modelarts", False, "accepted for mindcv compatibility; true is refused (no ModelArts)")
     g.add_argument("--engine", type=str, default="mindspore", choices=INFERENCE_ENGINES,
-                   help="validate.py: mindspore, or onnxruntime (an ONNX export run on the CPU)")
+                   help="validate.py: mindspore, or onnxruntime to run an ONNX export on the CPU")
     g.add_argument("--onnx_path", type=str, default="",
                    help="validate.py --engine onnxruntime: an exported .onnx file (default: --ckpt_path exported "
                         "once into ~/.cache/mindcv_res2net/onnx, BatchNorm folded)")
