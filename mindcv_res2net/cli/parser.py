@@ -14,8 +14,7 @@ true/false (yes/no, 1/0); a bare --flag means true."""
 
 USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
 _PATH_KEYS = ("data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
-# flags of several values: parsed as a list, kept as a tuple (as a YAML recipe's value is)
-_SEQUENCE_KEYS = tuple(key for key, flag in FLAGS.items() if flag.nargs not in (None, "?"))
+_LIST_KEYS = tuple(key for key, flag in FLAGS.items() if flag.takes_list)  # parsed as lists, kept as tuples
 
 
 def _metavar(flag: Flag) -> str:
@@ -36,7 +35,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
                            formatter_class=HelpFormatter)
     parser.add_argument("-c", "--config", type=str, default="", metavar="PATH",
                         help="YAML file of defaults (flags override it)")
-    hidden = hidden_keys(program) if program else frozenset()
+    hidden = hidden_keys(program)
     groups = {}
     for flag in FLAGS.values():
         if flag.group not in groups:
@@ -46,16 +45,14 @@ def create_parser(description: str = "Res2Net training and validation", program:
             kwargs["metavar"] = _metavar(flag)
         if flag.dest in hidden:
             kwargs["help"] = argparse.SUPPRESS
-        groups[flag.group].add_argument(*flag.names, **kwargs)
-    for group in parser._action_groups:  # a group whose flags are all hidden loses its heading too
-        if group._group_actions and all(a.help is argparse.SUPPRESS for a in group._group_actions):
-            group._group_actions.clear()
+        groups[flag.group].add_argument(*flag.names, **kwargs)  # a group of hidden flags only is left out
     return parser
 
 
-def normalize_argv(argv: Sequence[str], hidden: frozenset = frozenset(), program: str = "") -> List[str]:
+def normalize_argv(argv: Sequence[str], program: str = "") -> List[str]:
     """Turn positional ``key=value`` into ``--key=value``; reject unknown flags with suggestions, and the
-    other program's flags (``hidden``) with a word on where they belong."""
+    other program's flags with a word on where they belong."""
+    hidden = hidden_keys(program)
     shown = {k: v for k, v in FLAGS.items() if k not in hidden}
     out = []
     for arg in argv:
@@ -88,14 +85,14 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2N
     """(parsed config, the keys given on the command line or in the ``-c`` file); see ``parse_args``."""
     parser = create_parser(description, program)
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv = normalize_argv(argv, hidden_keys(program) if program else frozenset(), program)
+    argv = normalize_argv(argv, program)
     pre = OneLineParser(add_help=False, allow_abbrev=False)
     pre.add_argument("-c", "--config", type=str, default="")
     early, _ = pre.parse_known_args(argv)
     from_file = load_yaml_config(early.config, program) if early.config else {}
     parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
-    for key in _SEQUENCE_KEYS:
+    for key in _LIST_KEYS:
         if getattr(args, key) is not None:
             setattr(args, key, tuple(getattr(args, key)))
     if program and not resuming(args):  # a resumed run's flags are checked with its own settings

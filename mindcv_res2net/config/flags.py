@@ -49,6 +49,11 @@ class Flag:
     def dest(self) -> str:
         return self.names[-1].lstrip("-")
 
+    @property
+    def takes_list(self) -> bool:
+        """Several values (``nargs`` a count or ``+``): a list on the command line, a tuple in the config."""
+        return self.nargs not in (None, "?")
+
 
 class _Group:
     """Collects the flags of one --help group, declared with ``add_argument``'s arguments."""
@@ -66,9 +71,12 @@ def _bool(group: _Group, name: str, default: bool, help_text: str) -> None:
 
 
 def hidden_keys(program: str) -> frozenset:
-    """The flags ``program`` does not read: its --help leaves them out and its command line refuses them."""
-    if program not in PROGRAMS:
-        raise ValueError(f"program must be one of {PROGRAMS}, got {program!r}")
+    """The flags ``program`` does not read: its --help leaves them out and its command line refuses them
+    (none for ``""``, every key of both programs)."""
+    if program not in ("",) + PROGRAMS:
+        raise ValueError(f"program must be one of {PROGRAMS} or '', got {program!r}")
+    if not program:
+        return frozenset()
     return frozenset(set(FLAGS) - VALIDATE_KEYS) if program == "validate" else VALIDATE_ONLY_KEYS
 
 
@@ -278,9 +286,8 @@ _READ_ONLY_IF = (
 def check_flags_used(args, program: str) -> None:
     """Refuse (``ConfigError``) a flag or YAML value, other than its default, that ``program`` would not read."""
     for key, programs, is_read, why_not in _READ_ONLY_IF:
-        value, default = getattr(args, key), FLAGS[key].default
-        if program in programs and value != (tuple(default) if isinstance(default, list) else default) \
-                and not is_read(args):
+        value = getattr(args, key)
+        if program in programs and value != FLAGS[key].default and not is_read(args):
             shown = " ".join(str(v) for v in value) if isinstance(value, tuple) else value
             raise ConfigError(f"--{key} {shown}: would be ignored: {why_not}")
 

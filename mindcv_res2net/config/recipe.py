@@ -38,28 +38,28 @@ def _as_flag_text(value) -> str:
     return str(value)
 
 
-def _convert_value(origin: str, key: str, value, action: Flag):
+def _convert_value(origin: str, key: str, value, flag: Flag):
     """A config file's value checked and converted with the flag's own type."""
-    convert = action.type or str
+    convert = flag.type or str
     if value is None:
-        if action.default is None or action.type in OPTIONAL_TYPES:
+        if flag.default is None or flag.type in OPTIONAL_TYPES:
             return None
-        raise ConfigError(f"config {origin}: key '{key}' needs a value (default {_quote(action.default)})")
+        raise ConfigError(f"config {origin}: key '{key}' needs a value (default {_quote(flag.default)})")
     try:
-        if action.nargs in ("+", 2) or isinstance(action.nargs, int):
+        if flag.takes_list:
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"expects a list, got {_quote(value)}")
             converted = tuple(convert(_as_flag_text(v)) for v in value)
-            if isinstance(action.nargs, int) and len(converted) != action.nargs:
-                raise ValueError(f"expects {action.nargs} values, got {len(converted)}")
+            if isinstance(flag.nargs, int) and len(converted) != flag.nargs:
+                raise ValueError(f"expects {flag.nargs} values, got {len(converted)}")
             return converted
         if isinstance(value, (list, tuple, dict)):
             raise ValueError(f"expects a single value, got {_quote(value)}")
         converted = convert(_as_flag_text(value))
     except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
         raise ConfigError(f"config {origin}: key '{key}' {_clip(str(exc))}") from None
-    if action.choices is not None and converted not in action.choices:
-        choices = ", ".join(str(c) for c in action.choices)
+    if flag.choices is not None and converted not in flag.choices:
+        choices = ", ".join(str(c) for c in flag.choices)
         raise ConfigError(f"config {origin}: key '{key}' must be one of {choices}, got {_quote(value)}")
     return converted
 
@@ -84,14 +84,13 @@ def config_from_mapping(data: dict, origin: str, strict: bool = True, program: s
     """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
     as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys).
     A stored run's starting weights (``STARTING_WEIGHTS_KEYS``) are dropped for ``program`` "validate"."""
-    known = FLAGS
     values = {}
     for key, value in read_starting_weights(data, origin, program).items():
-        if key not in known:
+        if key not in FLAGS:
             if strict:
-                raise ConfigError(f"config {origin}: unknown key {_quote(key)}{suggest(str(key)[:100], known)}")
+                raise ConfigError(f"config {origin}: unknown key {_quote(key)}{suggest(str(key)[:100], FLAGS)}")
             continue
-        values[key] = _convert_value(origin, key, value, known[key])
+        values[key] = _convert_value(origin, key, value, FLAGS[key])
     return values
 
 
