@@ -64,9 +64,7 @@ def make_photo_folder(root: str, classes: int = 10, images_per_class: int = 100,
     """Write the folder (see the module docstring): ``images_per_class`` training and ``val_per_class``
     validation images per class (default a quarter of ``images_per_class``; no ``val/`` for 0); returns
     ``root/train``."""
-    from sklearn.datasets import load_sample_images
-
-    from mindcv_res2net.utils.fileio import atomic_path
+    from mindcv_res2net.utils.fileio import atomic_path, check_output_folder
 
     val_per_class = images_per_class // 4 if val_per_class is None else val_per_class
     if classes < 1 or images_per_class < 1 or val_per_class < 0:
@@ -80,6 +78,9 @@ def make_photo_folder(root: str, classes: int = 10, images_per_class: int = 100,
         folder = os.path.join(root, split)
         if count and os.path.isdir(folder) and os.listdir(folder):
             raise ValueError(f"{folder} already holds files; give a new or empty folder")
+    check_output_folder(root, "root")
+    from sklearn.datasets import load_sample_images
+
     sources = load_sample_images().images
     colours = list(COLOURS)
     for split_index, (split, count) in enumerate(splits.items()):

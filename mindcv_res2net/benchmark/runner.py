@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 
 from tqdm import tqdm
 
-from ..utils.fileio import atomic_path
+from ..utils.fileio import atomic_path, check_output, is_stdout
 from .machine import machine, machine_line
 from .measure_data import measure_data
 from .measure_model import measure_model
@@ -72,9 +72,12 @@ def combine(runs: List[dict]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The benchmark the parsed flags ask for (see ``cli/benchmark.py``): checks them, measures every
-    planned configuration, prints the report and writes ``args.json``."""
+    """The benchmark the parsed flags ask for (see ``cli/benchmark.py``): checks them and ``args.json``,
+    measures every planned configuration, prints the report (to stderr when ``args.json`` is stdout) and
+    writes ``args.json``."""
     models, modes, engines = check_request(args)
+    if args.json:
+        check_output(args.json, "--json")
     compared = mindcv_models() if args.compare and not args.data_only else None
     configs = plan(models, modes, args, compared, engines)
     results: Dict[Tuple[Config, str], List[dict]] = {}
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     data_rows = [row for config, row in combined if isinstance(config, PipelineRun)]
     rows = [row for config, row in combined if not isinstance(config, PipelineRun)]
     host = machine()
-    print(report(rows, data_rows, machine_line(host)))
+    tables = sys.stderr if args.json and is_stdout(args.json) else sys.stdout  # the JSON alone on stdout
+    print(report(rows, data_rows, machine_line(host)), file=tables)
     if args.json:
         data = dict(machine=host, results=rows)
         if args.data_only:

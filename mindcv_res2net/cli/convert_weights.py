@@ -10,12 +10,17 @@ weights (EMA averages when present) with its class names and config, about a thi
 
     python tools/convert_weights.py runs/res2net50_digits/res2net50-best.ckpt digits.ckpt --model res2net50
  The mapping is strict: nothing is written unless every
-parameter of the model is filled with the right shape and no tensor of SRC is left unused.
+parameter of the model is filled with the right shape and no tensor of SRC is left unused. DST is
+checked before anything is read: never SRC itself (also through a link or a hard link), a folder or a
+read-only file; a link's target is replaced, /dev/stdout or a named pipe receives the complete file.
 """
+
+import sys
 
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.engine.convert import convert_weights
 from mindcv_res2net.utils.device import set_device
+from mindcv_res2net.utils.fileio import is_stdout
 
 
 def main(argv=None) -> int:
@@ -33,7 +38,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     set_device("CPU")
     dst = convert_weights(args.src, args.dst, args.model, num_classes=args.num_classes, fmt=args.format)
-    print(f"wrote {dst} for {args.model}")
+    print(f"wrote {dst} for {args.model}", file=sys.stderr if is_stdout(dst) else sys.stdout)
     return 0
 
 

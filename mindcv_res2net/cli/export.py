@@ -17,9 +17,12 @@ activations; BatchNorm folded), calibrated on --calib_images images of the run's
     python tools/export.py --model res2net50 --ckpt_path runs/res2net50_digits/res2net50-best.ckpt \
         --format ONNX --batch_size -1 --quantize int8 --file_name res2net50_digits_int8
 """
+import sys
 
 from mindcv_res2net.engine.export import CALIBRATION_IMAGES, SUFFIXES, export_model
 from mindcv_res2net.utils.cli import run_cli
+from mindcv_res2net.utils.fileio import is_stdout
+
 
 def main(argv=None) -> int:
     from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
@@ -57,7 +60,9 @@ def main(argv=None) -> int:
     folded = ", BatchNorm folded" if args.fuse_bn or args.quantize else ""
     asked = f" of the {args.calib_images} asked for" if calibrated != args.calib_images else ""
     int8 = f", INT8 calibrated on {calibrated} images{asked}" if calibrated else ""
-    print(f"wrote {path} ({args.format}, batch {'dynamic' if args.batch_size == -1 else args.batch_size}{folded}{int8})")
+    batch = "dynamic" if args.batch_size == -1 else args.batch_size
+    print(f"wrote {path} ({args.format}, batch {batch}{folded}{int8})",
+          file=sys.stderr if is_stdout(path) else sys.stdout)
     return 0
 
 

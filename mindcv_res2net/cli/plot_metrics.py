@@ -7,8 +7,10 @@ appear when the run validated (--val_while_train). Needs matplotlib (pip install
 """
 import csv
 import os
+import sys
 
 from mindcv_res2net.utils.cli import run_cli
+from mindcv_res2net.utils.fileio import atomic_path, check_output, is_stdout
 
 SERIES = ("train_loss", "val_loss", "train_top1", "val_top1")
 
@@ -18,7 +20,7 @@ def read_metrics(path: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: file not found (give a train.py --ckpt_save_dir holding metrics.csv, or "
                                 "that metrics.csv)")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # -sig: a spreadsheet's BOM
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"{path}: no epochs recorded yet")
@@ -38,21 +40,24 @@ def read_metrics(path: str) -> dict:
 
 def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
     """Write the PNG (default ``RUN_DIR/metrics.png``, via a temporary file); returns its path. ``run_dir``
-    may also be the run's metrics.csv (any file: read as one)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from mindcv_res2net.utils.fileio import atomic_path
-
+    may also be the run's metrics.csv (any file: read as one). The metrics and ``out`` are checked before
+    matplotlib is imported (a missing matplotlib is one line saying what to install)."""
     if os.path.isfile(run_dir) or run_dir.endswith(".csv"):
         run_dir, metrics_path = os.path.dirname(os.path.abspath(run_dir)), run_dir
     else:
         metrics_path = os.path.join(run_dir, "metrics.csv")
     data = read_metrics(metrics_path)
     out = out or os.path.join(run_dir, "metrics.png")
+    check_output(out, "--out", inputs=(metrics_path,))
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError('plot_metrics needs the matplotlib package: pip install matplotlib (or, in a clone, '
+                           'pip install -e ".[plot]")') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     fig, (loss_ax, top1_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, (train_key, val_key), label in ((loss_ax, SERIES[:2], "loss"), (top1_ax, SERIES[2:], "top-1 (%)")):
         for key, style in ((train_key, "o-"), (val_key, "s--")):
@@ -79,7 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="", help="PNG path (default RUN_DIR/metrics.png)")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    print(f"wrote {plot_metrics(args.run_dir, args.out, args.title)}")
+    out = plot_metrics(args.run_dir, args.out, args.title)
+    print(f"wrote {out}", file=sys.stderr if is_stdout(out) else sys.stdout)
     return 0
 
 

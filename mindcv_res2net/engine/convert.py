@@ -3,6 +3,7 @@ import os
 from typing import Optional
 
 from ..models import create_model, create_model_from_checkpoint
+from ..utils.fileio import check_output
 from ..weights import save_weights
 from .run_folder import run_config
 
@@ -16,8 +17,10 @@ def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[i
     initialised one (0: a head-less backbone). A training checkpoint is stripped to its network
     weights (the EMA averages when it has them): no optimizer state; its class names, input
     channels and training config are kept. Nothing is written when the file is unsafe, unreadable
-    or does not fit the model.
+    or does not fit the model, and ``dst`` is checked first (``check_output``): never ``src`` itself (also
+    through a link or a hard link), a folder or a read-only file.
     """
+    check_output(dst, "dst", inputs=(src,))
     metadata = {"model": model_name, "source": os.path.basename(str(src))}
     if num_classes is None:
         model = create_model_from_checkpoint(model_name, src)

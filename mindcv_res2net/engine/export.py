@@ -14,7 +14,7 @@ from ..models.fuse import fuse_batchnorm
 from ..models.layers import exportable_pools
 from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from ..utils.engines import import_onnxruntime
-from ..utils.fileio import atomic_path, file_sha256, recorded_sha256, write_sha256_record
+from ..utils.fileio import atomic_path, check_output, file_sha256, recorded_sha256, write_sha256_record
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
 from .checkpoint_model import model_to_evaluate
@@ -42,6 +42,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     decides and says in one line (stderr); a different ``image_size`` is honoured with a warning. ``quantize``
     "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images
     of ``calib_data`` (a folder) or of the run's own training split; BatchNorm is always folded first.
+    The output is checked before the checkpoint is read (``check_output``).
     """
     file_format = file_format.upper()
     if file_format not in SUFFIXES:
@@ -57,6 +58,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         raise ValueError(f"--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}")
     if not ckpt_path:
         raise ValueError("--ckpt_path is required: export never writes random weights")
+    check_output(file_name + SUFFIXES[file_format], "--file_name", inputs=(ckpt_path,))
     model = model_to_evaluate(ckpt_path, model_name, num_classes=num_classes)
     source, run_config = model.source, model.run_config
     given = {"image_resize": image_size} if image_size else None
