@@ -172,6 +172,20 @@ def test_benchmark_refuses_a_read_only_folder_before_measuring(tmp_path, capsys,
     assert code == 2 and f"cannot create a file in {tmp_path / 'ro'} (Permission denied)" in err
 
 
+def test_benchmark_refuses_empty_lists(tmp_path, capsys, no_measuring):
+    (tmp_path / "train").mkdir()
+    cases = [(["--models", ""], "--models ''"), (["--models", "res2net50,,"], "--models 'res2net50,,'"),
+             (["--models", "res2net50,"], "--models 'res2net50,'"), (["--modes", ""], "--modes ''"),
+             (["--engines", " , mindspore"], "--engines ' , mindspore'"),
+             (["--data_only", "--data_dir", str(tmp_path), "--models", ""], "--models ''")]
+    for argv, shown in cases:
+        code, err = run_tool("benchmark", argv, capsys)
+        assert code == 2 and err == f"error: {shown}: an empty name; give a comma-separated list without empty items\n"
+    code, err = run_tool("benchmark", ["--data_only", "--data_dir", str(tmp_path), "--num_parallel_workers", ""],
+                         capsys)
+    assert code == 2 and err == "error: --num_parallel_workers takes integers separated by commas, got ''\n"
+
+
 HEADER = "epoch,train_loss,train_top1,lr,val_loss,val_top1,val_top5,epoch_seconds,img_per_s\n"
 
 

@@ -115,16 +115,29 @@ def batch_sizes(text: str) -> Tuple[int, ...]:
     return sizes
 
 
+def _names(args: argparse.Namespace, flag: str) -> List[str]:
+    """The comma-separated items of ``--flag`` (spaces around them dropped); an empty list or item (``''``,
+    ``a,,b``, ``a,``) is a ValueError naming the flag."""
+    text = getattr(args, flag)
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ValueError(f"--{flag} '{text}': an empty name; give a comma-separated list without empty items")
+    return items
+
+
 def check_request(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
     """(models, modes, engines) of the parsed flags, every flag checked before any worker starts (a
     ValueError naming the flag); fills in ``device_target``, ``models`` and the worker counts."""
     args.device_target = normalize_device_target(args.device_target)
-    if args.models is None:
-        args.models = "" if args.data_only else "res2net50"
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.models is None and args.data_only:  # no network: the input pipeline alone
+        models = []
+        args.models = ""
+    else:
+        args.models = "res2net50" if args.models is None else args.models
+        models = _names(args, "models")
     for name in models:
         resolve_name(name)  # unknown: clear error with suggestions
-    modes = [m.strip().lower() for m in args.modes.split(",") if m.strip()]
+    modes = [m.lower() for m in _names(args, "modes")]
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"--modes takes pynative and/or graph, got '{mode}'")
@@ -133,7 +146,7 @@ def check_request(args: argparse.Namespace) -> Tuple[List[str], List[str], List[
                          "required")
     if args.compare not in ("", MINDCV):
         raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    engines = _names(args, "engines")
     for engine in engines:
         if engine not in BENCHMARK_ENGINES:
             raise ValueError(f"--engines takes {', '.join(BENCHMARK_ENGINES)}, got '{engine}'")
