@@ -8,9 +8,12 @@ import sys
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_tool
 from mindcv_res2net.cli.plot_metrics import read_metrics
+from mindcv_res2net.engine.predict import read_labels
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.fileio import WriteError, atomic_path, output_target
 
@@ -226,3 +229,39 @@ def test_make_photo_folder_refuses_a_root_that_is_a_file(tmp_path, capsys):
     (tmp_path / "photos").write_text("a file")
     code, err = run_tool("make_photo_folder", [str(tmp_path / "photos"), "--classes", "1"], capsys)
     assert code == 2 and err == f"error: root {tmp_path / 'photos'}: is not a folder\n"
+
+
+def test_predict_labels_binary_file_and_byte_order_mark(tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    code, err = run_tool("predict", ["--model", "res2net50", "--ckpt_path", "unused.ckpt", "--labels", str(labels),
+                                     "x.png"], capsys)
+    assert code == 2 and err == f"error: --labels {labels}: not UTF-8 text (byte 0); give one class name per line\n"
+    labels.write_bytes(b"cat\x00\x00dog\n")
+    with pytest.raises(ValueError, match=rf"^--labels {labels}: a binary file \(NUL bytes\)"):
+        read_labels(str(labels))
+    labels.write_bytes("\ufeffcat\r\ndog\n\n  bird \n".encode())  # as a spreadsheet saves it
+    assert read_labels(str(labels)) == ["cat", "dog", "bird"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1)
+                      .map(str.strip).filter(lambda n: n and n[0] != "\ufeff"), max_size=20),
+       bom=st.booleans(), crlf=st.booleans())
+def test_labels_read_back(tmp_path_factory, names, bom, crlf):
+    path = tmp_path_factory.mktemp("labels") / "labels.txt"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + ("\r\n" if crlf else "\n").join(names).encode())
+    assert read_labels(str(path)) == names
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_labels_any_bytes_read_or_one_clean_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("labels") / "labels.txt"
+    path.write_bytes(data)
+    try:
+        names = read_labels(str(path))
+    except ValueError as exc:
+        assert str(exc).startswith(f"--labels {path}: ") and "\n" not in str(exc)
+    else:
+        assert all(isinstance(n, str) and n and n == n.strip() for n in names)

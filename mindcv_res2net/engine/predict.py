@@ -21,13 +21,23 @@ def imagenet_class_names() -> List[str]:
 
 
 def read_labels(path: str) -> List[str]:
-    """One class name per line (blank lines ignored)."""
+    """One class name per line of UTF-8 text (a byte-order mark, as spreadsheets save it, is dropped;
+    blank lines are ignored); a binary file is a ValueError naming ``path``."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"--labels {path}: is a directory, not a file of class names")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--labels: file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"--labels {path}: not UTF-8 text (byte {exc.start}); give one class name per line") \
+            from None
+    if "\0" in text:
+        raise ValueError(f"--labels {path}: a binary file (NUL bytes), not class names one per line")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # the line ends open() reads
+    return [line.strip() for line in lines if line.strip()]
 
 
 def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
