@@ -92,7 +92,12 @@ def test_convert_into_a_named_pipe_streams_the_whole_file(tiny_ckpt, tmp_path, c
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     received = []
-    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()), daemon=True)
+
+    def read():
+        with open(fifo, "rb") as f:
+            received.append(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     code, err = convert(tiny_ckpt, fifo, capsys)
     reader.join(timeout=30)
