@@ -41,7 +41,8 @@ def tiny_res2net():
     (dict(drop_path_rate=math.nan), ValueError, r"drop_path_rate must be a number in \[0, 1\), got nan"),
     (dict(drop_path_rate=1.0), ValueError, r"drop_path_rate must be a number in \[0, 1\), got 1\.0"),
     (dict(features_only=True, out_indices=(1.5,)), TypeError,
-     r"out_indices must be an int n \(the last n maps\) or a sequence of ints in 0\.\.4 \(or -5\.\.-1\), got \(1\.5,\)"),
+     r"out_indices must be an int n \(the last n maps\) or a sequence of ints in 0\.\.4 \(or -5\.\.-1\), "
+     r"got \(1\.5,\)"),
     (dict(features_only=True, out_indices=(True,)), TypeError, r"out_indices must be .*, got \(True,\)"),
     (dict(features_only=True, out_indices=True), TypeError, r"out_indices must be .*, got True"),
     (dict(features_only=True, out_indices="12"), TypeError, r"out_indices must be .*, got '12'"),
