@@ -66,7 +66,7 @@ def _probabilities(results):
 class _Tiny(nn.Cell):
     """A small network that exports like ours: conv, BatchNorm (folded on export), mean pool -> (N, 4) logits."""
 
-    in_channels = 3
+    in_channels, num_classes = 3, 4
 
     def __init__(self):
         super().__init__()
@@ -234,7 +234,8 @@ def test_onnx_path_messages_name_the_flag(checkpoint, tmp_path):
         OnnxClassifier(missing)
     four = str(tmp_path / "four.onnx")
     _conv_pool_graph(four)
-    with pytest.raises(ValueError, match=rf"^--onnx_path {re.escape(four)}: has 4 classes but the checkpoint has 10$"):
+    with pytest.raises(ValueError, match=rf"^--onnx_path {re.escape(four)}: records no checkpoint .*, so it cannot "
+                                         rf"be checked against {re.escape(checkpoint[0])}; "):
         load_onnx_for_prediction("res2net50", onnx_path=four, ckpt_path=checkpoint[0])
 
 

@@ -2,7 +2,7 @@
 import sys
 import time
 import warnings
-from typing import FrozenSet
+from typing import FrozenSet, Tuple
 
 from mindspore import nn
 
@@ -10,12 +10,13 @@ from ..data.loader import create_loader, iterate_batches
 from ..data.settings import checkpoint_eval
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
-from ..models.registry import resolve_name
+from ..models.registry import is_model, resolve_name
 from ..utils.device import set_device
 from ..utils.engines import import_onnxruntime
 from ..utils.logger import progress_bar
 from .checkpoint_model import model_to_evaluate
-from .onnx_runtime import classifier_for
+from .onnx_record import read_record, shown
+from .onnx_runtime import OnnxClassifier, classifier_for, open_export
 from .train_step import device_normalize, top_k_correct
 
 
@@ -50,6 +51,18 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
                 images=images, seconds=seconds, img_per_s=images / seconds)
 
 
+def _recorded_export(exported: OnnxClassifier, model_name: str, model_given: bool) -> Tuple[str, str]:
+    """(model name, source for messages) of an ``--onnx_path`` file validated without a checkpoint: the model
+    its record names (a ``--model`` the user gave must agree), and the file with the checkpoint it holds."""
+    record = read_record(exported.metadata)
+    if record is None or not is_model(record.model):
+        return model_name, exported.label
+    if model_given and resolve_name(model_name) != resolve_name(record.model):
+        raise ValueError(f"--model {model_name}: {exported.label} is an export of model '{record.model}'")
+    holds = f" (an export of {shown(record.checkpoint)})" if record.checkpoint else ""
+    return resolve_name(record.model), exported.label + holds
+
+
 def validate(args, given: FrozenSet[str]) -> dict:
     """The job behind validate.py: load a checkpoint (a file, or a training run's folder: its best
     checkpoint) or the published weights, and evaluate a split as ``checkpoint_eval`` decides: with a
@@ -70,14 +83,16 @@ def validate(args, given: FrozenSet[str]) -> dict:
                          + run_config)
     given = {k: getattr(args, k) for k in given if hasattr(args, k)}  # flags / YAML keys set
     model_name, model, run_config, source = args.model, None, None, f"the published {args.model} weights"
+    exported = None  # the --onnx_path file, opened (and checked against the checkpoint) before any data is read
+    set_device(args.device_target, args.mode)
     if args.ckpt_path:  # strict: a checkpoint's classifier is never replaced when validating
-        set_device(args.device_target, args.mode)
         model = model_to_evaluate(args.ckpt_path, model_name, model_given="model" in given)
         model_name, run_config, source = model.default_cfg["architecture"], model.run_config, model.source
-    else:
-        set_device(args.device_target, args.mode)
-        if not args.pretrained:
-            source = f"--onnx_path {args.onnx_path}"
+        if onnx and args.onnx_path:
+            exported = open_export(args.onnx_path, model)
+    elif not args.pretrained:
+        exported = open_export(args.onnx_path)
+        model_name, source = _recorded_export(exported, args.model, "model" in given)
     model_cfg = get_pretrained_cfg(model_name)
     if run_config is None:  # no run to follow: the flags and their defaults say how to evaluate
         given = vars(args)
@@ -96,8 +111,10 @@ def validate(args, given: FrozenSet[str]) -> dict:
             raise ValueError(f"--pretrained weights have 1000 ImageNet classes but {data_cfg.dataset} has "
                              f"{num_classes}; validate a fine-tuned checkpoint with --ckpt_path")
         model = create_model(model_name, pretrained=True, in_channels=args.in_channels)
+        model.source = source
     if onnx:
-        model = classifier_for(args.onnx_path, model, model_name, data_cfg.image_resize)
+        model = exported if exported is not None else classifier_for(args.onnx_path, model, model_name,
+                                                                     data_cfg.image_resize)
         if model.num_classes not in (None, num_classes):
             raise ValueError(f"{model.label}: has {model.num_classes} classes but {data_cfg.dataset} has {num_classes}")
     for warning in chosen.warnings:

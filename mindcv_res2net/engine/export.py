@@ -5,7 +5,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from ..utils.fileio import atomic_path, check_output, file_sha256, recorded_sha2
 from ..weights import CheckpointError, non_finite_tensors
 from ..weights.formats import brief
 from .checkpoint_model import model_to_evaluate
+from .onnx_record import append_record, record_for, weights_digest
 from .quantize import calibration_batches, quantize_int8
 
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx"}
@@ -68,8 +69,10 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
         warnings.warn(warning)
     print(chosen.line, file=sys.stderr, flush=True)
     image_size = chosen.data.image_resize
+    record = record_for(model, model_name) if file_format == "ONNX" else None  # before BatchNorm is folded
     if not quantize:
-        return Exported(export_network(model, file_name, file_format, batch_size, image_size, fuse_bn), 0)
+        return Exported(export_network(model, file_name, file_format, batch_size, image_size, fuse_bn,
+                                       record=record), 0)
     bad = non_finite_tensors({p.name: p.asnumpy() for p in model.get_parameters()})
     if bad:
         raise CheckpointError(f"{source}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
@@ -83,14 +86,16 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     out_dir = os.path.dirname(os.path.abspath(target))
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".partial-export-", dir=out_dir) as work:
-        fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True)
+        fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True,
+                              record=record)  # ONNX Runtime's quantizer keeps it in the INT8 file
         return Exported(target, quantize_int8(fp32, target, batches))
 
 
 def export_network(model, file_name: str, file_format: str = "ONNX", batch_size: int = 1, image_size: int = 224,
-                   fuse_bn: bool = False) -> str:
+                   fuse_bn: bool = False, record: Optional[Dict[str, str]] = None) -> str:
     """Export a built network (changed in place: BatchNorm folded, pools made exportable); returns the path.
-    The file appears only when the export succeeded, with the user's umask (MindSpore writes 0400)."""
+    The file appears only when the export succeeded, with the user's umask (MindSpore writes 0400).
+    ``record``: an ONNX file's metadata saying which weights it holds (``onnx_record.record_for``)."""
     import mindspore as ms
 
     file_format = file_format.upper()
@@ -110,6 +115,8 @@ def export_network(model, file_name: str, file_format: str = "ONNX", batch_size:
             dynamic = {"images": {0: "batch"}, "logits": {0: "batch"}} if batch_size == -1 else None
             ms.onnx.export(model, example, file_name=tmp[:-len(suffix)], input_names=["images"],
                            output_names=["logits"], dynamic_axes=dynamic)
+            if record:
+                append_record(tmp, record)
         else:
             ms.export(model, example, file_name=tmp[:-len(suffix)], file_format=file_format)
     return file_name + suffix
@@ -119,16 +126,6 @@ def default_cache_dir() -> str:
     """``$XDG_CACHE_HOME/mindcv_res2net/onnx`` (default ``~/.cache/...``): where ``onnx_for_network`` keeps exports."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "mindcv_res2net", "onnx")
-
-
-def weights_digest(model) -> str:
-    """sha256 over every parameter's name, shape and bytes: the same weights give the same digest."""
-    digest = hashlib.sha256()
-    for param in model.get_parameters():
-        value = param.asnumpy()
-        digest.update(f"{param.name}|{value.dtype}|{value.shape}|".encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
 
 
 def cached_onnx_path(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
@@ -142,7 +139,8 @@ def onnx_for_network(model, model_name: str, image_size: int, cache_dir: Optiona
     """The ONNX export (BatchNorm folded, dynamic batch) of ``model``'s weights: reused from the cache when
     the weights, the model name and the image size match and the file still has the sha256 recorded when
     it was written, else exported now (the file appears whole or not at all; a cached file that does not
-    match is replaced, with a warning). ``model`` is changed in place by the export (folded BatchNorm)."""
+    match is replaced, with a warning), with the record of its weights (``onnx_record``) that
+    ``--onnx_path`` checks. ``model`` is changed in place by the export (folded BatchNorm)."""
     path = cached_onnx_path(model, model_name, image_size, cache_dir)
     stem = path[:-len(".onnx")]
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -153,6 +151,7 @@ def onnx_for_network(model, model_name: str, image_size: int, cache_dir: Optiona
         why = ("has no readable sha256 record" if recorded is None
                else "does not match the sha256 recorded when it was written (edited or damaged?)")
         warnings.warn(f"{path}: cached ONNX export {why}; exporting it again")
-    export_network(model, stem, "ONNX", batch_size=-1, image_size=image_size, fuse_bn=True)
+    export_network(model, stem, "ONNX", batch_size=-1, image_size=image_size, fuse_bn=True,
+                   record=record_for(model, model_name))
     write_sha256_record(path, file_sha256(path))
     return path

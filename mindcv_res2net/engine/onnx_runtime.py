@@ -11,6 +11,7 @@ import numpy as np
 
 from ..utils.engines import import_onnxruntime
 from .export import onnx_for_network
+from .onnx_record import check_export
 
 
 class OnnxClassifier:
@@ -43,6 +44,7 @@ class OnnxClassifier:
         if len(logits) < 2 or any(isinstance(n, int) and n != 1 for n in logits[2:]):
             raise ValueError(f"{self.label}: its output has shape {logits}, not logits (N, K) or (N, K, 1, 1)")
         self.path = path
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # its metadata_props
         self.input_name = inputs[0].name
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.input_shape = tuple(shape[1:])  # (C, H, W)
@@ -86,10 +88,21 @@ class OnnxClassifier:
         return ms.Tensor(self.run(array))
 
 
+def open_export(onnx_path: str, model=None) -> OnnxClassifier:
+    """The user's ``--onnx_path`` file. With ``model`` (the network of ``--ckpt_path`` or ``--pretrained``,
+    ``model.source`` naming it), the file must record that it is an export of those weights: another
+    checkpoint's export, or a file without a record, is a one-line ``ValueError`` (``onnx_record.check_export``)."""
+    classifier = OnnxClassifier(onnx_path)
+    if model is not None:
+        check_export(classifier.label, classifier.metadata, model)
+    return classifier
+
+
 def classifier_for(onnx_path: str, model, model_name: str, image_size: int) -> OnnxClassifier:
-    """``--engine onnxruntime``'s classifier: the user's ``onnx_path`` when given, else ``model``'s verified
-    cached export (see ``onnx_for_network``), named in messages by its own path."""
+    """``--engine onnxruntime``'s classifier: the user's ``onnx_path`` when given (checked against ``model``,
+    see ``open_export``), else ``model``'s verified cached export (see ``onnx_for_network``), named in
+    messages by its own path."""
     if onnx_path:
-        return OnnxClassifier(onnx_path)
+        return open_export(onnx_path, model)
     path = onnx_for_network(model, model_name, image_size)
     return OnnxClassifier(path, label=path)

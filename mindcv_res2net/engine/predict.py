@@ -125,10 +125,7 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
     size = prediction_eval(model, run_config).data.image_resize
     classifier = classifier_for(onnx_path, model, model_name, size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
-    classifier.source = model.source
-    if classifier.num_classes not in (None, model.num_classes):
-        raise ValueError(f"{classifier.label}: has {classifier.num_classes} classes but the checkpoint "
-                         f"has {model.num_classes}")
+    classifier.source = model.source  # an --onnx_path file recorded these very weights (classifier_for)
     return classifier, run_config
 
 

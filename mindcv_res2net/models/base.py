@@ -13,23 +13,56 @@ FROZEN_STAGES = tuple(range(-1, NUM_FEATURE_MAPS))  # -1: nothing, 0: the stem, 
 POOL_TYPES = ("avg", "max", "avgmax", "")
 
 
+def _is_int(value) -> bool:
+    """An integer that is not a bool (``True`` is an int to Python, never a count or an index here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]] = None,
                          what: str = "indices") -> Tuple[List[int], int]:
     """timm's index rule: ``None`` takes every map, an int ``n`` the last ``n``, a sequence those indices
     (negative ones count from the end). Returns (indices in range 0..num_maps-1, their maximum);
-    ``what`` names the argument in the error."""
+    ``what`` names the argument in the error: a ``TypeError`` for anything but an int or a sequence of
+    ints (bools and floats included), a ``ValueError`` for indices out of range."""
     if indices is None:
         indices = num_maps
-    if isinstance(indices, int):
+    if _is_int(indices):
         if not 0 < indices <= num_maps:
             raise ValueError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
         take = list(range(num_maps - indices, num_maps))
     else:
-        take = [int(i) + num_maps if int(i) < 0 else int(i) for i in indices]
+        try:
+            items = None if isinstance(indices, (str, bytes)) else list(indices)
+        except TypeError:
+            items = None
+        if items is None or not all(_is_int(i) for i in items):
+            raise TypeError(f"{what} must be an int n (the last n maps) or a sequence of ints in 0..{num_maps - 1} "
+                            f"(or -{num_maps}..-1), got {indices!r}")
+        take = [int(i) + num_maps if i < 0 else int(i) for i in items]
         if not take or any(i not in range(num_maps) for i in take):
             raise ValueError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
-                             f"got {tuple(indices)}")
+                             f"got {tuple(items)}")
     return take, max(take)
+
+
+def check_network_args(num_classes: int, in_channels: int, drop_rate: float, drop_path_rate: float,
+                       features_only: bool) -> None:
+    """The arguments every network takes, before any cell is built: ``num_classes`` an int >= 0 (0: no
+    classifier), ``in_channels`` an int >= 1, the drop rates finite numbers in [0, 1), ``features_only``
+    True or False. A wrong type is a one-line ``TypeError``, a value out of range a ``ValueError``."""
+    for name, value, low in (("num_classes", num_classes, 0), ("in_channels", in_channels, 1)):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
+                             + f", got {value}")
+    for name, value in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+        if not 0 <= value < 1:  # NaN fails too
+            raise ValueError(f"{name} must be a number in [0, 1), got {value}")
+    if not isinstance(features_only, bool):
+        raise TypeError(f"features_only must be True or False, got {features_only!r}")
 
 
 def check_pool_type(pool_type: str) -> None:
@@ -148,7 +181,9 @@ class GlobalPool(nn.Cell):
 class FeatureClassifier(nn.Cell):
     """Base of ``Res2Net`` and ``Res2NetDLA``: five feature maps at strides 2..32, then a pooled classifier.
 
-    A subclass builds its cells, then calls ``_set_up_head``; it gives ``forward_stem`` (image -> map 0),
+    A subclass calls ``__init__`` first (it checks the arguments every network takes and keeps them as
+    ``in_channels``, ``num_classes``, ``drop_rate``, ``drop_path_rate``), builds its cells from those
+    attributes, then calls ``_set_up_head``; it gives ``forward_stem`` (image -> map 0),
     ``stage_names`` (the cells giving maps 1..4, each from the previous one; ``enter_stages`` may
     transform map 0 first) and ``make_classifier``. ``construct`` returns the ``out_indices`` maps as a
     tuple when ``features_only``, else the head's output: logits (N, num_classes), pooled features
@@ -158,14 +193,20 @@ class FeatureClassifier(nn.Cell):
 
     stage_names: Tuple[str, ...] = ()
 
-    def __init__(self, in_channels: int, num_classes: int, features_only: bool, out_indices: Sequence[int],
-                 global_pool: str = "avg") -> None:
+    def __init__(self, in_channels: int, num_classes: int, features_only: bool,
+                 out_indices: Union[None, int, Sequence[int]], global_pool: str = "avg", drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0) -> None:
         super().__init__()
-        if features_only:  # timm's rule: negative indices count from the end, an int n is the last n maps
-            out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
-        self.in_channels, self.features_only, self.out_indices = in_channels, features_only, tuple(out_indices)
+        check_network_args(num_classes, in_channels, drop_rate, drop_path_rate, features_only)
+        if out_indices is not None and not features_only:
+            raise ValueError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
+                             "a features_only model returns)")
+        # timm's rule: None is every map, negative indices count from the end, an int n is the last n maps
+        out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
+        self.in_channels, self.features_only, self.out_indices = int(in_channels), features_only, tuple(out_indices)
+        self.drop_rate, self.drop_path_rate = float(drop_rate), float(drop_path_rate)  # numpy's as Python's
         self.grad_checkpointing = False
-        self.num_classes = 0 if features_only else num_classes
+        self.num_classes = 0 if features_only else int(num_classes)
         self._check_head(self.num_classes, global_pool)
         self.global_pool = global_pool
 
@@ -175,9 +216,9 @@ class FeatureClassifier(nn.Cell):
         if global_pool == "" and num_classes > 0:
             raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
 
-    def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int, drop_rate: float) -> None:
+    def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int) -> None:
         """Feature info from the five maps' (channels, reduction, module) (its ``out_indices`` the model's
-        when ``features_only``, else all five), the pool, dropout and classifier. A ``features_only``
+        when ``features_only``, else all five), the pool, dropout (``drop_rate``) and classifier. A ``features_only``
         model's ``out_channels`` are its outputs' channels, as mindcv's ``FeatureExtractWrapper`` gives them."""
         self.feature_info = FeatureInfo([dict(num_chs=c, reduction=r, module=m) for c, r, m in feature_maps],
                                         self.out_indices if self.features_only else NUM_FEATURE_MAPS)
@@ -185,7 +226,7 @@ class FeatureClassifier(nn.Cell):
             self.out_channels = self.feature_info.channels()
         self.num_features = self.head_hidden_size = num_features
         self.pool = GlobalPool(self.global_pool, keep_dims=self.pool_keeps_dims)
-        self.head_drop = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.head_drop = nn.Dropout(p=self.drop_rate) if self.drop_rate > 0 else None
         self.fc = self.make_classifier(self.num_classes) if self.num_classes > 0 else None
 
     pool_keeps_dims = False  # the DLA's 1x1-convolution classifier takes (N, C, 1, 1)

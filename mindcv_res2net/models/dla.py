@@ -6,7 +6,7 @@ hands each level's first block its residual. Parameter names follow the official
 (``level3.tree1.tree2.convs.0.weight``), with MindSpore's BatchNorm names.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
@@ -113,10 +113,11 @@ class Res2NetDLA(FeatureClassifier):
     def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
                  1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4),
+                 features_only: bool = False, out_indices: Optional[Sequence[int]] = None,
                  global_pool: str = "avg", output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
+        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         if output_stride != 32 or frozen_stages != -1:
             raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
                              f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
@@ -124,12 +125,12 @@ class Res2NetDLA(FeatureClassifier):
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
-            nn.Conv2d(in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
+            nn.Conv2d(self.in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
             nn.BatchNorm2d(channels[0], eps=1e-5, momentum=0.9), nn.ReLU())
         self.level0 = nn.SequentialCell(*conv_bn(channels[0], channels[1], 3), nn.ReLU())
         self.level1 = nn.SequentialCell(*conv_bn(channels[1], channels[2], 3, stride=2), nn.ReLU())
         blocks = sum(2 ** (depth - 1) * 2 for depth in levels)
-        rates = [drop_path_rate * i / max(blocks - 1, 1) for i in range(blocks)]
+        rates = [self.drop_path_rate * i / max(blocks - 1, 1) for i in range(blocks)]
         self.unused_weight_prefixes: List[str] = []  # tensors of the official files that the network never uses
         for index, depth in enumerate(levels):
             out = channels[index + 3]
@@ -139,7 +140,7 @@ class Res2NetDLA(FeatureClassifier):
             setattr(self, f"level{index + 2}", tree)
             self.unused_weight_prefixes += [".".join(filter(None, (f"level{index + 2}", name, "project."))) for name, cell
                                             in tree.cells_and_names() if getattr(cell, "has_unused_project", False)]
-        self._set_up_head([(channels[i + 2], 2 ** (i + 1), f"level{i + 1}") for i in range(5)], channels[-1], drop_rate)
+        self._set_up_head([(channels[i + 2], 2 ** (i + 1), f"level{i + 1}") for i in range(5)], channels[-1])
         for _, cell in self.cells_and_names():
             if isinstance(cell, nn.Conv2d) and cell is not self.fc:
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),

@@ -1,12 +1,13 @@
 """Model factory: ``create_model(name, ...)`` builds a registered model and loads its weights."""
-from typing import Optional, Sequence
+import os
+from typing import Optional, Sequence, Union
 
 from mindspore import nn
 
 from ..weights import CheckpointError, load_checkpoint, read_checkpoint
 from ..weights.checkpoint_layout import describe_checkpoint
 from ..utils.download import download_weights
-from .registry import get_pretrained_cfg, model_entrypoint, resolve_name, split_model_name
+from .registry import get_pretrained_cfg, model_entrypoint, split_model_name
 
 
 FEATURE_CLASSES = (None, "list", "getter")  # timm's feature_cls values that mean our features_only model
@@ -29,17 +30,31 @@ def _in_channels(kwargs: dict, default: int) -> int:
     return next((c for c in (in_channels, in_chans) if c is not None), default)
 
 
+def _check_weights_args(checkpoint_path, pretrained: bool, ema) -> Optional[str]:
+    """``checkpoint_path`` as a str (None for None or ""), after checking it and ``ema``: a path is a str
+    or os.PathLike, ``ema`` True, False or None, and ``ema=True`` needs weights to pick the EMA ones from
+    (a flag that would be ignored is an error; False, mindcv's default, asks for nothing)."""
+    if checkpoint_path is not None and not isinstance(checkpoint_path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_path must be a path (str or os.PathLike), got {checkpoint_path!r}")
+    if ema is not None and not isinstance(ema, bool):
+        raise TypeError(f"ema must be True, False or None, got {ema!r}")
+    if ema and not (checkpoint_path or pretrained):
+        raise ValueError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
+                         "(or drop ema)")
+    return os.fspath(checkpoint_path) if checkpoint_path else None
+
+
 def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
                          checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, feature_cls=None,
                          **kwargs) -> nn.Cell:
     """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
 
-    ``checkpoint_path`` (any format the converter reads; ``ema`` picks a training checkpoint's weights,
-    see ``network_weights``) or ``pretrained``, which downloads the published weights of
-    ``pretrained_tag`` (default: the best-scoring ones) into the cache. timm's names: ``in_chans`` for
-    ``in_channels`` (default: the config's input channels), ``feature_cls`` (None, ``'list'`` or
-    ``'getter'``, with ``features_only``).
+    ``checkpoint_path`` (any format the converter reads) or ``pretrained``, which downloads the published
+    weights of ``pretrained_tag`` (default: the best-scoring ones) into the cache; ``ema`` picks the
+    file's weights (see ``network_weights``). timm's names: ``in_chans`` for ``in_channels`` (default:
+    the config's input channels), ``feature_cls`` (None, ``'list'`` or ``'getter'``, with ``features_only``).
     """
+    checkpoint_path = _check_weights_args(checkpoint_path, pretrained, ema)
     if pretrained and checkpoint_path:
         raise ValueError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
                          "load either the published weights or a file")
@@ -63,7 +78,7 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
         except CheckpointError as exc:  # a cached file damaged (or placed) after its download
             raise CheckpointError(f"{exc} (the cached download of {cfg['url']}: delete it to download it again)") \
                 from None
-        load_checkpoint(model, path, new_classifier, new_in_channels, state=state)
+        load_checkpoint(model, path, new_classifier, new_in_channels, state=state, ema=ema)
     return model
 
 
@@ -73,10 +88,10 @@ def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs
 
 
 def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: Optional[int] = None,
-                 checkpoint_path: Optional[str] = "", features_only: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3, 4), drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 global_pool: str = "avg", ema: Optional[bool] = None, auto_mapping: bool = False,
-                 **kwargs) -> nn.Cell:
+                 checkpoint_path: Union[None, str, os.PathLike] = "", features_only: bool = False,
+                 out_indices: Union[None, int, Sequence[int]] = None, drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, global_pool: str = "avg", ema: Optional[bool] = None,
+                 auto_mapping: bool = False, **kwargs) -> nn.Cell:
     """Build a registered model by name, alias (``res2net50_26w_4s``) or ``name.tag`` (``res2net50.official_in1k``).
 
     The arguments of timm's and mindcv's ``create_model``, with their meaning:
@@ -85,43 +100,53 @@ def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1
       best-scoring); ``checkpoint_path`` loads a local file in any supported format instead ("" or
       None: none; both at once are an error, as in mindcv). A classifier of another size is replaced
       only when ``num_classes`` differs from the published 1000 (fine-tuning).
-    - ``ema`` (mindcv): for a training checkpoint, True loads its EMA weights (an error if it has none),
-      False the trained weights; None (ours) the EMA weights when it has them.
+    - ``ema`` (mindcv): for a training checkpoint, True loads its EMA weights (an error if it has none,
+      or if no weights are loaded), False the trained weights; None (ours) the EMA weights when it has them.
     - ``auto_mapping`` (mindcv): accepted, and always on: the names of every supported source (official,
       timm, mindcv, PaddleClas, mmpretrain) are mapped exactly; names that do not map are an error
       listing them, never a guess by similarity.
-    - ``features_only`` / ``out_indices``: a tuple of feature maps (default all five, strides 2..32).
+    - ``num_classes``: an int >= 0 (0: no classifier); ``in_channels`` an int >= 1; ``drop_rate`` and
+      ``drop_path_rate`` numbers in [0, 1).
+    - ``features_only`` / ``out_indices``: a tuple of feature maps (``out_indices`` None: all five, strides
+      2..32; ints, negative ones counting from the end, or an int n: the last n; only with ``features_only``).
     - ``global_pool``: "avg", "max", "avgmax", or "" with ``num_classes=0`` for the unpooled map.
     - timm's names: ``in_chans`` for ``in_channels`` (default 3, the published input), ``feature_cls``
-      (``'getter'`` or timm's default) with ``features_only``; ``out_indices`` may count from the end.
+      (``'getter'`` or timm's default) with ``features_only``. As in timm, an argument of the network
+      given as None (``num_classes=None``, ``drop_path_rate=None`` ...) takes its default.
+
+    A name that is not a str is a ``TypeError``, an unknown one a ``ValueError`` with suggestions; so
+    is every argument of the wrong type or out of range (one line naming it).
     """
     if not isinstance(pretrained, bool):
         raise TypeError(f"create_model: pretrained must be True or False, got {pretrained!r} "
                         "(pass num_classes and the rest by keyword)")
     if not isinstance(auto_mapping, bool):
         raise TypeError(f"create_model: auto_mapping must be True or False, got {auto_mapping!r}")
-    name, tag = split_model_name(model_name)
-    builder = model_entrypoint(resolve_name(name))
-    return builder(pretrained=pretrained, pretrained_tag=tag, num_classes=num_classes, in_channels=in_channels,
-                   checkpoint_path=checkpoint_path or None, features_only=features_only, out_indices=out_indices,
-                   drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool, ema=ema, **kwargs)
+    builder = model_entrypoint(model_name)
+    network = dict(num_classes=num_classes, features_only=features_only, out_indices=out_indices,
+                   drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool, **kwargs)
+    network = {key: value for key, value in network.items() if value is not None}  # timm: None is the default
+    return builder(pretrained=pretrained, pretrained_tag=split_model_name(model_name)[1], in_channels=in_channels,
+                   checkpoint_path=checkpoint_path, ema=ema, **network)
 
 
 def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None,
-                                 **kwargs) -> nn.Cell:
+                                 ema: Optional[bool] = None, **kwargs) -> nn.Cell:
     """A model with exactly the network a checkpoint holds, trained head included, for inference or export.
 
     The class count and input channels come from the file (``describe_checkpoint``); a ``num_classes``
-    that contradicts the file is an error, never a silently re-initialised head. The file's class
-    names and training config, when it has them, are kept in ``model.class_names`` and ``model.run_config``
-    (the config as stored: a JSON object, which ``engine.run_folder.run_config`` converts).
+    that contradicts the file is an error, never a silently re-initialised head. ``ema`` as for
+    ``create_model``. The file's class names and training config, when it has them, are kept in
+    ``model.class_names`` and ``model.run_config`` (the config as stored: a JSON object, which
+    ``engine.run_folder.run_config`` converts).
     """
+    _check_weights_args(checkpoint_path, False, ema)
     state, metadata = read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
     info = describe_checkpoint(state, metadata, checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:
         raise CheckpointError(f"{checkpoint_path}: holds a {info['num_classes']}-class head, "
                               f"but {num_classes} classes were asked for")
     model = create_model(model_name, num_classes=info["num_classes"], in_channels=info["in_channels"], **kwargs)
-    load_checkpoint(model, checkpoint_path, state=state)
+    load_checkpoint(model, checkpoint_path, state=state, ema=ema)
     model.class_names, model.run_config = info["class_names"], info["config"]
     return model

@@ -1,6 +1,7 @@
 """Model registry: builder functions by name, their aliases and their pretrained-weight configs."""
 import difflib
 import fnmatch
+import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 _builders: Dict[str, Callable] = {}
@@ -79,19 +80,32 @@ def split_model_name(model_name: str) -> Tuple[str, Optional[str]]:
     return name, (tag or None)
 
 
+_PATH_CHARS = re.compile(r"[/\\:]")  # never in a registered name (timm's rule): a path or a hub id was given
+
+
 def resolve_name(model_name: str) -> str:
-    """Canonical model name for a name or alias (tag stripped); a clear error with suggestions if unknown."""
+    """Canonical model name for a name or alias (tag stripped); a clear error with suggestions if unknown,
+    a ``TypeError`` if ``model_name`` is not a str."""
+    if not isinstance(model_name, str):
+        raise TypeError(f"model_name must be a str (a registered model such as 'res2net50'), got {model_name!r}")
     name, _ = split_model_name(model_name)
     name = _aliases.get(name, name)
     if name not in _builders:
         known = sorted(_builders) + sorted(_aliases)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        looks_like_path = bool(_PATH_CHARS.search(model_name))
+        base = split_model_name(_PATH_CHARS.split(model_name)[-1])[0] if looks_like_path else name
+        close = difflib.get_close_matches(base, known, n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_builders))}"
-        raise ValueError(f"unknown model '{model_name}'{hint}")
+        path = " (a registered name, not a path: weight files are checkpoint_path= or --ckpt_path)" \
+            if looks_like_path else ""
+        raise ValueError(f"unknown model {model_name!r}{path}{hint}")
     return name
 
 
 def is_model(model_name: str) -> bool:
+    """Whether ``model_name`` (a name, alias or ``name.tag``) is registered; False for anything but a str."""
+    if not isinstance(model_name, str):
+        return False
     name, _ = split_model_name(model_name)
     return _aliases.get(name, name) in _builders
 
@@ -130,14 +144,24 @@ def _tagged_names(name: str, pretrained: bool) -> List[str]:
     return tagged or ([] if pretrained else [name])
 
 
+def _patterns(value, what: str) -> List[str]:
+    """A pattern argument as a list: None or '' (timm: no filter) -> [], a str -> [it], a list or tuple of
+    str -> its non-empty items; anything else is a ``TypeError`` naming ``what``."""
+    items = [value] if isinstance(value, str) or value is None else value
+    if not isinstance(items, (list, tuple)) or not all(p is None or isinstance(p, str) for p in items):
+        raise TypeError(f"list_models: {what} must be a str or a list of str, got {value!r}")
+    return [p for p in items if p]
+
+
 def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool = False, exclude_filters: Patterns = "",
                 name_matches_cfg: bool = False, include_tags: Optional[bool] = None, include_aliases: bool = False,
                 pattern: Optional[Patterns] = None) -> List[str]:
     """Sorted model names, as timm's and mindcv's ``list_models``.
 
     ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
-    name of ``filter``); a ``name.tag`` entry matches by its full or its model name. ``module``: only
-    the models of that module or list of modules (see ``list_modules``; an unknown one is an error).
+    name of ``filter``); a ``name.tag`` entry matches by its full or its model name; None or '' is no
+    filter (timm's). ``module``: only the models of that module or list of modules (see
+    ``list_modules``; an unknown one is an error; None or '': all).
     ``pretrained=True``: only models with published weights. ``include_tags`` (default: ``pretrained``,
     as timm): one ``name.tag`` entry per weight tag (best first per model; only published ones with
     ``pretrained``), the bare name for a model without any. ``name_matches_cfg``: only names with a
@@ -146,12 +170,9 @@ def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool =
     """
     if pattern is not None:
         filter = pattern
-    include = [filter] if isinstance(filter, str) else list(filter)
-    include = [p for p in include if p] or ["*"]
-    exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
-    exclude = [p for p in exclude if p]
-    modules = [module] if isinstance(module, str) else list(module)
-    modules = [m for m in modules if m]
+    include = _patterns(filter, "filter") or ["*"]
+    exclude = _patterns(exclude_filters, "exclude_filters")
+    modules = _patterns(module, "module")
     unknown = sorted(set(modules) - set(list_modules()))
     if unknown:
         raise ValueError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "

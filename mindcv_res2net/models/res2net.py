@@ -108,14 +108,15 @@ class Res2Net(FeatureClassifier):
             layer1 therefore cascades in every block).
         exclusive_pool: the stage blocks' 3x3 average pool ignores the zero padding (PaddleClas).
         se_reduction: squeeze-excitation in every block with this channel reduction (0: none; SE-Res2Net: 16).
-        num_classes: classifier outputs; 0 builds a head-less model returning pooled features.
+        num_classes: classifier outputs (an int >= 0); 0 builds a head-less model returning pooled features.
         global_pool: the head's pooling, "avg" (published), "max", "avgmax" or "" (none: needs
             ``num_classes=0``, and the model returns the final feature map).
-        in_channels: input image channels.
-        drop_rate: dropout before the classifier (training only).
-        drop_path_rate: stochastic depth of the last block; rates grow linearly from 0 over blocks.
-        features_only: return the ``out_indices`` feature maps as a tuple instead of logits (default all
-            five: 0 = the stem activation ``act1`` at stride 2, 1..4 = layer1..layer4 at strides 4..32).
+        in_channels: input image channels (an int >= 1).
+        drop_rate: dropout before the classifier (training only), in [0, 1).
+        drop_path_rate: stochastic depth of the last block, in [0, 1); rates grow linearly from 0 over blocks.
+        features_only: return the ``out_indices`` feature maps as a tuple instead of logits (``out_indices``
+            None: all five; 0 = the stem activation ``act1`` at stride 2, 1..4 = layer1..layer4 at strides
+            4..32; an int n: the last n). ``out_indices`` without ``features_only`` is an error.
         zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
         output_stride: 32, 16 or 8, the reduction of the final map. Below 32 the stages that would
             reach a larger stride keep stride 1 and dilate their 3x3 convolutions instead (2 after one
@@ -138,10 +139,11 @@ class Res2Net(FeatureClassifier):
                  deep_stem: bool = False, avg_down: bool = False, stage_blocks: str = "first",
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3, 4), global_pool: str = "avg",
+                 out_indices: Optional[Sequence[int]] = None, global_pool: str = "avg",
                  zero_init_last: bool = True, output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool)
+        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
@@ -153,22 +155,21 @@ class Res2Net(FeatureClassifier):
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
         self.avg_down = avg_down
         self.stage_blocks, self.exclusive_pool, self.se_reduction = stage_blocks, exclusive_pool, se_reduction
-        self.drop_rate = drop_rate
 
         if deep_stem:
             self.conv1 = nn.SequentialCell(
-                *conv_bn(in_channels, 32, 3, stride=2), nn.ReLU(),
+                *conv_bn(self.in_channels, 32, 3, stride=2), nn.ReLU(),
                 *conv_bn(32, 32, 3), nn.ReLU(),
                 conv_bn(32, 64, 3)[0],
             )
         else:
-            self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
+            self.conv1 = nn.Conv2d(self.in_channels, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
         self.bn1 = nn.BatchNorm2d(64, eps=1e-5, momentum=0.9)
         self.act1 = nn.ReLU()
         self.maxpool = Pool2dPad("max", 3, 2, padding=1)
 
         total_blocks = sum(layers)
-        block_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
+        block_rates = [self.drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
         feature_maps = [(64, 2, "act1")]
         in_planes, net_stride, dilation = 64, 4, 1
         for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers)):
@@ -188,7 +189,7 @@ class Res2Net(FeatureClassifier):
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
             feature_maps.append((in_planes, net_stride, f"layer{stage + 1}"))
-        self._set_up_head(feature_maps, in_planes, drop_rate)
+        self._set_up_head(feature_maps, in_planes)
         self._init_weights(zero_init_last)
         self._apply_training_switches((self.conv1, self.bn1), frozen_stages, norm_eval)
 
