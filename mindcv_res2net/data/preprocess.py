@@ -31,11 +31,13 @@ def prediction_eval(model, run_config: Optional[dict] = None, source: str = "") 
 
 
 def preprocess_for(pre: EvalPreprocessing, in_channels: int):
-    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel)."""
+    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel),
+    with the checks of ``load_rgb``: a corrupt file or one too elongated for ``pre.resize`` raises
+    ``DatasetError`` naming it."""
     ops = eval_transforms(pre, on_host=True)
 
     def preprocess(path: str) -> np.ndarray:
-        image = load_rgb(path)
+        image = load_rgb(path, pre.resize)
         if in_channels == 1:
             image = image.mean(axis=-1, keepdims=True).astype(np.uint8)
         for op in ops:
