@@ -104,10 +104,10 @@ def test_png_with_damaged_pixel_data_and_valid_checksums_is_found_by_the_scan(tm
         assert _refusal(load_rgb, path) == message  # predict and INT8 calibration say the same
 
 
-def test_png_that_libpng_refuses_but_pillow_reads_is_decoded_by_pillow_or_refused(tmp_path, photo):
-    """A bad CRC (pixels intact) and a 2,000,000 x 1 PNG (over libpng's 1,000,000-px width limit): MindSpore's
-    decoder would stop the run mid-epoch. The first goes to Pillow and decodes to Pillow's pixels; the second
-    is refused by name (OpenCV refuses it as BMP too), whether an evaluation resize applies or not."""
+def test_png_that_libpng_refuses_but_pillow_reads_is_refused_by_name(tmp_path, photo):
+    """A bad CRC (libpng checks it, Pillow does not) and a 2,000,000 x 1 PNG (over libpng's 1,000,000-px width
+    limit; OpenCV refuses it as BMP too): MindSpore's decoder would stop the run mid-epoch, so the scan refuses
+    them by name, or leaves them out; an 8-bit PNG that decodes goes to MindSpore's decoder."""
     from mindspore.dataset import vision
 
     folder = tmp_path / "train" / "a"
@@ -116,21 +116,23 @@ def test_png_that_libpng_refuses_but_pillow_reads_is_decoded_by_pillow_or_refuse
     idat = png.index(b"IDAT")
     crc_at = idat + 4 + int.from_bytes(png[idat - 4:idat], "big")
     png[crc_at] ^= 0xFF
-    (folder / "bad_crc.png").write_bytes(bytes(png))
-    wide = folder / "wide.png"
+    bad_crc, wide = folder / "bad_crc.png", folder / "wide.png"
+    bad_crc.write_bytes(bytes(png))
     Image.new("L", (2_000_000, 1), 128).save(wide)
     photo.save(folder / "fine.png")
-    for path in (folder / "bad_crc.png", wide):
+    for path in (bad_crc, wide):
         with pytest.raises(RuntimeError):
             vision.Decode()(np.fromfile(path, np.uint8))
+    assert load_rgb(str(bad_crc)).shape == (photo.height, photo.width, 3)  # Pillow alone reads it
+    assert _refusal(scan_image, bad_crc) == (f"cannot decode image {bad_crc}: MindSpore's decoder (libpng) refuses "
+                                             "it although Pillow reads it: a bad checksum or damaged data "
+                                             "(libpng's reason is on stderr)")
     message = f"cannot use image {wide}: 2000000x1 px, a side longer than 1,000,000 px, which MindSpore's decoders refuse"
     assert _refusal(scan_image, wide) == _refusal(load_rgb, wide) == message
     with pytest.warns(DataWarning, match=f"^left out: {re.escape(message)}$"):
         source = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
-    kinds = {os.path.basename(path): kind for (path, _), kind in zip(source.samples, source.decoders)}
-    assert kinds == {"bad_crc.png": PILLOW, "fine.png": NATIVE}
-    for i, (path, _) in enumerate(source.samples):
-        assert np.array_equal(source.decode(i), load_rgb(path)), path
+    assert source.samples == [(str(folder / "fine.png"), 0)] and source.decoders == [NATIVE]
+    assert np.array_equal(source.decode(0), load_rgb(str(folder / "fine.png")))
 
 
 # ---------------------------------------------------------------------------------------------- JPEG

@@ -151,14 +151,18 @@ def _pillow_rgb(img) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _cpp_decodes_as(path: str, pixels: np.ndarray) -> bool:
-    """True when MindSpore's C++ decoder (the pipeline's) reads ``path`` to exactly ``pixels``."""
+def _cpp_decodes_as_pillow(path: str, pixels: np.ndarray) -> bool:
+    """Whether MindSpore's C++ decoder (the pipeline's; libpng for a PNG) reads ``path`` to exactly ``pixels``.
+    Raises ``DatasetError`` when it refuses the file, which Pillow read: libpng checks what Pillow does not
+    (every CRC, the zlib stream's own checksum), so the file is damaged."""
     from mindspore.dataset import vision
 
     try:
-        return np.array_equal(vision.Decode()(np.fromfile(path, np.uint8)), pixels)
-    except RuntimeError:  # e.g. libpng's CRC check, which Pillow does not make
-        return False
+        decoded = vision.Decode()(np.fromfile(path, np.uint8))
+    except RuntimeError:
+        raise DatasetError(f"cannot decode image {path}: MindSpore's decoder (libpng) refuses it although Pillow "
+                           "reads it: a bad checksum or damaged data (libpng's reason is on stderr)") from None
+    return np.array_equal(decoded, pixels)
 
 
 def _ends_with_marker(path: str, fmt: str) -> bool:
@@ -176,20 +180,23 @@ def scan_image(path: str, resize: Optional[int] = None) -> int:
     The header first: Pillow's pixel limit and the evaluation resize's bound (``check_shape``). A JPEG is
     decoded by libjpeg-turbo at 1/8 scale, every warning an error (``libjpeg_decode``); a grey or RGB one
     that ends with its end marker goes to MindSpore's decoder (the same libjpeg-turbo). Every other file is
-    decoded in full by Pillow; a PNG goes to MindSpore's decoder only when that decoder gives Pillow's
-    pixels (libpng refuses files that Pillow reads, such as a bad CRC); the rest goes to
-    Pillow (trailing bytes, CMYK, 16-bit, WebP, lossless JPEG...). Raises ``DatasetError`` naming an
-    unreadable, corrupt or refused file.
+    decoded in full by Pillow; a PNG (8-bit) that MindSpore's decoder refuses is damaged (see
+    ``_cpp_decodes_as_pillow``), and one goes to that decoder only when it gives Pillow's pixels; the rest
+    goes to Pillow (trailing bytes, CMYK, 16-bit, WebP, lossless JPEG...). Raises ``DatasetError`` naming
+    an unreadable, corrupt or refused file.
     """
     with open_image(path, resize) as img:
         fmt, mode = img.format, img.mode
         libjpeg = fmt in JPEG_FORMATS and libjpeg_decode(_read_bytes(path), path) is not None
-        native = mode in NATIVE_MODES.get(fmt, ()) and (fmt == "PNG" or libjpeg) and _ends_with_marker(path, fmt)
-        if native and fmt == "JPEG":
+        native = mode in NATIVE_MODES.get(fmt, ()) and (fmt == "PNG" or libjpeg)
+        whole = native and _ends_with_marker(path, fmt)  # else bytes after the end marker: Pillow copes
+        if fmt == "JPEG" and whole:
             return NATIVE
         img.load()  # in full, as Pillow will decode it in training (or as MindSpore's decoder must)
-        pillow = _pillow_rgb(img) if native else None
-    return NATIVE if native and _cpp_decodes_as(path, pillow) else PILLOW
+        pillow = _pillow_rgb(img) if native and fmt == "PNG" else None
+    if pillow is not None and _cpp_decodes_as_pillow(path, pillow) and whole:
+        return NATIVE
+    return PILLOW
 
 
 def encode_bmp(image: np.ndarray) -> np.ndarray:
