@@ -247,6 +247,20 @@ def test_elongated_images_are_refused_before_they_cost_memory(tmp_path, photo):
     assert preprocess_for(pre, 3)(str(tmp_path / "val" / "a" / "panorama.jpg")).shape == (3, 224, 224)
 
 
+def test_a_cifar_run_predicts_a_file_of_any_size_at_its_own_32_px(tmp_path, photo):
+    """CIFAR at 32 px is evaluated as stored; a photo file given to predict is stretched to 32 x 32, never fed
+    to the network at its own size (a 9000 x 9000 photo would cost gigabytes of activations)."""
+    pre = checkpoint_eval("x", dict(dataset="cifar10", image_resize=32), CFG).preprocessing
+    assert pre.resize is None and not pre.stretch
+    photo.save(tmp_path / "photo.png")
+    small = photo.resize((32, 32))
+    small.save(tmp_path / "small.png")
+    assert preprocess_for(pre, 3)(str(tmp_path / "photo.png")).shape == (3, 32, 32)
+    mean, std = np.array(pre.mean)[:, None, None], np.array(pre.std)[:, None, None]
+    expected = (np.asarray(small, np.float32).transpose(2, 0, 1) - mean) / std
+    np.testing.assert_allclose(preprocess_for(pre, 3)(str(tmp_path / "small.png")), expected, atol=1e-5)
+
+
 def test_crop_pct_has_a_range_in_flags_recipes_and_stored_configs(tmp_path):
     for value in ("0.01", "1.5", "0"):
         with pytest.raises(ConfigError, match=rf"argument --crop_pct: must be a number from 0.1 to 1 .*got {value}$"):
