@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zlib
@@ -378,7 +379,8 @@ run_cli(main)
 @pytest.mark.e2e
 def test_training_skips_every_broken_file_of_both_splits_and_logs_each(tmp_path, photo):
     """With --skip_corrupt_images a folder holding such files in train/ and val/ trains a whole epoch and its
-    validation pass; train.log names every file left out. Without it, the run stops before it starts."""
+    validation pass; train.log names every file left out. Without it, the run stops before it starts. A
+    training split of one class is said in train.log."""
     skipped = {}
     for split in ("train", "val"):
         for name in ("a", "b"):
@@ -407,6 +409,13 @@ def test_training_skips_every_broken_file_of_both_splits_and_logs_each(tmp_path,
         assert f"{tmp_path / 'data' / split}: left out 5 of 9 images (each named above)" in log
     assert re.search(r"epoch 1/1: train loss [\d.]+, .*; val loss [\d.]+, top-1 ", log), log[-2000:]
     assert (run_dir / "tiny_net-best.ckpt").exists() and not (tmp_path / "abnormal_image.jpg").exists()
+    for split in ("train", "val"):  # one class left: the log says that nothing can be learned
+        shutil.rmtree(tmp_path / "data" / split / "b")
+    proc = subprocess.run([sys.executable] + argv + ["--ckpt_save_dir", str(tmp_path / "one")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WARNING imagefolder/train: every training image is of one class ('a'): cross-entropy over a single " \
+           "class is always 0, so the network learns nothing" in (tmp_path / "one" / "train.log").read_text()
 
 
 @pytest.mark.e2e
