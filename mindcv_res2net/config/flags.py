@@ -10,8 +10,9 @@ from ..data.settings import SMALL_DATASETS, DataConfig
 from ..models.base import FROZEN_STAGES
 from ..optim import OPTIMIZER_FLAGS, OPTIMIZERS
 from ..scheduler import SCHEDULER_FLAGS, SCHEDULERS
-from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError, finite_float, image_size, optional_float,
-                              optional_int, optional_positive_int, optional_str, positive_int, str2bool)
+from ..utils.argtypes import (MAX_IMAGE_SIZE, MIN_CROP_PCT, MIN_IMAGE_SIZE, ConfigError, finite_float, image_size,
+                              optional_crop_pct, optional_float, optional_int, optional_positive_int, optional_str,
+                              positive_int, str2bool)
 from ..utils.device import AMP_LEVELS, MODES
 from ..utils.engines import INFERENCE_ENGINES
 
@@ -143,8 +144,8 @@ def _declare() -> Dict[str, Flag]:
                    help="per-channel mean on the 0-255 scale (default: the model's, x255)")
     g.add_argument("--std", type=finite_float, nargs="+", default=_DATA.std,
                    help="per-channel std on the 0-255 scale (default: the model's, x255)")
-    g.add_argument("--crop_pct", type=optional_float, default=_DATA.crop_pct,
-                   help="eval centre-crop fraction (default: the model's, 0.875)")
+    g.add_argument("--crop_pct", type=optional_crop_pct, default=_DATA.crop_pct,
+                   help=f"eval centre-crop fraction, {MIN_CROP_PCT:g} to 1 (default: the model's, 0.875)")
     g.add_argument("--mixup", type=finite_float, default=_DATA.mixup, help="mixup alpha (0: off)")
     g.add_argument("--cutmix", type=finite_float, default=_DATA.cutmix, help="cutmix alpha (0: off)")
     g.add_argument("--cutmix_prob", type=finite_float, default=_DATA.cutmix_prob, help="probability to mix a batch")

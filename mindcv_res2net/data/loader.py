@@ -1,11 +1,13 @@
 """Build a batched MindSpore dataset for a named data set and split from the config."""
 import os
 import re
+import warnings
 from typing import List, Optional
 
 import mindspore.dataset as ds
 import numpy as np
 
+from .image_files import DataWarning
 from .sources import CIFAR, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
 from .settings import DataConfig, eval_preprocessing, normalization
 from .transforms import BatchMixer, eval_transforms, train_transforms
@@ -37,9 +39,11 @@ class Loader:
 
 
 def create_source(name: str, split: str, data_dir: str = "", download: bool = False,
-                  class_names: Optional[List[str]] = None, skip_corrupt: bool = False, scan_threads: int = 1):
+                  class_names: Optional[List[str]] = None, skip_corrupt: bool = False, scan_threads: int = 1,
+                  resize: Optional[int] = None):
     """Random-access source of (HWC uint8 image, label) pairs with ``class_names``; an image folder's
-    files are checked first by ``scan_threads`` threads."""
+    files are checked first by ``scan_threads`` threads, against the evaluation's shorter side ``resize``
+    (px) too (see ``ImageFolderSource``)."""
     if name not in DATASETS:
         raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got '{name}'")
     if name == "digits":
@@ -55,7 +59,7 @@ def create_source(name: str, split: str, data_dir: str = "", download: bool = Fa
     if not os.path.isdir(root) and os.path.isdir(os.path.join(parent, split)):  # --data_dir .../train
         raise DatasetError(f"--data_dir {data_dir}: has no {split}/ folder, but {parent} has: --data_dir is the "
                            f"folder above the splits ({parent}, holding {split}/<class>/<image>), not a split folder")
-    return ImageFolderSource(root, class_names, skip_corrupt, scan_threads)
+    return ImageFolderSource(root, class_names, skip_corrupt, scan_threads, resize)
 
 
 class SubsetSource:
@@ -70,6 +74,10 @@ class SubsetSource:
 
     def __getitem__(self, index: int):
         return self.source[self.indices[index]]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.source.labels[self.indices]
 
     @property
     def encoded(self) -> bool:
@@ -106,11 +114,14 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
 
     Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
-    MindSpore's C++ workers. The class count is ``data.num_classes`` (default: the data set's).
+    MindSpore's C++ workers; every split's images are bounded by the evaluation resize (see
+    ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
+    training split of a single class gets a ``DataWarning``.
     """
     workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
+    pre = eval_preprocessing(data, model_cfg)
     source = create_source(data.dataset, split, data.data_dir, data.dataset_download, class_names,
-                           data.skip_corrupt_images, workers)
+                           data.skip_corrupt_images, workers, pre.resize)
     names = source.class_names
     num_classes = data.num_classes or len(names)
     if num_classes < len(names):
@@ -118,12 +129,17 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
     limit = (data.train_num_samples or data.num_samples) if train else data.num_samples
     if limit:
         source = SubsetSource(source, np.sort(np.random.default_rng(data.seed).permutation(len(source))[:limit]))
+    present = np.unique(source.labels) if train else None
+    if present is not None and len(present) == 1:
+        warnings.warn(f"{data.dataset}/{split}: every training image is of one class ('{names[present[0]]}'): "
+                      + ("cross-entropy over a single class is always 0, so the network learns nothing"
+                         if num_classes == 1 else f"the network can only learn to predict it ({num_classes} "
+                                                  "classes)"), DataWarning, stacklevel=2)
     encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
     if train:
         mean, std = normalization(data, model_cfg)
         transforms = train_transforms(data, mean, std, encoded)
     else:
-        pre = eval_preprocessing(data, model_cfg)
         transforms = eval_transforms(pre, not data.normalize_on_device, encoded, data.in_channels)
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)

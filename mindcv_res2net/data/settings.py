@@ -4,7 +4,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from .image_files import DatasetError
+from ..utils.argtypes import MIN_CROP_PCT
+from .image_files import MAX_RESIZED_SIDE, DatasetError
 
 SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
 
@@ -113,23 +114,29 @@ def normalization(data: DataConfig, model_cfg: dict) -> Tuple[Tuple[float, ...],
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
-def eval_preprocessing(data: DataConfig, model_cfg: dict) -> EvalPreprocessing:
+def eval_preprocessing(data: DataConfig, model_cfg: dict, origin: str = "--crop_pct") -> EvalPreprocessing:
     """The one rule of evaluation preprocessing, used by the validation loader, validate.py and predict:
 
     - digits / MNIST / Fashion-MNIST: stretch to ``image_resize`` squared;
     - CIFAR: as stored at 32 px, else stretched to ``image_resize`` squared;
     - image folders (ImageNet): short side to ``floor(image_resize / crop_pct)``, centre crop
-      ``image_resize``; ``crop_pct`` is the config's, else the model's (0.875 for every Res2Net).
+      ``image_resize``; ``crop_pct`` is the config's, else the model's (0.875 for every Res2Net), from
+      ``MIN_CROP_PCT`` to 1, and the resize at most ``MAX_RESIZED_SIDE`` px. ``origin`` names where
+      ``data.crop_pct`` came from in an error.
     """
     crop_pct = data.crop_pct if data.crop_pct is not None else model_cfg.get("crop_pct", 0.875)
-    if not 0.0 < crop_pct <= 1.0:
-        raise DatasetError(f"--crop_pct must be in (0, 1], got {crop_pct}")
+    if not MIN_CROP_PCT <= crop_pct <= 1.0:
+        raise DatasetError(f"{origin} must be from {MIN_CROP_PCT:g} to 1, got {crop_pct}")
     size = data.image_resize
     mean, std = normalization(data, model_cfg)
     if data.dataset in SMALL_DATASETS or data.dataset.startswith("cifar"):
         stretch = not (data.dataset.startswith("cifar") and size == 32)
         return EvalPreprocessing(size, None, stretch, data.interpolation, mean, std)
-    return EvalPreprocessing(size, int(math.floor(size / crop_pct)), False, data.interpolation, mean, std, crop_pct)
+    resize = int(math.floor(size / crop_pct))
+    if resize > MAX_RESIZED_SIDE:
+        raise DatasetError(f"{origin} {crop_pct:g} at image size {size} px would resize the shorter side to {resize} "
+                           f"px, more than {MAX_RESIZED_SIDE}")
+    return EvalPreprocessing(size, resize, False, data.interpolation, mean, std, crop_pct)
 
 
 # The settings of how a checkpoint's images are prepared (keys of DataConfig and of a run's config.yaml)
@@ -167,7 +174,9 @@ def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict,
             warnings.append(f"{flag} {_flag_text(given[key])} overrides the {_flag_text(getattr(base, key))} "
                             f"that {source} was trained with")
     data = dataclasses.replace(DataConfig.from_mapping(dataclasses.asdict(base), **given), **fixed)
-    pre = eval_preprocessing(data, model_cfg)
+    origin = (flags or {}).get("crop_pct", "--crop_pct") if "crop_pct" in given or not run_config \
+        else f"the crop_pct stored with {source}"
+    pre = eval_preprocessing(data, model_cfg, origin)
     norm = ("of the flags" if "mean" in given or "std" in given else "of the run" if run_config
             else "of the model")
     return CheckpointEval(data, pre, f"evaluating at {pre.describe(norm)} from {source}", tuple(warnings))

@@ -11,13 +11,13 @@ import tarfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..utils.download import download_file
-from .image_files import (IMAGE_EXTENSIONS, PILLOW, DatasetError, encode_bmp, is_regular_file, list_images, load_rgb,
-                          scan_image)
+from .image_files import (IMAGE_EXTENSIONS, PILLOW, DatasetError, DataWarning, encode_bmp, is_regular_file, list_images,
+                          load_rgb, scan_image)
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -175,10 +175,10 @@ def mnist_source(name: str, data_dir: str, split: str) -> ArraySource:
 _SCAN_CHUNK = 4096  # files scanned per batch of threads (a future per file of ImageNet would cost a GB)
 
 
-def _scan_or_error(path: str):
-    """``scan_image(path)``, or the ``DatasetError`` it raised."""
+def _scan_or_error(path: str, resize: Optional[int]):
+    """``scan_image(path, resize)``, or the ``DatasetError`` it raised."""
     try:
-        return scan_image(path)
+        return scan_image(path, resize)
     except DatasetError as exc:
         return exc
 
@@ -187,16 +187,18 @@ class ImageFolderSource:
     """``root/<class>/<image>`` tree of encoded images: ``source[i] -> (file bytes as 1-D uint8, label)``,
     decoded later in MindSpore's C++ workers (grey, palette and RGBA become RGB there).
 
-    Every file is scanned once when the source is made (see ``scan_image``; ``scan_seconds`` records
-    the cost). An unreadable file stops with its name, or with ``skip_corrupt`` is left out with a
-    warning. Files the C++ decoder would not read exactly as Pillow does (16-bit, CMYK, WebP, ...) are
-    decoded by Pillow here and handed over as BMP bytes.
+    Every file is checked once by decoding it when the source is made (see ``scan_image``; ``resize``:
+    the evaluation's shorter side in px, which bounds how elongated an image may be; ``scan_seconds``
+    records the cost). An unreadable, corrupt or refused file stops with its name, or with
+    ``skip_corrupt`` is left out with a ``DataWarning`` naming it. Files the C++ decoder would not read
+    exactly as Pillow does (16-bit, CMYK, WebP, ...) are decoded by Pillow here and handed over as BMP
+    bytes.
     """
 
     encoded = True
 
     def __init__(self, root: str, class_names: List[str] = None, skip_corrupt: bool = False,
-                 scan_threads: int = 1) -> None:
+                 scan_threads: int = 1, resize: Optional[int] = None) -> None:
         if not os.path.isdir(root):
             raise DatasetError(f"image folder not found: {root}")
         found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
@@ -216,21 +218,24 @@ class ImageFolderSource:
         self.skip_corrupt = skip_corrupt
         start = time.perf_counter()
         self.samples, self.decoders, skipped = [], [], []
-        with ThreadPoolExecutor(scan_threads) as pool:  # Pillow decodes without the GIL
+        with ThreadPoolExecutor(scan_threads) as pool:  # Pillow and libjpeg-turbo decode without the GIL
             for first in range(0, len(samples), _SCAN_CHUNK):
                 chunk = samples[first:first + _SCAN_CHUNK]
-                for (path, label), decoder in zip(chunk, pool.map(_scan_or_error, [p for p, _ in chunk])):
+                scans = pool.map(_scan_or_error, [p for p, _ in chunk], [resize] * len(chunk))
+                for (path, label), decoder in zip(chunk, scans):
                     if isinstance(decoder, DatasetError):
                         if not skip_corrupt:
                             pool.shutdown(cancel_futures=True)
                             raise DatasetError(f"{decoder} (pass --skip_corrupt_images to leave such files out)")
                         skipped.append(str(decoder))
+                        warnings.warn(f"left out: {decoder}", DataWarning, stacklevel=2)
                         continue
                     self.samples.append((path, label))
                     self.decoders.append(decoder)
         self.scan_seconds = time.perf_counter() - start
         if skipped:
-            warnings.warn(f"{root}: left out {len(skipped)} unreadable image(s), e.g. {skipped[0]}", stacklevel=2)
+            warnings.warn(f"{root}: left out {len(skipped)} of {len(samples)} images (each named "
+                          "above)", DataWarning, stacklevel=2)
         if not self.samples:
             raise DatasetError(f"no readable image under the {len(samples)} files of {root}")
         self.labels = np.array([label for _, label in self.samples], np.int32)
@@ -262,7 +267,7 @@ class ImageFolderSource:
             except DatasetError as exc:
                 if not self.skip_corrupt:
                     raise
-                warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                warnings.warn(f"skipping unreadable image: {exc}", DataWarning, stacklevel=2)
         raise DatasetError(f"no readable image under the {len(self.samples)} files of the image folder")
 
     def decode(self, index: int) -> np.ndarray:

@@ -5,6 +5,7 @@ import random
 import shlex
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..config import (check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming,
                       save_config, stored_config)
+from ..data.image_files import DataWarning
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
@@ -30,6 +32,23 @@ from .training_state import checkpoint_bytes, restore_training_state, training_s
 from .evaluate import evaluate
 from .stopping import StopSignals
 from .train_step import TrainStep, device_normalize, top_k_correct
+
+
+@contextmanager
+def _data_warnings_logged(logger):
+    """The ``DataWarning``s raised inside (images left out, a single class) become lines of the log, so
+    train.log keeps them; other warnings show as usual."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            yield
+        finally:
+            for caught_warning in caught:
+                if issubclass(caught_warning.category, DataWarning):
+                    logger.warning(str(caught_warning.message))
+                else:
+                    warnings.showwarning(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                         caught_warning.lineno)
 
 
 def set_seed(seed: int) -> None:
@@ -201,10 +220,11 @@ def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
     model_cfg = get_pretrained_cfg(args.model)
     data = data_config(args)
     shards = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
-    train_data = create_loader(data, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
-    class_names = train_data.class_names
-    num_classes = train_data.num_classes
-    val_data = create_loader(data, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
+    with _data_warnings_logged(logger):
+        train_data = create_loader(data, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
+        class_names = train_data.class_names
+        num_classes = train_data.num_classes
+        val_data = create_loader(data, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
     normalize = device_normalize(data, model_cfg)
 
     model = create_model(args.model, pretrained=args.pretrained and not resume_path, num_classes=num_classes,

@@ -13,6 +13,9 @@ import sys
 # than padding; beyond 4096 px an image only exhausts memory (one 4096 px RGB batch of 8 is 1.6 GB of float32).
 MIN_IMAGE_SIZE = 32
 MAX_IMAGE_SIZE = 4096
+# The evaluation centre crop's share of the resized shorter side (timm's crop_pct; Res2Net's is 0.875):
+# below 0.1 the resize would be over ten times the crop
+MIN_CROP_PCT = 0.1
 
 
 class ConfigError(ValueError):
@@ -79,11 +82,20 @@ def optional_float(value):
     return None if _is_none(value) else finite_float(value)
 
 
+def optional_crop_pct(value):
+    """None, or a number from ``MIN_CROP_PCT`` to 1."""
+    number = optional_float(value)
+    if number is not None and not MIN_CROP_PCT <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from {MIN_CROP_PCT:g} to 1 (the share of the resized "
+                                         f"image's shorter side kept by the centre crop), got {value}")
+    return number
+
+
 def optional_str(value):
     return None if value is None or str(value).strip().lower() in ("none", "null") else str(value)
 
 
-OPTIONAL_TYPES = (optional_int, optional_positive_int, optional_float, optional_str)
+OPTIONAL_TYPES = (optional_int, optional_positive_int, optional_float, optional_crop_pct, optional_str)
 
 
 def suggest(name: str, known, prefix: str = "") -> str:
