@@ -363,6 +363,47 @@ def test_a_lock_is_taken_once_and_never_by_two(tmp_path):
     second.release()
 
 
+def test_a_file_system_without_locks_is_said_once_and_the_run_goes_on(tmp_path, monkeypatch):
+    import errno
+    import logging
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("mindcv_res2net.engine.run_folder.fcntl.flock", no_locks)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("mindcv_res2net").addHandler(handler)
+    try:
+        lock = RunLock(str(tmp_path))
+        lock.acquire()
+        lock.acquire()
+    finally:
+        logging.getLogger("mindcv_res2net").removeHandler(handler)
+    assert [r.getMessage() for r in records] == [f"cannot lock {tmp_path}/.lock (No locks available): nothing stops "
+                                                 "a second process from training in this run folder at the same time"]
+    assert not lock.held
+
+
+def test_a_checkpoint_written_while_waiting_for_the_lock_is_refused(tmp_path, pynative, tiny_model):
+    """The settings were read from one checkpoint; once the lock is held, the newest is another (a process
+    that held the lock wrote it and ended): starting from either would be wrong, so the command is refused."""
+    from mindcv_res2net.engine.trainer import Continuation, start_run
+
+    out = str(tmp_path)
+    assert train_main(TINY + ["--epoch_size", "2", "--val_while_train", "false", "--ckpt_save_dir", out]) == 0
+    args = parse_args(TINY + ["--epoch_size", "3", "--ckpt_save_dir", out, "--resume", "auto"])
+    lock = RunLock(out)
+    try:
+        with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir {tmp_path}: its newest checkpoint changed while "
+                                                 rf"this process started \({tmp_path}/tiny_net-1_4.ckpt -> "
+                                                 rf"{tmp_path}/tiny_net-2_4.ckpt\); run the command again$"):
+            start_run(args, lock, Continuation(args, checkpoint=str(tmp_path / "tiny_net-1_4.ckpt")))
+    finally:
+        lock.release()
+
+
 RACER = ("import sys\n"
          f"sys.path.insert(0, {TESTS_DIR!r})\n"
          "import tiny_net\n"
