@@ -72,13 +72,14 @@ def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tm
         if re.match(r"^res2net50-(\d+_\d+|best)\.ckpt$", name):
             assert "conv1.weight" in read_mindspore_checkpoint(str(out / name)), name  # complete and readable
         else:
-            assert name in ("config.yaml", "metrics.csv", "train.log") or name.startswith(".partial-"), name
+            assert name in ("config.yaml", "metrics.csv", "train.log", ".lock") or name.startswith(".partial-"), name
     resumed = run(["train.py", *TINY, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
                    "--keep_checkpoint_max", "5", "--ckpt_save_dir", str(out), "--resume", "auto"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert re.search(r"resuming from .*res2net50-[12]_12\.ckpt", resumed.stdout)
     final = sorted(n for n in os.listdir(out) if n.endswith(".ckpt"))
     assert final[-1] == "res2net50-3_12.ckpt" and not any(n.startswith(".partial-") for n in os.listdir(out))
+    assert ".lock" not in os.listdir(out)  # the killed process's lock file: taken over, then removed
     epochs = [line.split(",")[0] for line in open(out / "metrics.csv").read().splitlines()[1:]]
     assert epochs == ["1", "2", "3"]
 

@@ -115,7 +115,7 @@ def test_own_photos_recipe_end_to_end(tmp_path):
     assert "\r" not in proc.stdout + proc.stderr
     assert (f"evaluating at 32 px (resize 36, crop_pct 0.875, bilinear, mean/std of the run) from "
             f"{out / 'res2net50-best.ckpt'}") in proc.stderr
-    assert f"res2net50 on imagefolder/val: top-1 {float(best['val_top1']):.2f}%, " in proc.stdout
+    assert f"res2net50 on imagefolder/val in {photos}: top-1 {float(best['val_top1']):.2f}%, " in proc.stdout
 
     proc = run(["validate.py", "--ckpt_path", str(out), "--image_resize", "48", "--num_samples", "4"])
     assert proc.returncode == 0, proc.stderr[-2000:]

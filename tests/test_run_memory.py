@@ -80,7 +80,7 @@ def test_resume_auto_alone_continues_the_run_with_its_own_settings(run_copy, pyn
     (["--model", "res2net50"], f"--model res2net50 contradicts the resumed run's model {MODEL}"),
     (["--opt", "sgd"], "--opt sgd contradicts the resumed run's opt adamw"),
     (["--lr", "0.1"], "--lr 0.1 contradicts the resumed run's lr 0.001"),
-    (["--num_classes", "7"], "--num_classes 7 contradicts the resumed run's num_classes None"),
+    (["--num_classes", "7"], "--num_classes 7 contradicts the resumed run's num_classes 10"),  # the digits run's
 ])
 def test_a_flag_that_contradicts_the_run_is_refused_naming_both_values(run_copy, capsys, argv, message):
     before = _snapshot(run_copy)

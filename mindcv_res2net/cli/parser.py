@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import FrozenSet, List, Optional, Sequence, Tuple
 
-from mindcv_res2net.config import FLAGS, Flag, check_flags_used, hidden_keys, load_yaml_config, resuming
+from mindcv_res2net.config import FLAGS, PATH_KEYS, Flag, check_flags_used, hidden_keys, load_yaml_config, resuming
 from mindcv_res2net.utils.argtypes import (ConfigError, HelpFormatter, OneLineParser, finite_float, image_size,
                                            optional_float, optional_int, optional_positive_int, positive_int, suggest)
 
@@ -13,13 +13,12 @@ EPILOG = """Flags may also be written key=value (batch_size=64). Precedence: com
 true/false (yes/no, 1/0); a bare --flag means true."""
 
 USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
-_PATH_KEYS = ("data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
 _LIST_KEYS = tuple(key for key, flag in FLAGS.items() if flag.takes_list)  # parsed as lists, kept as tuples
 
 
 def _metavar(flag: Flag) -> str:
     """A short placeholder by the flag's type: N (integer), X (number), PATH, or TEXT."""
-    if flag.dest in _PATH_KEYS:
+    if flag.dest in PATH_KEYS:
         return "PATH"
     if flag.type in (int, positive_int, image_size, optional_int, optional_positive_int):
         return "N"

@@ -9,9 +9,13 @@ from .flags import (FLAGS, PROGRAMS, VALIDATE_KEYS, VALIDATE_ONLY_KEYS, Flag, ch
                     format_config, hidden_keys, resuming)
 from .recipe import (MAX_RECIPE_BYTES, MAX_RECIPE_EXPANDED, MAX_RECIPE_NESTING, config_from_mapping,
                      load_yaml_config)
-from .stored import RESUME_MAY_CHANGE, STARTING_WEIGHTS_KEYS, resumed_config, save_config, stored_config
+from .stored import (INVOCATION_KEYS, PATH_KEYS, RESUME_MAY_CHANGE, SETTINGS_DIGEST, STARTING_WEIGHTS_KEYS,
+                     absolute_paths, resolve_stored_paths, resumed_config, save_config, settings_digest, shown_value,
+                     stored_config)
 
-__all__ = ["FLAGS", "MAX_RECIPE_BYTES", "MAX_RECIPE_EXPANDED", "MAX_RECIPE_NESTING", "PROGRAMS", "RESUME_MAY_CHANGE",
-           "STARTING_WEIGHTS_KEYS", "VALIDATE_KEYS", "VALIDATE_ONLY_KEYS", "ConfigError", "Flag", "check_flags_used",
-           "config_from_mapping", "data_config", "format_config", "hidden_keys", "load_yaml_config", "resumed_config",
-           "resuming", "save_config", "stored_config"]
+__all__ = ["ConfigError", "FLAGS", "Flag", "INVOCATION_KEYS", "MAX_RECIPE_BYTES", "MAX_RECIPE_EXPANDED",
+           "MAX_RECIPE_NESTING", "PATH_KEYS", "PROGRAMS", "RESUME_MAY_CHANGE", "SETTINGS_DIGEST",
+           "STARTING_WEIGHTS_KEYS", "VALIDATE_KEYS", "VALIDATE_ONLY_KEYS", "absolute_paths", "check_flags_used",
+           "config_from_mapping", "data_config", "format_config", "hidden_keys", "load_yaml_config",
+           "resolve_stored_paths", "resumed_config", "resuming", "save_config", "settings_digest", "shown_value",
+           "stored_config"]

@@ -6,6 +6,7 @@ from typing import FrozenSet, Tuple
 
 from mindspore import nn
 
+from ..config import absolute_paths, resolve_stored_paths
 from ..data.loader import create_loader, iterate_batches
 from ..data.settings import checkpoint_eval
 from ..loss import create_loss
@@ -81,6 +82,7 @@ def validate(args, given: FrozenSet[str]) -> dict:
                       f"started from): give --ckpt_path RUN/{args.model}-best.ckpt") if args.config else ""
         raise ValueError("validate.py needs --ckpt_path FILE or --pretrained (it never evaluates random weights)"
                          + run_config)
+    args = absolute_paths(args)  # the result line names the data folder read
     given = {k: getattr(args, k) for k in given if hasattr(args, k)}  # flags / YAML keys set
     model_name, model, run_config, source = args.model, None, None, f"the published {args.model} weights"
     exported = None  # the --onnx_path file, opened (and checked against the checkpoint) before any data is read
@@ -90,6 +92,10 @@ def validate(args, given: FrozenSet[str]) -> dict:
         model_name, run_config, source = model.default_cfg["architecture"], model.run_config, model.source
         if onnx and args.onnx_path:
             exported = open_export(args.onnx_path, model)
+        if run_config is not None:  # a run stored before paths were stored absolute: its data_dir as read here
+            run_config, path_warnings = resolve_stored_paths(run_config, source, frozenset(given), keys=("data_dir",))
+            for warning in path_warnings:
+                warnings.warn(warning)
     elif not args.pretrained:
         exported = open_export(args.onnx_path)
         model_name, source = _recorded_export(exported, args.model, "model" in given)
@@ -123,7 +129,8 @@ def validate(args, given: FrozenSet[str]) -> dict:
     result = evaluate(model, data.dataset, create_loss("CE", num_classes), data.steps,
                       normalize=device_normalize(data_cfg, model_cfg))
     engine = f" ({args.engine})" if onnx else ""
-    print(f"{model_name}{engine} on {data_cfg.dataset}/{data_cfg.val_split}: top-1 {result['top1']:.2f}%, "
+    folder = f" in {data_cfg.data_dir}" if data_cfg.data_dir else ""
+    print(f"{model_name}{engine} on {data_cfg.dataset}/{data_cfg.val_split}{folder}: top-1 {result['top1']:.2f}%, "
           f"top-5 {result['top5']:.2f}%, loss {result['loss']:.4f}, {result['images']} images, "
           f"{result['seconds']:.1f} s, {result['img_per_s']:.1f} img/s")
     return result

@@ -10,24 +10,37 @@ removed once a newer checkpoint of its run is written.
 carries its identity, and so does the first line of its ``config.yaml`` (``# run <id>, model <name>``):
 a run starts only in a folder that holds no other run's files (``RunFolder.check_owner``), and counts,
 rotates, repairs and resumes only its own.
+
+One process at a time trains in a run folder: it holds ``RunLock`` (``.lock``, not a run file). A run continued
+from a checkpoint older than its newest sets the later ones aside in ``abandoned-<time>/``
+(``RunCheckpoints.set_aside_later``), so that the folder always holds one line of epochs.
 """
+import errno
+import fcntl
+import itertools
 import logging
 import os
 import re
 import shutil
+import socket
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..config import ConfigError, config_from_mapping
+from ..config import (INVOCATION_KEYS, SETTINGS_DIGEST, ConfigError, config_from_mapping, load_yaml_config,
+                      resolve_stored_paths, settings_digest, shown_value)
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
 from ..weights.checkpoint_layout import checked_metadata
 from ..weights.formats import brief
 from ..utils.fileio import PARTIAL_PREFIX, atomic_path, stale_partial_files
+from ..utils.logger import metrics_epoch, read_metrics, timestamp
 
 CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.csv", "train.log"  # with the checkpoints: a run's files
+LOCK_FILE = ".lock"
+ABANDONED_PREFIX = "abandoned-"
 INTERRUPTED_SUFFIX = "-interrupted.ckpt"
 # <model>-<epoch>_<steps>.ckpt, <model>-<epoch>_<step>-interrupted.ckpt, <model>-best.ckpt
 _ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+(?:-interrupted)?|best)\.ckpt$")
@@ -35,7 +48,81 @@ _CONFIG_OWNER = re.compile(r"^# run ([A-Za-z0-9_-]{1,64}), model (\S{1,100})$")
 
 
 class RunFolderError(ValueError):
-    """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files."""
+    """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files, or another process
+    trains there."""
+
+
+class RunLock:
+    """The claim of the one process that trains in a run folder: ``fcntl.flock`` on ``<folder>/.lock``, held
+    until ``release`` or the process's death (the kernel drops it then, whatever killed it).
+
+    The file holds the holder's pid, host and start time, only for the message of a process that finds the
+    lock taken. ``release`` removes it; a process that opened the removed file re-opens the new one, so two
+    processes never hold it at once.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.path = folder, os.path.join(folder, LOCK_FILE)
+        self._fd: Optional[int] = None
+        self._unsupported = False  # the file system has no locks (said once)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock (creating the folder if needed); nothing if it is held already. Another process's lock
+        is a one-line ``RunFolderError`` naming the folder and the holder; a file system without locks gets a
+        warning, and the run goes on unlocked."""
+        if self._fd is not None or self._unsupported:
+            return
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                    os.close(fd)
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                        self._unsupported = True
+                        logging.getLogger(__package__.split(".")[0]).warning(
+                            f"cannot lock {self.path} ({exc.strerror}): nothing stops a second process from training "
+                            "in this run folder at the same time")
+                        return
+                    raise RunFolderError(f"--ckpt_save_dir {self.folder}: another process trains in this run folder "
+                                         f"({holder or 'holder unknown'}); wait until it ends, or stop it, before "
+                                         "continuing the run") from None
+                if self._is_current(fd):
+                    break
+                os.close(fd)  # released and removed by its holder since we opened it: open the new one
+        except OSError as exc:
+            raise RunFolderError(f"--ckpt_save_dir {self.folder}: cannot lock {self.path} "
+                                 f"({exc.strerror or exc})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                  .encode(), 0)
+        self._fd = fd
+
+    def _is_current(self, fd: int) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+    def release(self) -> None:
+        """Remove the file and drop the lock (nothing if not held)."""
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass  # removed by hand, or a read-only folder: the lock is dropped all the same
+        os.close(self._fd)
+        self._fd = None
 
 
 def new_run_id() -> str:
@@ -128,7 +215,8 @@ class RunFolder:
     def run_files(self) -> List[RunFile]:
         """Every file of a run in the folder, whichever model: ``<model>-<epoch>_<steps>.ckpt``,
         ``<model>-best.ckpt``, config.yaml, metrics.csv and train.log. Temporary files (``.partial-*``) are
-        leftovers of killed processes, not a run's files."""
+        leftovers of killed processes, not a run's files, nor are ``.lock``, ``abandoned-*/`` and the copies
+        set aside beside a run's files."""
         if not os.path.isdir(self.folder):
             return []
         files = []
@@ -147,6 +235,30 @@ class RunFolder:
             elif name in (METRICS_FILE, LOG_FILE):
                 files.append(RunFile(name, False))
         return files
+
+    def config_edits(self, run_settings: Mapping, settings: Mapping) -> Optional[str]:
+        """What writing ``settings`` (``vars(args)``) as the folder's config.yaml would replace of a hand edit
+        (None: nothing): the values, ``key: file's -> new``, where the file differs from both the run's own
+        settings ``run_settings`` (the resumed checkpoint's) and ``settings``; or that it does not load. A file
+        whose ``settings digest`` line matches its settings is as train.py wrote it, whatever its comments and
+        layout; for a file without that line (written before it existed), every value that differs from the
+        run's counts as an edit."""
+        if not os.path.isfile(self.config_path):
+            return None
+        try:
+            loaded = load_yaml_config(self.config_path, "train")
+            with open(self.config_path, errors="replace") as f:
+                head = [f.readline(256).rstrip("\n") for _ in range(2)]
+        except (ConfigError, OSError) as exc:
+            return f"replaced a hand-edited file that does not load ({exc})"
+        recorded = next((m.group(1) for m in map(SETTINGS_DIGEST.match, head) if m), None)
+        if recorded == settings_digest(loaded):
+            return None
+        loaded = resolve_stored_paths(loaded, self.config_path)[0]  # an older run's relative paths are no edit
+        replaced = [f"{key}: {shown_value(loaded.get(key, '(absent)'))} -> {shown_value(settings[key])}"
+                    for key in sorted(settings) if key not in INVOCATION_KEYS
+                    and loaded.get(key) != run_settings.get(key, settings[key]) and loaded.get(key) != settings[key]]
+        return f"replaced the hand-edited values {', '.join(replaced)}" if replaced else None
 
     def check_owner(self, run_id: str, resuming: Optional[str] = None) -> None:
         """Refuse (``RunFolderError``) unless the folder is empty or run ``run_id``'s: every file that names
@@ -210,9 +322,14 @@ class RunFolder:
     def runs(self) -> Dict[Optional[str], List[Tuple[int, str]]]:
         """{run id (None: files without one): [(epoch, path), ...] oldest first} of the epoch and interrupted
         checkpoints; ``epoch`` is the last completed one, the order that of their ``step`` metadata."""
+        return {run: [(epoch, path) for epoch, _, path in files] for run, files in self.positions().items()}
+
+    def positions(self) -> Dict[Optional[str], List[Tuple[int, int, str]]]:
+        """As ``runs``, with each checkpoint's ``step`` (steps done in all; 0 when its metadata has none):
+        [(epoch, step, path), ...] oldest first."""
         if not os.path.isdir(self.folder):
             return {}
-        runs: Dict[Optional[str], List[Tuple[int, str]]] = {}
+        runs: Dict[Optional[str], List[Tuple[int, int, str]]] = {}
         for name in sorted(os.listdir(self.folder)):
             match = self.pattern.match(name)
             path = os.path.join(self.folder, name)
@@ -223,7 +340,7 @@ class RunFolder:
                 continue
             epoch = metadata.get("epoch", int(match.group(1)))
             runs.setdefault(metadata.get("run_id"), []).append((epoch, metadata.get("step", 0), path))
-        return {run: [(epoch, path) for epoch, _, path in sorted(files)] for run, files in runs.items()}
+        return {run: sorted(files) for run, files in runs.items()}
 
     def resume_path(self) -> Optional[str]:
         """The newest checkpoint of the one run in the folder (``--resume auto``); None if there is none.
@@ -322,6 +439,40 @@ class RunCheckpoints(RunFolder):
                 os.link(path, tmp)  # instant; the file is never modified in place, only replaced
             except OSError:
                 shutil.copyfile(path, tmp)
+
+    def set_aside_later(self, epoch: int, step: int, origin: Optional[str]) -> None:
+        """End the line of epochs this run trained past the point it now continues from (``epoch`` completed,
+        ``step`` steps in all, in checkpoint ``origin``; 0, 0 and None for a start from scratch): its later
+        checkpoints (interrupted ones included), the best copy if it is one of them, and a copy of metrics.csv
+        if it holds rows of later epochs (``MetricsCSV`` then drops them) go into a new subfolder
+        ``abandoned-<time>/``. One log line says what went where; nothing happens when nothing is later."""
+        later = [path for e, s, path in self.positions().get(self.run_id, []) if (e, s) > (epoch, step)]
+        best = self.metadata(self.best_path) if os.path.isfile(self.best_path) else None
+        if best and best.get("run_id") == self.run_id and (best.get("epoch", 0), best.get("step", 0)) > (epoch, step):
+            later.append(self.best_path)
+        rows = sorted({metrics_epoch(row) for row in read_metrics(self.metrics_path)[1]}
+                      if os.path.isfile(self.metrics_path) else ())
+        rows = [e for e in rows if e > epoch]
+        if not later and not rows:
+            return
+        stamp = timestamp()
+        for n in itertools.count(1):
+            aside = os.path.join(self.folder, f"{ABANDONED_PREFIX}{stamp}" + (f"-{n}" if n > 1 else ""))
+            if not os.path.lexists(aside):
+                os.mkdir(aside)
+                break
+        if rows:
+            shutil.copyfile(self.metrics_path, os.path.join(aside, METRICS_FILE))
+        for path in later:
+            os.rename(path, os.path.join(aside, os.path.basename(path)))
+        what = [brief(os.path.basename(p) for p in later)] if later else []
+        if rows:
+            span = f"{rows[0]}-{rows[-1]}" if len(rows) > 2 and rows[-1] - rows[0] == len(rows) - 1 else \
+                ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+            what.append(f"a copy of {METRICS_FILE} (its rows of epoch{'s' if len(rows) > 1 else ''} {span} are "
+                        "dropped from the run's)")
+        start = f"continuing from {origin} (epoch {epoch} done)" if origin else "starting again from scratch"
+        self.logger.info(f"{start}: set aside what this run had trained after that in {aside}/: {'; '.join(what)}")
 
     def repair_best(self, best_epoch: Optional[int]) -> None:
         """Make ``<model>-best.ckpt`` this run's ``best_epoch`` again, after a kill fell between an epoch's

@@ -8,14 +8,14 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, List, Optional, Tuple
 
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 
-from ..config import (check_flags_used, data_config, format_config, load_yaml_config, resumed_config, resuming,
-                      save_config, stored_config)
+from ..config import (ConfigError, absolute_paths, check_flags_used, data_config, format_config, load_yaml_config,
+                      resolve_stored_paths, resumed_config, resuming, save_config, stored_config)
 from ..data.image_files import DataWarning
 from ..data.loader import Loader, create_loader, iterate_batches
 from ..loss import create_loss
@@ -26,8 +26,9 @@ from ..scheduler import create_scheduler
 from ..weights import CheckpointError, read_checkpoint
 from ..utils.device import TrainingPlan, plan_training, set_device
 from ..utils.cli import error_message
-from ..utils.logger import MetricsCSV, log_to_file, progress_bar, setup_logger
-from .run_folder import RunCheckpoints, RunFolder, config_owner_line, kept_checkpoints, new_run_id, run_metadata
+from ..utils.logger import MetricsCSV, keep_copy, log_to_file, progress_bar, setup_logger
+from .run_folder import (RunCheckpoints, RunFolder, RunFolderError, RunLock, config_owner_line, kept_checkpoints,
+                         new_run_id, run_metadata)
 from .training_state import checkpoint_bytes, restore_training_state, training_state
 from .evaluate import evaluate
 from .stopping import StopSignals
@@ -164,32 +165,82 @@ def _run_identity(args, folder: RunFolder, resume_meta: dict) -> Tuple[str, bool
     return new_run_id(), False
 
 
-def continue_config(args, given: FrozenSet[str]) -> Tuple[object, List[str]]:
+@dataclass
+class Continuation:
+    """A resumed run's settings as ``continue_config`` found them."""
+
+    args: object
+    notes: List[str] = field(default_factory=list)  # the settings the flags changed
+    warnings: List[str] = field(default_factory=list)  # stored relative paths resolved against the current folder
+    checkpoint: Optional[str] = None  # the checkpoint they were read from (None: config.yaml, or no resume)
+
+
+def continue_config(args, given: FrozenSet[str]) -> Continuation:
     """With --resume (or --resume_opt): the run's own config, read from the checkpoint's stored config (with
     --resume auto before the first checkpoint, from the folder's config.yaml), and the ``given`` keys checked
-    against it (``config.resumed_config``); the notes list the settings changed. Unchanged without resume."""
+    against it (``config.resumed_config``; a class count the run stored as None is the one it trained with, in
+    the checkpoint's metadata). Unchanged without resume."""
     if not resuming(args):
-        return args, []
+        return Continuation(args)
     folder = RunFolder(args.ckpt_save_dir, args.model)
     owner = folder.config_owner() if args.resume == "auto" else None
     if owner is not None:  # the folder's run names its model (a --model that contradicts it is refused)
         args = resumed_config(args, given, dict(model=owner[1]), folder.config_path)[0]
         folder = RunFolder(args.ckpt_save_dir, args.model)
     path = _resume_source(args, folder)
-    notes: List[str] = []
+    origin, stored, metadata = path, None, {}
     if path:
-        stored = (folder.metadata(path) or {}).get("config") or {}
+        metadata = folder.metadata(path) or {}
+        stored = metadata.get("config") or {}
     elif owner is not None:
-        path, stored = folder.config_path, load_yaml_config(folder.config_path, "train")
-    if path:
-        args, notes = resumed_config(args, given, dict(stored, model=stored.get("model", args.model)), path)
-    check_flags_used(args, "train")  # on the run's settings, which parse_config has not seen
-    return args, notes
+        origin, stored = folder.config_path, load_yaml_config(folder.config_path, "train")
+    continuation = Continuation(args, checkpoint=path)
+    if stored is not None:
+        stored, continuation.warnings = resolve_stored_paths(stored, origin, given)
+        continuation.args, continuation.notes = resumed_config(
+            args, given, dict(stored, model=stored.get("model", args.model)), origin,
+            effective=dict(num_classes=metadata.get("num_classes")))
+    check_flags_used(continuation.args, "train")  # on the run's settings, which parse_config has not seen
+    return continuation
 
 
-def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
-    """Check the config, start the devices, read the resume checkpoint, build data, model and optimizer.
-    ``resume_notes``: the settings a resumed run changed (``continue_config``), logged once."""
+def check_save_dir(path: str) -> None:
+    """Refuse (one-line ``RunFolderError``) a --ckpt_save_dir that is a file, or lies under one."""
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        where = "" if probe == path else f"{probe} "
+        raise RunFolderError(f"--ckpt_save_dir {path}: {where}is a file, not a folder")
+
+
+@dataclass
+class RunStart:
+    """A training job's first decisions, before its data and model are built: where it runs (rank 0 holds the
+    run folder's lock), which run it is and what it continues."""
+
+    args: object
+    plan: TrainingPlan
+    rank: int
+    group_size: int
+    logger: object
+    run_id: str
+    continues_run: bool
+    resume_path: Optional[str] = None
+    resume_state: dict = field(default_factory=dict)
+    resume_meta: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """The resumed checkpoint ends the last epoch: nothing is left to train."""
+        return bool(self.resume_path) and self.resume_meta.get("epoch", 0) >= self.args.epoch_size
+
+
+def start_run(args, lock: RunLock, continuation: Optional[Continuation] = None) -> RunStart:
+    """Check the model name, start the devices (the data-parallel group with --distribute), take the run
+    folder's lock (rank 0, when the folder exists; a new folder is locked when it is made), read the
+    checkpoint to resume and check that the folder is this run's. ``continuation``: the checkpoint the
+    settings were read from, which must still be the one resumed once the lock is held."""
     resolve_name(args.model)  # a misspelled model name is the first error
     device = set_device(args.device_target, args.mode)
     set_seed(args.seed)
@@ -207,8 +258,13 @@ def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
                                      device_num=group_size)
     is_main = rank == 0
     logger = setup_logger(enabled=is_main)  # train.log is written once the folder is known to be this run's
+    if is_main and os.path.isdir(args.ckpt_save_dir):
+        lock.acquire()  # before the folder is read: a process that waited for it sees the files as they are now
     folder = RunFolder(args.ckpt_save_dir, args.model)
     resume_path = _resume_source(args, folder, logger)
+    if continuation is not None and resuming(args) and resume_path != continuation.checkpoint:
+        raise RunFolderError(f"--ckpt_save_dir {args.ckpt_save_dir}: its newest checkpoint changed while this process "
+                             f"started ({continuation.checkpoint} -> {resume_path}); run the command again")
     resume_state, resume_meta = read_checkpoint(resume_path) if resume_path else ({}, {})
     resume_meta = run_metadata(resume_meta, resume_path) if resume_path else {}
     if resume_meta.get("model") not in (None, args.model):
@@ -216,7 +272,41 @@ def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
     run_id, continues_run = _run_identity(args, folder, resume_meta)
     if is_main:
         folder.check_owner(run_id, resume_path)  # before anything is written there
+    done = resume_meta.get("epoch", 0)
+    if resume_path and done > args.epoch_size:
+        raise ConfigError(f"--epoch_size {args.epoch_size}: {resume_path} has done {done} epochs already; give a "
+                          f"larger --epoch_size to continue it, or --resume an earlier checkpoint of the run")
+    return RunStart(args, plan, rank, group_size, logger, run_id, continues_run, resume_path, resume_state,
+                    resume_meta)
 
+
+def finished_run(start: RunStart) -> dict:
+    """The summary of a run resumed at its end (``start.finished``), with one log line that says so and how
+    to train it further; nothing is written."""
+    args, meta, folder = start.args, start.resume_meta, RunFolder(start.args.ckpt_save_dir, start.args.model)
+    best = folder.metadata(folder.best_path) if os.path.isfile(folder.best_path) else None
+    best_path = folder.best_path if best and best.get("run_id") == start.run_id \
+        and best.get("epoch") == meta.get("best_epoch") else None
+    summary = dict(best_top1=meta.get("best_top1"), best_epoch=meta.get("best_epoch"), last_top1=meta.get("val_top1"),
+                   best_checkpoint=best_path, last_checkpoint=start.resume_path, seconds=0.0)
+    if start.rank == 0:
+        epochs = meta.get("epoch", 0)
+        best_text = (f"best val top-1 {summary['best_top1']:.2f}% at epoch {summary['best_epoch']}"
+                     + (f" ({best_path})" if best_path else "") if summary["best_top1"] is not None
+                     else "no validation")
+        more = _continue_command(args.ckpt_save_dir, start.group_size) + " --epoch_size N"
+        start.logger.info(f"run {start.run_id} is finished: epoch {epochs} of {args.epoch_size} done "
+                          f"({start.resume_path}); {best_text}; nothing to train: it continues only with a larger "
+                          f"--epoch_size ({more}, N > {epochs})")
+    return summary
+
+
+def set_up(start: RunStart, lock: RunLock, continuation: Optional[Continuation] = None) -> TrainingRun:
+    """Build the data, model and optimizer of a started job (``start_run``), restore the resumed checkpoint and
+    (rank 0) set up the run's files. ``continuation``: the resumed settings' notes and warnings, logged once."""
+    args, rank, group_size, is_main = start.args, start.rank, start.group_size, start.rank == 0
+    plan, logger, resume_path, resume_meta = start.plan, start.logger, start.resume_path, start.resume_meta
+    run_id, continues_run = start.run_id, start.continues_run
     model_cfg = get_pretrained_cfg(args.model)
     data = data_config(args)
     shards = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
@@ -251,12 +341,13 @@ def set_up(args, resume_notes: Sequence[str] = ()) -> TrainingRun:
     if resume_path:
         run.start_epoch = resume_meta.get("epoch", 0) + 1
         run.first_step, run.epoch_progress = _resume_position(run, resume_meta, resume_path)
-        restore_training_state(train_step, resume_path, resume_state, (run.start_epoch - 1) * updates_per_epoch
+        restore_training_state(train_step, resume_path, start.resume_state, (run.start_epoch - 1) * updates_per_epoch
                                + run.first_step // args.gradient_accumulation_steps)
-        del resume_state  # up to 4x the weights (optimizer state, EMA); not needed any more
-        run.summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"))
+        start.resume_state = {}  # up to 4x the weights (optimizer state, EMA); not needed any more
+        run.summary.update(best_top1=resume_meta.get("best_top1"), best_epoch=resume_meta.get("best_epoch"),
+                           last_checkpoint=resume_path)  # until a newer one is written
     if is_main:
-        _set_up_files(run, resume_path, resume_meta, resume_notes)
+        _set_up_files(run, lock, resume_path, resume_meta, continuation or Continuation(args))
     return run
 
 
@@ -288,20 +379,24 @@ def _resume_position(run: TrainingRun, meta: dict, path: str) -> Tuple[int, Opti
     return 0, None
 
 
-def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dict,
-                  resume_notes: Sequence[str] = ()) -> None:
-    """Rank 0: the run's checkpoint folder, metrics file, saved config and first log lines."""
+def _set_up_files(run: TrainingRun, lock: RunLock, resume_path: Optional[str], resume_meta: dict,
+                  continuation: Continuation) -> None:
+    """Rank 0: the run's folder (locked), saved config, log file, metrics file, the later epochs of a run
+    continued from an earlier checkpoint set aside, and the first log lines."""
     args, logger = run.args, run.logger
     run.checkpoints = files = RunCheckpoints(args.ckpt_save_dir, args.model, args.keep_checkpoint_max, run.run_id,
                                              logger)
+    lock.acquire()  # a new folder: made now
+    if resume_path:  # the run's settings are its checkpoint's: config.yaml says them again, hand edits or not
+        run_settings = resolve_stored_paths(resume_meta.get("config") or {}, resume_path)[0]
+        edits = files.config_edits(run_settings, vars(args))
+        if edits:
+            logger.warning(f"{files.config_path}: {edits} (a run's settings come from its checkpoint; change those "
+                           f"that may change with flags); the edited file is kept as "
+                           f"{keep_copy(files.config_path, 'edited')}")
     # the config first: a fresh run's claim on the folder, which fails if another run made one meanwhile
     save_config(args, files.config_path, config_owner_line(run.run_id, args.model), replace=run.continues_run)
     log_to_file(logger, files.log_path)
-    files.remove_leftovers()
-    if resume_path:
-        files.repair_best(run.summary["best_epoch"])
-    run.metrics = MetricsCSV(files.metrics_path, keep_until_epoch=run.start_epoch - 1 if resume_path else None,
-                             owner=run.run_id)
     logger.info("config:\n" + format_config(args))
     for note in run.plan.notes:
         logger.info(note)
@@ -309,8 +404,10 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
     logger.info(f"{args.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
                 f"{run.num_classes} classes; {data.num_images} training images x {run.group_size} device(s), "
                 f"{data.steps} steps per epoch; mode {'Graph' if args.mode == 0 else 'PyNative'}; run {run.run_id}")
-    if resume_notes:
-        logger.info(f"resumed with the run's own settings, except: {'; '.join(resume_notes)}")
+    if continuation.notes:
+        logger.info(f"resumed with the run's own settings, except: {'; '.join(continuation.notes)}")
+    for warning in continuation.warnings:
+        logger.warning(warning)
     _log_disk_needed(run)
     if resume_path:
         logger.info(f"resuming from {resume_path}: epoch {run.start_epoch - 1} done"
@@ -320,6 +417,16 @@ def _set_up_files(run: TrainingRun, resume_path: Optional[str], resume_meta: dic
             logger.info(f"steps per epoch changed from {before} (in the checkpoint) to {data.steps} (batch size, "
                         f"samples or devices): the learning-rate schedule is rebuilt for {data.steps} and continues "
                         f"at the start of epoch {run.start_epoch}")
+    files.remove_leftovers()
+    if run.continues_run:
+        files.set_aside_later(resume_meta.get("epoch", 0), resume_meta.get("step", 0), resume_path)
+    if resume_path:
+        files.repair_best(run.summary["best_epoch"])
+        best = files.metadata(files.best_path) if os.path.isfile(files.best_path) else None
+        if best and best.get("run_id") == run.run_id and best.get("epoch") == run.summary["best_epoch"]:
+            run.summary["best_checkpoint"] = files.best_path
+    run.metrics = MetricsCSV(files.metrics_path, keep_until_epoch=run.start_epoch - 1 if run.continues_run else None,
+                             owner=run.run_id)
 
 
 def _log_disk_needed(run: TrainingRun) -> None:
@@ -433,12 +540,28 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None,
           given: Optional[FrozenSet[str]] = None) -> dict:
     """Train ``args.model`` as configured; returns the summary (best/last top-1, seconds, paths).
 
-    ``on_finish(model, rank)`` is called on every rank after the last epoch. ``given``: the keys the user set
+    Paths are made absolute first: the run stores them, and is read from other folders. ``on_finish(model,
+    rank)`` is called on every rank after the last epoch. ``given``: the keys the user set
     (``config.parse_config``); a resumed run takes every other from its checkpoint (None: ``args`` as is).
+    A run resumed at its last epoch is finished: it says so and trains nothing.
     """
-    args, resume_notes = continue_config(args, given) if given is not None else (args, [])
-    run = set_up(args, resume_notes)  # Ctrl-C here ends at once (KeyboardInterrupt): no step to save yet
-    start = time.perf_counter()
+    args = absolute_paths(args)
+    check_save_dir(args.ckpt_save_dir)
+    continuation = continue_config(args, given) if given is not None else None
+    args = continuation.args if continuation is not None else args
+    lock = RunLock(args.ckpt_save_dir)
+    try:
+        start = start_run(args, lock, continuation)  # Ctrl-C during set-up ends at once: no step to save yet
+        if start.finished:
+            return finished_run(start)
+        return _train_epochs(set_up(start, lock, continuation), on_finish)
+    finally:
+        lock.release()
+
+
+def _train_epochs(run: TrainingRun, on_finish: Optional[Callable[[ms.nn.Cell, int], None]]) -> dict:
+    """The epochs of a set-up run, from ``run.start_epoch``, until the last or a stop signal."""
+    args, start = run.args, time.perf_counter()
     with StopSignals() as stop:
         for epoch in range(run.start_epoch, args.epoch_size + 1):
             try:
@@ -448,7 +571,7 @@ def train(args, on_finish: Optional[Callable[[ms.nn.Cell, int], None]] = None,
                     raise
                 raise RuntimeError(f"rank {run.rank} of {run.group_size}: epoch {epoch} failed: {error_message(exc)}; "
                                    f"once every rank runs again, continue from the newest checkpoint with: "
-                                   f"{_continue_command(run)}") from exc
+                                   f"{_continue_command(args.ckpt_save_dir, run.group_size)}") from exc
             if steps_done < run.train_data.steps:
                 return _stop(run, stop, epoch, steps_done, progress)
             stopping = stop.agreed(run.group_size) and epoch < args.epoch_size
@@ -491,10 +614,12 @@ def _write_stop(run: TrainingRun, stop: StopSignals, epoch: int, step: int, prog
                         epoch_progress=progress)
         summary["last_checkpoint"] = run.checkpoints.save_interrupted(state, metadata, epoch, step)
     run.logger.info(f"stopped by {stop.name} after epoch {epoch}, step {step} of {run.train_data.steps}: "
-                    f"checkpoint {summary['last_checkpoint']}; continue with: {_continue_command(run)}")
+                    f"checkpoint {summary['last_checkpoint']}; continue with: "
+                    f"{_continue_command(run.args.ckpt_save_dir, run.group_size)}")
 
 
-def _continue_command(run: TrainingRun) -> str:
-    """The command that continues ``run`` from its newest checkpoint (its settings come from the checkpoint)."""
-    resume = ["train.py", "--ckpt_save_dir", run.checkpoints.folder, "--resume", "auto"]
-    return f"msrun <its flags> {shlex.join(resume)}" if run.group_size > 1 else shlex.join(["python"] + resume)
+def _continue_command(folder: str, group_size: int) -> str:
+    """The command that continues the run in ``folder`` from its newest checkpoint (its settings come from the
+    checkpoint), under msrun when it trains on ``group_size`` > 1 devices."""
+    resume = ["train.py", "--ckpt_save_dir", folder, "--resume", "auto"]
+    return f"msrun <its flags> {shlex.join(resume)}" if group_size > 1 else shlex.join(["python"] + resume)

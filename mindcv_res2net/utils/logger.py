@@ -1,10 +1,14 @@
-"""Logging to the console and a run's log file, and the per-epoch metrics CSV."""
+"""Logging to the console and a run's log file, the per-epoch metrics CSV, and copies of a user's files set
+aside before they are replaced."""
 import csv
+import io
+import itertools
 import logging
 import os
+import shutil
 import sys
 import time
-from typing import Optional, TextIO
+from typing import List, Optional, Sequence, TextIO, Tuple
 
 from tqdm import tqdm
 
@@ -101,31 +105,119 @@ def log_to_file(logger: logging.Logger, path: str) -> None:
     logger.addHandler(handler)
 
 
+def timestamp() -> str:
+    """The local time as ``YYYYmmdd-HHMMSS``, for the names of files set aside."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def keep_copy(path: str, label: str) -> str:
+    """Copy ``path`` byte for byte to a new file ``<path>.<label>-<timestamp>`` beside it (``-2``, ``-3``... when
+    that name is taken: an existing file is never replaced); returns the copy's path."""
+    stamp = timestamp()
+    for n in itertools.count(1):
+        target = f"{path}.{label}-{stamp}" + (f"-{n}" if n > 1 else "")
+        if os.path.lexists(target):
+            continue
+        with atomic_path(target, replace=False) as tmp:
+            shutil.copyfile(path, tmp)
+        return target
+
+
+METRICS_FIELDS = ("epoch", "train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "epoch_seconds",
+                  "img_per_s")
+_ALWAYS_WRITTEN = ("train_loss", "train_top1", "lr", "epoch_seconds", "img_per_s")  # val_* only when validated
+MAX_METRICS_BYTES = 16 << 20  # a row is about 100 bytes: 160,000 epochs
+
+
+def metrics_epoch(row: dict) -> Optional[int]:
+    """A metrics row's epoch (``3``, or ``3.0`` as a spreadsheet may write it); None if it is not one."""
+    try:
+        value = float(str(row.get("epoch", "")).strip())
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and 1 <= value < 1e9 else None
+
+
+def read_metrics(path: str) -> Tuple[Optional[List[str]], List[dict], Optional[str]]:
+    """A run's ``metrics.csv`` as train.py writes it or as a user's tools save it back: UTF-8 with or without
+    a byte-order mark, CRLF or LF line ends, quoted fields, extra or reordered columns, blank lines.
+
+    Returns (its columns, its rows as {column: text}, None); or, when it cannot be read as a metrics file,
+    (the columns or None, the complete rows that could be read, what is wrong).
+    """
+    with open(path, "rb") as f:
+        data = f.read(MAX_METRICS_BYTES + 1)
+    if len(data) > MAX_METRICS_BYTES:
+        return None, [], f"larger than {MAX_METRICS_BYTES} bytes"
+    try:
+        text = data.decode("utf-8-sig")
+        lines = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True)
+                 if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        return None, [], f"not UTF-8 text (byte {exc.start})"
+    except csv.Error as exc:
+        return None, [], f"not CSV ({exc})"
+    if not lines:
+        return None, [], "no header line"
+    header = [name.strip() for name in lines[0]]
+    named = [name for name in header if name]
+    missing = [name for name in METRICS_FIELDS if name not in named]
+    if missing or len(set(named)) < len(named):
+        what = f"no column {', '.join(missing)}" if missing else "a column name given twice"
+        return None, [], f"its header {','.join(header)[:200]!r} has {what}"
+    rows, problem = [], None
+    for number, cells in enumerate(lines[1:], 2):
+        extra = any(cell.strip() for cell in cells[len(header):])
+        row = {name: cell for name, cell in zip(header, cells) if name}
+        complete = not extra and metrics_epoch(row) is not None and all(row.get(k, "").strip() for k in _ALWAYS_WRITTEN)
+        if complete and not any(cell.strip() for name, cell in zip(header, cells) if not name):
+            rows.append({name: row.get(name, "") for name in named})
+        elif problem is None:
+            problem = f"row {number} ({','.join(cells)[:100]!r}) is not a complete metrics row"
+    return named, rows, problem
+
+
 class MetricsCSV:
     """One row per epoch in ``path`` (header written once), each row flushed as it is appended.
 
-    ``keep_until_epoch`` (resuming): the rows of later epochs, which the run will train again, are
-    dropped; the file is rewritten atomically, so a kill at any moment never loses the earlier rows.
-    A row cut short by a kill is dropped when the file is read back.
+    An existing file is continued: read as ``read_metrics`` reads it (a user's tools may have saved it back),
+    its columns kept in their order. ``keep_until_epoch`` (resuming): the rows of later epochs, which the run
+    trains again, are dropped (the caller keeps a copy of them); the file is then rewritten atomically, so a
+    kill at any moment never loses the earlier rows. A file that cannot be read as metrics (a row cut short by
+    a kill, other bytes) is kept as ``metrics.csv.unreadable-<time>`` beside the new one, with a warning
+    naming both, and the new file starts with the rows that could be read.
     """
 
-    FIELDS = ("epoch", "train_loss", "train_top1", "lr", "val_loss", "val_top1", "val_top5", "epoch_seconds",
-              "img_per_s")
+    FIELDS = METRICS_FIELDS
 
-    def __init__(self, path: str, keep_until_epoch: int = None, owner: str = "anon") -> None:
-        self.path = path
-        rows = []
-        if keep_until_epoch is not None and os.path.isfile(path):
-            with open(path, newline="", errors="replace") as f:
-                rows = [r for r in csv.DictReader(f) if self._complete(r) and int(r["epoch"]) <= keep_until_epoch]
-        with atomic_path(path, owner=owner) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
+    def __init__(self, path: str, keep_until_epoch: Optional[int] = None, owner: str = "anon") -> None:
+        self.path, self.owner, self.fields = path, owner, list(self.FIELDS)
+        if not os.path.lexists(path) or os.path.getsize(path) == 0:
+            self._rewrite(self.fields, [])
+            return
+        fields, rows, problem = read_metrics(path)
+        kept = [r for r in rows if keep_until_epoch is None or metrics_epoch(r) <= keep_until_epoch]
+        self.fields = fields or self.fields
+        if problem:
+            aside = keep_copy(path, "unreadable")
+            logging.getLogger(LOGGER_NAME).warning(
+                f"{path}: cannot be read as this run's metrics: {problem}; the file is kept as {aside}, and "
+                f"{os.path.basename(path)} goes on with the {len(kept)} complete row(s) read from it")
+            self._rewrite(self.fields, kept)
+        elif len(kept) < len(rows):
+            self._rewrite(self.fields, kept)
+        else:  # continued as it is: rows are appended after its own bytes
+            with open(path, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) not in (b"\n", b"\r"):
+                    f.write(b"\r\n")
+
+    def _rewrite(self, fields: Sequence[str], rows: List[dict]) -> None:
+        with atomic_path(self.path, owner=self.owner) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
 
-    def _complete(self, row: dict) -> bool:
-        return str(row.get("epoch", "")).isdigit() and row.get(self.FIELDS[-1]) not in (None, "")
-
     def append(self, **row) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.FIELDS).writerow({k: row.get(k, "") for k in self.FIELDS})
+            csv.DictWriter(f, fieldnames=self.fields).writerow({k: row.get(k, "") for k in self.fields})
