@@ -5,13 +5,17 @@ Layers, from the bottom; a module imports only modules of its own layer or of la
 point down), and outside ``cli`` never one of the package's own modules inside a function:
 
 - ``_onednn``: oneDNN set-up, first (before mindspore loads);
-- ``utils``: file I/O, logging, device, argument types;
-- ``weights``: weight files: readers, writer, name maps, checkpoint layout, downloads;
+- ``utils``: file I/O (atomic writes, output checks), downloads, logging, device, argument types;
+- ``weights``: weight files: readers, writer, name maps, checkpoint layout;
 - ``models``: blocks, networks, registry, ``create_model``;
 - ``loss``, ``optim``, ``scheduler``: side by side;
 - ``data``: image files, data sets, transforms, loader, evaluation preprocessing;
 - ``config``: the flag table of train.py and validate.py; YAML recipes and stored configs read with it;
-- ``engine``: train, evaluate, predict, export, ONNX Runtime, quantize, run folders;
+- ``evaluate``: the evaluation loop and the input normalisation of the compiled steps, shared by training
+  and validation;
+- ``train``: the training job: its run folder, train step, training state and stop signals;
+- ``deploy``: using a trained network: which network a checkpoint holds, validation, prediction, weight
+  conversion, export (MINDIR, ONNX), INT8 quantization, the ONNX Runtime engine;
 - ``benchmark``: speed and memory measurements;
 - ``cli``: the programs and every command-line parser (may defer imports, for a fast ``--help``).
 

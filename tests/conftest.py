@@ -21,6 +21,7 @@ PROJECT_DIR = os.path.dirname(TESTS_DIR)
 PARITY_DIR = os.path.join(TESTS_DIR, "data", "parity")
 sys.path.insert(0, TESTS_DIR)  # test helpers (torch_writer, tiny_net)
 sys.path.insert(0, os.path.join(PROJECT_DIR, "tools"))  # the tools' main(argv), for run_tool
+sys.path.insert(0, os.path.join(PROJECT_DIR, "tools", "maintainer"))  # the reference makers' inputs (make_dilated_reference)
 import tiny_net  # noqa: E402  (tests/tiny_net.py)
 
 ms.set_device("CPU")

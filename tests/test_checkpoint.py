@@ -317,8 +317,8 @@ def test_crafted_metadata_is_one_clear_error(tmp_path, metadata, message):
 def test_crafted_stored_config_is_one_clear_error_where_a_run_reads_it(tmp_path, config, message):
     """weights/ keeps a checkpoint's stored config as the JSON object it is; engine converts it where it is
     used: validate, predict and export (``model_to_evaluate``), resume and run folders (``run_metadata``)."""
-    from mindcv_res2net.engine.checkpoint_model import model_to_evaluate
-    from mindcv_res2net.engine.run_folder import run_metadata
+    from mindcv_res2net.deploy.checkpoint_model import model_to_evaluate
+    from mindcv_res2net.train.run_folder import run_metadata
     from mindcv_res2net.models import create_model_from_checkpoint
 
     model = create_model("res2net50", num_classes=10)

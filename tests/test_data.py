@@ -240,7 +240,7 @@ def test_batches_are_uint8_normalised_in_the_step_or_float_from_the_host():
     """The default hands uint8 CHW batches to the step, whose ``Normalize`` gives the host path's floats."""
     import mindspore as ms
 
-    from mindcv_res2net.engine.train_step import device_normalize
+    from mindcv_res2net.evaluate import device_normalize
 
     argv = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "8", "--num_samples", "16"]
     on_device, on_host = _data(argv), _data(argv + ["--normalize_on_device", "false"])
@@ -414,8 +414,8 @@ def test_photo_folder_tool_makes_a_reproducible_image_folder(tmp_path):
 @pytest.mark.e2e
 def test_evaluation_is_the_same_with_uint8_batches_and_host_normalised_ones():
     """validate's two paths (normalise in the step, or on the host) give the same logits."""
-    from mindcv_res2net.engine.evaluate import evaluate
-    from mindcv_res2net.engine.train_step import device_normalize
+    from mindcv_res2net.evaluate import evaluate
+    from mindcv_res2net.evaluate import device_normalize
     from mindcv_res2net.loss import create_loss
     from mindcv_res2net.models import create_model
 

@@ -15,12 +15,12 @@ from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit, model_params, ru
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights import read_mindspore_checkpoint
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 
 DILATED_DIR = os.path.join(TESTS_DIR, "data", "dilated")
 

@@ -33,7 +33,7 @@ import hashlib, os, sys
 import mindcv_res2net
 import tiny_net
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
 def write_digest(model, rank):

@@ -85,7 +85,7 @@ def test_every_program_refuses_an_image_size_outside_the_range(main, argv):
 
 @pytest.mark.parametrize("size", [MIN_IMAGE_SIZE - 1, MAX_IMAGE_SIZE + 1])
 def test_export_api_refuses_an_image_size_outside_the_range(tmp_path, size):
-    from mindcv_res2net.engine.export import export_model
+    from mindcv_res2net.deploy.export import export_model
 
     message = f"^--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {size}$"
     with pytest.raises(ValueError, match=message):

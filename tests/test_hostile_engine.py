@@ -14,7 +14,7 @@ from PIL import Image
 import mindspore as ms
 
 from conftest import assert_quiet_exit, run, run_tool, save_trained_like_checkpoint
-from mindcv_res2net.engine.predict import escape_text, format_results
+from mindcv_res2net.deploy.predict import escape_text, format_results
 from mindcv_res2net.utils.fileio import file_sha256, recorded_sha256, write_sha256_record
 
 onnx = pytest.importorskip("onnx")
@@ -84,7 +84,7 @@ class _Tiny(nn.Cell):
 
 
 def test_the_cached_export_is_recorded_with_its_sha256_and_reused(tmp_path, recwarn):
-    from mindcv_res2net.engine.export import onnx_for_network
+    from mindcv_res2net.deploy.export import onnx_for_network
 
     path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
     assert os.path.basename(path).startswith("tiny-32px-bnfold-")
@@ -96,8 +96,8 @@ def test_the_cached_export_is_recorded_with_its_sha256_and_reused(tmp_path, recw
 
 
 def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
-    from mindcv_res2net.engine.export import onnx_for_network
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.export import onnx_for_network
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
 
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
@@ -121,7 +121,7 @@ def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
 
 @pytest.mark.e2e
 def test_a_cached_export_that_does_not_load_is_named_without_onnx_path(checkpoint, tmp_path, monkeypatch, capsys):
-    from mindcv_res2net.engine.export import cached_onnx_path
+    from mindcv_res2net.deploy.export import cached_onnx_path
     from mindcv_res2net.models import create_model_from_checkpoint
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -183,9 +183,9 @@ def _conv_pool_graph(path, classes=4, size=32, pool=True):
 
 
 def test_logits_shaped_n_k_1_1_predict_correctly(checkpoint, tmp_path, capsys):
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
     from mindcv_res2net.data.preprocess import eval_preprocess, expand_paths
-    from mindcv_res2net.engine.predict import load_onnx_for_prediction, predict
+    from mindcv_res2net.deploy.predict import load_onnx_for_prediction, predict
 
     path = str(tmp_path / "pooled.onnx")
     weight, bias = _conv_pool_graph(path)
@@ -209,7 +209,7 @@ def test_logits_shaped_n_k_1_1_predict_correctly(checkpoint, tmp_path, capsys):
 
 
 def test_logits_of_another_shape_fail_clearly(checkpoint, tmp_path, capsys):
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
 
     declared = str(tmp_path / "map.onnx")
     _conv_pool_graph(declared, pool=False)  # declares (N, 4, 32, 32)
@@ -226,8 +226,8 @@ def test_logits_of_another_shape_fail_clearly(checkpoint, tmp_path, capsys):
 
 
 def test_onnx_path_messages_name_the_flag(checkpoint, tmp_path):
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
-    from mindcv_res2net.engine.predict import load_onnx_for_prediction
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.predict import load_onnx_for_prediction
 
     missing = str(tmp_path / "missing.onnx")
     with pytest.raises(FileNotFoundError, match=rf"^--onnx_path {re.escape(missing)}: file not found$"):
@@ -265,7 +265,7 @@ def test_int8_export_of_non_finite_weights_is_one_line(checkpoint, tmp_path, cap
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy, inside ONNX Runtime's calibration
 def test_int8_quantizer_failure_is_one_line_naming_the_output(tmp_path, value, message):
     """Finite weights whose activations on the calibration images are not finite."""
-    from mindcv_res2net.engine.quantize import quantize_int8
+    from mindcv_res2net.deploy.quantize import quantize_int8
 
     fp32 = str(tmp_path / "fp32.onnx")
     _conv_pool_graph(fp32)
@@ -278,7 +278,7 @@ def test_int8_quantizer_failure_is_one_line_naming_the_output(tmp_path, value, m
 
 
 def test_int8_calibration_count_is_the_images_really_used(tmp_path):
-    from mindcv_res2net.engine.quantize import quantize_int8
+    from mindcv_res2net.deploy.quantize import quantize_int8
 
     fp32 = str(tmp_path / "fp32.onnx")
     _conv_pool_graph(fp32)

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import PROJECT_DIR, TESTS_DIR, official_state_dict, run_tool
 from mindcv_res2net.config import MAX_RECIPE_BYTES, ConfigError, load_yaml_config
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 from mindcv_res2net.weights.formats import MAX_NPZ_BYTES, read_safetensors
 from paddle_writer import bfloat16_bits, save_nested_pdparams, save_pdparams
 

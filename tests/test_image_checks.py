@@ -144,7 +144,7 @@ def test_jpeg_that_libjpeg_only_warns_about_is_refused_everywhere(tmp_path, phot
     paints the rest grey; the scan, load_rgb (predict, INT8 calibration) and predict's line name the file."""
     from mindspore.dataset import vision
 
-    from mindcv_res2net.engine.predict import predict
+    from mindcv_res2net.deploy.predict import predict
     from mindcv_res2net.models import create_model
 
     jpeg = _encoded(photo, "JPEG", quality=90)
@@ -363,7 +363,7 @@ TRAIN_TINY_NET = """
 import sys
 import tiny_net
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
 

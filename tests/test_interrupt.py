@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import PROJECT_DIR, run
-from mindcv_res2net.engine.run_folder import RunCheckpoints, run_metadata
+from mindcv_res2net.train.run_folder import RunCheckpoints, run_metadata
 from mindcv_res2net.utils.logger import setup_logger
 from mindcv_res2net.weights import CheckpointError, read_mindspore_checkpoint
 

@@ -28,7 +28,7 @@ def digits_checkpoint(tmp_path_factory):
 
 @pytest.mark.e2e
 def test_predict_with_onnxruntime_matches_mindspore_and_reuses_its_export(digits_checkpoint, tmp_path, monkeypatch):
-    from mindcv_res2net.engine.predict import load_for_prediction, load_onnx_for_prediction, predict
+    from mindcv_res2net.deploy.predict import load_for_prediction, load_onnx_for_prediction, predict
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path, folder = digits_checkpoint
@@ -71,7 +71,7 @@ def test_predict_cli_engine_onnxruntime_and_its_errors(digits_checkpoint, tmp_pa
     code, _ = run_tool("export", ["--model", "res2net50", "--ckpt_path", path, "--format", "ONNX", "--batch_size",
                                   "2", "--image_size", "32", "--fuse_bn", "--file_name", exported], capsys)
     assert code == 0
-    from mindcv_res2net.engine.predict import load_onnx_for_prediction, predict
+    from mindcv_res2net.deploy.predict import load_onnx_for_prediction, predict
 
     classifier, config = load_onnx_for_prediction("res2net50", onnx_path=exported + ".onnx")
     assert config is None and classifier.fixed_batch == 2 and classifier.default_cfg["input_size"] == (3, 32, 32)
@@ -101,7 +101,7 @@ def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
 @pytest.mark.e2e
 def test_validate_with_onnxruntime_reports_mindsporess_top1(digits_checkpoint, tmp_path, monkeypatch):
     from mindcv_res2net.cli.parser import parse_config
-    from mindcv_res2net.engine.evaluate import validate
+    from mindcv_res2net.deploy.validate import validate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path, _ = digits_checkpoint
@@ -141,9 +141,9 @@ def test_int8_export_keeps_the_top1_class_and_errors_are_one_line(digits_checkpo
     """--quantize int8: ONNX Runtime's static QDQ model, calibrated on the run's own training split
     (digits, from the checkpoint's config) or on a folder; the same top-1 class as fp32 on the images."""
     pytest.importorskip("onnx")
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
     from mindcv_res2net.data.preprocess import eval_preprocess
-    from mindcv_res2net.engine.predict import load_for_prediction
+    from mindcv_res2net.deploy.predict import load_for_prediction
 
     path, folder = digits_checkpoint
     int8 = str(tmp_path / "int8")

@@ -18,9 +18,9 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from mindcv_res2net.cli.parser import parse_config  # noqa: E402
-from mindcv_res2net.engine.evaluate import validate  # noqa: E402
-from mindcv_res2net.engine.export import export_model, export_network  # noqa: E402
-from mindcv_res2net.engine.onnx_record import (PREFIX, ExportRecord, append_record, check_export,  # noqa: E402
+from mindcv_res2net.deploy.validate import validate  # noqa: E402
+from mindcv_res2net.deploy.export import export_model, export_network  # noqa: E402
+from mindcv_res2net.deploy.onnx_record import (PREFIX, ExportRecord, append_record, check_export,  # noqa: E402
                                                read_record, weights_digest)
 
 ARGV = ["--dataset", "digits", "--num_samples", "32", "--batch_size", "32", "--engine", "onnxruntime"]
@@ -79,7 +79,7 @@ def test_validate_refuses_the_export_of_another_checkpoint(exports, capsys):
 
 def test_a_converted_checkpoint_still_matches_its_export(exports, tmp_path):
     """The weights are compared, not the files: the same checkpoint as safetensors runs with its export."""
-    from mindcv_res2net.engine.convert import convert_weights
+    from mindcv_res2net.deploy.convert import convert_weights
 
     converted = convert_weights(str(exports / "a.ckpt"), str(tmp_path / "a.safetensors"), "tiny_net")
     assert file_sha256(converted) != file_sha256(str(exports / "a.ckpt"))
@@ -88,7 +88,7 @@ def test_a_converted_checkpoint_still_matches_its_export(exports, tmp_path):
 
 
 def test_predict_refuses_the_export_of_another_checkpoint(exports):
-    from mindcv_res2net.engine.predict import load_onnx_for_prediction
+    from mindcv_res2net.deploy.predict import load_onnx_for_prediction
 
     with pytest.raises(ValueError, match=r"^--onnx_path .*b\.onnx: is an export of .*b\.ckpt, not of .*a\.ckpt; "):
         load_onnx_for_prediction("tiny_net", str(exports / "b.onnx"), str(exports / "a.ckpt"))

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_tool
-from mindcv_res2net.cli.plot_metrics import read_metrics
-from mindcv_res2net.engine.predict import read_labels
+from mindcv_res2net.cli.reports import read_metrics
+from mindcv_res2net.deploy.predict import read_labels
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.fileio import WriteError, atomic_path, output_target
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mindcv_res2net.data.settings import EVAL_KEYS, checkpoint_eval
-from mindcv_res2net.engine.run_folder import checkpoint_to_evaluate, kept_checkpoints
+from mindcv_res2net.train.run_folder import checkpoint_to_evaluate, kept_checkpoints
 from mindcv_res2net.models import get_pretrained_cfg
 from conftest import assert_quiet_exit, run, run_tool
 

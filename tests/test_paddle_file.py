@@ -7,7 +7,7 @@ import pytest
 from conftest import PickleExploit, official_state_dict
 from mindcv_res2net import create_model
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 from mindcv_res2net.weights.paddle_file import load_paddle_file
 from paddle_writer import save_pdparams
 

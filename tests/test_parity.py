@@ -14,7 +14,7 @@ from conftest import MANIFEST, model_params, official_state_dict, parity_file, r
 from mindcv_res2net import create_model
 from mindcv_res2net.models.fuse import fuse_batchnorm
 from mindcv_res2net.weights import save_weights
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 from paddle_writer import save_pdparams
 from torch_writer import save_torch_legacy, save_torch_zip
 

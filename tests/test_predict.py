@@ -1,4 +1,4 @@
-"""tools/predict.py and engine.predict: preprocessing, class names, per-file errors, JSON output."""
+"""tools/predict.py and deploy.predict: preprocessing, class names, per-file errors, JSON output."""
 import json
 import os
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import run, save_trained_like_checkpoint
-from mindcv_res2net.engine.predict import imagenet_class_names, load_for_prediction, predict
+from mindcv_res2net.deploy.predict import imagenet_class_names, load_for_prediction, predict
 
 NAMES = ["circle", "square", "triangle"]
 

@@ -77,6 +77,6 @@ def test_every_docs_page_is_linked_from_the_readme():
 
 @pytest.mark.e2e
 def test_weights_page_matches_the_pretrained_configs():
-    proc = subprocess.run([sys.executable, "tools/make_weights_doc.py", "--check"], cwd=PROJECT_DIR,
+    proc = subprocess.run([sys.executable, "tools/maintainer/make_weights_doc.py", "--check"], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.run_folder import RunCheckpoints, RunFolder
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.run_folder import RunCheckpoints, RunFolder
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.scheduler import create_scheduler
 from mindcv_res2net.weights import CheckpointError, read_checkpoint_metadata, read_mindspore_checkpoint
 from mindcv_res2net.utils.fileio import OWNER_PATTERN

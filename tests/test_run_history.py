@@ -19,8 +19,8 @@ from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit
 from mindcv_res2net.cli.parser import parse_args, parse_config
 from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.cli.validate import main as validate_main
-from mindcv_res2net.engine.run_folder import RunFolder, RunFolderError, RunLock
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.run_folder import RunFolder, RunFolderError, RunLock
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.logger import MetricsCSV, read_metrics
 from mindcv_res2net.weights import read_checkpoint, read_checkpoint_metadata, save_weights
@@ -370,7 +370,7 @@ def test_a_file_system_without_locks_is_said_once_and_the_run_goes_on(tmp_path, 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr("mindcv_res2net.engine.run_folder.fcntl.flock", no_locks)
+    monkeypatch.setattr("mindcv_res2net.train.run_folder.fcntl.flock", no_locks)
     records = []
     handler = logging.Handler()
     handler.emit = records.append
@@ -389,7 +389,7 @@ def test_a_file_system_without_locks_is_said_once_and_the_run_goes_on(tmp_path, 
 def test_a_checkpoint_written_while_waiting_for_the_lock_is_refused(tmp_path, pynative, tiny_model):
     """The settings were read from one checkpoint; once the lock is held, the newest is another (a process
     that held the lock wrote it and ended): starting from either would be wrong, so the command is refused."""
-    from mindcv_res2net.engine.trainer import Continuation, start_run
+    from mindcv_res2net.train.trainer import Continuation, start_run
 
     out = str(tmp_path)
     assert train_main(TINY + ["--epoch_size", "2", "--val_while_train", "false", "--ckpt_save_dir", out]) == 0
@@ -485,7 +485,7 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path, pynative, 
 def test_a_file_as_ckpt_save_dir_is_one_line(tmp_path, capsys, monkeypatch):
     """Issue: "config.yaml: File exists" for a --ckpt_save_dir that is a regular file; checked before the
     data or the model are built."""
-    monkeypatch.setattr("mindcv_res2net.engine.trainer.start_run", lambda *a: pytest.fail("built something"))
+    monkeypatch.setattr("mindcv_res2net.train.trainer.start_run", lambda *a: pytest.fail("built something"))
     (tmp_path / "notes.txt").write_text("mine")
     for given, where in (("notes.txt", ""), ("notes.txt/run", f"{tmp_path}/notes.txt ")):
         monkeypatch.chdir(tmp_path)

@@ -13,7 +13,7 @@ from mindcv_res2net.config import RESUME_MAY_CHANGE, ConfigError, resumed_config
 from mindcv_res2net.cli.parser import parse_args, parse_config
 from mindcv_res2net.data.loader import create_source
 from mindcv_res2net.data.image_files import DatasetError
-from mindcv_res2net.engine.evaluate import validate
+from mindcv_res2net.deploy.validate import validate
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.weights import CheckpointError, read_checkpoint, read_checkpoint_metadata
 from conftest import PROJECT_DIR, run, run_tool
@@ -103,7 +103,7 @@ def test_a_yaml_value_that_contradicts_the_run_is_refused(run_copy, tmp_path, ca
 
 def test_resume_before_the_first_checkpoint_reads_config_yaml(tmp_path, capsys):
     """A run killed before its first checkpoint: its config.yaml is the run's settings."""
-    from mindcv_res2net.engine.run_folder import config_owner_line
+    from mindcv_res2net.train.run_folder import config_owner_line
 
     out = tmp_path / "run"
     config = save_config(parse_args(TINY), str(out / "config.yaml"), config_owner_line("killedrun123", MODEL))
@@ -126,7 +126,7 @@ def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
     checkpoint = os.path.join(run_copy, f"{MODEL}-1_1.ckpt")
     args, given = parse_config(["-c", os.path.join(run_copy, "config.yaml"), "--resume", checkpoint], program="train")
     stored = read_checkpoint_metadata(checkpoint)["config"]
-    from mindcv_res2net.engine.run_folder import run_metadata
+    from mindcv_res2net.train.run_folder import run_metadata
 
     merged, notes = resumed_config(args, given, run_metadata({"config": stored}, checkpoint)["config"], checkpoint)
     assert notes == [] and merged.model == MODEL and merged.image_resize == 32 and merged.resume == checkpoint
@@ -355,8 +355,8 @@ def test_pretrained_offline_leaves_no_run_folder(tmp_path, capsys, monkeypatch, 
 
 
 def test_onnx_and_labels_directories_say_so(tmp_path):
-    from mindcv_res2net.engine.onnx_runtime import OnnxClassifier
-    from mindcv_res2net.engine.predict import read_labels
+    from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
+    from mindcv_res2net.deploy.predict import read_labels
 
     with pytest.raises(FileNotFoundError, match=rf"^--onnx_path {tmp_path}: is a directory, not an .onnx file$"):
         OnnxClassifier(str(tmp_path))

@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 from mindcv_res2net.config import save_config
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.run_folder import (RunCheckpoints, RunFolder, RunFolderError, config_owner_line)
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.run_folder import (RunCheckpoints, RunFolder, RunFolderError, config_owner_line)
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.fileio import WriteError, atomic_path
 from mindcv_res2net.utils.logger import setup_logger
 from mindcv_res2net.weights import read_checkpoint_metadata, save_weights

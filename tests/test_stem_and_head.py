@@ -101,7 +101,7 @@ def grey_checkpoint(request, tmp_path_factory):
 
 
 def test_convert_keeps_one_channel(grey_checkpoint):
-    from mindcv_res2net.engine.convert import convert_weights
+    from mindcv_res2net.deploy.convert import convert_weights
 
     name, folder, ckpt, bare, model = grey_checkpoint
     # a file without metadata: its stem alone says 1 channel (describe_checkpoint knew only Res2Net's)
@@ -114,7 +114,7 @@ def test_convert_keeps_one_channel(grey_checkpoint):
 def test_export_runs_a_grey_image_as_mindspore_does(grey_checkpoint):
     import onnxruntime as ort
 
-    from mindcv_res2net.engine.export import export_model
+    from mindcv_res2net.deploy.export import export_model
 
     name, folder, ckpt, _, model = grey_checkpoint
     path = export_model(name, ckpt, str(folder / "grey"), "ONNX").path  # the run's 32 px
@@ -125,7 +125,7 @@ def test_export_runs_a_grey_image_as_mindspore_does(grey_checkpoint):
 
 
 def test_predict_reads_a_grey_image(grey_checkpoint):
-    from mindcv_res2net.engine.predict import load_for_prediction, predict
+    from mindcv_res2net.deploy.predict import load_for_prediction, predict
 
     name, folder, ckpt, _, _ = grey_checkpoint
     Image.fromarray((np.random.default_rng(2).random((12, 12)) * 255).astype(np.uint8), "L").save(folder / "g.png")
@@ -138,7 +138,7 @@ def test_predict_reads_a_grey_image(grey_checkpoint):
 
 def test_validate_follows_the_files_model_unless_model_is_given(grey_checkpoint, capsys):
     from mindcv_res2net.cli.parser import parse_config
-    from mindcv_res2net.engine.evaluate import validate
+    from mindcv_res2net.deploy.validate import validate
 
     name, _, ckpt, _, _ = grey_checkpoint
     other = "res2net50" if name == "res2net_dla60" else "res2net_dla60"

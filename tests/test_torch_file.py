@@ -8,7 +8,7 @@ import pytest
 
 from conftest import TESTS_DIR, PickleExploit, official_state_dict, run
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 from mindcv_res2net.weights.torch_file import UnsafePickleError, load_torch_file
 from torch_writer import save_torch_legacy, save_torch_zip
 

@@ -4,7 +4,7 @@ import pytest
 
 import mindspore as ms
 from mindspore import nn
-from mindcv_res2net.engine.train_step import TrainStep
+from mindcv_res2net.train.train_step import TrainStep
 from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer
 

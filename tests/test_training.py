@@ -9,7 +9,7 @@ import pytest
 import mindspore as ms
 from mindcv_res2net import create_model
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.engine.trainer import train
+from mindcv_res2net.train.trainer import train
 from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer, param_groups
 from mindcv_res2net.scheduler import create_scheduler
@@ -99,7 +99,7 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
     """--save_optimizer_state false: weights and metadata only, and a resume names the reason;
     tools/convert_weights.py strips a full training checkpoint to the same network weights."""
     from mindcv_res2net.weights import CheckpointError
-    from mindcv_res2net.engine.convert import convert_weights
+    from mindcv_res2net.deploy.convert import convert_weights
 
     common = ["--model", tiny_model, "--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt",
               "adamw", "--lr", "0.001"]
@@ -202,7 +202,7 @@ def test_resume_continues_exactly(tmp_path, pynative, tiny_model):
 @pytest.mark.e2e
 def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
     """GPU/Ascend feed batches through ms.data_sink; CPU cannot run it, so it is emulated here."""
-    from mindcv_res2net.engine import trainer
+    from mindcv_res2net.train import trainer
     from mindcv_res2net.utils.device import TrainingPlan
 
     calls = []

@@ -8,7 +8,7 @@ import numpy as np
 from mindspore import nn
 from tqdm import tqdm
 
-from ..engine.train_step import TrainStep
+from ..train.train_step import TrainStep
 from ..loss import create_loss
 from ..models import create_model
 from ..models.fuse import fuse_batchnorm

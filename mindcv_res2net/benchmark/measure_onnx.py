@@ -9,9 +9,9 @@ from typing import List
 import numpy as np
 from tqdm import tqdm
 
-from ..engine.export import export_network
-from ..engine.onnx_runtime import OnnxClassifier
-from ..engine.quantize import quantize_int8
+from ..deploy.export import export_network
+from ..deploy.onnx_runtime import OnnxClassifier
+from ..deploy.quantize import quantize_int8
 from ..models import create_model
 from ..utils.device import set_device
 from ..utils.engines import import_onnxruntime

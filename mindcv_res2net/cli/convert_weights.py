@@ -18,7 +18,7 @@ read-only file; a link's target is replaced, /dev/stdout or a named pipe receive
 import sys
 
 from mindcv_res2net.utils.cli import run_cli
-from mindcv_res2net.engine.convert import convert_weights
+from mindcv_res2net.deploy.convert import convert_weights
 from mindcv_res2net.utils.device import set_device
 from mindcv_res2net.utils.fileio import is_stdout
 

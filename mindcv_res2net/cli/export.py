@@ -19,7 +19,7 @@ activations; BatchNorm folded), calibrated on --calib_images images of the run's
 """
 import sys
 
-from mindcv_res2net.engine.export import CALIBRATION_IMAGES, SUFFIXES, export_model
+from mindcv_res2net.deploy.export import CALIBRATION_IMAGES, SUFFIXES, export_model
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.fileio import is_stdout
 

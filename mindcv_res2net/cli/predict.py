@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     from mindcv_res2net.data.preprocess import expand_paths, prediction_eval
-    from mindcv_res2net.engine.predict import (format_results, load_for_prediction, load_onnx_for_prediction,
+    from mindcv_res2net.deploy.predict import (format_results, load_for_prediction, load_onnx_for_prediction,
                                                predict, read_labels)
     from mindcv_res2net.utils.engines import check_engine
     from mindcv_res2net.utils.device import set_device

@@ -2,7 +2,7 @@
 import sys
 
 from mindcv_res2net.cli.parser import parse_config
-from mindcv_res2net.engine.evaluate import validate
+from mindcv_res2net.deploy.validate import validate
 from mindcv_res2net.utils.cli import run_cli
 
 

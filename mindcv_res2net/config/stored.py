@@ -109,7 +109,7 @@ def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str,
 
 
 # The second line of a run's config.yaml: a digest of the settings written below it. A file whose settings no
-# longer match it was edited by hand (``engine.run_folder.RunFolder.config_edits``); comments and formatting
+# longer match it was edited by hand (``train.run_folder.RunFolder.config_edits``); comments and formatting
 # are not settings.
 SETTINGS_DIGEST = re.compile(r"^# settings digest ([0-9a-f]{16})$")
 

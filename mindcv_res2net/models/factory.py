@@ -138,7 +138,7 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
     that contradicts the file is an error, never a silently re-initialised head. ``ema`` as for
     ``create_model``. The file's class names and training config, when it has them, are kept in
     ``model.class_names`` and ``model.run_config`` (the config as stored: a JSON object, which
-    ``engine.run_folder.run_config`` converts).
+    ``train.run_folder.run_config`` converts).
     """
     _check_weights_args(checkpoint_path, False, ema)
     state, metadata = read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights

@@ -1,1 +1,2 @@
-"""Checkpoints, downloads and measurements."""
+"""What every layer uses: file I/O (atomic writes, output checks, sha256 records), downloads, logging,
+the device and its training plan, argument types, the command-line runner, FLOPs counting."""

@@ -2,7 +2,7 @@
 layout, strict loading, saving.
 
 ``read_checkpoint(path)`` reads any supported file, ``load_checkpoint(model, path)`` maps it strictly
-onto a model, ``save_weights`` writes ``.ckpt`` / ``.safetensors`` (``engine.convert.convert_weights``
+onto a model, ``save_weights`` writes ``.ckpt`` / ``.safetensors`` (``deploy.convert.convert_weights``
 does all three).
 """
 from .formats import (CheckpointError, read_checkpoint, read_checkpoint_metadata, read_mindspore_checkpoint,

@@ -1,33 +1,12 @@
-"""One optimisation step as a Cell, compiled whole in Graph mode, and the input normalisation it may hold."""
+"""One optimisation step as a Cell, compiled whole in Graph mode (with the input normalisation, when batches are uint8)."""
 from typing import Optional, Sequence
 
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, nn, ops
 
-from ..data.settings import normalization
+from ..evaluate import Normalize
 from ..weights.checkpoint_layout import EMA_PREFIX
-
-
-class Normalize(nn.Cell):
-    """``(N, C, H, W)`` uint8 or float32 on the 0-255 scale -> float32 ``(x - mean) / std``, per channel.
-
-    Runs inside the compiled train and eval steps, on the device, so that batches cross from the host
-    as uint8: a quarter of the bytes of float32. Holds no parameters (nothing enters a checkpoint).
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.mean = ms.Tensor(np.asarray(mean, np.float32).reshape(1, -1, 1, 1))
-        self.std = ms.Tensor(np.asarray(std, np.float32).reshape(1, -1, 1, 1))
-
-    def construct(self, x):
-        return (x.astype(ms.float32) - self.mean) / self.std
-
-
-def device_normalize(data, model_cfg: dict) -> Optional[Normalize]:
-    """The ``Normalize`` the steps need for a ``DataConfig``; None when the host normalises."""
-    return Normalize(*normalization(data, model_cfg)) if data.normalize_on_device else None
 
 
 class TrainStep(nn.Cell):
@@ -123,14 +102,3 @@ def _ema_update(decay, ema, weight):
 
 def _zero(buffer):
     return ops.assign(buffer, ops.zeros_like(buffer))
-
-
-def top_k_correct(logits: ms.Tensor, labels: ms.Tensor, k: int) -> int:
-    """How many rows of ``logits`` have their label (index, or argmax of soft targets) in the top ``k``."""
-    logits = logits.asnumpy()
-    labels = labels.asnumpy()
-    if labels.ndim == 2:
-        labels = labels.argmax(-1)
-    k = min(k, logits.shape[1])
-    top = (-logits).argsort(axis=1)[:, :k]
-    return int((top == labels[:, None]).any(axis=1).sum())

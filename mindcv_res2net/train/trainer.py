@@ -30,9 +30,9 @@ from ..utils.logger import MetricsCSV, keep_copy, log_to_file, progress_bar, set
 from .run_folder import (RunCheckpoints, RunFolder, RunFolderError, RunLock, config_owner_line, kept_checkpoints,
                          new_run_id, run_metadata)
 from .training_state import checkpoint_bytes, restore_training_state, training_state
-from .evaluate import evaluate
+from ..evaluate import device_normalize, evaluate, top_k_correct
 from .stopping import StopSignals
-from .train_step import TrainStep, device_normalize, top_k_correct
+from .train_step import TrainStep
 
 
 @contextmanager

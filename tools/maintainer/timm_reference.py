@@ -3,7 +3,7 @@
 PyTorch never enters mindcv_res2net or its tests: run this only inside a throwaway venv, e.g.
 
     python3 -m venv /tmp/timm-venv && /tmp/timm-venv/bin/pip install torch==2.14.1 timm==1.0.31
-    /tmp/timm-venv/bin/python tools/timm_reference.py --models res2net50 --batch_size 32 --image_size 224
+    /tmp/timm-venv/bin/python tools/maintainer/timm_reference.py --models res2net50 --batch_size 32 --image_size 224
 
 Names map to timm's: res2net50 -> res2net50_26w_4s, res2net101 -> res2net101_26w_4s, and the v1b
 nets (deep stem, avg-down) -> res2net50d / res2net101d. Per model: inference ms per image at batch 1,

@@ -5,7 +5,7 @@ from mindspore import nn
 
 from ..models import create_model_from_checkpoint
 from ..models.registry import is_model, resolve_name
-from .run_folder import checkpoint_to_evaluate, recorded_model, run_config
+from ..train.run_folder import checkpoint_to_evaluate, recorded_model, run_config
 
 
 def _canonical(model_name: str) -> str:

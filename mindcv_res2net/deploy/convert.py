@@ -5,7 +5,7 @@ from typing import Optional
 from ..models import create_model, create_model_from_checkpoint
 from ..utils.fileio import check_output
 from ..weights import save_weights
-from .run_folder import run_config
+from ..train.run_folder import run_config
 
 
 def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[int] = None,

@@ -3,7 +3,7 @@
 PyTorch never enters mindcv_res2net or its tests: run this only inside a throwaway venv, e.g.
 
     python3 -m venv /work/venv-timm && /work/venv-timm/bin/pip install torch==2.14.1 timm==1.0.31
-    /work/venv-timm/bin/python tools/make_dilated_reference.py --out tests/data/dilated
+    /work/venv-timm/bin/python tools/maintainer/make_dilated_reference.py --out tests/data/dilated
 
 The tests import only the numpy part of this file (``reference_weight``, ``reference_input`` and the
 constants); torch and timm are imported inside ``make_reference``. The method is written down in

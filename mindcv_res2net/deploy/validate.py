@@ -1,4 +1,4 @@
-"""Evaluation loop: top-1, top-5, loss, image count, seconds and throughput."""
+"""The job behind validate.py: a checkpoint, the published weights or an ONNX export, evaluated on a split."""
 import sys
 import time
 import warnings
@@ -9,47 +9,15 @@ from mindspore import nn
 from ..config import absolute_paths, resolve_stored_paths
 from ..data.loader import create_loader, iterate_batches
 from ..data.settings import checkpoint_eval
+from ..evaluate import device_normalize, evaluate
 from ..loss import create_loss
 from ..models import create_model, get_pretrained_cfg
 from ..models.registry import is_model, resolve_name
 from ..utils.device import set_device
 from ..utils.engines import import_onnxruntime
-from ..utils.logger import progress_bar
 from .checkpoint_model import model_to_evaluate
 from .onnx_record import read_record, shown
 from .onnx_runtime import OnnxClassifier, classifier_for, open_export
-from .train_step import device_normalize, top_k_correct
-
-
-def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progress: bool = True,
-             desc: str = "validate", normalize: nn.Cell = None) -> dict:
-    """Run ``model`` in eval mode over ``dataset`` (image, index label) batches; ``normalize`` (a
-    ``Normalize`` or None) turns uint8 batches into the network's input.
-
-    Returns top1 / top5 (percent), loss (mean per image), images, seconds, img_per_s.
-    """
-    was_training = model.training
-    model.set_train(False)
-    correct1 = correct5 = images = 0
-    loss_sum = 0.0
-    start = time.perf_counter()
-    try:
-        with progress_bar(steps, desc, progress, leave=False) as bar:
-            for batch, labels in iterate_batches(dataset):
-                logits = model(batch if normalize is None else normalize(batch))
-                n = int(labels.shape[0])
-                loss_sum += float(loss_fn(logits, labels).asnumpy()) * n
-                correct1 += top_k_correct(logits, labels, 1)
-                correct5 += top_k_correct(logits, labels, 5)
-                images += n
-                bar.update(1)
-    finally:
-        model.set_train(was_training)
-    seconds = time.perf_counter() - start
-    if images == 0:
-        raise ValueError("the validation set is empty")
-    return dict(top1=100.0 * correct1 / images, top5=100.0 * correct5 / images, loss=loss_sum / images,
-                images=images, seconds=seconds, img_per_s=images / seconds)
 
 
 def _recorded_export(exported: OnnxClassifier, model_name: str, model_given: bool) -> Tuple[str, str]:
