@@ -14,6 +14,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..utils.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 # No side of an image in the transforms may grow beyond this many pixels. Evaluation resizes the shorter
@@ -26,7 +28,7 @@ MAX_RESIZED_SIDE = 12800
 MAX_SIDE = 1_000_000
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset is missing, incomplete or unreadable."""
 
 

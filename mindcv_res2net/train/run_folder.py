@@ -35,6 +35,7 @@ from ..config import (INVOCATION_KEYS, SETTINGS_DIGEST, ConfigError, config_from
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
 from ..weights.checkpoint_layout import checked_metadata
 from ..weights.formats import brief
+from ..utils.errors import UserError
 from ..utils.fileio import PARTIAL_PREFIX, atomic_path, stale_partial_files
 from ..utils.logger import metrics_epoch, read_metrics, timestamp
 
@@ -47,7 +48,7 @@ _ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+(?:-interrupted)?|best)\.ckpt$"
 _CONFIG_OWNER = re.compile(r"^# run ([A-Za-z0-9_-]{1,64}), model (\S{1,100})$")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files, or another process
     trains there."""
 

@@ -8,6 +8,8 @@ import difflib
 import math
 import sys
 
+from .errors import UserError
+
 # Square input images, pixels per side. Every network of the package reduces its input by 32 (output
 # stride 32), so 32 px is the smallest image whose last feature map holds one pixel of its own rather
 # than padding; beyond 4096 px an image only exhausts memory (one 4096 px RGB batch of 8 is 1.6 GB of float32).
@@ -18,7 +20,7 @@ MAX_IMAGE_SIZE = 4096
 MIN_CROP_PCT = 0.1
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad flag, YAML key or value."""
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 from tqdm import tqdm
 
+from .errors import UserError
 from .fileio import WriteError, atomic_path, file_sha256, stale_partial_files, write_sha256_record
 
 CACHE_ENV = "MINDCV_RES2NET_CACHE"
@@ -31,7 +32,7 @@ _CHUNK = 1 << 20
 _OWNER = "download"  # owner of the temporary files (see fileio.atomic_path)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A file could not be fetched or failed verification; nothing was kept."""
 
 

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..utils.errors import UserError
 from ..utils.fileio import atomic_path
 from .paddle_file import is_paddle_pickle, load_paddle_file
 from .torch_file import UnsafePickleError, load_torch_file
@@ -22,7 +23,7 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
 _MAX_LISTED = 6
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit the model."""
 
 

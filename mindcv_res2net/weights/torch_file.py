@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
 
+from ..utils.errors import UserError
 from .pickle_bounds import check_expansion
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -29,7 +30,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(UserError):
     """The pickle references something other than tensor data; nothing from it was executed."""
 
 
