@@ -1,0 +1,21 @@
+"""How values appear in messages: one setting (``shown``), and a list of names cut short (``brief``)."""
+from typing import Iterable
+
+BRIEF_LIMIT = 6  # names a message lists before "and N more"
+
+
+def shown(value) -> str:
+    """A setting as a message shows it, as a flag would take it: None as none, '' quoted, a tuple or list
+    as its values separated by spaces (``--scale 0.5 1.0``), anything else as ``str`` (floats exact)."""
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return " ".join(shown(v) for v in value)
+    return "''" if isinstance(value, str) and not value else str(value)
+
+
+def brief(names: Iterable[str]) -> str:
+    """``names`` sorted, comma-separated, the first ``BRIEF_LIMIT`` of them and ``and N more``."""
+    names = sorted(names)
+    listed = ", ".join(names[:BRIEF_LIMIT])
+    return listed + (f" and {len(names) - BRIEF_LIMIT} more" if len(names) > BRIEF_LIMIT else "")
