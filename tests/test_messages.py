@@ -1,12 +1,12 @@
-"""How values and lists appear in messages: one formatter of a value (``utils.text.shown``) and one of a
-list of names (``utils.text.brief``), used by every room."""
+"""How values and lists appear in messages: one formatter of a value (``utils.errors.shown``) and one of a
+list of names (``utils.errors.brief``), used by every room."""
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mindcv_res2net.data import checkpoint_eval
 from mindcv_res2net.models import get_pretrained_cfg
-from mindcv_res2net.utils.text import BRIEF_LIMIT, brief, shown
+from mindcv_res2net.utils.errors import BRIEF_LIMIT, brief, shown
 from mindcv_res2net.weights import formats
 
 

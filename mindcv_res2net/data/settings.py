@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from ..utils.argtypes import MIN_CROP_PCT
-from ..utils.text import shown
+from ..utils.errors import shown
 from .datasets import DEFAULT_DATASET, PRETRAINED_DATASET, dataset_spec
 from .image_files import MAX_RESIZED_SIDE, DatasetError
 

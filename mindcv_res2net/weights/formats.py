@@ -14,9 +14,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..utils.errors import UserError
+from ..utils.errors import UserError, brief
 from ..utils.fileio import atomic_path
-from ..utils.text import brief
 from .paddle_file import is_paddle_pickle, load_paddle_file
 from .torch_file import UnsafePickleError, load_torch_file
 
