@@ -104,10 +104,12 @@ def _declare() -> Dict[str, Flag]:
 
     g = _Group("dataset", flags)
     g.add_argument("--dataset", type=str, default=_DATA.dataset, choices=DATASETS, help="data set")
-    g.add_argument("--data_dir", type=str, default=_DATA.data_dir, help="dataset folder (not needed for digits)")
+    g.add_argument("--data_dir", type=str, default=_DATA.data_dir,
+                   help=f"dataset folder (not needed for {'/'.join(dataset_names(lambda s: not s.reads_data_dir))})")
     g.add_argument("--train_split", type=str, default=_DATA.train_split, help="train split / sub-folder")
     g.add_argument("--val_split", type=str, default=_DATA.val_split, help="validation split / sub-folder")
-    _bool(g, "--dataset_download", _DATA.dataset_download, "download cifar10/cifar100 if missing")
+    _bool(g, "--dataset_download", _DATA.dataset_download,
+          f"download {'/'.join(dataset_names(lambda s: s.download is not None))} if missing")
     g.add_argument("--num_parallel_workers", type=positive_int, default=_DATA.num_parallel_workers, help="data workers")
     _bool(g, "--shuffle", _DATA.shuffle, "shuffle the training set")
     g.add_argument("--num_samples", type=optional_positive_int, default=_DATA.num_samples,
