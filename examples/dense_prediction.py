@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from mindspore import nn, ops  # noqa: E402
 
 from mindcv_res2net import create_model  # noqa: E402
-from mindcv_res2net.data.sources import digits_source  # noqa: E402
+from mindcv_res2net.data import create_source  # noqa: E402
 from mindcv_res2net.models.base import FROZEN_STAGES  # noqa: E402
 from mindcv_res2net.models.res2net import OUTPUT_STRIDES  # noqa: E402
 from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size, positive_int  # noqa: E402
@@ -37,7 +37,7 @@ NUM_CLASSES = 11  # background + the ten digits
 
 def digit_segmentation(split: str, image_size: int, ink: float, limit: int = 0):
     """(images (N, 1, S, S) float32 in [0, 1], masks (N, S, S) int32 in 0..10) of a digits split."""
-    source = digits_source(split)
+    source = create_source("digits", split)
     images, labels = source.images[..., 0], source.labels
     if limit:
         images, labels = images[:limit], labels[:limit]

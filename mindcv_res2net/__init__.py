@@ -9,7 +9,8 @@ point down), and outside ``cli`` never one of the package's own modules inside a
 - ``weights``: weight files: readers, writer, name maps, checkpoint layout;
 - ``models``: blocks, networks, registry, ``create_model``;
 - ``loss``, ``optim``, ``scheduler``: side by side;
-- ``data``: image files, data sets, transforms, loader, evaluation preprocessing;
+- ``data``: the data sets as data (``datasets``: one entry each), their readers, image files, transforms,
+  loader, evaluation preprocessing;
 - ``config``: the flag table of train.py and validate.py; YAML recipes and stored configs read with it;
 - ``evaluate``: the evaluation loop and the input normalisation of the compiled steps, shared by training
   and validation;

@@ -47,7 +47,7 @@ def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
     from mindcv_res2net.benchmark.plan import plan
     args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
                               fuse_bn=True)
-    configs = plan(["res2net50", "res2next50"], ["graph", "pynative"], args, {"res2net50", "res2net101"})
+    configs = plan(["res2net50", "res2next50"], ["graph", "pynative"], args, mindcv_models={"res2net50", "res2net101"})
     assert [(c.impl, c.model, c.mode, c.fuse_bn) for c in configs] == [
         ("mindcv_res2net", "res2net50", "graph", True), ("mindcv", "res2net50", "graph", False),
         ("mindcv_res2net", "res2net50", "pynative", True), ("mindcv", "res2net50", "pynative", False),
@@ -60,7 +60,7 @@ def test_benchmark_bad_arguments(capsys):
     code, err = run_tool("benchmark", ["--models", "res2net5"], capsys)
     assert code == 2 and err.startswith("error: unknown model 'res2net5'; did you mean")
     code, err = run_tool("benchmark", ["--modes", "eager"], capsys)
-    assert code == 2 and "error: --modes takes pynative and/or graph, got 'eager'" in err
+    assert code == 2 and "error: --modes takes graph and/or pynative, got 'eager'" in err
     code, err = run_tool("benchmark", ["--compare", "timm"], capsys)
     assert code == 2 and "error: --compare takes 'mindcv', got 'timm'" in err
 

@@ -1,8 +1,11 @@
 """Data sources, transforms, batch mixing and loaders on small generated or bundled data."""
+import ast
+import dataclasses
 import gzip
 import hashlib
 import http.server
 import io
+import os
 import tarfile
 import threading
 
@@ -12,9 +15,9 @@ from PIL import Image
 
 from mindcv_res2net.config import data_config
 from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.data import DatasetError, create_loader, create_source
+from mindcv_res2net.data import DATASETS, DatasetError, create_loader, create_source
 from mindcv_res2net.data.loader import iterate_batches
-from mindcv_res2net.data.sources import download_cifar
+from mindcv_res2net.data.sources import Download, download_cifar
 from mindcv_res2net.data.transforms import BatchMixer
 from mindcv_res2net.models import get_pretrained_cfg
 
@@ -90,17 +93,15 @@ def test_cifar_download_checks_md5(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-binary.tar.gz"
     try:
-        from mindcv_res2net.data import sources
-
-        monkeypatch.setitem(sources.CIFAR, "cifar10", dict(sources.CIFAR["cifar10"], md5="0" * 32))
+        cifar10 = DATASETS["cifar10"]
         with pytest.raises(Exception, match=r"md5 mismatch .*expected 0{32}"):
-            download_cifar("cifar10", str(tmp_path / "bad"), url)
+            download_cifar(dataclasses.replace(cifar10, download=Download(url, "0" * 32)), str(tmp_path / "bad"))
         assert not (tmp_path / "bad" / "cifar-10-binary.tar.gz").exists()
-        monkeypatch.setitem(sources.CIFAR, "cifar10", dict(sources.CIFAR["cifar10"], url=url,
-                                                            md5=hashlib.md5(body).hexdigest()))
+        monkeypatch.setitem(DATASETS, "cifar10", dataclasses.replace(cifar10, download=Download(
+            url, hashlib.md5(body).hexdigest())))
         args = _data(["--dataset", "cifar10", "--data_dir", str(tmp_path / "dl"), "--dataset_download",
                            "--image_resize", "32", "--batch_size", "4"])
-        loader = create_loader(args, "train", True, CFG)
+        loader = create_loader(args, "train", train=True, model_cfg=CFG)
         assert loader.num_images == 15 and loader.steps == 3
         images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
         assert images.shape == (4, 3, 32, 32) and labels.shape == (4,)
@@ -152,13 +153,13 @@ def test_image_folder_modes_and_corrupt_files(tmp_path):
     with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg: .*pass --skip_corrupt_images"):
         create_source("imagefolder", "train", str(tmp_path))
     with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/broken.jpg"):
-        create_loader(_data(argv), "train", False, CFG)
+        create_loader(_data(argv), "train", train=False, model_cfg=CFG)
     with pytest.warns(UserWarning, match=r"^left out: cannot decode image .*broken.jpg"):
         source = create_source("imagefolder", "train", str(tmp_path), skip_corrupt=True)
     assert source.class_names == ["class_0", "class_1"] and len(source) == 12
     assert all(source.decode(i).shape[-1] == 3 for i in range(12))
     with pytest.warns(UserWarning, match="left out 1 of 13 images"):
-        loader = create_loader(_data(argv + ["--skip_corrupt_images"]), "train", False, CFG)
+        loader = create_loader(_data(argv + ["--skip_corrupt_images"]), "train", train=False, model_cfg=CFG)
     batches = list(iterate_batches(loader.dataset))
     assert loader.steps == len(batches) == 3 and batches[0][0].shape == (4, 3, 32, 32)
     with pytest.raises(DatasetError, match=r"image folder not found: .*/val"):
@@ -212,7 +213,8 @@ def test_file_broken_after_the_scan_is_named_when_the_cpp_decoder_fails(tmp_path
     """MindSpore's pipeline cannot go on after a decode error; the error still names the file."""
     _image_tree(tmp_path)
     loader = create_loader(_data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
-                                  "--batch_size", "2", "--num_parallel_workers", "2"]), "train", True, CFG)
+                                  "--batch_size", "2", "--num_parallel_workers", "2"]), "train", train=True,
+                           model_cfg=CFG)
     assert len(list(iterate_batches(loader.for_epoch(1)))) == loader.steps == 6
     (tmp_path / "train" / "class_1" / "2.jpg").write_bytes(b"garbage" * 50)
     with pytest.raises(DatasetError, match=r"^cannot decode image .*class_1/2.jpg: MindSpore's decoder failed"):
@@ -225,13 +227,13 @@ def test_image_folder_epochs_repeat_exactly_and_shards_are_equal(tmp_path):
     _image_tree(tmp_path)
     data = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
                   "--batch_size", "2", "--num_parallel_workers", "2"])
-    loader = create_loader(data, "train", True, CFG)
+    loader = create_loader(data, "train", train=True, model_cfg=CFG)
     first = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(2))]
     again = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(2))]
     other = [b[0].asnumpy() for b in iterate_batches(loader.for_epoch(3))]
     assert all(np.array_equal(a, b) for a, b in zip(first, again)) and len(first) == 6
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
-    labels = [[int(x) for b in iterate_batches(create_loader(data, "train", True, CFG, num_shards=2, shard_id=r)
+    labels = [[int(x) for b in iterate_batches(create_loader(data, "train", train=True, model_cfg=CFG, num_shards=2, shard_id=r)
                                                .for_epoch(2)) for x in b[1].asnumpy()] for r in (0, 1)]
     assert len(labels[0]) == len(labels[1]) == 6
 
@@ -244,8 +246,8 @@ def test_batches_are_uint8_normalised_in_the_step_or_float_from_the_host():
 
     argv = ["--dataset", "digits", "--image_resize", "32", "--batch_size", "8", "--num_samples", "16"]
     on_device, on_host = _data(argv), _data(argv + ["--normalize_on_device", "false"])
-    raw, _ = next(iterate_batches(create_loader(on_device, "val", False, CFG).dataset))
-    host, _ = next(iterate_batches(create_loader(on_host, "val", False, CFG).dataset))
+    raw, _ = next(iterate_batches(create_loader(on_device, "val", train=False, model_cfg=CFG).dataset))
+    host, _ = next(iterate_batches(create_loader(on_host, "val", train=False, model_cfg=CFG).dataset))
     assert str(raw.dtype) == "UInt8" and str(host.dtype) == "Float32" and raw.shape == host.shape == (8, 3, 32, 32)
     assert device_normalize(on_host, CFG) is None
     normalised = device_normalize(on_device, CFG)(raw)
@@ -278,7 +280,7 @@ def test_imagenet_train_transforms(tmp_path, extra):
     _image_tree(tmp_path)
     args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "48",
                        "--batch_size", "6", *extra])
-    loader = create_loader(args, "train", True, CFG)
+    loader = create_loader(args, "train", train=True, model_cfg=CFG)
     batches = list(iterate_batches(loader.dataset))
     assert loader.steps == len(batches) == 2 and batches[0][0].shape == (6, 3, 48, 48)
     if "--re_prob" in extra:  # erased patches hold the fill value 0 (normalised): the mean colour in uint8
@@ -290,7 +292,7 @@ def test_grey_images_repeated_or_kept(tmp_path):
     for channels in (3, 1):
         args = _data(["--dataset", "digits", "--image_resize", "32", "--batch_size", "8",
                            "--in_channels", str(channels), "--num_samples", "16"])
-        loader = create_loader(args, "train", True, CFG)
+        loader = create_loader(args, "train", train=True, model_cfg=CFG)
         images, labels = next(loader.dataset.create_tuple_iterator(num_epochs=1))
         assert images.shape == (8, channels, 32, 32) and str(images.dtype) == "UInt8"
         if channels == 3:
@@ -302,26 +304,26 @@ def test_mixup_and_cutmix_soft_targets():
     images = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
     labels = np.array([0, 1, 2, 3, 4, 5])
     for mixup, cutmix in ((0.2, 0.0), (0.0, 1.0), (0.2, 1.0)):
-        mixed, targets = BatchMixer(10, mixup, cutmix, prob=1.0, label_smoothing=0.1, seed=1)(images, labels)
+        mixed, targets = BatchMixer(10, mixup_alpha=mixup, cutmix_alpha=cutmix, prob=1.0, label_smoothing=0.1, seed=1)(images, labels)
         assert mixed.shape == images.shape and targets.shape == (6, 10)
         assert np.allclose(targets.sum(1), 1.0, atol=1e-6) and (targets >= 0.01 - 1e-7).all()
         assert (targets[np.arange(6), labels] + targets[np.arange(6), labels[::-1]] > 0.85).all()
-    _, plain = BatchMixer(10, 0.2, 0.0, prob=0.0)(images, labels)
+    _, plain = BatchMixer(10, mixup_alpha=0.2, cutmix_alpha=0.0, prob=0.0)(images, labels)
     assert np.array_equal(plain.argmax(1), labels) and plain.max() == 1.0
 
 
 def test_batch_larger_than_dataset_is_a_clear_error():
     args = _data(["--dataset", "digits", "--batch_size", "64", "--num_samples", "10"])
     with pytest.raises(DatasetError, match=r"--batch_size 64 is larger than the 10 training images"):
-        create_loader(args, "train", True, CFG)
+        create_loader(args, "train", train=True, model_cfg=CFG)
 
 
 def test_train_num_samples_limits_only_the_training_split():
     args = _data(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40"])
-    assert create_loader(args, "train", True, CFG).steps == 5  # 40 images, drop_remainder
-    assert create_loader(args, "val", False, CFG).steps == 45  # the whole 360-image split
+    assert create_loader(args, "train", train=True, model_cfg=CFG).steps == 5  # 40 images, drop_remainder
+    assert create_loader(args, "val", train=False, model_cfg=CFG).steps == 45  # the whole 360-image split
     args = _data(["--dataset", "digits", "--batch_size", "8", "--train_num_samples", "40", "--num_samples", "16"])
-    assert create_loader(args, "train", True, CFG).steps == 5 and create_loader(args, "val", False, CFG).steps == 2
+    assert create_loader(args, "train", train=True, model_cfg=CFG).steps == 5 and create_loader(args, "val", train=False, model_cfg=CFG).steps == 2
 
 
 def test_decompression_bomb_is_an_error_or_skipped(tmp_path, monkeypatch):
@@ -375,7 +377,7 @@ def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
     for flag in ("--train_num_samples", "--num_samples"):
         args = _data(["--dataset", "imagefolder", "--data_dir", str(tmp_path), "--image_resize", "32",
                            "--batch_size", "3", "--num_parallel_workers", "1", flag, "9"])
-        loader = create_loader(args, "train", True, CFG)
+        loader = create_loader(args, "train", train=True, model_cfg=CFG)
         batches = list(iterate_batches(loader.for_epoch(1)))
         assert loader.num_images == 9 and len(batches) == 3 and batches[0][0].shape == (3, 3, 32, 32)
 
@@ -383,7 +385,7 @@ def test_sample_limits_work_on_folders_of_mixed_image_sizes(tmp_path):
 def test_mixup_targets_have_the_models_class_count():
     args = _data(["--dataset", "digits", "--image_resize", "32", "--batch_size", "8", "--num_samples", "16",
                        "--num_classes", "12", "--mixup", "0.2", "--num_parallel_workers", "1"])
-    loader = create_loader(args, "train", True, CFG)
+    loader = create_loader(args, "train", train=True, model_cfg=CFG)
     _, targets = next(iterate_batches(loader.for_epoch(1)))
     assert loader.num_classes == 12 and targets.shape == (8, 12)
 
@@ -424,8 +426,39 @@ def test_evaluation_is_the_same_with_uint8_batches_and_host_normalised_ones():
     results = []
     for extra in ([], ["--normalize_on_device", "false"]):
         data = _data(argv + extra)
-        loader = create_loader(data, "val", False, CFG)
+        loader = create_loader(data, "val", train=False, model_cfg=CFG)
         results.append(evaluate(model, loader.dataset, create_loss("CE", 10), loader.steps, progress=False,
                                 normalize=device_normalize(data, CFG)))
     assert results[0]["images"] == results[1]["images"] == 32
     assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-4
+
+
+def _positional_problems(path: str) -> list:
+    """Functions of ``path`` with more than 3 positional parameters (self and cls aside) or a positional one
+    defaulting to a bool, and dataclasses of more than 3 fields that are not keyword-only."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+            bools = [d for d in node.args.defaults if isinstance(d, ast.Constant) and isinstance(d.value, bool)]
+            if len(positional) > 3 or bools:
+                problems.append(f"{node.name}({', '.join(positional)})")
+        if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+            fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and "ClassVar" not in ast.unparse(s)]
+            if len(fields) > 3 and not any("kw_only=True" in ast.unparse(d) for d in node.decorator_list):
+                problems.append(f"{node.name} ({len(fields)} positional fields)")
+    return problems
+
+
+def test_calls_into_the_data_and_benchmark_rooms_read_at_the_call_site():
+    """After the first few parameters (the subject of the call), keyword-only; no positional booleans:
+    ``create_loader(data, split, train=True, model_cfg=cfg)``."""
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mindcv_res2net")
+    paths = [os.path.join(package, "cli", "benchmark.py")] + [
+        os.path.join(package, room, name) for room in ("data", "benchmark")
+        for name in sorted(os.listdir(os.path.join(package, room))) if name.endswith(".py")]
+    assert {os.path.relpath(p, package): _positional_problems(p) for p in paths if _positional_problems(p)} == {}
+    with pytest.raises(TypeError):
+        create_loader(_data([]), "train", True, CFG)

@@ -236,11 +236,11 @@ def test_elongated_images_are_refused_before_they_cost_memory(tmp_path, photo):
     message = (f"cannot use image {wide}: 20000x1 px; evaluation resizes its shorter side to 256 px, which would "
                f"make the longer side 5120000 px, more than {MAX_RESIZED_SIDE} (at most 50:1)")
     with pytest.raises(DatasetError, match=f"^{re.escape(message)} \\(pass --skip_corrupt_images"):
-        create_loader(data, "val", False, CFG)
+        create_loader(data, "val", train=False, model_cfg=CFG)
     with pytest.raises(DatasetError, match=r"tall.png: 10x501 px; .* longer side 12825 px"):
-        create_loader(data, "train", True, CFG)
+        create_loader(data, "train", train=True, model_cfg=CFG)
     with pytest.warns(DataWarning, match=f"^left out: {re.escape(message)}$"):
-        loader = create_loader(dataclasses.replace(data, skip_corrupt_images=True), "val", False, CFG)
+        loader = create_loader(dataclasses.replace(data, skip_corrupt_images=True), "val", train=False, model_cfg=CFG)
     assert loader.num_images == 2
     pre = checkpoint_eval("x", None, CFG).preprocessing
     with pytest.raises(DatasetError, match=f"^{re.escape(message)}$"):
@@ -293,9 +293,9 @@ def test_a_training_split_of_one_class_is_warned_about(tmp_path, photo):
     with pytest.warns(DataWarning, match=r"^imagefolder/train: every training image is of one class \('only'\): "
                                          r"cross-entropy over a single class is always 0, so the network learns "
                                          r"nothing$"):
-        create_loader(data, "train", True, CFG)
+        create_loader(data, "train", train=True, model_cfg=CFG)
     with pytest.warns(DataWarning, match=r"the network can only learn to predict it \(5 classes\)$"):
-        create_loader(dataclasses.replace(data, num_classes=5), "train", True, CFG)
+        create_loader(dataclasses.replace(data, num_classes=5), "train", train=True, model_cfg=CFG)
 
 
 # ---------------------------------------------------------------------------------------------- any bytes

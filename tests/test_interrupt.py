@@ -125,7 +125,7 @@ def test_skipped_batches_leave_the_rest_of_the_epoch_as_it_was():
 
     data = data_config(parse_args(["--dataset", "digits", "--image_resize", "32", "--num_samples", "40",
                                    "--batch_size", "8", "--num_parallel_workers", "2"]))
-    loader = create_loader(data, "train", True, get_pretrained_cfg("res2net50"))
+    loader = create_loader(data, "train", train=True, model_cfg=get_pretrained_cfg("res2net50"))
     whole = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3))]
     tail = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3), skip=2)]
     assert len(whole) == 5 and len(tail) == 3

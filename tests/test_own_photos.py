@@ -38,7 +38,7 @@ def test_a_checkpoint_is_evaluated_as_its_run_was():
     mean=st.tuples(*[st.floats(0, 255)] * 3), std=st.tuples(*[st.floats(1, 100)] * 3))))
 def test_every_flag_that_changes_the_run_is_honoured_with_one_warning(overrides):
     """Each given value wins; exactly the values that differ from the run's warn, naming the flag, both values."""
-    chosen = checkpoint_eval("C", RUN, CFG, overrides, {"image_resize": "--image_size"})
+    chosen = checkpoint_eval("C", RUN, CFG, given=overrides, flags={"image_resize": "--image_size"})
     changed = [k for k in EVAL_KEYS if k in overrides and overrides[k] != RUN[k]]
     assert len(chosen.warnings) == len(changed)
     for key, warning in zip(changed, chosen.warnings):

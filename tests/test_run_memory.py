@@ -213,15 +213,15 @@ IGNORED = [  # (flags, the refusal after "error: ")
                                                             "is false"),
     (["--cutmix_prob", "0.5"], "--cutmix_prob 0.5: would be ignored: neither --mixup nor --cutmix is on"),
     (["--skip_corrupt_images"], "--skip_corrupt_images True: would be ignored: only image folders are decoded "
-                                "(--dataset imagefolder or imagenet)"),
+                                "(--dataset imagenet or imagefolder)"),
     (["--hflip", "0"], "--hflip 0.0: would be ignored: --dataset digits/mnist/fashion_mnist is trained without "
                        "augmentation"),
     (["--dataset", "cifar10", "--color_jitter", "0.4"], "--color_jitter 0.4: would be ignored: only image folders "
-                                                        "(--dataset imagefolder or imagenet) get this augmentation"),
-    (["--scale", "0.5", "1"], "--scale 0.5 1.0: would be ignored: only image folders (--dataset imagefolder or "
-                              "imagenet) get this augmentation"),
+                                                        "(--dataset imagenet or imagefolder) get this augmentation"),
+    (["--scale", "0.5", "1"], "--scale 0.5 1.0: would be ignored: only image folders (--dataset imagenet or "
+                              "imagefolder) get this augmentation"),
     (["--dataset", "mnist", "--re_prob", "0.25"], "--re_prob 0.25: would be ignored: only image folders (--dataset "
-                                                  "imagefolder or imagenet) get this augmentation"),
+                                                  "imagenet or imagefolder) get this augmentation"),
     (["--re_scale", "0.1", "0.2"], "--re_scale 0.1 0.2: would be ignored: --re_prob is 0 (random erasing off)"),
     (["--re_ratio", "0.5", "2"], "--re_ratio 0.5 2.0: would be ignored: --re_prob is 0 (random erasing off)"),
     (["--re_value", "1"], "--re_value 1.0: would be ignored: --re_prob is 0 (random erasing off)"),

@@ -278,7 +278,7 @@ def test_grad_checkpointing_refusals_are_one_line():
 def test_benchmark_plans_and_reports_grad_checkpointing_rows():
     args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
                               fuse_bn=False, grad_checkpointing=True)
-    configs = plan(["res2net50"], ["graph"], args, {"res2net50"})
+    configs = plan(["res2net50"], ["graph"], args, mindcv_models={"res2net50"})
     assert [c.impl for c in configs] == ["mindcv_res2net", "mindcv", "mindcv_res2net (grad checkpointing)"]
     row = dict(model="res2net50", mode="graph", batch_size=8, image_size=224)
     rows = [dict(row, impl="mindcv_res2net", train_peak_memory_mb=3000.0, train_ms_per_step=1000.0),

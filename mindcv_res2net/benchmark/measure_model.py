@@ -13,10 +13,10 @@ from ..loss import create_loss
 from ..models import create_model
 from ..models.fuse import fuse_batchnorm
 from ..optim import create_optimizer
-from ..utils.device import set_device
+from ..utils.device import MODE_BY_NAME, set_device
 from ..utils.flops import count_macs
 from .mindcv_compare import mindcv_network
-from .plan import CHECKPOINTED, FOLDED, MINDCV, MODES, ModelRun
+from .plan import CHECKPOINTED, FOLDED, MINDCV, ModelRun
 from .timing import peak_memory_mb, reset_peak_memory, timed
 
 
@@ -26,12 +26,12 @@ def our_network(run: ModelRun) -> Tuple[nn.Cell, Callable[[], nn.Cell]]:
     model = create_model(run.model, num_classes=1000)
     if run.impl == CHECKPOINTED:
         model.set_grad_checkpointing()
-    optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, 1e-4)
+    optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, weight_decay=1e-4)
     return model, lambda: TrainStep(model, create_loss("CE", 1000), optimizer)
 
 
-def inference_row(fields: dict, impl: str, engine: str, precision: str, params: int, macs: float, batch_s: float,
-                  one_s: float, compile_s: Optional[float]) -> dict:
+def inference_row(fields: dict, *, impl: str, engine: str, precision: str, params: int, macs: float,
+                  batch_s: float, one_s: float, compile_s: Optional[float]) -> dict:
     """A row with inference figures only: ``batch_s`` seconds per batch of ``fields["batch_size"]``, ``one_s``
     per single image, ``compile_s`` the first call (None: not measured); the training columns stay empty."""
     return dict(fields, impl=impl, engine=engine, precision=precision, params=params, gflops=macs / 1e9,
@@ -52,12 +52,11 @@ def measure_model(run: ModelRun) -> List[dict]:
     folded into its convolution (``models.fuse``), measured after training. "train peak mem" counts the
     train steps alone (the peak counter is reset after inference); "peak mem" the whole run.
     """
-    set_device(run.device_target, MODES[run.mode])
+    set_device(run.device_target, MODE_BY_NAME[run.mode])
     size, batch, steps, warmup = run.image_size, run.batch_size, run.steps, run.warmup
     model, make_train_step = mindcv_network(run.model) if run.impl == MINDCV else our_network(run)
     params = sum(p.size for p in model.trainable_params())
     macs, _ = count_macs(model, (1, 3, size, size))
-    ms.set_context(mode=MODES[run.mode])
     rng = np.random.default_rng(0)
     images = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
     single = ms.Tensor(rng.standard_normal((1, 3, size, size)).astype(np.float32))
@@ -67,13 +66,14 @@ def measure_model(run: ModelRun) -> List[dict]:
     with tqdm(total=phases * (1 + warmup + steps), desc=f"{run.impl} {run.model} {run.mode}", unit="step",
               file=sys.stderr, delay=5, leave=False, dynamic_ncols=True) as progress:
         model.set_train(False)
-        infer_first, infer_batch = timed(lambda: model(images).asnumpy(), steps, warmup, progress)
-        _, infer_one = timed(lambda: model(single).asnumpy(), steps, warmup, progress)
+        repeat = dict(repeats=steps, warmup=warmup, progress=progress)
+        infer_first, infer_batch = timed(lambda: model(images).asnumpy(), **repeat)
+        _, infer_one = timed(lambda: model(single).asnumpy(), **repeat)
         step = make_train_step()
         step.set_train(True)
         peak_before_train = peak_memory_mb()
         counted = reset_peak_memory()
-        train_first, train_step = timed(lambda: _loss(step(images, labels)).asnumpy(), steps, warmup, progress)
+        train_first, train_step = timed(lambda: _loss(step(images, labels)).asnumpy(), **repeat)
         train_peak = peak_memory_mb() if counted else None
         img_per_s = batch / train_step
         rows = [dict(fields, params=params, gflops=macs / 1e9, infer_compile_s=infer_first,
@@ -84,9 +84,9 @@ def measure_model(run: ModelRun) -> List[dict]:
                      engine=run.engine, precision="fp32")]
         if run.fuse_bn:
             fused = fuse_batchnorm(model)  # a new graph: the folded weights are constants of a new compile
-            fused_batch = timed(lambda: fused(images).asnumpy(), steps, warmup, progress)[1]
-            fused_one = timed(lambda: fused(single).asnumpy(), steps, warmup, progress)[1]
-            rows.append(inference_row(fields, FOLDED, run.engine, "fp32", params, macs, fused_batch, fused_one,
-                                      compile_s=None))
+            fused_batch = timed(lambda: fused(images).asnumpy(), **repeat)[1]
+            fused_one = timed(lambda: fused(single).asnumpy(), **repeat)[1]
+            rows.append(inference_row(fields, impl=FOLDED, engine=run.engine, precision="fp32", params=params,
+                                      macs=macs, batch_s=fused_batch, one_s=fused_one, compile_s=None))
     peak = max(peak_before_train, peak_memory_mb())
     return [dict(row, peak_host_memory_mb=peak) for row in rows]

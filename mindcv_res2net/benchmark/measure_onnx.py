@@ -13,11 +13,11 @@ from ..deploy.export import export_network
 from ..deploy.onnx_runtime import OnnxClassifier
 from ..deploy.quantize import quantize_int8
 from ..models import create_model
-from ..utils.device import set_device
+from ..utils.device import MODE_BY_NAME, set_device
 from ..utils.engines import import_onnxruntime
 from ..utils.flops import count_macs
 from .measure_model import inference_row
-from .plan import MODES, OURS, OnnxRun
+from .plan import OURS, OnnxRun
 from .timing import peak_memory_mb, timed
 
 INT8_CALIBRATION_BATCHES = 4  # random batches of 8: the INT8 row measures speed, not accuracy
@@ -28,7 +28,7 @@ def measure_onnx(run: OnnxRun) -> List[dict]:
     (INT8: then statically quantized, calibrated on random images; accuracy: validate.py on a trained
     checkpoint). Its compile time is loading the session plus the first batch."""
     import_onnxruntime()
-    set_device(run.device_target, MODES["graph"])
+    set_device(run.device_target, MODE_BY_NAME["graph"])
     size, batch, steps, warmup = run.image_size, run.batch_size, run.steps, run.warmup
     model = create_model(run.model, num_classes=1000)
     params = sum(p.size for p in model.trainable_params())
@@ -49,10 +49,12 @@ def measure_onnx(run: OnnxRun) -> List[dict]:
         load_s = time.perf_counter() - start
         with tqdm(total=2 * (1 + warmup + steps), desc=f"onnxruntime {run.model}", unit="step", file=sys.stderr,
                   delay=5, leave=False, dynamic_ncols=True) as progress:
-            first_batch, infer_batch = timed(lambda: classifier.run(images), steps, warmup, progress)
-            _, infer_one = timed(lambda: classifier.run(images[:1]), steps, warmup, progress)
+            first_batch, infer_batch = timed(lambda: classifier.run(images), repeats=steps, warmup=warmup,
+                                             progress=progress)
+            _, infer_one = timed(lambda: classifier.run(images[:1]), repeats=steps, warmup=warmup, progress=progress)
     label = "onnxruntime INT8" if int8 else "onnxruntime, BN folded"
     fields = dict(dataclasses.asdict(run), mode="—", device_target=run.device_target)
-    row = inference_row(fields, f"{OURS} ({label})", "onnxruntime", "int8" if int8 else "fp32", params, macs,
-                        infer_batch, infer_one, compile_s=load_s + first_batch)
+    row = inference_row(fields, impl=f"{OURS} ({label})", engine="onnxruntime", precision="int8" if int8 else "fp32",
+                        params=params, macs=macs, batch_s=infer_batch, one_s=infer_one,
+                        compile_s=load_s + first_batch)
     return [dict(row, peak_host_memory_mb=peak_memory_mb())]

@@ -7,13 +7,15 @@ from typing import Callable, Iterator, Set, Tuple
 
 from mindspore import nn
 
+from ..data.datasets import DATASETS
+from ..utils.errors import UserError
 from .plan import PipelineRun
 
 
 def mindcv_models() -> Set[str]:
-    """mindcv's registered res2net names; a ValueError naming --compare when mindcv is not installed."""
+    """mindcv's registered res2net names; a ``UserError`` naming --compare when mindcv is not installed."""
     if importlib.util.find_spec("mindcv") is None:
-        raise ValueError("--compare mindcv needs mindcv installed beside MindSpore: pip install mindcv==0.3.0")
+        raise UserError("--compare mindcv needs mindcv installed beside MindSpore: pip install mindcv==0.3.0")
     import mindcv
 
     return set(mindcv.list_models("res2net*"))
@@ -34,12 +36,14 @@ def mindcv_network(model_name: str) -> Tuple[nn.Cell, Callable[[], nn.Cell]]:
 
 def mindcv_pipeline(run: PipelineRun) -> Iterator:
     """mindcv's training pipeline on ``run.data_dir`` (create_dataset + create_transforms + create_loader, as
-    its train.py): an iterator of (images, labels) batches, as its Model.train iterates."""
+    its train.py, under mindcv's name of ``run.dataset``): an iterator of (images, labels) batches, as its
+    Model.train iterates."""
     from mindcv.data import create_dataset, create_loader, create_transforms
 
-    dataset = create_dataset(name="imagenet", root=run.data_dir, split="train", shuffle=True,
+    name = DATASETS[run.dataset].mindcv_name
+    dataset = create_dataset(name=name, root=run.data_dir, split="train", shuffle=True,
                              num_parallel_workers=run.num_parallel_workers)
-    transforms = create_transforms(dataset_name="imagenet", image_resize=run.image_size, is_training=True)
+    transforms = create_transforms(dataset_name=name, image_resize=run.image_size, is_training=True)
     loader = create_loader(dataset, run.batch_size, drop_remainder=True, is_training=True, transform=transforms,
                            num_parallel_workers=run.num_parallel_workers)
     return loader.create_tuple_iterator(num_epochs=1, do_copy=False)

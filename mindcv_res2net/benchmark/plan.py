@@ -11,19 +11,20 @@ import sys
 from dataclasses import dataclass
 from typing import ClassVar, List, Optional, Sequence, Set, Tuple, Union
 
+from ..data.datasets import DATASETS, dataset_names
 from ..models.registry import resolve_name
-from ..utils.device import normalize_device_target
+from ..utils.argtypes import ConfigError
+from ..utils.device import MODE_BY_NAME, normalize_device_target
 from ..utils.engines import BENCHMARK_ENGINES, import_onnxruntime
+from ..utils.errors import UserError
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
-MIN_IMAGE_SIZE = 32  # pixels per side: the smallest input every network takes
-MODES = {"graph": 0, "pynative": 1}
 OURS, MINDCV = "mindcv_res2net", "mindcv"
 CHECKPOINTED = OURS + " (grad checkpointing)"
 FOLDED = OURS + " (BN folded)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelRun:
     """Train and inference timing of ``impl``'s ``model`` in MindSpore ``mode``: (batch_size, 3, image_size,
     image_size) random images, median of ``steps`` calls after the first and ``warmup`` more; s/epoch
@@ -42,7 +43,7 @@ class ModelRun:
     fuse_bn: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OnnxRun:
     """Inference timing of our ``model`` exported to ONNX (BatchNorm folded, dynamic batch) and run by ONNX
     Runtime on the CPU; ``engine`` onnxruntime (fp32) or onnxruntime_int8 (static INT8)."""
@@ -57,7 +58,7 @@ class OnnxRun:
     warmup: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PipelineRun:
     """Steady-state img/s of ``impl``'s training input pipeline alone on ``data_dir``/train/<class>/<image>,
     ``data_batches`` batches timed after the first; ``host_normalize``: ours hands float32, not uint8."""
@@ -83,24 +84,20 @@ def to_json(config: Config) -> str:
 
 
 def from_json(text: str) -> Config:
-    """The configuration ``to_json`` wrote: its kind, exactly its fields, each of its declared type (an int
-    is never a bool); anything else is a ValueError saying what is wrong."""
+    """The configuration ``to_json`` wrote. Its fields are ours and are not checked again; text that is not
+    a configuration at all (not JSON, no kind, other fields) is a one-line ``UserError`` saying so."""
     try:
         fields = json.loads(text)
     except ValueError:
-        raise ValueError(f"benchmark configuration: not JSON: {text[:80]!r}") from None
+        raise UserError(f"benchmark configuration: not JSON: {text[:80]!r}") from None
     name = fields.pop("kind", None) if isinstance(fields, dict) else None
     kind = _KINDS.get(name) if isinstance(name, str) else None  # a list or an object is no kind (nor hashable)
     if kind is None:
-        raise ValueError(f"benchmark configuration: not an object naming one of {', '.join(_KINDS)}: {text[:80]!r}")
-    declared = {f.name: f.type for f in dataclasses.fields(kind)}
+        raise UserError(f"benchmark configuration: not an object naming one of {', '.join(_KINDS)}: {text[:80]!r}")
+    declared = [f.name for f in dataclasses.fields(kind)]
     if set(fields) != set(declared):
-        raise ValueError(f"benchmark configuration: {kind.__name__} takes the fields {', '.join(declared)}, got "
-                         f"{', '.join(fields) or 'none'}")
-    for name, value in fields.items():
-        want = declared[name]  # str, int or bool
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise ValueError(f"benchmark configuration: {kind.__name__}.{name} must be {want.__name__}, got {value!r}")
+        raise UserError(f"benchmark configuration: {kind.__name__} takes the fields {', '.join(declared)}, got "
+                        f"{', '.join(fields) or 'none'}")
     return kind(**fields)
 
 
@@ -117,17 +114,17 @@ def batch_sizes(text: str) -> Tuple[int, ...]:
 
 def _names(args: argparse.Namespace, flag: str) -> List[str]:
     """The comma-separated items of ``--flag`` (spaces around them dropped); an empty list or item (``''``,
-    ``a,,b``, ``a,``) is a ValueError naming the flag."""
+    ``a,,b``, ``a,``) is a ``ConfigError`` naming the flag."""
     text = getattr(args, flag)
     items = [item.strip() for item in text.split(",")]
     if not all(items):
-        raise ValueError(f"--{flag} '{text}': an empty name; give a comma-separated list without empty items")
+        raise ConfigError(f"--{flag} '{text}': an empty name; give a comma-separated list without empty items")
     return items
 
 
 def check_request(args: argparse.Namespace) -> Tuple[List[str], List[str], List[str]]:
     """(models, modes, engines) of the parsed flags, every flag checked before any worker starts (a
-    ValueError naming the flag); fills in ``device_target``, ``models`` and the worker counts."""
+    ``ConfigError`` naming the flag); fills in ``device_target``, ``models`` and the worker counts."""
     args.device_target = normalize_device_target(args.device_target)
     if args.models is None and args.data_only:  # no network: the input pipeline alone
         models = []
@@ -139,21 +136,20 @@ def check_request(args: argparse.Namespace) -> Tuple[List[str], List[str], List[
         resolve_name(name)  # unknown: clear error with suggestions
     modes = [m.lower() for m in _names(args, "modes")]
     for mode in modes:
-        if mode not in MODES:
-            raise ValueError(f"--modes takes pynative and/or graph, got '{mode}'")
-    if args.steps < 1 or args.warmup < 0 or args.image_size < MIN_IMAGE_SIZE or args.rounds < 1:
-        raise ValueError(f"--steps >= 1, --warmup >= 0, --image_size >= {MIN_IMAGE_SIZE} and --rounds >= 1 are "
-                         "required")
+        if mode not in MODE_BY_NAME:
+            raise ConfigError(f"--modes takes {' and/or '.join(MODE_BY_NAME)}, got '{mode}'")
+    if args.steps < 1 or args.warmup < 0 or args.rounds < 1:  # --image_size: checked by its argument type
+        raise ConfigError("--steps >= 1, --warmup >= 0 and --rounds >= 1 are required")
     if args.compare not in ("", MINDCV):
-        raise ValueError(f"--compare takes 'mindcv', got '{args.compare}'")
+        raise ConfigError(f"--compare takes '{MINDCV}', got '{args.compare}'")
     engines = _names(args, "engines")
     for engine in engines:
         if engine not in BENCHMARK_ENGINES:
-            raise ValueError(f"--engines takes {', '.join(BENCHMARK_ENGINES)}, got '{engine}'")
+            raise ConfigError(f"--engines takes {', '.join(BENCHMARK_ENGINES)}, got '{engine}'")
     if any(e.startswith("onnxruntime") for e in engines):
         import_onnxruntime()
     if args.grad_checkpointing and (not models or "mindspore" not in engines):
-        raise ValueError("--grad_checkpointing: measures a MindSpore train step, so it needs --models and the "
+        raise ConfigError("--grad_checkpointing: measures a MindSpore train step, so it needs --models and the "
                          f"mindspore engine (got --models '{args.models}', --engines '{args.engines}')")
     if args.data_only:
         args.num_parallel_workers = _checked_data_args(args)
@@ -162,24 +158,25 @@ def check_request(args: argparse.Namespace) -> Tuple[List[str], List[str], List[
 
 def _checked_data_args(args: argparse.Namespace) -> Tuple[int, ...]:
     """--data_only's folder and numbers checked; returns the worker counts of --num_parallel_workers."""
-    if args.dataset not in ("imagefolder", "imagenet"):
-        raise ValueError(f"--data_only measures image folders: --dataset imagefolder or imagenet, got '{args.dataset}'")
+    if args.dataset not in DATASETS or not DATASETS[args.dataset].image_folder:
+        folders = " or ".join(dataset_names(lambda spec: spec.image_folder))
+        raise ConfigError(f"--data_only measures image folders: --dataset {folders}, got '{args.dataset}'")
     if not args.data_dir:
-        raise ValueError("--data_only needs --data_dir DIR holding train/<class>/<image> (tools/make_photo_folder.py "
+        raise ConfigError("--data_only needs --data_dir DIR holding train/<class>/<image> (tools/make_photo_folder.py "
                          "makes one)")
     if not os.path.isdir(os.path.join(args.data_dir, "train")):
-        raise ValueError(f"--data_dir {args.data_dir}: no train/ folder (expected train/<class>/<image>)")
+        raise ConfigError(f"--data_dir {args.data_dir}: no train/ folder (expected train/<class>/<image>)")
     try:
         workers = tuple(int(n) for n in str(args.num_parallel_workers).split(","))
     except ValueError:
-        raise ValueError(f"--num_parallel_workers takes integers separated by commas, got "
+        raise ConfigError(f"--num_parallel_workers takes integers separated by commas, got "
                          f"'{args.num_parallel_workers}'") from None
     if min(workers) < 1 or args.data_batches < 1:
-        raise ValueError("--num_parallel_workers and --data_batches must be at least 1")
+        raise ConfigError("--num_parallel_workers and --data_batches must be at least 1")
     return workers
 
 
-def plan(models: Sequence[str], modes: Sequence[str], args: argparse.Namespace,
+def plan(models: Sequence[str], modes: Sequence[str], args: argparse.Namespace, *,
          mindcv_models: Optional[Set[str]] = None, engines: Sequence[str] = ("mindspore",)) -> List[Config]:
     """Configurations to measure, one per batch size of ``args.batch_size`` (a tuple):
 
@@ -200,15 +197,18 @@ def plan(models: Sequence[str], modes: Sequence[str], args: argparse.Namespace,
                 print(f"note: mindcv has no {name}; measuring ours only", file=sys.stderr)
     if getattr(args, "grad_checkpointing", False):
         impls[CHECKPOINTED] = set(models)
-    pipelines = [PipelineRun(impl, args.dataset, args.data_dir, batch, args.image_size, workers, args.data_batches,
-                             args.host_normalize and impl == OURS, args.device_target)
+    pipelines = [PipelineRun(impl=impl, dataset=args.dataset, data_dir=args.data_dir, batch_size=batch,
+                             image_size=args.image_size, num_parallel_workers=workers, data_batches=args.data_batches,
+                             host_normalize=args.host_normalize and impl == OURS, device_target=args.device_target)
                  for batch in args.batch_size for workers in args.num_parallel_workers
                  for impl in ([OURS, MINDCV] if args.compare else [OURS])] if data_only else []
-    networks = [ModelRun(impl, name, mode, batch, args.image_size, args.steps, args.warmup, args.epoch_images,
-                         args.device_target, args.fuse_bn and impl == OURS)
+    networks = [ModelRun(impl=impl, model=name, mode=mode, batch_size=batch, image_size=args.image_size,
+                         steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images,
+                         device_target=args.device_target, fuse_bn=args.fuse_bn and impl == OURS)
                 for batch in args.batch_size for name in models for mode in modes for impl, names in impls.items()
                 if name in names] if "mindspore" in engines else []
-    exports = [OnnxRun(engine, name, batch, args.image_size, args.steps, args.warmup)
+    exports = [OnnxRun(engine=engine, model=name, batch_size=batch, image_size=args.image_size, steps=args.steps,
+                       warmup=args.warmup)
                for batch in args.batch_size for engine in engines if engine.startswith("onnxruntime")
                for name in models]
     return pipelines + networks + exports

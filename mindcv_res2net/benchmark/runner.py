@@ -2,7 +2,8 @@
 the report and the JSON file.
 
 A worker is ``python -m mindcv_res2net.benchmark.runner CONFIG_JSON``; it prints one line, ``BENCHMARK
-<rows as JSON>`` or ``BENCHMARK_ERROR <reason>``, which ``run_worker`` reads.
+<rows as JSON>`` or, for bad input (a ``UserError`` or ``OSError``), ``BENCHMARK_ERROR <reason>``, which
+``run_worker`` reads; any other exception is a bug and shows its traceback on stderr.
 """
 import argparse
 import json
@@ -14,6 +15,7 @@ from typing import Dict, List, Tuple
 
 from tqdm import tqdm
 
+from ..utils.errors import UserError
 from ..utils.fileio import atomic_path, check_output, is_stdout
 from .machine import machine, machine_line
 from .measure_data import measure_data
@@ -37,24 +39,28 @@ def describe(config: Config) -> str:
 
 
 def run_worker(config: Config) -> List[dict]:
-    """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr."""
+    """Measure one configuration in a fresh process; its progress bar (slow runs) goes to our stderr. The
+    worker's ``BENCHMARK_ERROR`` reason is a ``UserError``; a worker that failed otherwise (its traceback is
+    on stderr) a ``RuntimeError``."""
     env = dict(os.environ, GLOG_v=os.environ.get("GLOG_v", "3"))  # MindSpore: errors only on stderr
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (PACKAGE_ROOT, env.get("PYTHONPATH"))))  # a clone without pip
     proc = subprocess.run([sys.executable, "-m", "mindcv_res2net.benchmark.runner", to_json(config)],
                           stdout=subprocess.PIPE, text=True, env=env)
     found = [line for line in proc.stdout.splitlines() if line.startswith(("BENCHMARK ", "BENCHMARK_ERROR "))]
-    if proc.returncode != 0 or not found or found[0].startswith("BENCHMARK_ERROR "):
-        reason = found[0].split(" ", 1)[1] if found else f"worker exit code {proc.returncode}"
-        raise RuntimeError(f"measuring {describe(config)} failed: {reason}")
+    if found and found[0].startswith("BENCHMARK_ERROR "):
+        raise UserError(f"measuring {describe(config)} failed: {found[0].split(' ', 1)[1]}")
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"measuring {describe(config)} failed: worker exit code {proc.returncode} (its "
+                           "traceback is above)")
     return json.loads(found[0][len("BENCHMARK "):])
 
 
 def worker_main(config_json: str) -> int:
-    """The worker process: measure the configuration, print its one result line; 0, or 1 on failure."""
+    """The worker process: measure the configuration, print its one result line; 0, or 1 on bad input."""
     try:
         config = from_json(config_json)
         rows = _MEASURE[type(config)](config)
-    except Exception as exc:  # one line for the parent's error message
+    except (UserError, OSError) as exc:  # one line for the parent's error message
         print("BENCHMARK_ERROR " + (str(exc).strip().splitlines() or [type(exc).__name__])[0], flush=True)
         return 1
     print("BENCHMARK " + json.dumps(rows), flush=True)
@@ -78,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     models, modes, engines = check_request(args)
     if args.json:
         check_output(args.json, "--json")
-    compared = mindcv_models() if args.compare and not args.data_only else None
-    configs = plan(models, modes, args, compared, engines)
+    compared = mindcv_models() if args.compare else None  # installed, or one line before any worker starts
+    configs = plan(models, modes, args, mindcv_models=None if args.data_only else compared, engines=engines)
     results: Dict[Tuple[Config, str], List[dict]] = {}
     with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
               disable=len(configs) * args.rounds < 2) as progress:

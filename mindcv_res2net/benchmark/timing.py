@@ -4,7 +4,7 @@ import time
 from typing import Callable, Tuple
 
 
-def timed(fn: Callable[[], object], repeats: int, warmup: int, progress) -> Tuple[float, float]:
+def timed(fn: Callable[[], object], *, repeats: int, warmup: int, progress) -> Tuple[float, float]:
     """(first call seconds, median seconds of ``repeats`` calls after ``warmup`` more); ``progress`` (a
     tqdm bar) advances once per call."""
     start = time.perf_counter()

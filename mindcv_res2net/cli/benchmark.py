@@ -42,7 +42,8 @@ DATA_ONLY_FLAGS = ("dataset", "data_dir", "num_parallel_workers", "host_normaliz
 
 def main(argv=None) -> int:
     from mindcv_res2net.benchmark.plan import IMAGENET_TRAIN_IMAGES, batch_sizes
-    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
+    from mindcv_res2net.data.datasets import FOLDER_DATASET, dataset_names
+    from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
 
     parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--device_target", default="CPU")
@@ -69,7 +70,9 @@ def main(argv=None) -> int:
                              "run by ONNX Runtime on the CPU: inference rows), onnxruntime_int8 (the same, statically "
                              "quantized to INT8)")
     parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
-    parser.add_argument("--dataset", default="imagefolder", help="with --data_only: imagefolder (or imagenet)")
+    other_folders = [name for name in dataset_names(lambda spec: spec.image_folder) if name != FOLDER_DATASET]
+    parser.add_argument("--dataset", default=FOLDER_DATASET,
+                        help=f"with --data_only: {FOLDER_DATASET} (or {' or '.join(other_folders)})")
     parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
     parser.add_argument("--num_parallel_workers", default="2",
                         help="with --data_only: data workers, or a comma-separated list (e.g. 1,2) measured in turn")
@@ -81,7 +84,7 @@ def main(argv=None) -> int:
     if not args.data_only:
         for flag in DATA_ONLY_FLAGS:  # a flag that would be ignored is an error
             if getattr(args, flag) != parser.get_default(flag):
-                raise ValueError(f"--{flag}: measures the input pipeline, so it needs --data_only")
+                raise ConfigError(f"--{flag}: measures the input pipeline, so it needs --data_only")
     from mindcv_res2net.benchmark.runner import run
 
     return run(args)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 from ..data import DATASETS
-from ..data.settings import SMALL_DATASETS, DataConfig
+from ..data.datasets import FOLDER_DATASET, dataset_names
+from ..data.settings import DataConfig
 from ..models.base import FROZEN_STAGES
 from ..optim import OPTIMIZER_FLAGS, OPTIMIZERS
 from ..scheduler import SCHEDULER_FLAGS, SCHEDULERS
@@ -103,10 +104,12 @@ def _declare() -> Dict[str, Flag]:
 
     g = _Group("dataset", flags)
     g.add_argument("--dataset", type=str, default=_DATA.dataset, choices=DATASETS, help="data set")
-    g.add_argument("--data_dir", type=str, default=_DATA.data_dir, help="dataset folder (not needed for digits)")
+    g.add_argument("--data_dir", type=str, default=_DATA.data_dir,
+                   help=f"dataset folder (not needed for {'/'.join(dataset_names(lambda s: not s.reads_data_dir))})")
     g.add_argument("--train_split", type=str, default=_DATA.train_split, help="train split / sub-folder")
     g.add_argument("--val_split", type=str, default=_DATA.val_split, help="validation split / sub-folder")
-    _bool(g, "--dataset_download", _DATA.dataset_download, "download cifar10/cifar100 if missing")
+    _bool(g, "--dataset_download", _DATA.dataset_download,
+          f"download {'/'.join(dataset_names(lambda s: s.download is not None))} if missing")
     g.add_argument("--num_parallel_workers", type=positive_int, default=_DATA.num_parallel_workers, help="data workers")
     _bool(g, "--shuffle", _DATA.shuffle, "shuffle the training set")
     g.add_argument("--num_samples", type=optional_positive_int, default=_DATA.num_samples,
@@ -234,7 +237,9 @@ def resuming(args) -> bool:
     return bool(args.resume or (args.resume_opt and args.ckpt_path))
 
 
-_IMAGE_FOLDERS = ("imagefolder", "imagenet")
+_IMAGE_FOLDERS = " or ".join(dataset_names(lambda spec: spec.image_folder))
+_NO_FOLDER = "/".join(name + (" (the default)" if name == _DATA.dataset else "")
+                      for name in dataset_names(lambda spec: not spec.reads_data_dir))
 
 
 def _only_some_read(flags_by_name: dict, key: str, flag: str) -> str:
@@ -248,18 +253,17 @@ def _only_some_read(flags_by_name: dict, key: str, flag: str) -> str:
 # Flags read only under a condition, as (key, programs, is it read?, why not). A value other than the default
 # where the flag is not read would be ignored: that is an error (a flag at its default never is).
 _READ_ONLY_IF = (
-    ("data_dir", PROGRAMS, lambda a: a.dataset != "digits",
-     "--dataset digits (the default) reads no folder; for a folder of <split>/<class>/<image> files add "
-     "--dataset imagefolder"),
-    ("dataset_download", PROGRAMS, lambda a: a.dataset in ("cifar10", "cifar100"),
-     "only cifar10 and cifar100 are downloaded"),
-    ("skip_corrupt_images", PROGRAMS, lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders are decoded "
-     "(--dataset imagefolder or imagenet)"),
-    ("hflip", ("train",), lambda a: a.dataset not in SMALL_DATASETS, f"--dataset {'/'.join(SMALL_DATASETS)} is "
-     "trained without augmentation"),
-    *((key, ("train",), lambda a: a.dataset in _IMAGE_FOLDERS, "only image folders (--dataset imagefolder or "
-       "imagenet) get this augmentation") for key in ("scale", "ratio", "vflip", "color_jitter", "auto_augment",
-                                                     "re_prob")),
+    ("data_dir", PROGRAMS, lambda a: DATASETS[a.dataset].reads_data_dir,
+     f"--dataset {_NO_FOLDER} reads no folder; for a folder of <split>/<class>/<image> files add "
+     f"--dataset {FOLDER_DATASET}"),
+    ("dataset_download", PROGRAMS, lambda a: DATASETS[a.dataset].download is not None,
+     f"only {' and '.join(dataset_names(lambda spec: spec.download is not None))} are downloaded"),
+    ("skip_corrupt_images", PROGRAMS, lambda a: DATASETS[a.dataset].image_folder, "only image folders are decoded "
+     f"(--dataset {_IMAGE_FOLDERS})"),
+    ("hflip", ("train",), lambda a: DATASETS[a.dataset].augmented,
+     f"--dataset {'/'.join(dataset_names(lambda spec: not spec.augmented))} is trained without augmentation"),
+    *((key, ("train",), lambda a: DATASETS[a.dataset].image_folder, f"only image folders (--dataset {_IMAGE_FOLDERS}) "
+       "get this augmentation") for key in ("scale", "ratio", "vflip", "color_jitter", "auto_augment", "re_prob")),
     ("val_interval", ("train",), lambda a: a.val_while_train, "--val_while_train is false"),
     ("cutmix_prob", ("train",), lambda a: a.mixup > 0 or a.cutmix > 0, "neither --mixup nor --cutmix is on"),
     ("re_scale", ("train",), lambda a: a.re_prob > 0, "--re_prob is 0 (random erasing off)"),

@@ -9,7 +9,7 @@ from typing import FrozenSet, List, Mapping, Optional, Tuple
 
 import yaml
 
-from ..data.sources import CIFAR
+from ..data.datasets import DATASETS
 from ..utils.argtypes import ConfigError
 from ..utils.fileio import atomic_path
 
@@ -26,10 +26,10 @@ PATH_KEYS = ("data_dir", "ckpt_path", "onnx_path", "ckpt_save_dir", "resume")
 
 
 def _as_read(key: str, value: str, dataset: Optional[str]) -> str:
-    """The path a value of ``key`` names: '' (no path) stays '', except CIFAR's empty ``data_dir``, which the
-    loader reads as the current folder; ``resume auto`` is not a path."""
-    if key == "data_dir" and not value and dataset in CIFAR:
-        return "."
+    """The path a value of ``key`` names: '' (no path) stays '', except an empty ``data_dir`` of a data set
+    that reads a default folder (CIFAR's: the current folder); ``resume auto`` is not a path."""
+    if key == "data_dir" and not value and dataset in DATASETS:
+        return DATASETS[dataset].default_data_dir
     return "" if key == "resume" and value == "auto" else value
 
 

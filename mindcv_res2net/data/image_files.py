@@ -70,7 +70,7 @@ JPEG_FORMATS = ("JPEG", "MPO")  # Pillow's names for a JPEG stream (MPO: phone p
 NATIVE, PILLOW = 0, 1
 
 
-def check_shape(path: str, width: int, height: int, resize: Optional[int]) -> None:
+def check_shape(path: str, width: int, height: int, *, resize: Optional[int]) -> None:
     """``DatasetError`` naming ``path`` when a side is longer than ``MAX_SIDE`` px, or when its evaluation
     resize (shorter side to ``resize`` px) would make the longer side more than ``MAX_RESIZED_SIDE`` px
     (None: no resize, no such bound)."""
@@ -101,7 +101,7 @@ def open_image(path: str, resize: Optional[int] = None):
             if limit and img.width * img.height > limit:
                 raise DatasetError(f"cannot read image {path}: {img.width}x{img.height} = {img.width * img.height} "
                                    f"pixels, more than Pillow's limit of {limit} (a decompression bomb?)")
-            check_shape(path, img.width, img.height, resize)
+            check_shape(path, img.width, img.height, resize=resize)
             yield img
     except DatasetError:
         raise

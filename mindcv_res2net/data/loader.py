@@ -7,12 +7,11 @@ from typing import List, Optional
 import mindspore.dataset as ds
 import numpy as np
 
-from .image_files import DataWarning
-from .sources import CIFAR, DatasetError, ImageFolderSource, cifar_source, digits_source, mnist_source
+from .datasets import dataset_spec
+from .image_files import DatasetError, DataWarning
 from .settings import DataConfig, eval_preprocessing, normalization
+from .sources import SourceOptions
 from .transforms import BatchMixer, eval_transforms, train_transforms
-
-DATASETS = ("digits", "cifar10", "cifar100", "mnist", "fashion_mnist", "imagenet", "imagefolder")
 
 
 class Loader:
@@ -21,7 +20,7 @@ class Loader:
     Each data-parallel rank gets its own equal-sized share of every epoch's order.
     """
 
-    def __init__(self, build, class_names: List[str], num_images: int, steps: int, num_classes: int) -> None:
+    def __init__(self, build, *, class_names: List[str], num_images: int, steps: int, num_classes: int) -> None:
         self.build = build
         self.class_names = class_names
         self.num_images = num_images  # per rank
@@ -38,28 +37,15 @@ class Loader:
         return self.build(0)
 
 
-def create_source(name: str, split: str, data_dir: str = "", download: bool = False,
+def create_source(name: str, split: str, data_dir: str = "", *, download: bool = False,
                   class_names: Optional[List[str]] = None, skip_corrupt: bool = False, scan_threads: int = 1,
                   resize: Optional[int] = None):
-    """Random-access source of (HWC uint8 image, label) pairs with ``class_names``; an image folder's
-    files are checked first by ``scan_threads`` threads, against the evaluation's shorter side ``resize``
-    (px) too (see ``ImageFolderSource``)."""
-    if name not in DATASETS:
-        raise DatasetError(f"--dataset must be one of {', '.join(DATASETS)}, got '{name}'")
-    if name == "digits":
-        return digits_source(split)
-    if name in CIFAR:
-        return cifar_source(name, data_dir or ".", split, download)
-    if name in ("mnist", "fashion_mnist"):
-        return mnist_source(name, data_dir, split)
-    if not data_dir:
-        raise DatasetError(f"--dataset {name} needs --data_dir (a folder with {split}/<class>/<image> files)")
-    root = os.path.join(data_dir, split)
-    parent = os.path.dirname(os.path.abspath(data_dir))
-    if not os.path.isdir(root) and os.path.isdir(os.path.join(parent, split)):  # --data_dir .../train
-        raise DatasetError(f"--data_dir {data_dir}: has no {split}/ folder, but {parent} has: --data_dir is the "
-                           f"folder above the splits ({parent}, holding {split}/<class>/<image>), not a split folder")
-    return ImageFolderSource(root, class_names, skip_corrupt, scan_threads, resize)
+    """Random-access source of (HWC uint8 image, label) pairs with ``class_names``, read by the data set's
+    reader (``datasets.DATASETS``); an image folder's files are checked first by ``scan_threads`` threads,
+    against the evaluation's shorter side ``resize`` (px) too (see ``ImageFolderSource``)."""
+    spec = dataset_spec(name)
+    return spec.read(spec, split, SourceOptions(data_dir=data_dir, download=download, class_names=class_names,
+                                                skip_corrupt=skip_corrupt, scan_threads=scan_threads, resize=resize))
 
 
 class SubsetSource:
@@ -107,7 +93,7 @@ class _ChannelAdapter:
         return image, label
 
 
-def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
+def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
                   class_names: Optional[List[str]] = None, num_shards: Optional[int] = None,
                   shard_id: Optional[int] = None) -> Loader:
     """Batched dataset of one split: transforms of the data set, mixup/cutmix when training.
@@ -120,8 +106,9 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
     """
     workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
     pre = eval_preprocessing(data, model_cfg)
-    source = create_source(data.dataset, split, data.data_dir, data.dataset_download, class_names,
-                           data.skip_corrupt_images, workers, pre.resize)
+    source = create_source(data.dataset, split, data.data_dir, download=data.dataset_download,
+                           class_names=class_names, skip_corrupt=data.skip_corrupt_images, scan_threads=workers,
+                           resize=pre.resize)
     names = source.class_names
     num_classes = data.num_classes or len(names)
     if num_classes < len(names):
@@ -138,9 +125,10 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
     encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
     if train:
         mean, std = normalization(data, model_cfg)
-        transforms = train_transforms(data, mean, std, encoded)
+        transforms = train_transforms(data, mean, std, encoded=encoded)
     else:
-        transforms = eval_transforms(pre, not data.normalize_on_device, encoded, data.in_channels)
+        transforms = eval_transforms(pre, on_host=not data.normalize_on_device, encoded=encoded,
+                                     in_channels=data.in_channels)
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
     num_images = total // shards  # equal shares: every rank runs the same steps
@@ -161,8 +149,8 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
                                       python_multiprocessing=False)
         dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
         if mixing:
-            mixer = BatchMixer(num_classes, data.mixup, data.cutmix, data.cutmix_prob, data.label_smoothing,
-                               seed=data.seed * 100003 + epoch)
+            mixer = BatchMixer(num_classes, mixup_alpha=data.mixup, cutmix_alpha=data.cutmix, prob=data.cutmix_prob,
+                               label_smoothing=data.label_smoothing, seed=data.seed * 100003 + epoch)
             dataset = dataset.batch(batch_size, drop_remainder=drop, input_columns=["image", "label"],
                                     output_columns=["image", "label"],
                                     per_batch_map=lambda images, labels, _info: mixer(np.stack(images),
@@ -174,7 +162,7 @@ def create_loader(data: DataConfig, split: str, train: bool, model_cfg: dict,
         return dataset
 
     steps = num_images // batch_size if drop else -(-num_images // batch_size)
-    return Loader(build, names, num_images, steps, num_classes)
+    return Loader(build, class_names=names, num_images=num_images, steps=steps, num_classes=num_classes)
 
 
 def _find_unreadable(source, indices, limit: int = 4096) -> Optional[str]:

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from ..utils.argtypes import MIN_CROP_PCT
+from ..utils.errors import shown
+from .datasets import DEFAULT_DATASET, PRETRAINED_DATASET, dataset_spec
 from .image_files import MAX_RESIZED_SIDE, DatasetError
 
-SMALL_DATASETS = ("digits", "mnist", "fashion_mnist")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """Everything the loaders read. Field names are the flag / YAML key names of train.py, so a
     parsed config or a training run's stored ``config.yaml`` maps onto it key for key; the defaults
@@ -19,7 +19,7 @@ class DataConfig:
     Sizes are pixels; ``mean`` / ``std`` are per channel on the 0-255 scale (None: the model's).
     """
 
-    dataset: str = "digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: str = ""
     train_split: str = "train"
     val_split: str = "val"
@@ -67,7 +67,7 @@ class DataConfig:
     @classmethod
     def for_model(cls, model_cfg: dict, **overrides) -> "DataConfig":
         """ImageNet-style evaluation at the model's own input size and interpolation."""
-        return cls.from_mapping(dict(dataset="imagenet", image_resize=model_cfg["input_size"][-1],
+        return cls.from_mapping(dict(dataset=PRETRAINED_DATASET, image_resize=model_cfg["input_size"][-1],
                                      interpolation=model_cfg.get("interpolation", "bilinear")), **overrides)
 
     @property
@@ -75,7 +75,7 @@ class DataConfig:
         return self.mixup > 0 or self.cutmix > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalPreprocessing:
     """How an evaluation image becomes the network's input.
 
@@ -117,8 +117,8 @@ def normalization(data: DataConfig, model_cfg: dict) -> Tuple[Tuple[float, ...],
 def eval_preprocessing(data: DataConfig, model_cfg: dict, origin: str = "--crop_pct") -> EvalPreprocessing:
     """The one rule of evaluation preprocessing, used by the validation loader, validate.py and predict:
 
-    - digits / MNIST / Fashion-MNIST: stretch to ``image_resize`` squared;
-    - CIFAR: as stored at 32 px, else stretched to ``image_resize`` squared;
+    - arrays of images (digits, MNIST, CIFAR: ``DatasetSpec.image_folder`` False): as stored at their own
+      ``image_size`` (CIFAR at 32 px), else stretched to ``image_resize`` squared;
     - image folders (ImageNet): short side to ``floor(image_resize / crop_pct)``, centre crop
       ``image_resize``; ``crop_pct`` is the config's, else the model's (0.875 for every Res2Net), from
       ``MIN_CROP_PCT`` to 1, and the resize at most ``MAX_RESIZED_SIDE`` px. ``origin`` names where
@@ -129,21 +129,23 @@ def eval_preprocessing(data: DataConfig, model_cfg: dict, origin: str = "--crop_
         raise DatasetError(f"{origin} must be from {MIN_CROP_PCT:g} to 1, got {crop_pct}")
     size = data.image_resize
     mean, std = normalization(data, model_cfg)
-    if data.dataset in SMALL_DATASETS or data.dataset.startswith("cifar"):
-        stretch = not (data.dataset.startswith("cifar") and size == 32)
-        return EvalPreprocessing(size, None, stretch, data.interpolation, mean, std)
+    spec = dataset_spec(data.dataset)
+    if not spec.image_folder:
+        return EvalPreprocessing(size=size, resize=None, stretch=size != spec.image_size,
+                                 interpolation=data.interpolation, mean=mean, std=std)
     resize = int(math.floor(size / crop_pct))
     if resize > MAX_RESIZED_SIDE:
         raise DatasetError(f"{origin} {crop_pct:g} at image size {size} px would resize the shorter side to {resize} "
                            f"px, more than {MAX_RESIZED_SIDE}")
-    return EvalPreprocessing(size, resize, False, data.interpolation, mean, std, crop_pct)
+    return EvalPreprocessing(size=size, resize=resize, stretch=False, interpolation=data.interpolation, mean=mean,
+                             std=std, crop_pct=crop_pct)
 
 
 # The settings of how a checkpoint's images are prepared (keys of DataConfig and of a run's config.yaml)
 EVAL_KEYS = ("image_resize", "crop_pct", "mean", "std", "interpolation")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckpointEval:
     """How one checkpoint is evaluated (see ``checkpoint_eval``): the data settings, their preprocessing,
     the line saying what was taken from where, and one warning per flag that overrode the run's value."""
@@ -154,7 +156,7 @@ class CheckpointEval:
     warnings: Tuple[str, ...]
 
 
-def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict, given: Optional[Mapping] = None,
+def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict, *, given: Optional[Mapping] = None,
                     flags: Optional[Mapping[str, str]] = None, **fixed) -> CheckpointEval:
     """The one rule by which validate, predict, export and ONNX Runtime evaluate a checkpoint ``source``:
 
@@ -171,7 +173,7 @@ def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict,
     for key in EVAL_KEYS:
         if run_config and key in given and given[key] != getattr(base, key):
             flag = (flags or {}).get(key, f"--{key}")
-            warnings.append(f"{flag} {_flag_text(given[key])} overrides the {_flag_text(getattr(base, key))} "
+            warnings.append(f"{flag} {shown(given[key])} overrides the {shown(getattr(base, key))} "
                             f"that {source} was trained with")
     data = dataclasses.replace(DataConfig.from_mapping(dataclasses.asdict(base), **given), **fixed)
     origin = (flags or {}).get("crop_pct", "--crop_pct") if "crop_pct" in given or not run_config \
@@ -179,13 +181,5 @@ def checkpoint_eval(source: str, run_config: Optional[Mapping], model_cfg: dict,
     pre = eval_preprocessing(data, model_cfg, origin)
     norm = ("of the flags" if "mean" in given or "std" in given else "of the run" if run_config
             else "of the model")
-    return CheckpointEval(data, pre, f"evaluating at {pre.describe(norm)} from {source}", tuple(warnings))
-
-
-def _flag_text(value) -> str:
-    """A setting as a flag would be typed: ``None`` as none, a tuple as its numbers."""
-    if value is None:
-        return "none"
-    if isinstance(value, tuple):
-        return " ".join(_flag_text(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return CheckpointEval(data=data, preprocessing=pre, line=f"evaluating at {pre.describe(norm)} from {source}",
+                          warnings=tuple(warnings))

@@ -1,9 +1,10 @@
-"""Random-access image sources: ``source[i] -> (HWC uint8 image, int label)``, plus ``class_names``.
+"""Readers of the data sets' files: ``read(spec, split, options)`` gives a random-access source,
+``source[i] -> (HWC uint8 image, int label)``, plus ``class_names``.
 
-digits (scikit-learn's bundled 1,797 scans), CIFAR-10/100 binary files (any record count),
-MNIST / Fashion-MNIST idx-ubyte files, and ImageFolder trees (ImageNet). Readers name the file
-and say how to get the data when something is missing or broken. Reading one image file:
-``image_files``.
+scikit-learn's bundled digits, CIFAR binary files (any record count), idx-ubyte files (MNIST's format) and
+image folder trees (ImageNet). What each data set's files are (names, download, classes) is its entry in
+``datasets``; a reader names the file and says how to get the data when something is missing or broken.
+Reading one image file: ``image_files``.
 """
 import gzip
 import os
@@ -11,7 +12,8 @@ import tarfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,19 +21,52 @@ from ..utils.download import download_file
 from .image_files import (IMAGE_EXTENSIONS, PILLOW, DatasetError, DataWarning, encode_bmp, is_regular_file, list_images,
                           load_rgb, scan_image)
 
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+if TYPE_CHECKING:
+    from .datasets import DatasetSpec
 
-CIFAR = {
-    "cifar10": dict(folder="cifar-10-batches-bin", record_label_bytes=1, label_offset=0,
-                    train=[f"data_batch_{i}.bin" for i in range(1, 6)], val=["test_batch.bin"],
-                    names_file="batches.meta.txt",
-                    url="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-                    md5="c32a1d4ab5d03f1284b67883e8d87530"),
-    "cifar100": dict(folder="cifar-100-binary", record_label_bytes=2, label_offset=1,
-                     train=["train.bin"], val=["test.bin"], names_file="fine_label_names.txt",
-                     url="https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-                     md5="03b5dce01913d631647c71ecec9e9cb8"),
-}
+
+@dataclass(frozen=True)
+class Download:
+    """Where ``--dataset_download`` fetches a data set: an archive at ``url`` with this ``md5``."""
+
+    url: str
+    md5: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CifarFiles:
+    """A CIFAR-format data set: records of ``label_bytes`` label bytes (the label at ``label_offset``) and a
+    3x32x32 image, in the ``train`` and ``val`` files of ``folder``; class names one a line in ``names_file``."""
+
+    folder: str
+    label_bytes: int
+    label_offset: int
+    train: Tuple[str, ...]
+    val: Tuple[str, ...]
+    names_file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdxFiles:
+    """An MNIST-format data set: ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` in --data_dir, else in
+    ``system_folder``, where the Debian package ``system_package`` installs them ('' for none)."""
+
+    system_folder: str = ""
+    system_package: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceOptions:
+    """What a reader is asked besides the data set and split: ``data_dir`` (--data_dir), ``download``
+    (--dataset_download); for image folders ``class_names`` (the training classes, in label order),
+    ``skip_corrupt``, ``scan_threads`` and ``resize`` (see ``ImageFolderSource``)."""
+
+    data_dir: str = ""
+    download: bool = False
+    class_names: Optional[Sequence[str]] = None
+    skip_corrupt: bool = False
+    scan_threads: int = 1
+    resize: Optional[int] = None
 
 
 class ArraySource:
@@ -56,7 +91,7 @@ def _is_train(split: str) -> bool:
 # ---------------------------------------------------------------------------------------------- digits
 
 
-def digits_source(split: str) -> ArraySource:
+def digits_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> ArraySource:
     """scikit-learn's 8x8 digit scans, a stratified 80/20 train/val split with a fixed seed (0)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -66,44 +101,44 @@ def digits_source(split: str) -> ArraySource:
     index = np.arange(len(images))
     train_idx, val_idx = train_test_split(index, test_size=0.2, stratify=digits.target, random_state=0)
     chosen = np.sort(train_idx if _is_train(split) else val_idx)
-    return ArraySource(images[chosen], digits.target[chosen], [str(d) for d in range(10)])
+    return ArraySource(images[chosen], digits.target[chosen], spec.class_names)
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR
 
 
-def _find_cifar_folder(name: str, data_dir: str) -> str:
-    spec = CIFAR[name]
-    for candidate in (os.path.join(data_dir, spec["folder"]), data_dir):
-        if all(os.path.isfile(os.path.join(candidate, f)) for f in spec["val"]):
+def _find_cifar_folder(files: CifarFiles, data_dir: str) -> str:
+    for candidate in (os.path.join(data_dir, files.folder), data_dir):
+        if all(os.path.isfile(os.path.join(candidate, f)) for f in files.val):
             return candidate
     return ""
 
 
-def download_cifar(name: str, data_dir: str, url: str = None) -> str:
-    """Fetch and unpack the official CIFAR binary archive into ``data_dir`` (md5 checked)."""
-    spec = CIFAR[name]
-    url = url or spec["url"]
-    archive = download_file(url, os.path.join(data_dir, url.rsplit("/", 1)[-1]), md5=spec["md5"])
+def download_cifar(spec: "DatasetSpec", data_dir: str) -> str:
+    """Fetch and unpack ``spec``'s CIFAR binary archive into ``data_dir`` (md5 checked)."""
+    url = spec.download.url
+    archive = download_file(url, os.path.join(data_dir, url.rsplit("/", 1)[-1]), md5=spec.download.md5)
     with tarfile.open(archive) as tar:
         tar.extractall(data_dir, filter="data")
     os.remove(archive)
-    return os.path.join(data_dir, spec["folder"])
+    return os.path.join(data_dir, spec.files.folder)
 
 
-def cifar_source(name: str, data_dir: str, split: str, download: bool = False) -> ArraySource:
-    spec = CIFAR[name]
-    folder = _find_cifar_folder(name, data_dir)
-    if not folder and download:
-        folder = download_cifar(name, data_dir)
+def cifar_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> ArraySource:
+    """A CIFAR-format data set (``spec.files``) under --data_dir (default: ``spec.default_data_dir``), downloaded
+    with ``options.download`` if missing; ``spec.class_names`` when its names file is missing."""
+    files, name = spec.files, spec.name
+    data_dir = options.data_dir or spec.default_data_dir
+    folder = _find_cifar_folder(files, data_dir)
+    if not folder and options.download:
+        folder = download_cifar(spec, data_dir)
     if not folder:
-        raise DatasetError(
-            f"{name} not found: looked for {os.path.join(data_dir, spec['folder'])}/{spec['val'][0]}; "
-            f"pass --dataset_download to fetch {spec['url']}, or unpack it under --data_dir")
-    files = spec["train"] if _is_train(split) else spec["val"]
-    record = spec["record_label_bytes"] + 3072
+        fetch = f"pass --dataset_download to fetch {spec.download.url}, or " if spec.download else ""
+        raise DatasetError(f"{name} not found: looked for {os.path.join(data_dir, files.folder)}/{files.val[0]}; "
+                           f"{fetch}unpack it under --data_dir")
+    record = files.label_bytes + 3072
     images, labels = [], []
-    for file_name in files:
+    for file_name in files.train if _is_train(split) else files.val:
         path = os.path.join(folder, file_name)
         if not os.path.isfile(path):
             raise DatasetError(f"{name}: missing file {path}")
@@ -112,12 +147,11 @@ def cifar_source(name: str, data_dir: str, split: str, download: bool = False) -
             raise DatasetError(f"{name}: {path} is not a CIFAR binary file ({raw.size} bytes is not a multiple "
                                f"of the {record}-byte record)")
         raw = raw.reshape(-1, record)
-        labels.append(raw[:, spec["label_offset"]].astype(np.int32))
-        images.append(raw[:, spec["record_label_bytes"]:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    names_path = os.path.join(folder, spec["names_file"])
-    num_classes = 10 if name == "cifar10" else 100
+        labels.append(raw[:, files.label_offset].astype(np.int32))
+        images.append(raw[:, files.label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    names_path = os.path.join(folder, files.names_file)
     names = [n.strip() for n in open(names_path).read().splitlines() if n.strip()] if os.path.isfile(names_path) \
-        else [str(i) for i in range(num_classes)]
+        else list(spec.class_names)
     labels = np.concatenate(labels)
     if labels.max() >= len(names):
         raise DatasetError(f"{name}: label {labels.max()} out of range in {folder}")
@@ -125,10 +159,6 @@ def cifar_source(name: str, data_dir: str, split: str, download: bool = False) -
 
 
 # ---------------------------------------------------------------------------------------------- MNIST
-
-
-FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot"]
 
 
 def _read_idx(path: str, magic: int) -> np.ndarray:
@@ -148,11 +178,12 @@ def _read_idx(path: str, magic: int) -> np.ndarray:
     return data.reshape(dims)
 
 
-def mnist_source(name: str, data_dir: str, split: str) -> ArraySource:
+def idx_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> ArraySource:
+    """An MNIST-format data set (``spec.files``): the train or t10k files of --data_dir, else of its system
+    folder; labels named by ``spec.class_names``."""
+    files, name = spec.files, spec.name
     prefix = "train" if _is_train(split) else "t10k"
-    folders = [data_dir] if data_dir else []
-    if name == "fashion_mnist":
-        folders.append(DEBIAN_FASHION_MNIST)
+    folders = [folder for folder in (options.data_dir, files.system_folder) if folder]
     for folder in folders:
         for suffix in ("", ".gz"):
             images = os.path.join(folder, f"{prefix}-images-idx3-ubyte{suffix}")
@@ -161,15 +192,29 @@ def mnist_source(name: str, data_dir: str, split: str) -> ArraySource:
                 x, y = _read_idx(images, 0x803), _read_idx(labels, 0x801)
                 if len(x) != len(y):
                     raise DatasetError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
-                names = FASHION_NAMES if name == "fashion_mnist" else [str(d) for d in range(10)]
-                return ArraySource(x[..., None], y, names)
-    hint = ("install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or pass --data_dir"
-            if name == "fashion_mnist" else "pass --data_dir with the four idx-ubyte files (optionally .gz)")
+                return ArraySource(x[..., None], y, spec.class_names)
+    hint = (f"install Debian's {files.system_package} (apt-get install {files.system_package}) or pass --data_dir"
+            if files.system_package else "pass --data_dir with the four idx-ubyte files (optionally .gz)")
     raise DatasetError(f"{name} not found: looked for {prefix}-images-idx3-ubyte[.gz] in "
                        f"{', '.join(folders) or '(no --data_dir given)'}; {hint}")
 
 
 # ---------------------------------------------------------------------------------------------- folders
+
+
+def folder_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> "ImageFolderSource":
+    """The ``split`` folder of --data_dir, ``<class>/<image>`` files (see ``ImageFolderSource``)."""
+    data_dir = options.data_dir
+    if not data_dir:
+        raise DatasetError(f"--dataset {spec.name} needs --data_dir (a folder with {split}/<class>/<image> files)")
+    root = os.path.join(data_dir, split)
+    parent = os.path.dirname(os.path.abspath(data_dir))
+    if not os.path.isdir(root) and os.path.isdir(os.path.join(parent, split)):  # --data_dir .../train
+        raise DatasetError(f"--data_dir {data_dir}: has no {split}/ folder, but {parent} has: --data_dir is the "
+                           f"folder above the splits ({parent}, holding {split}/<class>/<image>), not a split folder")
+    return ImageFolderSource(root, class_names=options.class_names, skip_corrupt=options.skip_corrupt,
+                             scan_threads=options.scan_threads, resize=options.resize)
+
 
 
 _SCAN_CHUNK = 4096  # files scanned per batch of threads (a future per file of ImageNet would cost a GB)
@@ -197,7 +242,7 @@ class ImageFolderSource:
 
     encoded = True
 
-    def __init__(self, root: str, class_names: List[str] = None, skip_corrupt: bool = False,
+    def __init__(self, root: str, *, class_names: Optional[Sequence[str]] = None, skip_corrupt: bool = False,
                  scan_threads: int = 1, resize: Optional[int] = None) -> None:
         if not os.path.isdir(root):
             raise DatasetError(f"image folder not found: {root}")

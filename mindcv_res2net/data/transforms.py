@@ -9,7 +9,9 @@ from typing import List, Sequence
 import numpy as np
 from mindspore.dataset import vision
 
-from .settings import SMALL_DATASETS, DataConfig, EvalPreprocessing
+from ..utils.argtypes import ConfigError
+from .datasets import dataset_spec
+from .settings import DataConfig, EvalPreprocessing
 
 INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.BICUBIC,
                   "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}
@@ -17,7 +19,7 @@ INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.BIC
 
 def _interpolation(name: str):
     if name not in INTERPOLATIONS:
-        raise ValueError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got '{name}'")
+        raise ConfigError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got '{name}'")
     return INTERPOLATIONS[name]
 
 
@@ -31,18 +33,21 @@ def _to_grey(image: np.ndarray) -> np.ndarray:
     return image.mean(axis=-1, keepdims=True).astype(np.uint8)
 
 
-def train_transforms(data: DataConfig, mean, std, encoded: bool = False) -> List:
-    """The training transforms of ``data.dataset``; ``encoded``: images arrive as file bytes and are
-    decoded here, in MindSpore's C++ workers (fused with the random crop for image folders)."""
+def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> List:
+    """The training transforms of ``data.dataset`` (see ``DatasetSpec``): small scans only resized; other
+    arrays of images randomly cropped (padded by 1/8 of their side: CIFAR's 4 px) and flipped; image
+    folders with ImageNet's augmentation. ``encoded``: images arrive as file bytes and are decoded here, in
+    MindSpore's C++ workers (fused with the random crop for image folders)."""
     size, on_host = data.image_resize, not data.normalize_on_device
-    if data.dataset in SMALL_DATASETS:
+    spec = dataset_spec(data.dataset)
+    if not spec.augmented:
         return [vision.Resize((size, size), interpolation=_interpolation(data.interpolation))] + \
             to_network_layout(mean, std, on_host)
-    if data.dataset.startswith("cifar"):
-        ops = [vision.RandomCrop(32, padding=4)]
+    if not spec.image_folder:
+        ops = [vision.RandomCrop(spec.image_size, padding=spec.image_size // 8)]
         if data.hflip > 0:
             ops.append(vision.RandomHorizontalFlip(prob=data.hflip))
-        if size != 32:
+        if size != spec.image_size:
             ops.append(vision.Resize((size, size), interpolation=_interpolation(data.interpolation)))
         return ops + to_network_layout(mean, std, on_host)
     crop = vision.RandomCropDecodeResize if encoded else vision.RandomResizedCrop
@@ -58,7 +63,7 @@ def train_transforms(data: DataConfig, mean, std, encoded: bool = False) -> List
         elif data.auto_augment.startswith("autoaug"):
             ops.append(vision.AutoAugment(vision.AutoAugmentPolicy.IMAGENET))
         else:
-            raise ValueError(f"--auto_augment must start with 'randaug' or 'autoaug', got '{data.auto_augment}'")
+            raise ConfigError(f"--auto_augment must start with 'randaug' or 'autoaug', got '{data.auto_augment}'")
     elif data.color_jitter:
         ops.append(vision.RandomColorAdjust(brightness=data.color_jitter, contrast=data.color_jitter,
                                             saturation=data.color_jitter))
@@ -74,7 +79,7 @@ def train_transforms(data: DataConfig, mean, std, encoded: bool = False) -> List
     return ops
 
 
-def eval_transforms(pre: EvalPreprocessing, on_host: bool, encoded: bool = False, in_channels: int = 3) -> List:
+def eval_transforms(pre: EvalPreprocessing, *, on_host: bool, encoded: bool = False, in_channels: int = 3) -> List:
     """Evaluation transforms of ``pre`` (see ``eval_preprocessing``); ``encoded``: decode file bytes first."""
     ops = [vision.Decode()] if encoded else []
     inter = _interpolation(pre.interpolation)
@@ -96,8 +101,8 @@ class BatchMixer:
     0.5 when both alphas are set.
     """
 
-    def __init__(self, num_classes: int, mixup_alpha=0.0, cutmix_alpha=0.0, prob=1.0, label_smoothing=0.0,
-                 seed: int = 0) -> None:
+    def __init__(self, num_classes: int, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, prob: float = 1.0,
+                 label_smoothing: float = 0.0, seed: int = 0) -> None:
         self.num_classes, self.mixup_alpha, self.cutmix_alpha = num_classes, mixup_alpha, cutmix_alpha
         self.prob, self.smoothing = prob, label_smoothing
         self.rng = np.random.default_rng(seed)

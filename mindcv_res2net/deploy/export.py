@@ -63,7 +63,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     model = model_to_evaluate(ckpt_path, model_name, num_classes=num_classes)
     source, run_config = model.source, model.run_config
     given = {"image_resize": image_size} if image_size else None
-    chosen = checkpoint_eval(source, run_config, model.default_cfg, given, {"image_resize": "--image_size"},
+    chosen = checkpoint_eval(source, run_config, model.default_cfg, given=given, flags={"image_resize": "--image_size"},
                              in_channels=model.in_channels)
     for warning in chosen.warnings:
         warnings.warn(warning)

@@ -43,7 +43,7 @@ def calibration_batches(model, chosen: CheckpointEval, from_run: bool, calib_dat
                          "(pass a folder of training images)")
     data = dataclasses.replace(chosen.data, normalize_on_device=False, num_samples=count, train_num_samples=None,
                                batch_size=batch_size, seed=seed, num_parallel_workers=1)
-    loader = create_loader(data, data.train_split, False, model.default_cfg)
+    loader = create_loader(data, data.train_split, train=False, model_cfg=model.default_cfg)
     return [images.asnumpy() for images, _ in iterate_batches(loader.dataset)]
 
 

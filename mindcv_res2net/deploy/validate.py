@@ -71,11 +71,11 @@ def validate(args, given: FrozenSet[str]) -> dict:
     if run_config is None:  # no run to follow: the flags and their defaults say how to evaluate
         given = vars(args)
     # ONNX Runtime takes float32 normalised on the host; MindSpore normalises uint8 batches in the step
-    chosen = checkpoint_eval(source, run_config, model_cfg, given, normalize_on_device=not onnx,
+    chosen = checkpoint_eval(source, run_config, model_cfg, given=given, normalize_on_device=not onnx,
                              in_channels=model.in_channels if model is not None else args.in_channels)
     data_cfg = chosen.data
-    data = create_loader(data_cfg, data_cfg.val_split, False, model_cfg,
-                         getattr(model, "class_names", None) if args.ckpt_path else None)
+    data = create_loader(data_cfg, data_cfg.val_split, train=False, model_cfg=model_cfg,
+                         class_names=getattr(model, "class_names", None) if args.ckpt_path else None)
     num_classes = data.num_classes
     if args.ckpt_path and model.num_classes != num_classes:
         raise ValueError(f"{source}: its classifier has {model.num_classes} classes but {data_cfg.dataset}/"

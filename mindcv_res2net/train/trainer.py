@@ -311,10 +311,12 @@ def set_up(start: RunStart, lock: RunLock, continuation: Optional[Continuation] 
     data = data_config(args)
     shards = dict(num_shards=group_size, shard_id=rank) if group_size > 1 else {}
     with _data_warnings_logged(logger):
-        train_data = create_loader(data, args.train_split, True, model_cfg, resume_meta.get("class_names"), **shards)
+        train_data = create_loader(data, args.train_split, train=True, model_cfg=model_cfg,
+                                   class_names=resume_meta.get("class_names"), **shards)
         class_names = train_data.class_names
         num_classes = train_data.num_classes
-        val_data = create_loader(data, args.val_split, False, model_cfg, class_names) if args.val_while_train else None
+        val_data = create_loader(data, args.val_split, train=False, model_cfg=model_cfg,
+                                 class_names=class_names) if args.val_while_train else None
     normalize = device_normalize(data, model_cfg)
 
     model = create_model(args.model, pretrained=args.pretrained and not resume_path, num_classes=num_classes,

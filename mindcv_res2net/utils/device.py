@@ -6,7 +6,8 @@ import mindspore as ms
 from mindspore import log as ms_log
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
-MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}
+MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}  # --mode (mindcv's numbers) -> MindSpore's execution mode
+MODE_BY_NAME = {"graph": 0, "pynative": 1}  # the same modes by name (the benchmark's --modes) -> --mode
 # MindSpore's automatic mixed precision levels (ms.amp.auto_mixed_precision): O0 float32 throughout, O1 float16
 # on a white list of operators, O2 float16 but BatchNorm and the loss, O3 float16 throughout
 AMP_LEVELS = ("O0", "O1", "O2", "O3")

@@ -14,23 +14,16 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..utils.errors import UserError
+from ..utils.errors import UserError, brief
 from ..utils.fileio import atomic_path
 from .paddle_file import is_paddle_pickle, load_paddle_file
 from .torch_file import UnsafePickleError, load_torch_file
 
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "network")
-_MAX_LISTED = 6
 
 
 class CheckpointError(UserError):
     """A checkpoint file is missing, unreadable, unsafe or does not fit the model."""
-
-
-def brief(names) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
 def _sniff(path: str) -> str:
