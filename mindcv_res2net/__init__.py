@@ -11,10 +11,12 @@ point down), and outside ``cli`` never one of the package's own modules inside a
 - ``loss``, ``optim``, ``scheduler``: side by side;
 - ``data``: the data sets as data (``datasets``: one entry each), their readers, image files, transforms,
   loader, evaluation preprocessing;
-- ``config``: the flag table of train.py and validate.py; YAML recipes and stored configs read with it;
+- ``config``: the typed settings of train.py and validate.py (data, model, optimization, run), each field
+  with its flag; the flag table derived from them; YAML recipes and stored configs read with it;
 - ``evaluate``: the evaluation loop and the input normalisation of the compiled steps, shared by training
   and validation;
-- ``train``: the training job: its run folder, train step, training state and stop signals;
+- ``train``: the training job: its plan (decided once), run folder and run.json, train step, training state
+  and stop signals;
 - ``deploy``: using a trained network: which network a checkpoint holds, validation, prediction, weight
   conversion, export (MINDIR, ONNX), INT8 quantization, the ONNX Runtime engine;
 - ``benchmark``: speed and memory measurements;

@@ -7,6 +7,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from .data.image_files import DatasetError
 from .data.settings import normalization
 from .data.loader import iterate_batches
 from .utils.logger import progress_bar
@@ -44,8 +45,8 @@ def top_k_correct(logits: ms.Tensor, labels: ms.Tensor, k: int) -> int:
     return int((top == labels[:, None]).any(axis=1).sum())
 
 
-def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progress: bool = True,
-             desc: str = "validate", normalize: nn.Cell = None) -> dict:
+def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, *, steps: Optional[int] = None, progress: bool = True,
+             desc: str = "validate", normalize: Optional[nn.Cell] = None) -> dict:
     """Run ``model`` in eval mode over ``dataset`` (image, index label) batches; ``normalize`` (a
     ``Normalize`` or None) turns uint8 batches into the network's input.
 
@@ -70,6 +71,6 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, steps: int = None, progr
         model.set_train(was_training)
     seconds = time.perf_counter() - start
     if images == 0:
-        raise ValueError("the validation set is empty")
+        raise DatasetError("the validation set is empty")
     return dict(top1=100.0 * correct1 / images, top5=100.0 * correct5 / images, loss=loss_sum / images,
                 images=images, seconds=seconds, img_per_s=images / seconds)

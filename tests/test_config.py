@@ -4,10 +4,11 @@ import os
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import PROJECT_DIR
 from mindcv_res2net.config import ConfigError, save_config
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_args, parse_settings
 
 CONFIGS = sorted(glob.glob(os.path.join(PROJECT_DIR, "configs", "res2net", "*.yaml")))
 
@@ -118,10 +119,9 @@ def test_bad_yaml_is_a_clear_error(tmp_path, text, message):
 
 
 def test_saved_config_loads_back(tmp_path):
-    args = parse_args(["--model", "res2next50", "--scale", "0.2", "1.0", "--mean", "1", "2", "3"])
-    path = save_config(args, str(tmp_path / "run" / "config.yaml"))
-    again = parse_args(["-c", path])
-    assert vars(again) == dict(vars(args), config=path)
+    settings = parse_settings(["--model", "res2next50", "--scale", "0.2", "1.0", "--mean", "1", "2", "3"])
+    path = save_config(settings, str(tmp_path / "run" / "config.yaml"))
+    assert parse_settings(["-c", path]) == settings.replace(config=path)
 
 
 def test_every_shipped_config_parses_and_is_complete():
@@ -209,3 +209,22 @@ def test_help_shows_defaults_boolean_values_and_the_key_value_form():
                      "key=value", "--save_optimizer_state [{true,false}]"):
         assert expected in text, expected
     assert len(create_parser("Train", "train").format_help().splitlines()) < 160
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.sampled_from(["lr: 0.5", "seed: 3", "scale: [0.5, 1.0]", "model: res2next50",
+                                        "mean: [1, 2, 3]"]), min_size=1, max_size=5, unique=True),
+       marked=st.integers(0, 4), alias=st.booleans())
+def test_a_recipe_with_an_anchor_or_alias_is_refused_naming_its_line(tmp_path, values, marked, alias):
+    """Recipes are plain values: an anchor (&name) or alias (*name) on any line is one error naming that line."""
+    path = tmp_path / "anchored.yaml"
+    path.write_text("\n".join(values) + "\n")
+    assert parse_settings(["-c", str(path)]).run.config == str(path)
+    line = min(marked, len(values) - 1)
+    key, value = values[line].split(": ")
+    values[line] = f"{key}: *v" if alias else f"{key}: &v {value}"
+    path.write_text("\n".join(values) + "\n")
+    what = "alias \\*v" if alias else "anchor &v"
+    with pytest.raises(ConfigError, match=rf"^config {path}: line {line + 1}: {what}: a recipe holds plain values, "
+                                          r"without anchors \(&name\) or aliases \(\*name\)$"):
+        parse_settings(["-c", str(path)])

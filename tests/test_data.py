@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mindcv_res2net.config import data_config
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_settings
 from mindcv_res2net.data import DATASETS, DatasetError, create_loader, create_source
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.sources import Download, download_cifar
@@ -26,7 +25,7 @@ CFG = get_pretrained_cfg("res2net50")
 
 def _data(argv):
     """The loaders' typed config from train.py flags."""
-    return data_config(parse_args(argv))
+    return parse_settings(argv).data
 
 
 def _cifar_files(folder, train_records=(7, 5), test_records=3, seed=0):
@@ -427,7 +426,7 @@ def test_evaluation_is_the_same_with_uint8_batches_and_host_normalised_ones():
     for extra in ([], ["--normalize_on_device", "false"]):
         data = _data(argv + extra)
         loader = create_loader(data, "val", train=False, model_cfg=CFG)
-        results.append(evaluate(model, loader.dataset, create_loss("CE", 10), loader.steps, progress=False,
+        results.append(evaluate(model, loader.dataset, create_loss("CE", 10), steps=loader.steps, progress=False,
                                 normalize=device_normalize(data, CFG)))
     assert results[0]["images"] == results[1]["images"] == 32
     assert results[0]["top1"] == results[1]["top1"] and abs(results[0]["loss"] - results[1]["loss"]) < 1e-4

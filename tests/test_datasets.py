@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mindcv_res2net.cli.parser import parse_args
-from mindcv_res2net.config import ConfigError, data_config
+from mindcv_res2net.cli.parser import parse_args, parse_settings
+from mindcv_res2net.config import ConfigError
 from mindcv_res2net.data import DATASETS, DatasetSpec, create_loader, eval_preprocessing
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.sources import ArraySource, folder_source
@@ -37,7 +37,7 @@ def made_up_datasets(monkeypatch):
 
 
 def test_a_registered_data_set_is_a_choice_of_the_flags_and_their_check(made_up_datasets, tmp_path):
-    assert data_config(parse_args(["--dataset", "tiny_scans"], program="train")).dataset == "tiny_scans"
+    assert parse_settings(["--dataset", "tiny_scans"], program="train").data.dataset == "tiny_scans"
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("dataset: photos\nskip_corrupt_images: true\nscale: [0.5, 1.0]\n")
     assert parse_args(["-c", str(recipe), "--data_dir", str(tmp_path)], program="train").dataset == "photos"
@@ -49,8 +49,8 @@ def test_a_registered_data_set_is_a_choice_of_the_flags_and_their_check(made_up_
 
 
 def test_a_registered_data_set_is_loaded_trained_and_evaluated_by_its_entry(made_up_datasets, tmp_path):
-    scans = data_config(parse_args(["--dataset", "tiny_scans", "--image_resize", "32", "--batch_size", "4",
-                                    "--num_parallel_workers", "1"], program="train"))
+    scans = parse_settings(["--dataset", "tiny_scans", "--image_resize", "32", "--batch_size", "4",
+                            "--num_parallel_workers", "1"], program="train").data
     train = create_loader(scans, "train", train=True, model_cfg=CFG)
     images, labels = next(iterate_batches(train.dataset))
     assert train.class_names == ["a", "b", "c"] and train.steps == 3
@@ -60,8 +60,8 @@ def test_a_registered_data_set_is_loaded_trained_and_evaluated_by_its_entry(made
         (tmp_path / "train" / class_name).mkdir(parents=True)
         for i in range(2):
             Image.new("RGB", (40, 30), (i * 90, 20, 200)).save(tmp_path / "train" / class_name / f"{i}.jpg")
-    photos = data_config(parse_args(["--dataset", "photos", "--data_dir", str(tmp_path), "--image_resize", "32",
-                                     "--batch_size", "2", "--num_parallel_workers", "1"], program="train"))
+    photos = parse_settings(["--dataset", "photos", "--data_dir", str(tmp_path), "--image_resize", "32",
+                             "--batch_size", "2", "--num_parallel_workers", "1"], program="train").data
     loader = create_loader(photos, "train", train=True, model_cfg=CFG)
     images, _ = next(iterate_batches(loader.dataset))
     assert loader.class_names == ["cat", "dog"] and images.shape == (2, 3, 32, 32)

@@ -14,7 +14,7 @@ from mindspore import nn
 from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit, model_params, run, save_trained_like_checkpoint
 from make_dilated_reference import CHECKED_STRIDES, INPUT_SHAPES, MODELS, reference_input, reference_weight
 from mindcv_res2net import create_model
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_settings
 from mindcv_res2net.train.trainer import train
 from mindcv_res2net.models import Res2Net
 from mindcv_res2net.models.layers import AvgPool2dCeil, AvgPool2dSame
@@ -240,7 +240,7 @@ def test_train_py_yaml_keys_freeze_stages_and_batchnorm(tmp_path, pynative):
     initial = read_mindspore_checkpoint(str(start))
     recipe = tmp_path / "frozen.yaml"
     recipe.write_text("frozen_stages: 2\nnorm_eval: true\n")
-    summary = train(parse_args(["-c", str(recipe), *TINY_RUN, "--ckpt_path", str(start),
+    summary = train(parse_settings(["-c", str(recipe), *TINY_RUN, "--ckpt_path", str(start),
                                 "--ckpt_save_dir", str(tmp_path / "run")]))
     trained = read_mindspore_checkpoint(summary["last_checkpoint"])
     fixed = {k for k in initial if k.startswith(("conv1.", "bn1.", "layer1.", "layer2.")) or "moving_" in k}
@@ -258,7 +258,7 @@ def test_train_py_refuses_bad_frozen_stages(tmp_path):
     assert proc.stderr.splitlines() == ["error: argument --frozen_stages: invalid choice: 5 "
                                         "(choose from -1, 0, 1, 2, 3, 4)"], proc.stderr[-2000:]
     with pytest.raises(ValueError, match=r"^Res2Net-DLA supports neither output_stride nor frozen_stages"):
-        train(parse_args([*TINY_RUN, "--model", "res2net_dla60", "--frozen_stages", "1",
+        train(parse_settings([*TINY_RUN, "--model", "res2net_dla60", "--frozen_stages", "1",
                           "--ckpt_save_dir", str(tmp_path)]))
 
 

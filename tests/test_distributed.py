@@ -32,7 +32,7 @@ TRAIN_WITH_DIGEST = """
 import hashlib, os, sys
 import mindcv_res2net
 import tiny_net
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_settings
 from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
@@ -43,7 +43,7 @@ def write_digest(model, rank):
 
 def main():
     tiny_net.register()
-    train(parse_args(sys.argv[1:]), on_finish=write_digest)
+    train(parse_settings(sys.argv[1:]), on_finish=write_digest)
     return 0
 
 run_cli(main)
@@ -72,7 +72,8 @@ def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tm
         if re.match(r"^res2net50-(\d+_\d+|best)\.ckpt$", name):
             assert "conv1.weight" in read_mindspore_checkpoint(str(out / name)), name  # complete and readable
         else:
-            assert name in ("config.yaml", "metrics.csv", "train.log", ".lock") or name.startswith(".partial-"), name
+            assert name in ("config.yaml", "metrics.csv", "run.json", "train.log", ".lock") or \
+                name.startswith(".partial-"), name
     resumed = run(["train.py", *TINY, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
                    "--keep_checkpoint_max", "5", "--ckpt_save_dir", str(out), "--resume", "auto"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -167,5 +168,5 @@ def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continue
     assert list(digests) == ["rank_0.sha256", "rank_1.sha256"] and len(set(digests.values())) == 1
     # only rank 0 writes the run's files: the newest --keep_checkpoint_max (10) checkpoints and its logs
     kept = [f"tiny_net-{epoch}_4.ckpt" for epoch in range(EPOCHS - 9, EPOCHS + 1)]
-    assert sorted(os.listdir(run_dir)) == sorted(["config.yaml", "metrics.csv", "train.log", *kept])
+    assert sorted(os.listdir(run_dir)) == sorted(["config.yaml", "metrics.csv", "run.json", "train.log", *kept])
     assert "training images" not in open(f"{logs}_resumed1/worker_1.log", errors="replace").read()

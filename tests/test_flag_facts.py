@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mindcv_res2net.cli import benchmark, export, reports
 from mindcv_res2net.config import ConfigError
-from mindcv_res2net.cli.parser import create_parser, parse_args
+from mindcv_res2net.cli.parser import create_parser, parse_args, parse_settings
 from mindcv_res2net.data import DATASETS, DataConfig
 from mindcv_res2net.optim import OPTIMIZERS
 from mindcv_res2net.scheduler import SCHEDULER_FLAGS, SCHEDULERS, create_scheduler
@@ -26,10 +26,8 @@ def test_every_data_config_field_is_a_flag_with_the_same_default():
         assert parser.get_default(field.name) == getattr(DataConfig(), field.name), field.name
 
 
-def test_data_config_of_the_default_flags_is_the_default_data_config():
-    from mindcv_res2net.config import data_config
-
-    assert data_config(parse_args([])) == DataConfig()
+def test_the_data_settings_of_the_default_flags_are_the_default_data_config():
+    assert parse_settings([]).data == DataConfig()
 
 
 @pytest.mark.parametrize("flag, names", [("opt", OPTIMIZERS), ("scheduler", SCHEDULERS), ("amp_level", AMP_LEVELS),

@@ -362,14 +362,14 @@ def _bad_files(folder, photo):
 TRAIN_TINY_NET = """
 import sys
 import tiny_net
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_settings
 from mindcv_res2net.train.trainer import train
 from mindcv_res2net.utils.cli import run_cli
 
 
 def main():
     tiny_net.register()
-    train(parse_args(sys.argv[1:], program="train"))
+    train(parse_settings(sys.argv[1:], program="train"))
     return 0
 
 run_cli(main)

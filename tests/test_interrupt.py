@@ -117,14 +117,13 @@ def test_sigterm_stops_and_a_resume_with_another_batch_size_restarts_the_epoch(t
 @pytest.mark.e2e
 def test_skipped_batches_leave_the_rest_of_the_epoch_as_it_was():
     """A resumed epoch's batches after step k are an unbroken epoch's, random crops and flips included."""
-    from mindcv_res2net.config import data_config
-    from mindcv_res2net.cli.parser import parse_args
+    from mindcv_res2net.cli.parser import parse_settings
     from mindcv_res2net.data import create_loader
     from mindcv_res2net.data.loader import iterate_batches
     from mindcv_res2net.models import get_pretrained_cfg
 
-    data = data_config(parse_args(["--dataset", "digits", "--image_resize", "32", "--num_samples", "40",
-                                   "--batch_size", "8", "--num_parallel_workers", "2"]))
+    data = parse_settings(["--dataset", "digits", "--image_resize", "32", "--num_samples", "40", "--batch_size", "8",
+                           "--num_parallel_workers", "2"]).data
     loader = create_loader(data, "train", train=True, model_cfg=get_pretrained_cfg("res2net50"))
     whole = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3))]
     tail = [[t.asnumpy() for t in batch] for batch in iterate_batches(loader.for_epoch(3), skip=2)]
@@ -138,12 +137,12 @@ def _save_at(files, epoch, step, steps=4, **extra):
     if step % steps:
         progress = dict(loss_sum=1.0, correct=1, seen=2, seconds=0.5)
         return files.save_interrupted({"w": np.zeros(2, np.float32)}, dict(metadata, epoch_progress=progress),
-                                      epoch + 1, step - epoch * steps)
-    return files.save({"w": np.zeros(2, np.float32)}, metadata, epoch, steps, False)
+                                      epoch=epoch + 1, step=step - epoch * steps)
+    return files.save({"w": np.zeros(2, np.float32)}, metadata, epoch=epoch, steps=steps, is_best=False)
 
 
 def test_resume_auto_takes_the_interrupted_checkpoint_until_a_newer_epoch_replaces_it(tmp_path):
-    files = RunCheckpoints(str(tmp_path), "res2net50", 2, "run1", setup_logger(enabled=False))
+    files = RunCheckpoints(str(tmp_path), "res2net50", keep=2, run_id="run1", logger=setup_logger(enabled=False))
     _save_at(files, 1, 4)
     interrupted = _save_at(files, 1, 6)  # stopped after step 2 of epoch 2
     assert os.path.basename(interrupted) == "res2net50-2_2-interrupted.ckpt"

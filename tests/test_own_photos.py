@@ -56,7 +56,7 @@ def test_a_folder_without_a_run_is_refused_naming_the_flag(tmp_path):
 
     assert checkpoint_to_evaluate(str(tmp_path / "a.ckpt")) == str(tmp_path / "a.ckpt")  # files pass as they are
     with pytest.raises(CheckpointError, match=r"^--ckpt_path .*: is a folder but not a training run's \(no "
-                                              r"config.yaml naming its run\); give a checkpoint file$"):
+                                              r"run.json or config.yaml naming its run\); give a checkpoint file$"):
         checkpoint_to_evaluate(str(tmp_path))
     (tmp_path / "config.yaml").write_text("# run 0123456789ab, model res2net101\nmodel: res2net101\n")
     with pytest.raises(CheckpointError, match=r"is a run of model 'res2net101', not 'res2net50'$"):
@@ -66,9 +66,10 @@ def test_a_folder_without_a_run_is_refused_naming_the_flag(tmp_path):
 
 
 def test_kept_checkpoints_counts_the_saves_a_run_keeps():
-    assert kept_checkpoints(10, 1, 1, 2) == 2 and kept_checkpoints(1, 1, 1, 10) == 1
-    assert kept_checkpoints(10, 1, 3, 10) == 4  # epochs 3, 6, 9 and the last
-    assert kept_checkpoints(10, 9, 1, 10) == 2  # a run resumed at epoch 9
+    assert kept_checkpoints(10, start_epoch=1, save_interval=1, keep=2) == 2
+    assert kept_checkpoints(1, start_epoch=1, save_interval=1, keep=10) == 1
+    assert kept_checkpoints(10, start_epoch=1, save_interval=3, keep=10) == 4  # epochs 3, 6, 9 and the last
+    assert kept_checkpoints(10, start_epoch=9, save_interval=1, keep=10) == 2  # a run resumed at epoch 9
 
 
 def test_photo_folder_refuses_more_classes_than_it_can_make(capsys):

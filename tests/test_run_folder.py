@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_settings
 from mindcv_res2net.train.run_folder import RunCheckpoints, RunFolder
 from mindcv_res2net.train.trainer import train
 from mindcv_res2net.scheduler import create_scheduler
@@ -20,11 +20,12 @@ STATE = {"w": np.ones(3, np.float32)}
 
 
 def _run(folder, run_id, keep=2):
-    return RunCheckpoints(str(folder), "res2net50", keep, run_id, setup_logger(enabled=False))
+    return RunCheckpoints(str(folder), "res2net50", keep=keep, run_id=run_id, logger=setup_logger(enabled=False))
 
 
 def _save(run, epoch, best=False):
-    return run.save(STATE, dict(model="res2net50", epoch=epoch, best_epoch=epoch if best else None), epoch, 4, best)
+    metadata = dict(model="res2net50", epoch=epoch, best_epoch=epoch if best else None)
+    return run.save(STATE, metadata, epoch=epoch, steps=4, is_best=best)
 
 
 def _ckpts(folder):
@@ -101,9 +102,9 @@ def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynat
     with monkeypatch.context() as patch:
         patch.setattr(RunCheckpoints, "_copy_to_best", killed)
         with pytest.raises(KeyboardInterrupt):
-            train(parse_args(args))
+            train(parse_settings(args))
     assert _ckpts(tmp_path) == ["tiny_net-1_4.ckpt"]
-    summary = train(parse_args(args + ["--resume", "auto"]))
+    summary = train(parse_settings(args + ["--resume", "auto"]))
     best = read_checkpoint_metadata(tmp_path / "tiny_net-best.ckpt")
     assert best["epoch"] == summary["best_epoch"] and best["val_top1"] == summary["best_top1"]
     assert "restored" in open(tmp_path / "train.log").read()
@@ -116,8 +117,8 @@ def test_kill_between_epoch_checkpoint_and_best_copy_then_resume(tmp_path, pynat
 def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pynative, tiny_model, new_batch):
     out = str(tmp_path)
     common = TINY + ["--val_while_train", "False", "--epoch_size", "3", "--ckpt_save_dir", out]
-    train(parse_args(common + ["--batch_size", "16", "--epoch_size", "1"]))
-    train(parse_args(common + ["--batch_size", str(new_batch), "--resume", "auto"]))
+    train(parse_settings(common + ["--batch_size", "16", "--epoch_size", "1"]))
+    train(parse_settings(common + ["--batch_size", str(new_batch), "--resume", "auto"]))
     steps = 64 // new_batch
     last = str(tmp_path / f"tiny_net-3_{steps}.ckpt")
     assert int(read_mindspore_checkpoint(last)["optimizer.global_step"].reshape(-1)[0]) == 3 * steps
@@ -132,7 +133,7 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pyna
 @pytest.mark.e2e
 def test_resume_keeps_the_run_identity(tmp_path, pynative, tiny_model):
     common = TINY + ["--val_while_train", "False", "--batch_size", "32", "--ckpt_save_dir", str(tmp_path)]
-    train(parse_args(common + ["--epoch_size", "1"]))
-    train(parse_args(common + ["--epoch_size", "2", "--resume", "auto"]))
+    train(parse_settings(common + ["--epoch_size", "1"]))
+    train(parse_settings(common + ["--epoch_size", "2", "--resume", "auto"]))
     ids = {read_checkpoint_metadata(tmp_path / n)["run_id"] for n in _ckpts(tmp_path)}
     assert len(ids) == 1 and OWNER_PATTERN.match(ids.pop())

@@ -16,7 +16,7 @@ from hypothesis import example, given, settings, strategies as st
 from PIL import Image
 
 from conftest import PROJECT_DIR, TESTS_DIR, assert_quiet_exit
-from mindcv_res2net.cli.parser import parse_args, parse_config
+from mindcv_res2net.cli.parser import parse_config, parse_settings
 from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.cli.validate import main as validate_main
 from mindcv_res2net.train.run_folder import RunFolder, RunFolderError, RunLock
@@ -118,6 +118,24 @@ def test_an_older_runs_relative_data_dir_is_read_here_with_a_warning(tmp_path, m
     assert len(log) == 1 and " WARNING " in log[0] and f"taken as {tmp_path}/data" in log[0]
     assert read_checkpoint_metadata(tmp_path / "run" / "tiny_net-2_2.ckpt")["config"]["data_dir"] == \
         str(tmp_path / "data")
+
+
+def test_validate_reads_the_runs_checkpoint_once(tmp_path, pynative, tiny_model, monkeypatch, capsys):
+    """validate.py --ckpt_path RUN reads the run's best checkpoint once (network, weights, the run's settings)."""
+    import mindcv_res2net.weights.formats as formats
+
+    assert train_main(TINY + ["--epoch_size", "1", "--ckpt_save_dir", str(tmp_path)]) == 0
+    reads = []
+    for module_name, module in list(sys.modules.items()):
+        for name in ("read_checkpoint", "read_checkpoint_metadata"):
+            original = getattr(formats, name)
+            if module_name.startswith("mindcv_res2net.") and module is not formats \
+                    and getattr(module, name, None) is original:
+                monkeypatch.setattr(module, name, lambda path, *a, _read=original, _name=name, **k: (
+                    reads.append((_name, str(path))), _read(path, *a, **k))[1])
+    code, out, err = _cli(validate_main, ["--ckpt_path", str(tmp_path)], capsys)
+    assert code == 0 and "tiny_net on digits/val: top-1 " in out, err
+    assert reads == [("read_checkpoint", str(tmp_path / "tiny_net-best.ckpt"))]
 
 
 # ---------------------------------------------------------------------------------------------- metrics.csv
@@ -331,7 +349,7 @@ def test_the_lock_is_held_while_the_run_trains_fresh_or_resumed(tmp_path, pynati
         attempts.append(subprocess.run([sys.executable, "-c", TRY_LOCK, os.path.join(out, ".lock")],
                                        capture_output=True, text=True))
 
-    train(parse_args(TINY + ["--epoch_size", "1", "--ckpt_save_dir", out]), on_finish=try_lock)
+    train(parse_settings(TINY + ["--epoch_size", "1", "--ckpt_save_dir", out]), on_finish=try_lock)
     args, given = parse_config(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "2"], program="train")
     train(args, on_finish=try_lock, given=given)
     assert [a.returncode for a in attempts] == [1, 1] and all("BlockingIOError" in a.stderr for a in attempts)
@@ -343,7 +361,7 @@ def test_a_fresh_run_into_a_held_folder_is_refused(tmp_path, pynative, tiny_mode
     try:
         with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir {tmp_path}: another process trains in this run "
                                                  rf"folder \(pid {holder.pid} on test-host\)"):
-            train(parse_args(TINY + ["--epoch_size", "1", "--ckpt_save_dir", str(tmp_path)]))
+            train(parse_settings(TINY + ["--epoch_size", "1", "--ckpt_save_dir", str(tmp_path)]))
     finally:
         holder.kill()
         holder.wait()
@@ -389,17 +407,19 @@ def test_a_file_system_without_locks_is_said_once_and_the_run_goes_on(tmp_path, 
 def test_a_checkpoint_written_while_waiting_for_the_lock_is_refused(tmp_path, pynative, tiny_model):
     """The settings were read from one checkpoint; once the lock is held, the newest is another (a process
     that held the lock wrote it and ended): starting from either would be wrong, so the command is refused."""
-    from mindcv_res2net.train.trainer import Continuation, start_run
+    from mindcv_res2net.train.plan import claim_run_folder, plan_run
 
     out = str(tmp_path)
-    assert train_main(TINY + ["--epoch_size", "2", "--val_while_train", "false", "--ckpt_save_dir", out]) == 0
-    args = parse_args(TINY + ["--epoch_size", "3", "--ckpt_save_dir", out, "--resume", "auto"])
+    assert train_main(TINY + ["--epoch_size", "1", "--val_while_train", "false", "--ckpt_save_dir", out]) == 0
+    plan = plan_run(*parse_config(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "3"], program="train"))
+    assert plan.checkpoint == str(tmp_path / "tiny_net-1_4.ckpt")
+    assert train_main(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "2"]) == 0  # meanwhile
     lock = RunLock(out)
     try:
         with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir {tmp_path}: its newest checkpoint changed while "
                                                  rf"this process started \({tmp_path}/tiny_net-1_4.ckpt -> "
                                                  rf"{tmp_path}/tiny_net-2_4.ckpt\); run the command again$"):
-            start_run(args, lock, Continuation(args, checkpoint=str(tmp_path / "tiny_net-1_4.ckpt")))
+            claim_run_folder(plan, lock)
     finally:
         lock.release()
 
@@ -485,7 +505,7 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path, pynative, 
 def test_a_file_as_ckpt_save_dir_is_one_line(tmp_path, capsys, monkeypatch):
     """Issue: "config.yaml: File exists" for a --ckpt_save_dir that is a regular file; checked before the
     data or the model are built."""
-    monkeypatch.setattr("mindcv_res2net.train.trainer.start_run", lambda *a: pytest.fail("built something"))
+    monkeypatch.setattr("mindcv_res2net.train.trainer.plan_run", lambda *a: pytest.fail("read something"))
     (tmp_path / "notes.txt").write_text("mine")
     for given, where in (("notes.txt", ""), ("notes.txt/run", f"{tmp_path}/notes.txt ")):
         monkeypatch.chdir(tmp_path)
@@ -500,8 +520,7 @@ def test_a_hand_edited_config_is_kept_and_its_replaced_values_named(tmp_path, py
     assert train_main(TINY + ["--epoch_size", "1", "--val_while_train", "false", "--ckpt_save_dir", out]) == 0
     config = tmp_path / "config.yaml"
     reformatted = "# my notes\n" + yaml.safe_dump(yaml.safe_load(config.read_text()), indent=4, default_flow_style=True)
-    config.write_text(config.read_text().split("\n", 2)[0] + "\n" + config.read_text().split("\n", 2)[1] + "\n"
-                      + reformatted)  # comments and layout are no edit
+    config.write_text(config.read_text().split("\n", 1)[0] + "\n" + reformatted)  # comments and layout are no edit
     assert train_main(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "2"]) == 0
     assert not [n for n in os.listdir(tmp_path) if ".edited-" in n] and "hand-edited" not in open(
         tmp_path / "train.log").read()

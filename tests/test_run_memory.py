@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.config import RESUME_MAY_CHANGE, ConfigError, resumed_config, save_config, stored_config
-from mindcv_res2net.cli.parser import parse_args, parse_config
+from mindcv_res2net.cli.parser import parse_args, parse_config, parse_settings
 from mindcv_res2net.data.loader import create_source
 from mindcv_res2net.data.image_files import DatasetError
 from mindcv_res2net.deploy.validate import validate
@@ -86,7 +86,7 @@ def test_a_flag_that_contradicts_the_run_is_refused_naming_both_values(run_copy,
     before = _snapshot(run_copy)
     code, err = _cli(train_main, ["--ckpt_save_dir", run_copy, "--resume", "auto", "--epoch_size", "2"] + argv, capsys)
     assert code == 2 and err.count("\n") == 1, err
-    source = os.path.join(run_copy, "config.yaml" if argv[0] == "--model" else f"{MODEL}-1_1.ckpt")
+    source = os.path.join(run_copy, "run.json" if argv[0] == "--model" else f"{MODEL}-1_1.ckpt")
     assert err == (f"error: {message} ({source}); drop it to continue the run, or start a new run in "
                    "another --ckpt_save_dir\n")
     assert _snapshot(run_copy) == before
@@ -103,10 +103,11 @@ def test_a_yaml_value_that_contradicts_the_run_is_refused(run_copy, tmp_path, ca
 
 def test_resume_before_the_first_checkpoint_reads_config_yaml(tmp_path, capsys):
     """A run killed before its first checkpoint: its config.yaml is the run's settings."""
-    from mindcv_res2net.train.run_folder import config_owner_line
+    from mindcv_res2net.train.run_record import RunRecord, write_run_record
 
     out = tmp_path / "run"
-    config = save_config(parse_args(TINY), str(out / "config.yaml"), config_owner_line("killedrun123", MODEL))
+    config = save_config(parse_settings(TINY), str(out / "config.yaml"))
+    write_run_record(RunRecord("killedrun123", MODEL, "2025-01-01T00:00:00+00:00", "running"), str(out / "run.json"))
     code, err = _cli(train_main, ["--ckpt_save_dir", str(out), "--resume", "auto", "--seed", "6"], capsys)
     assert code == 2 and err == (f"error: --seed 6 contradicts the resumed run's seed 5 ({config}); drop it to "
                                  "continue the run, or start a new run in another --ckpt_save_dir\n")
@@ -128,8 +129,10 @@ def test_resume_path_and_the_run_config_agree_with_the_run(run_copy, capsys):
     stored = read_checkpoint_metadata(checkpoint)["config"]
     from mindcv_res2net.train.run_folder import run_metadata
 
-    merged, notes = resumed_config(args, given, run_metadata({"config": stored}, checkpoint)["config"], checkpoint)
-    assert notes == [] and merged.model == MODEL and merged.image_resize == 32 and merged.resume == checkpoint
+    merged, notes = resumed_config(args, given, run_metadata({"config": stored}, checkpoint)["config"],
+                                   origin=checkpoint)
+    assert notes == [] and merged.model.model == MODEL and merged.data.image_resize == 32
+    assert merged.run.resume == checkpoint
 
 
 def test_resume_may_change_is_documented():
@@ -146,18 +149,18 @@ def test_a_run_config_stores_its_starting_weights_apart(tmp_path):
     """Issue point 5: config.yaml keeps the starting weights as init_ckpt_path / init_pretrained; train.py
     reads them back, validate.py never evaluates them and says what to give."""
     path = str(tmp_path / "config.yaml")
-    save_config(parse_args(["--ckpt_path", "/w/start.pth", "--dataset", "imagefolder", "--data_dir", "/p"]), path)
+    save_config(parse_settings(["--ckpt_path", "/w/start.pth", "--dataset", "imagefolder", "--data_dir", "/p"]), path)
     stored = yaml.safe_load(open(path))
     assert stored["init_ckpt_path"] == "/w/start.pth" and stored["init_pretrained"] is False
     assert "ckpt_path" not in stored and "pretrained" not in stored
     assert parse_args(["-c", path], program="train").ckpt_path == "/w/start.pth"
-    args, given = parse_config(["-c", path], program="validate")
-    assert args.ckpt_path == "" and args.pretrained is False
+    settings, given = parse_config(["-c", path], program="validate")
+    assert settings.model.ckpt_path == "" and settings.model.pretrained is False
     with pytest.raises(ValueError, match=rf"^validate.py needs --ckpt_path FILE or --pretrained \(it never evaluates "
                                          rf"random weights\); {path} names no checkpoint to validate \(a run's "
                                          r"config.yaml keeps only the weights it started from\): give --ckpt_path "
                                          r"RUN/res2net50-best.ckpt$"):
-        validate(args, given)
+        validate(settings, given)
     assert parse_args(["-c", path, "--ckpt_path", "/w/run-best.ckpt"], program="validate").ckpt_path == \
         "/w/run-best.ckpt"
 
@@ -178,14 +181,13 @@ def test_stored_config_round_trip(tmp_path_factory, ckpt_path, pretrained, lr, e
     """Any run's stored config loads back in train.py as the run's settings, and in validate.py without
     its starting weights."""
     argv = ["--lr", repr(lr), "--epoch_size", str(epochs), f"--ckpt_path={ckpt_path}", f"--pretrained={pretrained}"]
-    args = parse_args(argv)
+    settings = parse_settings(argv)
     path = str(tmp_path_factory.mktemp("cfg") / "config.yaml")
-    save_config(args, path)
-    again = parse_args(["-c", path], program="train")
-    assert vars(again) == dict(vars(args), config=path)
+    save_config(settings, path)
+    assert parse_settings(["-c", path], program="train") == settings.replace(config=path)
     checked = parse_args(["-c", path], program="validate")
     assert (checked.ckpt_path, checked.pretrained, checked.lr) == ("", False, lr)
-    assert stored_config(args)["init_ckpt_path"] == ckpt_path
+    assert stored_config(settings)["init_ckpt_path"] == ckpt_path
 
 
 @settings(max_examples=40, deadline=None)
@@ -193,13 +195,14 @@ def test_stored_config_round_trip(tmp_path_factory, ckpt_path, pretrained, lr, e
 def test_resumed_config_takes_every_other_key_from_the_run(keys):
     """Keys that may change apply when given; every other key is the run's, given or not (agreeing)."""
     stored = vars(parse_args(["--model", MODEL, "--lr", "0.003", "--epoch_size", "5", "--batch_size", "8"]))
-    args = parse_args(["--epoch_size", "9", "--batch_size", "4", "--resume", "auto"])
-    merged, notes = resumed_config(args, frozenset(keys), stored, "x.ckpt")
-    for key, value in vars(merged).items():
-        expected = getattr(args, key) if key in keys or key in ("config", "resume", "resume_opt", "ckpt_save_dir",
+    settings = parse_settings(["--epoch_size", "9", "--batch_size", "4", "--resume", "auto"])
+    merged, notes = resumed_config(settings, frozenset(keys), stored, origin="x.ckpt")
+    args = vars(parse_args(["--epoch_size", "9", "--batch_size", "4", "--resume", "auto"]))
+    for key, value in merged.to_mapping().items():
+        expected = args[key] if key in keys or key in ("config", "resume", "resume_opt", "ckpt_save_dir",
                                                                    "engine", "onnx_path") else stored[key]
         assert value == expected, key
-    assert notes == [f"{k} {stored[k]} -> {getattr(args, k)}" for k in ("batch_size", "epoch_size") if k in keys]
+    assert notes == [f"{k} {stored[k]} -> {args[k]}" for k in ("batch_size", "epoch_size") if k in keys]
 
 
 # ---------------------------------------------------------------------------------------------- ignored flags
@@ -285,8 +288,8 @@ def test_every_shipped_recipe_and_a_stored_run_config_load(tmp_path):
     recipes = glob.glob(os.path.join(PROJECT_DIR, "configs", "**", "*.yaml"), recursive=True)
     assert recipes
     stored = str(tmp_path / "config.yaml")  # a run's config.yaml holds every key
-    save_config(parse_args(["--dataset", "imagefolder", "--data_dir", "/p", "--ema", "--ema_decay", "0.99",
-                            "--pretrained"]), stored)
+    save_config(parse_settings(["--dataset", "imagefolder", "--data_dir", "/p", "--ema", "--ema_decay", "0.99",
+                                "--pretrained"]), stored)
     for path in recipes + [stored]:
         for program in ("train", "validate"):
             parse_args(["-c", path], program=program)

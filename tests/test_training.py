@@ -8,7 +8,7 @@ import pytest
 
 import mindspore as ms
 from mindcv_res2net import create_model
-from mindcv_res2net.cli.parser import parse_args
+from mindcv_res2net.cli.parser import parse_args, parse_settings
 from mindcv_res2net.train.trainer import train
 from mindcv_res2net.loss import create_loss
 from mindcv_res2net.optim import create_optimizer, param_groups
@@ -71,7 +71,7 @@ def test_train_and_validate_graph_mode_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_quiet_exit(proc)
     assert sorted(os.listdir(out)) == ["config.yaml", "metrics.csv", "res2net50-2_4.ckpt", "res2net50-best.ckpt",
-                                       "train.log"]
+                                       "run.json", "train.log"]
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and all(float(r["img_per_s"]) > 0 for r in rows)
     meta = _metadata(str(out / "res2net50-2_4.ckpt"))
@@ -103,8 +103,8 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
 
     common = ["--model", tiny_model, "--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt",
               "adamw", "--lr", "0.001"]
-    full = train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "full")]))["last_checkpoint"]
-    light = train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "light"), "--save_optimizer_state",
+    full = train(parse_settings(common + ["--ckpt_save_dir", str(tmp_path / "full")]))["last_checkpoint"]
+    light = train(parse_settings(common + ["--ckpt_save_dir", str(tmp_path / "light"), "--save_optimizer_state",
                                        "false"]))["last_checkpoint"]
     light_weights, full_weights = read_mindspore_checkpoint(light), read_mindspore_checkpoint(full)
     assert not any(k.startswith("optimizer.") for k in light_weights)
@@ -113,7 +113,7 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
     assert optimizer_bytes > 0 and os.path.getsize(full) - os.path.getsize(light) >= optimizer_bytes
     with pytest.raises(CheckpointError, match=r"holds no optimizer state \(written with --save_optimizer_state "
                                               r"false\), so it cannot be resumed"):
-        train(parse_args(common + ["--epoch_size", "2", "--ckpt_save_dir", str(tmp_path / "light"), "--resume",
+        train(parse_settings(common + ["--epoch_size", "2", "--ckpt_save_dir", str(tmp_path / "light"), "--resume",
                                    "auto", "--save_optimizer_state", "false"]))
     stripped = convert_weights(full, str(tmp_path / "stripped.ckpt"), tiny_model)
     weights = read_mindspore_checkpoint(stripped)
@@ -125,7 +125,7 @@ def test_checkpoints_without_optimizer_state_are_smaller_refuse_resume_and_strip
 
 @pytest.mark.e2e
 def test_train_pynative_mixup_momentum(tmp_path, pynative):
-    args = parse_args(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "momentum",
+    args = parse_settings(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "momentum",
                        "--lr", "0.01", "--mixup", "0.2", "--cutmix", "1.0", "--label_smoothing", "0.1",
                        "--loss_scale", "64", "--clip_grad", "--drop_path_rate", "0.05", "--amp_level", "O2",
                        "--ckpt_save_dir", str(tmp_path)])
@@ -181,12 +181,12 @@ def test_resume_continues_exactly(tmp_path, pynative, tiny_model):
     common = ["--model", tiny_model, "--mode", "1", *TINY, "--num_samples", "48", "--epoch_size", "2", "--opt",
               "adamw", "--lr", "0.002", "--ema", "--ema_decay", "0.9", "--gradient_accumulation_steps", "2",
               "--val_while_train", "False", "--scheduler", "cosine_decay", "--warmup_epochs", "1", "--seed", "7"]
-    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "straight")]))
-    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--epoch_size", "1"]))
+    train(parse_settings(common + ["--ckpt_save_dir", str(tmp_path / "straight")]))
+    train(parse_settings(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--epoch_size", "1"]))
     first = _all_entries(tmp_path / "split" / "tiny_net-1_3.ckpt")
     assert any(k.startswith("ema.") for k in first) and "optimizer.global_step" in first
     assert int(first["optimizer.global_step"].reshape(-1)[0]) == 2  # 3 batches, accumulation 2 -> 2 updates
-    train(parse_args(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--resume", "auto"]))
+    train(parse_settings(common + ["--ckpt_save_dir", str(tmp_path / "split"), "--resume", "auto"]))
     straight = _all_entries(tmp_path / "straight" / "tiny_net-2_3.ckpt")
     resumed = _all_entries(tmp_path / "split" / "tiny_net-2_3.ckpt")
     assert straight.keys() == resumed.keys()
@@ -218,11 +218,11 @@ def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
 
     monkeypatch.setattr(trainer.ms, "data_sink", fake_data_sink)
     monkeypatch.setattr(trainer, "plan_training", lambda *a, **k: TrainingPlan("O0", 1.0, False, True, ()))
-    args = parse_args(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw",
+    args = parse_settings(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw",
                        "--lr", "0.001", "--val_while_train", "False", "--ckpt_save_dir", str(tmp_path)])
     summary = train(args)
     assert len(calls) == 2 and summary["last_checkpoint"].endswith("res2net50-1_2.ckpt")
-    args.gradient_accumulation_steps = 2
+    args = args.replace(gradient_accumulation_steps=2)
     with pytest.raises(ValueError, match="--dataset_sink_mode cannot be combined with --gradient_accumulation_steps"):
         train(args)
 

@@ -1,10 +1,12 @@
 """The command line of train.py, validate.py and config.py: an argparse parser built from the flag table
-(``config.flags.FLAGS``), and the one way to read it: command line > YAML (``-c/--config FILE``) > defaults."""
+(``config.flags.FLAGS``), and the one way to read it: command line > YAML (``-c/--config FILE``) > defaults,
+into the typed ``config.Settings`` (``parse_settings``, ``parse_config``)."""
 import argparse
 import sys
 from typing import FrozenSet, List, Optional, Sequence, Tuple
 
-from mindcv_res2net.config import FLAGS, PATH_KEYS, Flag, check_flags_used, hidden_keys, load_yaml_config, resuming
+from mindcv_res2net.config import (FLAGS, PATH_KEYS, Flag, Settings, check_flags_used, hidden_keys, load_yaml_config,
+                                   resuming)
 from mindcv_res2net.utils.argtypes import (ConfigError, HelpFormatter, OneLineParser, finite_float, image_size,
                                            optional_float, optional_int, optional_positive_int, positive_int, suggest)
 
@@ -39,7 +41,7 @@ def create_parser(description: str = "Res2Net training and validation", program:
     for flag in FLAGS.values():
         if flag.group not in groups:
             groups[flag.group] = parser.add_argument_group(flag.group)
-        kwargs = dict(flag.kwargs)
+        kwargs = flag.argparse_kwargs()
         if "metavar" not in kwargs and flag.choices is None:
             kwargs["metavar"] = _metavar(flag)
         if flag.dest in hidden:
@@ -80,8 +82,8 @@ def command_line_keys(argv: Sequence[str]) -> FrozenSet[str]:
 
 
 def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
-                 program: str = "") -> Tuple[argparse.Namespace, FrozenSet[str]]:
-    """(parsed config, the keys given on the command line or in the ``-c`` file); see ``parse_args``."""
+                 program: str = "") -> Tuple[Settings, FrozenSet[str]]:
+    """(the settings, the keys given on the command line or in the ``-c`` file); see ``parse_settings``."""
     parser = create_parser(description, program)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = normalize_argv(argv, program)
@@ -90,18 +92,25 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2N
     early, _ = pre.parse_known_args(argv)
     from_file = load_yaml_config(early.config, program) if early.config else {}
     parser.set_defaults(**from_file)
-    args = parser.parse_args(argv)
+    values = vars(parser.parse_args(argv))
     for key in _LIST_KEYS:
-        if getattr(args, key) is not None:
-            setattr(args, key, tuple(getattr(args, key)))
-    if program and not resuming(args):  # a resumed run's flags are checked with its own settings
-        check_flags_used(args, program)
-    return args, frozenset(from_file) | command_line_keys(argv)
+        if values[key] is not None:
+            values[key] = tuple(values[key])
+    settings = Settings.from_mapping(values)
+    if program and not resuming(settings):  # a resumed run's flags are checked with its own settings
+        check_flags_used(settings, program)
+    return settings, frozenset(from_file) | command_line_keys(argv)
+
+
+def parse_settings(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
+                   program: str = "") -> Settings:
+    """The settings of a command line (every key, defaults included); raises ``ConfigError`` with a one-line
+    message. ``program`` "train" or "validate" refuses the other program's flags on the command line, and flags
+    that program would not read (``check_flags_used``)."""
+    return parse_config(argv, description, program)[0]
 
 
 def parse_args(argv: Optional[Sequence[str]] = None, description: str = "Res2Net training and validation",
-               program: str = ""):
-    """Parsed config as an ``argparse.Namespace`` (every key, defaults included); raises ``ConfigError`` with a
-    one-line message. ``program`` "train" or "validate" refuses the other program's flags on the command line,
-    and flags that program would not read (``check_flags_used``)."""
-    return parse_config(argv, description, program)[0]
+               program: str = "") -> argparse.Namespace:
+    """``parse_settings`` as mindcv's ``config.parse_args`` returns them: one flat ``argparse.Namespace``."""
+    return argparse.Namespace(**parse_settings(argv, description, program).to_mapping())

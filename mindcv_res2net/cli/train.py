@@ -7,8 +7,8 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    args, given = parse_config(sys.argv[1:] if argv is None else argv, "Train a Res2Net model", program="train")
-    summary = train(args, given=given)
+    settings, given = parse_config(sys.argv[1:] if argv is None else argv, "Train a Res2Net model", program="train")
+    summary = train(settings, given=given)
     return summary.get("exit_code", 0)  # 130/143 when SIGINT/SIGTERM stopped it
 
 

@@ -7,8 +7,9 @@ from mindcv_res2net.utils.cli import run_cli
 
 
 def main(argv=None) -> int:
-    args, given = parse_config(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model", program="validate")
-    validate(args, given)
+    settings, given = parse_config(sys.argv[1:] if argv is None else argv, "Validate a Res2Net model",
+                                   program="validate")
+    validate(settings, given)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""YAML recipes (``-c FILE``) and stored configs read with bounds: size, nesting, alias expansion, keys
-given twice; every value checked and converted by its flag's own type."""
+"""YAML recipes (``-c FILE``) and stored configs read with bounds: size, nesting, keys given twice, and no
+anchors or aliases (which no recipe needs); every value checked and converted by its flag's own type."""
 import argparse
 import os
 import reprlib
@@ -14,7 +14,6 @@ from .stored import STARTING_WEIGHTS_KEYS
 
 MAX_RECIPE_BYTES = 64 << 10  # a YAML recipe's size (mindcv's are 1 to 3 KB)
 MAX_RECIPE_NESTING = 32  # [ and { levels of a recipe: PyYAML's scanner takes time quadratic in them
-MAX_RECIPE_EXPANDED = 2 * MAX_RECIPE_BYTES  # characters and values of a recipe with every alias (*name) expanded
 _QUOTE = reprlib.Repr()  # values quoted in messages: short whatever their size or nesting
 _QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 2, 4, 4, 4
 _QUOTE.maxstring, _QUOTE.maxother = 60, 60
@@ -38,9 +37,9 @@ def _as_flag_text(value) -> str:
     return str(value)
 
 
-def _convert_value(origin: str, key: str, value, flag: Flag):
+def _convert_value(key: str, value, flag: Flag, *, origin: str):
     """A config file's value checked and converted with the flag's own type."""
-    convert = flag.type or str
+    convert = flag.type
     if value is None:
         if flag.default is None or flag.type in OPTIONAL_TYPES:
             return None
@@ -80,7 +79,7 @@ def read_starting_weights(data: dict, origin: str, program: str) -> dict:
     return data
 
 
-def config_from_mapping(data: dict, origin: str, strict: bool = True, program: str = "") -> dict:
+def config_from_mapping(data: dict, origin: str, *, strict: bool = True, program: str = "") -> dict:
     """``{key: value}`` of a config file or a checkpoint's stored config, each value checked and converted
     as its flag's would be. Unknown keys are errors (``strict``) or ignored (a newer version's keys).
     A stored run's starting weights (``STARTING_WEIGHTS_KEYS``) are dropped for ``program`` "validate"."""
@@ -90,17 +89,26 @@ def config_from_mapping(data: dict, origin: str, strict: bool = True, program: s
             if strict:
                 raise ConfigError(f"config {origin}: unknown key {_quote(key)}{suggest(str(key)[:100], FLAGS)}")
             continue
-        values[key] = _convert_value(origin, key, value, FLAGS[key])
+        values[key] = _convert_value(key, value, FLAGS[key], origin=origin)
     return values
 
 
 class _RecipeError(yaml.YAMLError):
-    """A recipe gives one key twice, or nests too deeply."""
+    """A recipe gives one key twice, nests too deeply, or has an anchor or alias."""
 
 
 class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (``<<`` merges may be overridden)
-    and nesting deeper than ``MAX_RECIPE_NESTING`` flow collections."""
+    """PyYAML's safe loader, refusing a key given twice in one mapping (``<<`` merges may be overridden),
+    nesting deeper than ``MAX_RECIPE_NESTING`` flow collections, and anchors (``&name``) and aliases
+    (``*name``): a recipe is plain values, and an alias can make a few hundred bytes expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            what = f"alias *{event.anchor:.40}" if isinstance(event, yaml.AliasEvent) else f"anchor &{event.anchor:.40}"
+            raise _RecipeError(f"line {event.start_mark.line + 1}: {what}: a recipe holds plain values, without "
+                               "anchors (&name) or aliases (*name)")
+        return super().compose_node(parent, index)
 
     def fetch_flow_collection_start(self, token_class):
         if self.flow_level >= MAX_RECIPE_NESTING:
@@ -119,30 +127,6 @@ class _RecipeLoader(yaml.SafeLoader):
                     raise _RecipeError(f"key {_quote(key)} appears twice (lines {lines[key]} and {line})")
                 lines[key] = line
         return super().construct_mapping(node, deep)
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """Characters plus values of a composed YAML document with every alias expanded (a node shared by N
-    references counts N times), capped just above ``MAX_RECIPE_EXPANDED``; -1 if a node contains itself.
-    Each node is visited once, so the work is linear in the document, whatever its aliases expand to."""
-    sizes, open_nodes, stack = {}, set(), [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes and not children_done:
-            continue
-        children = [] if isinstance(node, yaml.ScalarNode) else [
-            n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
-        if children_done:
-            open_nodes.discard(id(node))
-            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
-            sizes[id(node)] = min(1 + own + sum(sizes[id(c)] for c in children), MAX_RECIPE_EXPANDED + 1)
-        elif id(node) in open_nodes:
-            return -1
-        else:
-            open_nodes.add(id(node))
-            stack.append((node, True))
-            stack.extend((c, False) for c in children)
-    return sizes[id(root)]
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -184,21 +168,12 @@ def _recipe_text(path: str) -> str:
 
 
 def load_yaml_config(path: str, program: str = "") -> dict:
-    """Read a YAML config; unknown keys, a key given twice and wrong types are clear errors naming the file
-    and key. Aliases may not expand the recipe beyond ``MAX_RECIPE_EXPANDED``."""
+    """Read a YAML config; unknown keys, a key given twice, anchors and aliases, and wrong types are clear
+    errors naming the file (and the key or line)."""
     loader = _RecipeLoader(_recipe_text(path))
     loader.name = path  # named in PyYAML's messages
     try:
-        node = loader.get_single_node()
-        size = 0 if node is None else _expanded_size(node)
-        if size < 0:
-            raise ConfigError(f"config {path}: an alias (*name) refers to the value that contains it")
-        if size > MAX_RECIPE_EXPANDED:
-            raise ConfigError(f"config {path}: its aliases (*name) expand it beyond {MAX_RECIPE_EXPANDED} "
-                              "characters and values")
-        data = {} if node is None else loader.construct_document(node)
-    except ConfigError:
-        raise
+        data = loader.get_single_data()
     except _RecipeError as exc:
         raise ConfigError(f"config {path}: {exc}") from None
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value PyYAML cannot build (date 2021-13-45)

@@ -1,6 +1,5 @@
 """A run's stored config (its config.yaml, a checkpoint's metadata): what is written, and how a resumed run's
 settings merge with the flags given to continue it."""
-import argparse
 import hashlib
 import json
 import os
@@ -12,6 +11,7 @@ import yaml
 from ..data.datasets import DATASETS
 from ..utils.argtypes import ConfigError
 from ..utils.fileio import atomic_path
+from .settings import Settings
 
 
 # A run's stored config (its config.yaml, a checkpoint's metadata) keeps the weights the run started from
@@ -37,16 +37,14 @@ def _is_relative(key: str, value, dataset: Optional[str]) -> bool:
     return isinstance(value, str) and bool(_as_read(key, value, dataset)) and not os.path.isabs(value)
 
 
-def absolute_paths(args) -> argparse.Namespace:
-    """``args`` with every path key (``PATH_KEYS``) absolute, resolved against the current folder."""
-    values = dict(vars(args))
-    for key in PATH_KEYS:
-        if key in values and _is_relative(key, values[key], values.get("dataset")):
-            values[key] = os.path.abspath(_as_read(key, values[key], values.get("dataset")))
-    return argparse.Namespace(**values)
+def absolute_paths(settings: Settings) -> Settings:
+    """``settings`` with every path key (``PATH_KEYS``) absolute, resolved against the current folder."""
+    dataset = settings.data.dataset
+    return settings.replace(**{key: os.path.abspath(_as_read(key, settings.value(key), dataset)) for key in PATH_KEYS
+                               if _is_relative(key, settings.value(key), dataset)})
 
 
-def resolve_stored_paths(stored: Mapping, origin: str, given: FrozenSet[str] = frozenset(),
+def resolve_stored_paths(stored: Mapping, origin: str, given: FrozenSet[str] = frozenset(), *,
                          keys: Tuple[str, ...] = PATH_KEYS) -> Tuple[dict, List[str]]:
     """A run's stored config (read from ``origin``) with the relative paths (of ``keys``) of runs written before
     paths were stored absolute resolved against the current folder, as they are read; and one warning per such
@@ -56,7 +54,7 @@ def resolve_stored_paths(stored: Mapping, origin: str, given: FrozenSet[str] = f
         value = stored.get(key)
         if not _is_relative(key, value, stored.get("dataset")):
             continue
-        resolved[key] = os.path.abspath(_as_read(key, value, stored.get("dataset")))
+        resolved[key] = os.path.abspath(_as_read(key, stored[key], stored.get("dataset")))
         if key not in given and key not in INVOCATION_KEYS:
             shown = repr(value) if value else "'' (the current folder)"
             warnings.append(f"{origin} stores {STARTING_WEIGHTS_KEYS.get(key, key)} {shown}, a relative path: taken "
@@ -65,9 +63,9 @@ def resolve_stored_paths(stored: Mapping, origin: str, given: FrozenSet[str] = f
     return resolved, warnings
 
 
-def stored_config(args) -> dict:
-    """The config a run stores (``vars(args)`` without ``config``; the starting weights renamed)."""
-    return {STARTING_WEIGHTS_KEYS.get(k, k): v for k, v in vars(args).items() if k != "config"}
+def stored_config(settings: Settings) -> dict:
+    """The config a run stores: every setting but ``config`` by flat key, the starting weights renamed."""
+    return {STARTING_WEIGHTS_KEYS.get(k, k): v for k, v in settings.to_mapping().items() if k != "config"}
 
 
 # Settings a resumed run may change (the rest is the run's own and is taken from its checkpoint): how long it
@@ -85,16 +83,16 @@ def shown_value(value) -> str:
     return " ".join(str(v) for v in value) if isinstance(value, tuple) else repr(value) if value == "" else str(value)
 
 
-def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str,
-                   effective: Optional[Mapping] = None) -> Tuple[argparse.Namespace, List[str]]:
-    """A resumed run's config: its ``stored`` settings (from ``origin``), and of the ``given`` keys those in
-    ``RESUME_MAY_CHANGE`` (each change listed in the returned notes). Any other given key must agree with the
-    run: a contradiction is a one-line ``ConfigError`` naming both values. ``effective``: the values a stored
-    None stood for in the run (its class count, from the checkpoint's metadata), which a given key may repeat
-    and which messages name."""
-    merged, notes = dict(vars(args)), []
+def resumed_config(settings: Settings, given: FrozenSet[str], stored: Mapping, *, origin: str,
+                   effective: Optional[Mapping] = None) -> Tuple[Settings, List[str]]:
+    """A resumed run's settings: its ``stored`` config (flat keys, from ``origin``), and of the ``given`` keys
+    those in ``RESUME_MAY_CHANGE`` (each change listed in the returned notes). Any other given key must agree
+    with the run: a contradiction is a one-line ``ConfigError`` naming both values. ``effective``: the values a
+    stored None stood for in the run (its class count, from the checkpoint's metadata), which a given key may
+    repeat and which messages name."""
+    merged, notes = settings.to_mapping(), []
     for key, value in stored.items():
-        if key in INVOCATION_KEYS or key not in merged or (key == "ckpt_path" and args.resume_opt):
+        if key in INVOCATION_KEYS or key not in merged or (key == "ckpt_path" and settings.run.resume_opt):
             continue
         run_value = value if value is not None else (effective or {}).get(key)
         if key in given and merged[key] not in (value, run_value):
@@ -105,29 +103,29 @@ def resumed_config(args, given: FrozenSet[str], stored: dict, origin: str,
             notes.append(f"{key} {shown_value(value)} -> {shown_value(merged[key])}")
             continue
         merged[key] = value
-    return argparse.Namespace(**merged), notes
+    return Settings.from_mapping(merged), notes
 
 
-# The second line of a run's config.yaml: a digest of the settings written below it. A file whose settings no
+# The first line of a run's config.yaml: a digest of the settings written below it (the second in a run's
+# folder written before run.json, whose first line named the run). A file whose settings no
 # longer match it was edited by hand (``train.run_folder.RunFolder.config_edits``); comments and formatting
 # are not settings.
 SETTINGS_DIGEST = re.compile(r"^# settings digest ([0-9a-f]{16})$")
 
 
 def settings_digest(settings: Mapping) -> str:
-    """16 hex digits of the sha256 of ``settings`` (flag name: value, as ``vars(args)`` or a loaded config)."""
+    """16 hex digits of the sha256 of ``settings`` (flat key: value, as ``Settings.to_mapping`` or a loaded
+    config)."""
     canonical = json.dumps({k: v for k, v in settings.items() if k != "config"}, sort_keys=True, default=repr)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def save_config(args, path: str, comment: str = "", replace: bool = True) -> str:
-    """Write the effective config as YAML (atomically), after a first line ``# comment`` if given and a line
-    with its ``settings_digest``; it loads back with ``-c``. ``replace=False``: an existing ``path`` is kept,
-    and that is an error (``WriteError``)."""
-    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(stored_config(args).items())}
+def save_config(settings: Settings, path: str, *, replace: bool = True) -> str:
+    """Write the run's config as YAML (atomically, ``stored_config``), after a first line with its
+    ``settings_digest``; it loads back with ``-c``. ``replace=False``: an existing ``path`` is kept, and that is
+    an error (``WriteError``)."""
+    values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(stored_config(settings).items())}
     with atomic_path(path, replace=replace) as tmp, open(tmp, "w") as f:
-        if comment:
-            f.write(f"# {comment}\n")
-        f.write(f"# settings digest {settings_digest(vars(args))}\n")
+        f.write(f"# settings digest {settings_digest(settings.to_mapping())}\n")
         yaml.safe_dump(values, f, sort_keys=True)
     return path

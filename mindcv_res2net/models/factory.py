@@ -131,17 +131,18 @@ def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1
 
 
 def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None,
-                                 ema: Optional[bool] = None, **kwargs) -> nn.Cell:
+                                 ema: Optional[bool] = None, contents: Optional[tuple] = None, **kwargs) -> nn.Cell:
     """A model with exactly the network a checkpoint holds, trained head included, for inference or export.
 
     The class count and input channels come from the file (``describe_checkpoint``); a ``num_classes``
     that contradicts the file is an error, never a silently re-initialised head. ``ema`` as for
     ``create_model``. The file's class names and training config, when it has them, are kept in
     ``model.class_names`` and ``model.run_config`` (the config as stored: a JSON object, which
-    ``train.run_folder.run_config`` converts).
+    ``train.run_folder.run_config`` converts). ``contents``: the file's ``(state, metadata)`` when the caller
+    has read it already (``read_checkpoint(checkpoint_path)``), so that it is read once.
     """
     _check_weights_args(checkpoint_path, False, ema)
-    state, metadata = read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
+    state, metadata = contents or read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
     info = describe_checkpoint(state, metadata, checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:
         raise CheckpointError(f"{checkpoint_path}: holds a {info['num_classes']}-class head, "

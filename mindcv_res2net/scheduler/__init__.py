@@ -1,6 +1,6 @@
 """Per-step learning-rate schedules with linear warm-up (mindcv's names and keys)."""
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -11,7 +11,7 @@ SCHEDULERS = tuple(SCHEDULER_FLAGS)
 
 
 def create_scheduler(name: str, lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,
-                     warmup_factor: float = 0.0, min_lr: float = 0.0, decay_epochs: int = None,
+                     warmup_factor: float = 0.0, min_lr: float = 0.0, decay_epochs: Optional[int] = None,
                      decay_rate: float = 0.1, milestones: Sequence[int] = (30, 60, 90),
                      lr_epoch_stair: bool = False) -> np.ndarray:
     """Learning rate of every optimisation step, shape (epochs * steps_per_epoch,) float32.

@@ -7,9 +7,9 @@ epoch ``<epoch>`` (its metadata: ``epoch`` is the last completed one, ``step`` c
 removed once a newer checkpoint of its run is written.
 
 ``<model>-best.ckpt`` is a copy of the run's best validated epoch. Every checkpoint a run writes
-carries its identity, and so does the first line of its ``config.yaml`` (``# run <id>, model <name>``):
-a run starts only in a folder that holds no other run's files (``RunFolder.check_owner``), and counts,
-rotates, repairs and resumes only its own.
+carries its identity, and so does its ``run.json`` (``run_record``; a folder written before run.json names
+its run on the first line of ``config.yaml``): a run starts only in a folder that holds no other run's files
+(``RunFolder.check_owner``), and counts, rotates, repairs and resumes only its own.
 
 One process at a time trains in a run folder: it holds ``RunLock`` (``.lock``, not a run file). A run continued
 from a checkpoint older than its newest sets the later ones aside in ``abandoned-<time>/``
@@ -35,9 +35,9 @@ from ..config import (INVOCATION_KEYS, SETTINGS_DIGEST, ConfigError, config_from
 from ..weights import CheckpointError, read_checkpoint_metadata, save_weights
 from ..weights.checkpoint_layout import checked_metadata
 from ..weights.formats import brief
-from ..utils.errors import UserError
 from ..utils.fileio import PARTIAL_PREFIX, atomic_path, stale_partial_files
 from ..utils.logger import metrics_epoch, read_metrics, timestamp
+from .run_record import RUN_FILE, RunFolderError, RunRecord, legacy_identity, read_run_record
 
 CONFIG_FILE, METRICS_FILE, LOG_FILE = "config.yaml", "metrics.csv", "train.log"  # with the checkpoints: a run's files
 LOCK_FILE = ".lock"
@@ -45,12 +45,6 @@ ABANDONED_PREFIX = "abandoned-"
 INTERRUPTED_SUFFIX = "-interrupted.ckpt"
 # <model>-<epoch>_<steps>.ckpt, <model>-<epoch>_<step>-interrupted.ckpt, <model>-best.ckpt
 _ANY_CHECKPOINT = re.compile(r"^(.+)-(?:(\d+)_\d+(?:-interrupted)?|best)\.ckpt$")
-_CONFIG_OWNER = re.compile(r"^# run ([A-Za-z0-9_-]{1,64}), model (\S{1,100})$")
-
-
-class RunFolderError(UserError):
-    """A run may not write in its ``--ckpt_save_dir``: the folder holds another run's files, or another process
-    trains there."""
 
 
 class RunLock:
@@ -151,16 +145,11 @@ def run_metadata(metadata, path: str) -> dict:
     return checked
 
 
-def kept_checkpoints(epochs: int, start_epoch: int, save_interval: int, keep: int) -> int:
+def kept_checkpoints(epochs: int, *, start_epoch: int, save_interval: int, keep: int) -> int:
     """How many epoch checkpoints a run from ``start_epoch`` to ``epochs`` keeps at most: it saves every
     ``save_interval`` epochs and at its last, and keeps the newest ``keep``."""
     saves = len({e for e in range(start_epoch, epochs + 1) if e % save_interval == 0 or e == epochs})
     return min(keep, saves)
-
-
-def config_owner_line(run_id: str, model_name: str) -> str:
-    """The first line of a run's ``config.yaml`` (after ``# ``): the run it belongs to."""
-    return f"run {run_id}, model {model_name}"
 
 
 @dataclass(frozen=True)
@@ -168,8 +157,8 @@ class RunFile:
     """A file of some run in a run folder, and what it says about its run.
 
     ``run_id`` is None when the file names no run: ``metrics.csv`` and ``train.log`` never do, nor a
-    ``config.yaml`` without its run line; a checkpoint without a run id (or unreadable) is ``claims_run``
-    with ``run_id`` None, a run that cannot be continued.
+    ``config.yaml`` (unless a folder written before run.json names its run on its first line); a checkpoint
+    without a run id (or unreadable) is ``claims_run`` with ``run_id`` None, a run that cannot be continued.
     """
 
     name: str
@@ -204,18 +193,20 @@ class RunFolder:
     def log_path(self) -> str:
         return os.path.join(self.folder, LOG_FILE)
 
-    def config_owner(self) -> Optional[Tuple[str, str]]:
-        """(run id, model) named by the first line of the folder's ``config.yaml``; None without."""
-        try:
-            with open(self.config_path, errors="replace") as f:
-                match = _CONFIG_OWNER.match(f.readline(256).rstrip("\n"))
-        except OSError:
-            return None
-        return (match.group(1), match.group(2)) if match else None
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.folder, RUN_FILE)
+
+    def identity(self) -> Optional[RunRecord]:
+        """The run the folder holds, as its ``run.json`` says (an unreadable one is a ``RunFolderError``), or,
+        in a folder written before run.json, the first line of its ``config.yaml``; None without either."""
+        if os.path.lexists(self.record_path):
+            return read_run_record(self.record_path)
+        return legacy_identity(self.config_path)
 
     def run_files(self) -> List[RunFile]:
         """Every file of a run in the folder, whichever model: ``<model>-<epoch>_<steps>.ckpt``,
-        ``<model>-best.ckpt``, config.yaml, metrics.csv and train.log. Temporary files (``.partial-*``) are
+        ``<model>-best.ckpt``, run.json, config.yaml, metrics.csv and train.log. Temporary files (``.partial-*``) are
         leftovers of killed processes, not a run's files, nor are ``.lock``, ``abandoned-*/`` and the copies
         set aside beside a run's files."""
         if not os.path.isdir(self.folder):
@@ -230,19 +221,22 @@ class RunFolder:
                 metadata = (self.metadata(path) if os.path.isfile(path) else None) or {}
                 epoch = metadata.get("epoch", int(match.group(2))) if match.group(2) else None
                 files.append(RunFile(name, True, metadata.get("run_id"), metadata.get("model", match.group(1)), epoch))
+            elif name == RUN_FILE:
+                record = read_run_record(self.record_path)
+                files.append(RunFile(name, True, record.id, record.model))
             elif name == CONFIG_FILE:
-                owner = self.config_owner()
-                files.append(RunFile(name, owner is not None, *(owner or ())))
+                owner = None if os.path.lexists(self.record_path) else legacy_identity(self.config_path)
+                files.append(RunFile(name, owner is not None, *((owner.id, owner.model) if owner else ())))
             elif name in (METRICS_FILE, LOG_FILE):
                 files.append(RunFile(name, False))
         return files
 
     def config_edits(self, run_settings: Mapping, settings: Mapping) -> Optional[str]:
-        """What writing ``settings`` (``vars(args)``) as the folder's config.yaml would replace of a hand edit
-        (None: nothing): the values, ``key: file's -> new``, where the file differs from both the run's own
-        settings ``run_settings`` (the resumed checkpoint's) and ``settings``; or that it does not load. A file
-        whose ``settings digest`` line matches its settings is as train.py wrote it, whatever its comments and
-        layout; for a file without that line (written before it existed), every value that differs from the
+        """What writing ``settings`` (flat keys, ``Settings.to_mapping``) as the folder's config.yaml would replace
+        of a hand edit (None: nothing): the values, ``key: file's -> new``, where the file differs from both the
+        run's own settings ``run_settings`` (the resumed checkpoint's) and ``settings``; or that it does not load.
+        A file whose ``settings digest`` line matches its settings is as train.py wrote it, whatever its comments
+        and layout; for a file without that line (written before it existed), every value that differs from the
         run's counts as an edit."""
         if not os.path.isfile(self.config_path):
             return None
@@ -360,41 +354,32 @@ class RunFolder:
 
 def checkpoint_to_evaluate(path: str, flag: str = "--ckpt_path", model_name: str = "") -> str:
     """``path`` itself when it is a file; for a training run's folder, its best checkpoint (else its
-    newest epoch checkpoint, for a run without validation). The folder's model is the one its
-    ``config.yaml`` names (``model_name``, when given, must agree). Errors name ``flag`` and the path."""
+    newest epoch checkpoint, for a run without validation). The folder's model is the one its ``run.json``
+    (or an older run's ``config.yaml``) names (``model_name``, when given, must agree). Errors name ``flag``
+    and the path."""
     if not os.path.isdir(path):
         return path
-    folder = RunFolder(path, model_name or "?")
-    owner = folder.config_owner()
+    owner = RunFolder(path, model_name or "?").identity()
     if owner is None:
-        raise CheckpointError(f"{flag} {path}: is a folder but not a training run's (no {CONFIG_FILE} naming "
-                              "its run); give a checkpoint file")
-    if model_name and owner[1] != model_name:
-        raise CheckpointError(f"{flag} {path}: is a run of model '{owner[1]}', not '{model_name}'")
-    folder = RunFolder(path, owner[1])
+        raise CheckpointError(f"{flag} {path}: is a folder but not a training run's (no {RUN_FILE} or "
+                              f"{CONFIG_FILE} naming its run); give a checkpoint file")
+    if model_name and owner.model != model_name:
+        raise CheckpointError(f"{flag} {path}: is a run of model '{owner.model}', not '{model_name}'")
+    folder = RunFolder(path, owner.model)
     if os.path.isfile(folder.best_path):
         return folder.best_path
     newest = folder.resume_path()
     if newest is None:
-        raise CheckpointError(f"{flag} {path}: the run of {owner[1]} has written no checkpoint yet")
+        raise CheckpointError(f"{flag} {path}: the run of {owner.model} has written no checkpoint yet")
     return newest
-
-
-def recorded_model(path: str) -> Optional[str]:
-    """The model a train.py checkpoint (``.ckpt``) names in its metadata; None for other files or without."""
-    if not path.endswith(".ckpt") or not os.path.isfile(path):
-        return None
-    return run_metadata(read_checkpoint_metadata(path), path).get("model")
 
 
 class RunCheckpoints(RunFolder):
     """The files of one run (``run_id``): ``<model>-<epoch>_<steps>.ckpt`` at every save, the newest
     ``keep`` of *this run* kept, and ``<model>-best.ckpt``. Other runs' files are never deleted."""
 
-    def __init__(self, folder: str, model_name: str, keep: int, run_id: str, logger: logging.Logger) -> None:
+    def __init__(self, folder: str, model_name: str, *, keep: int, run_id: str, logger: logging.Logger) -> None:
         super().__init__(folder, model_name)
-        if keep < 1:
-            raise ValueError(f"--keep_checkpoint_max must be at least 1, got {keep}")
         self.keep, self.run_id, self.logger = keep, run_id, logger
 
     def remove_leftovers(self) -> None:
@@ -404,7 +389,7 @@ class RunCheckpoints(RunFolder):
             os.remove(path)
             self.logger.info(f"removed {path}, left by a killed process of this run")
 
-    def save(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, steps: int, is_best: bool) -> str:
+    def save(self, state: Dict[str, np.ndarray], metadata: dict, *, epoch: int, steps: int, is_best: bool) -> str:
         """Write the epoch's checkpoint, then the best copy, then drop this run's oldest epoch checkpoints and
         its interrupted ones."""
         path = self.epoch_path(epoch, steps)
@@ -419,7 +404,7 @@ class RunCheckpoints(RunFolder):
                 os.remove(old)
         return path
 
-    def save_interrupted(self, state: Dict[str, np.ndarray], metadata: dict, epoch: int, step: int) -> str:
+    def save_interrupted(self, state: Dict[str, np.ndarray], metadata: dict, *, epoch: int, step: int) -> str:
         """Write the checkpoint of a run stopped after step ``step`` of epoch ``epoch``; drop this run's older
         interrupted checkpoints."""
         path = self.interrupted_path(epoch, step)
@@ -451,9 +436,9 @@ class RunCheckpoints(RunFolder):
         best = self.metadata(self.best_path) if os.path.isfile(self.best_path) else None
         if best and best.get("run_id") == self.run_id and (best.get("epoch", 0), best.get("step", 0)) > (epoch, step):
             later.append(self.best_path)
-        rows = sorted({metrics_epoch(row) for row in read_metrics(self.metrics_path)[1]}
-                      if os.path.isfile(self.metrics_path) else ())
-        rows = [e for e in rows if e > epoch]
+        epochs = {metrics_epoch(row) for row in read_metrics(self.metrics_path)[1]} \
+            if os.path.isfile(self.metrics_path) else set()
+        rows = sorted(e for e in epochs if e is not None and e > epoch)
         if not later and not rows:
             return
         stamp = timestamp()

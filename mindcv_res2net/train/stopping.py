@@ -21,8 +21,8 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None  # the first signal received
-        self._previous = {}
-        self._all_reduce = None
+        self._previous: dict = {}
+        self._all_reduce: Optional[ops.AllReduce] = None
 
     def __enter__(self) -> "StopSignals":
         for signum in STOP_SIGNALS:

@@ -24,9 +24,9 @@ class TrainStep(nn.Cell):
     - ``normalize``: a ``Normalize`` applied to the images first (uint8 batches), or None.
     """
 
-    def __init__(self, model: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, loss_scale: float = 1.0,
+    def __init__(self, model: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, *, loss_scale: float = 1.0,
                  dynamic_loss_scale: bool = False, clip_grad: bool = False, clip_value: float = 15.0,
-                 accumulation_steps: int = 1, ema_decay: float = 0.0, grad_reducer: nn.Cell = None,
+                 accumulation_steps: int = 1, ema_decay: float = 0.0, grad_reducer: Optional[nn.Cell] = None,
                  normalize: Optional[Normalize] = None) -> None:
         super().__init__(auto_prefix=False)
         if accumulation_steps < 1:

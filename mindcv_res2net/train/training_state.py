@@ -17,7 +17,7 @@ def _optimizer_state(train_step) -> list:
             if id(p) not in model_ids and p.name != "learning_rate"]
 
 
-def _checkpoint_entries(train_step, optimizer_state: bool = True) -> List[Tuple[str, ms.Parameter]]:
+def _checkpoint_entries(train_step, *, optimizer_state: bool = True) -> List[Tuple[str, ms.Parameter]]:
     """(checkpoint name, parameter) of everything a training checkpoint holds: the weights by name,
     ``optimizer.*`` state (unless ``optimizer_state`` is False) and, with EMA, the ``ema.*`` averages."""
     entries = [(p.name, p) for p in train_step.model.get_parameters()]
@@ -28,18 +28,18 @@ def _checkpoint_entries(train_step, optimizer_state: bool = True) -> List[Tuple[
     return entries
 
 
-def training_state(train_step, optimizer_state: bool = True) -> Dict[str, np.ndarray]:
+def training_state(train_step, *, optimizer_state: bool = True) -> Dict[str, np.ndarray]:
     """A ``TrainStep``'s checkpoint tensors (see ``_checkpoint_entries``)."""
-    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state)}
+    return {name: param.asnumpy() for name, param in _checkpoint_entries(train_step, optimizer_state=optimizer_state)}
 
 
-def checkpoint_bytes(train_step, optimizer_state: bool = True) -> int:
+def checkpoint_bytes(train_step, *, optimizer_state: bool = True) -> int:
     """Bytes of tensor data one training checkpoint of ``train_step`` holds (see ``_checkpoint_entries``);
     the file adds names, shapes and metadata (a few kB)."""
-    return sum(int(param.nbytes) for _, param in _checkpoint_entries(train_step, optimizer_state))
+    return sum(int(param.nbytes) for _, param in _checkpoint_entries(train_step, optimizer_state=optimizer_state))
 
 
-def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], updates_done: int) -> None:
+def restore_training_state(train_step, path: str, state: Dict[str, np.ndarray], *, updates_done: int) -> None:
     """Put a checkpoint of this run back into ``train_step`` from ``state``, the tensors read from ``path``:
     weights, optimizer state and EMA (strict; a clear error if absent). The optimizer's step counter is
     set to ``updates_done``, the position of the resumed epoch in this configuration's learning-rate
