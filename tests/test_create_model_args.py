@@ -19,7 +19,7 @@ TINY = "tiny_res2net_args"  # a one-block-per-stage Res2Net registered for this 
 @pytest.fixture(scope="module")
 def tiny_res2net():
     def builder(pretrained=False, **kwargs):
-        return build_model_with_cfg(Res2Net, TINY, pretrained, dict(layers=(1, 1, 1, 1), base_width=4, scale=2),
+        return build_model_with_cfg(Res2Net, TINY, pretrained, arch=dict(layers=(1, 1, 1, 1), base_width=4, scale=2),
                                     **kwargs)
 
     registry._builders[TINY], registry._pretrained_cfgs[TINY] = builder, {"": _cfg()}

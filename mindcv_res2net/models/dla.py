@@ -13,9 +13,9 @@ from mindspore.common import initializer as init
 
 from ..weights.names import DLA_STEM_CONV
 from .base import FeatureClassifier, check_training_switches
-from .factory import build_variant
+from .factory import build_model_with_cfg
 from .layers import conv_bn, run_block
-from .registry import Variant, register_variants
+from .registry import Variant, register_model
 from .res2net import Bottle2neck, official_cfg
 
 __all__ = ["DlaRoot", "DlaTree", "Res2NetDLA"]
@@ -167,22 +167,32 @@ class Res2NetDLA(FeatureClassifier):
 # Variants and their published weights
 
 
-# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name), as in res2net.py
+# name: Variant(constructor arguments, {tag: default cfg}, official long name), as in res2net.py
 VARIANTS = {
-    "res2net_dla60": Variant("Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of "
-                             "21.15M includes 15 unused).", dict(cardinality=1, base_width=28), {
+    "res2net_dla60": Variant(dict(cardinality=1, base_width=28), {
         "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=DLA_STEM_CONV)},
         "dla60_res2net"),
-    "res2next_dla60": Variant("Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used.",
-                              dict(cardinality=8, base_width=4), {
+    "res2next_dla60": Variant(dict(cardinality=8, base_width=4), {
         "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=DLA_STEM_CONV)},
         "dla60_res2next"),
 }
 
 
-def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
-    return build_variant(Res2NetDLA, VARIANTS, name, pretrained, kwargs)
+def _create(name: str, pretrained: bool, **kwargs) -> Res2NetDLA:
+    """The network of row ``VARIANTS[name]``, with weights as asked (the arguments of ``create_model``)."""
+    return build_model_with_cfg(Res2NetDLA, name, pretrained, arch=VARIANTS[name].arch, **kwargs)
 
 
-globals().update(register_variants(VARIANTS, _build, __name__))  # res2net_dla60(), res2next_dla60()
+@register_model
+def res2net_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2Net-DLA-60 (official dla.py): 20.85M parameters used (21.15M counted with 15 unused)."""
+    return _create("res2net_dla60", pretrained, **kwargs)
+
+
+@register_model
+def res2next_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used."""
+    return _create("res2next_dla60", pretrained, **kwargs)
+
+
 __all__ += list(VARIANTS)

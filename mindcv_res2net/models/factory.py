@@ -44,10 +44,11 @@ def _check_weights_args(checkpoint_path, pretrained: bool, ema) -> Optional[str]
     return os.fspath(checkpoint_path) if checkpoint_path else None
 
 
-def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
+def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, pretrained_tag: Optional[str] = None,
                          checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, feature_cls=None,
                          **kwargs) -> nn.Cell:
-    """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
+    """Build ``model_cls(**arch, **kwargs)`` (``arch``: the constructor arguments of ``name``'s ``VARIANTS``
+    row), attach its default config and load weights if asked.
 
     ``checkpoint_path`` (any format the converter reads) or ``pretrained``, which downloads the published
     weights of ``pretrained_tag`` (default: the best-scoring ones) into the cache; ``ema`` picks the
@@ -80,11 +81,6 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
                 from None
         load_checkpoint(model, path, new_classifier, new_in_channels, state=state, ema=ema)
     return model
-
-
-def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs: dict) -> nn.Cell:
-    """A registered variant of ``model_cls``: its architecture from its row ``variants[name]`` (a ``Variant``)."""
-    return build_model_with_cfg(model_cls, name, pretrained, variants[name].arch, **kwargs)
 
 
 def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: Optional[int] = None,

@@ -2,6 +2,7 @@
 import difflib
 import fnmatch
 import re
+import sys
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 _builders: Dict[str, Callable] = {}
@@ -9,69 +10,39 @@ _aliases: Dict[str, str] = {}
 _pretrained_cfgs: Dict[str, Dict[str, dict]] = {}  # name -> {tag: cfg}, best-scoring tag first
 
 
+class Variant(NamedTuple):
+    """One row of a module's ``VARIANTS`` table, keyed there by the model's name: the network class's
+    constructor arguments ``arch``, the default configs of its weights ``{tag: cfg}`` ('' as the only tag:
+    none published) and its official long ``alias``. The module writes out one builder per row."""
+
+    arch: dict
+    cfgs: Dict[str, dict]
+    alias: Optional[str] = None
+
+
 def register_model(fn: Callable) -> Callable:
-    """Decorator: register a builder under its function name (``@register_model def res2net50(...)``)."""
-    _builders[fn.__name__] = fn
+    """Decorator: register a builder under its function name (``@register_model def res2net50(...)``), as
+    timm's. When the builder's module has a ``VARIANTS`` row of that name, its weights' configs and its
+    alias are registered with it. A name registered by another module is an error (the same module may
+    define it again: a reload)."""
+    name = fn.__name__
+    previous = _builders.get(name)
+    if previous is not None and previous.__module__ != fn.__module__:
+        raise ValueError(f"{fn.__module__}: model {name!r} is already registered (by {previous.__module__})")
+    _builders[name] = fn
+    table = getattr(sys.modules.get(fn.__module__), "VARIANTS", None)
+    row = table.get(name) if isinstance(table, dict) else None
+    if isinstance(row, Variant):
+        ranked = sorted(row.cfgs.items(), key=lambda item: -(item[1].get("top1") or 0.0))
+        _pretrained_cfgs[name] = dict(ranked)  # best-scoring tag first
+        if row.alias:
+            _aliases[row.alias] = name
     return fn
 
 
 def _module_of(name: str) -> str:
     """The module a model is defined in, by its last name part ("res2net", "dla"), as timm and mindcv group them."""
     return _builders[name].__module__.rsplit(".", 1)[-1]
-
-
-def register_alias(alias: str, name: str) -> None:
-    """Make ``alias`` (e.g. the official long name ``res2net50_26w_4s``) build model ``name``."""
-    _aliases[alias] = name
-
-
-def register_pretrained_cfgs(name: str, cfgs: Dict[str, dict]) -> None:
-    """Attach the default configs of model ``name`` keyed by weight tag; '' means no published weights."""
-    ranked = sorted(cfgs.items(), key=lambda item: -(item[1].get("top1") or 0.0))
-    _pretrained_cfgs[name] = dict(ranked)
-
-
-class Variant(NamedTuple):
-    """One row of a module's ``VARIANTS`` table, keyed there by the model's name: a one-line ``summary``
-    (its builder's docstring), the network class's constructor arguments ``arch``, the default configs
-    of its weights ``{tag: cfg}`` ('' as the only tag: none published) and its official long ``alias``."""
-
-    summary: str
-    arch: dict
-    cfgs: Dict[str, dict]
-    alias: Optional[str] = None
-
-
-def _variant_builder(name: str, variant: Variant, build: Callable, module: str) -> Callable:
-    """The builder function ``name(pretrained=False, **kwargs)`` of one row, as if written in ``module``."""
-
-    def builder(pretrained: bool = False, **kwargs):
-        return build(name, pretrained, kwargs)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__module__ = module
-    arch = ", ".join(f"{key}={value!r}" for key, value in variant.arch.items())
-    builder.__doc__ = (f"{variant.summary}\n\nConstructor arguments: {arch}.\n``pretrained=True`` loads its best "
-                       "published weights (an error if it has none); other keyword arguments as for ``create_model``.")
-    return builder
-
-
-def register_variants(variants: Dict[str, Variant], build: Callable, module: str) -> Dict[str, Callable]:
-    """Register every row of a ``VARIANTS`` table: its weights' configs, its alias and a builder function
-    named after it that calls ``build(name, pretrained, kwargs)``. Returns the builders by name, for
-    ``module`` (their ``__module__``: ``list_models(module=...)`` groups by it) to bind as its own.
-    A name registered before is an error: each model has exactly one row."""
-    taken = sorted(set(variants) & set(_builders))
-    if taken:
-        raise ValueError(f"{module}: model {', '.join(map(repr, taken))} is already registered "
-                         f"(by {', '.join(sorted({_builders[name].__module__ for name in taken}))})")
-    builders = {}
-    for name, variant in variants.items():
-        builders[name] = register_model(_variant_builder(name, variant, build, module))
-        register_pretrained_cfgs(name, variant.cfgs)
-        if variant.alias:
-            register_alias(variant.alias, name)
-    return builders
 
 
 def split_model_name(model_name: str) -> Tuple[str, Optional[str]]:

@@ -14,9 +14,9 @@ from mindspore.common import initializer as init
 
 from ..weights.names import CLASSIFIER, DEEP_STEM_CONV, STEM_CONV
 from .base import FeatureClassifier, check_training_switches
-from .factory import build_variant
+from .factory import build_model_with_cfg
 from .layers import AvgPool2dCeil, AvgPool2dSame, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
-from .registry import Variant, register_variants
+from .registry import Variant, register_model
 
 __all__ = ["Bottle2neck", "Res2Net"]
 
@@ -291,65 +291,159 @@ _V1B = dict(deep_stem=True, avg_down=True)
 _PADDLE = dict(stage_blocks="strided", exclusive_pool=True)  # PaddleClas' semantics (see Res2Net's docstring)
 _VD = dict(_V1B, **_PADDLE)
 
-# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name): the one place a
-# variant is spelled; its builder function (res2net50() ...) is made from its row
+# name: Variant(constructor arguments, {tag: default cfg}, official long name): a variant as data; its
+# builder function (res2net50() ...), below, is registered with its row
 VARIANTS = {
-    "res2net50": Variant("Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px.", dict(layers=_R50), {
+    "res2net50": Variant(dict(layers=_R50), {
         "official_in1k": official_cfg("res2net50_26w_4s-06e79181.pth", 77.99),
         "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
-    "res2net101": Variant("Res2Net-101 26w_4s.", dict(layers=_R101), {
+    "res2net101": Variant(dict(layers=_R101), {
         "official_in1k": official_cfg("res2net101_26w_4s-02a759a1.pth", 79.19),
         "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70),
         "mmpretrain_in1k": _mmpretrain("res2net101-w26-s4_3rdparty_8xb32_in1k_20210927-870b6c36.pth", 79.19)},
         "res2net101_26w_4s"),
-    "res2net152": Variant("Res2Net-152 26w_4s (no published weights).", dict(layers=_R152), {"": _cfg()},
-                          "res2net152_26w_4s"),
-    "res2net50_v1b": Variant("Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut.", dict(layers=_R50, **_V1B), {
+    "res2net152": Variant(dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
+    "res2net50_v1b": Variant(dict(layers=_R50, **_V1B), {
         "official_in1k": official_cfg("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, deep_stem=True)}, "res2net50_v1b_26w_4s"),
-    "res2net101_v1b": Variant("Res2Net-101-v1b 26w_4s.", dict(layers=_R101, **_V1B), {
+    "res2net101_v1b": Variant(dict(layers=_R101, **_V1B), {
         "official_in1k": official_cfg("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, deep_stem=True)}, "res2net101_v1b_26w_4s"),
-    "res2net152_v1b": Variant("Res2Net-152-v1b 26w_4s (no published weights).", dict(layers=_R152, **_V1B),
-                              {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
-    "res2net50_26w_6s": Variant("Res2Net-50 26w_6s.", dict(layers=_R50, scale=6), {
+    "res2net152_v1b": Variant(dict(layers=_R152, **_V1B), {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
+    "res2net50_26w_6s": Variant(dict(layers=_R50, scale=6), {
         "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}),
-    "res2net50_26w_8s": Variant("Res2Net-50 26w_8s.", dict(layers=_R50, scale=8), {
+    "res2net50_26w_8s": Variant(dict(layers=_R50, scale=8), {
         "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20),
         "mmpretrain_in1k": _mmpretrain("res2net50-w26-s8_3rdparty_8xb32_in1k_20210927-f547a94b.pth", 79.20)}),
-    "res2net50_48w_2s": Variant("Res2Net-50 48w_2s.", dict(layers=_R50, base_width=48, scale=2), {
+    "res2net50_48w_2s": Variant(dict(layers=_R50, base_width=48, scale=2), {
         "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}),
-    "res2net50_14w_8s": Variant("Res2Net-50 14w_8s.", dict(layers=_R50, base_width=14, scale=8), {
+    "res2net50_14w_8s": Variant(dict(layers=_R50, base_width=14, scale=8), {
         "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14),
         "mmpretrain_in1k": _mmpretrain("res2net50-w14-s8_3rdparty_8xb32_in1k_20210927-bc967bf1.pth", 78.14)}),
-    "res2next50": Variant("Res2NeXt-50 4w_4s, cardinality 8.", dict(layers=_R50, base_width=4, scale=4,
-                                                                     cardinality=8), {
+    "res2next50": Variant(dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
         "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}),
-    "se_res2net50": Variant("SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published "
-                            "weights).", dict(layers=_R50, se_reduction=16), {"": _cfg()}),
-    "paddle_res2net50_26w_4s": Variant("PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split "
-                                       "pooling.", dict(layers=_R50, **_PADDLE), {
+    "se_res2net50": Variant(dict(layers=_R50, se_reduction=16), {"": _cfg()}),
+    "paddle_res2net50_26w_4s": Variant(dict(layers=_R50, **_PADDLE), {
         "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}),
-    "paddle_res2net50_14w_8s": Variant("PaddleClas Res2Net50_14w_8s.", dict(layers=_R50, base_width=14, scale=8,
-                                                                            **_PADDLE), {
+    "paddle_res2net50_14w_8s": Variant(dict(layers=_R50, base_width=14, scale=8, **_PADDLE), {
         "paddle_in1k": _paddle("Res2Net50_14w_8s", 79.46, 94.70)}),
-    "paddle_res2net50_vd_26w_4s": Variant("PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, with "
-                                          "PaddleClas' semantics.", dict(layers=_R50, **_VD), {
+    "paddle_res2net50_vd_26w_4s": Variant(dict(layers=_R50, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net50_vd_26w_4s_ssld", 83.10, 96.60, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net50_vd_26w_4s", 79.75, 94.91, deep_stem=True)}, "res2net50_vd"),
-    "paddle_res2net101_vd_26w_4s": Variant("PaddleClas Res2Net101_vd_26w_4s.", dict(layers=_R101, **_VD), {
+    "paddle_res2net101_vd_26w_4s": Variant(dict(layers=_R101, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net101_vd_26w_4s_ssld", 83.90, 97.10, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net101_vd_26w_4s", 80.64, 95.22, deep_stem=True)}, "res2net101_vd"),
-    "paddle_res2net200_vd_26w_4s": Variant("PaddleClas Res2Net200_vd_26w_4s (layers 3-12-48-3, 76.2M parameters; SSLD "
-                                           "weights: 85.13% top-1).", dict(layers=_R200, **_VD), {
+    "paddle_res2net200_vd_26w_4s": Variant(dict(layers=_R200, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net200_vd_26w_4s_ssld", 85.13, 97.42, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net200_vd_26w_4s", 81.21, 95.71, deep_stem=True)}, "res2net200_vd"),
 }
 
 
-def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
-    return build_variant(Res2Net, VARIANTS, name, pretrained, kwargs)
+def _create(name: str, pretrained: bool, **kwargs) -> Res2Net:
+    """The network of row ``VARIANTS[name]``, with weights as asked (the arguments of ``create_model``)."""
+    return build_model_with_cfg(Res2Net, name, pretrained, arch=VARIANTS[name].arch, **kwargs)
 
 
-globals().update(register_variants(VARIANTS, _build, __name__))  # res2net50() ..., one per row
+@register_model
+def res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px."""
+    return _create("res2net50", pretrained, **kwargs)
+
+
+@register_model
+def res2net101(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101 26w_4s."""
+    return _create("res2net101", pretrained, **kwargs)
+
+
+@register_model
+def res2net152(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152 26w_4s (no published weights)."""
+    return _create("res2net152", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut."""
+    return _create("res2net50_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net101_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101-v1b 26w_4s."""
+    return _create("res2net101_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net152_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152-v1b 26w_4s (no published weights)."""
+    return _create("res2net152_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_26w_6s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_6s."""
+    return _create("res2net50_26w_6s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_26w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_8s."""
+    return _create("res2net50_26w_8s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_48w_2s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 48w_2s."""
+    return _create("res2net50_48w_2s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 14w_8s."""
+    return _create("res2net50_14w_8s", pretrained, **kwargs)
+
+
+@register_model
+def res2next50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2NeXt-50 4w_4s, cardinality 8."""
+    return _create("res2next50", pretrained, **kwargs)
+
+
+@register_model
+def se_res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published weights)."""
+    return _create("se_res2net50", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split pooling."""
+    return _create("paddle_res2net50_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_14w_8s."""
+    return _create("paddle_res2net50_14w_8s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, PaddleClas' semantics."""
+    return _create("paddle_res2net50_vd_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net101_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net101_vd_26w_4s."""
+    return _create("paddle_res2net101_vd_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net200_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net200_vd_26w_4s (3-12-48-3, 76.2M parameters; SSLD: 85.13% top-1)."""
+    return _create("paddle_res2net200_vd_26w_4s", pretrained, **kwargs)
+
+
 __all__ += list(VARIANTS)
