@@ -75,5 +75,8 @@ def test_console_scripts_and_clone_scripts_run_the_same_code():
     for target in scripts.values():
         module, _, func = target.partition(":")
         assert callable(getattr(importlib.import_module(module), func)), target
-    for tool in ("benchmark", "convert_weights", "export", "predict", "summarize_models", "plot_metrics"):
+    for tool in ("benchmark", "convert_weights", "export", "predict"):
         assert importlib.import_module(tool).main is importlib.import_module(f"mindcv_res2net.cli.{tool}").main
+    reports = importlib.import_module("mindcv_res2net.cli.reports")  # the two report programs share a module
+    assert importlib.import_module("summarize_models").main is reports.summarize_main
+    assert importlib.import_module("plot_metrics").main is reports.plot_main

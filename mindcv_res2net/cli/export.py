@@ -54,9 +54,10 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.device import set_device
 
     set_device("CPU")
-    path, calibrated = export_model(args.model, args.ckpt_path, args.file_name, args.format, args.batch_size,
-                                    args.image_size, args.num_classes, args.fuse_bn, args.quantize, args.calib_data,
-                                    args.calib_images)
+    path, calibrated = export_model(args.model, args.ckpt_path, args.file_name, file_format=args.format,
+                                    batch_size=args.batch_size, image_size=args.image_size,
+                                    num_classes=args.num_classes, fuse_bn=args.fuse_bn, quantize=args.quantize,
+                                    calib_data=args.calib_data, calib_images=args.calib_images)
     folded = ", BatchNorm folded" if args.fuse_bn or args.quantize else ""
     asked = f" of the {args.calib_images} asked for" if calibrated != args.calib_images else ""
     int8 = f", INT8 calibrated on {calibrated} images{asked}" if calibrated else ""

@@ -32,7 +32,7 @@ class Exported(NamedTuple):
     calibration_images: int
 
 
-def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: str = "MINDIR",
+def export_model(model_name: str, ckpt_path: str, file_name: str, *, file_format: str = "MINDIR",
                  batch_size: int = 1, image_size: Optional[int] = None, num_classes=None, fuse_bn: bool = False,
                  quantize: str = "", calib_data: str = "", calib_images: int = CALIBRATION_IMAGES) -> Exported:
     """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix) and, for
@@ -63,7 +63,7 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     model = model_to_evaluate(ckpt_path, model_name, num_classes=num_classes)
     source, run_config = model.source, model.run_config
     given = {"image_resize": image_size} if image_size else None
-    chosen = checkpoint_eval(source, run_config, model.default_cfg, given, {"image_resize": "--image_size"},
+    chosen = checkpoint_eval(source, run_config, model.default_cfg, given=given, flags={"image_resize": "--image_size"},
                              in_channels=model.in_channels)
     for warning in chosen.warnings:
         warnings.warn(warning)
@@ -71,14 +71,14 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     image_size = chosen.data.image_resize
     record = record_for(model, model_name) if file_format == "ONNX" else None  # before BatchNorm is folded
     if not quantize:
-        return Exported(export_network(model, file_name, file_format, batch_size, image_size, fuse_bn,
-                                       record=record), 0)
+        return Exported(export_network(model, file_name, file_format, batch_size=batch_size, image_size=image_size,
+                                       fuse_bn=fuse_bn, record=record), 0)
     bad = non_finite_tensors({p.name: p.asnumpy() for p in model.get_parameters()})
     if bad:
         raise CheckpointError(f"{source}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); INT8 "
                               "quantization needs finite weights")
     import_onnxruntime()
-    batches = calibration_batches(model, chosen, bool(run_config), calib_data, calib_images,
+    batches = calibration_batches(model, chosen, from_run=bool(run_config), calib_data=calib_data, count=calib_images,
                                   batch_size=batch_size if batch_size > 0 else 16)
     if batch_size > 0:
         batches = [b for b in batches if len(b) == batch_size] or batches
@@ -86,12 +86,12 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, file_format: s
     out_dir = os.path.dirname(os.path.abspath(target))
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".partial-export-", dir=out_dir) as work:
-        fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size, image_size, fuse_bn=True,
-                              record=record)  # ONNX Runtime's quantizer keeps it in the INT8 file
+        fp32 = export_network(model, os.path.join(work, "fp32"), "ONNX", batch_size=batch_size, image_size=image_size,
+                              fuse_bn=True, record=record)  # ONNX Runtime's quantizer keeps it in the INT8 file
         return Exported(target, quantize_int8(fp32, target, batches))
 
 
-def export_network(model, file_name: str, file_format: str = "ONNX", batch_size: int = 1, image_size: int = 224,
+def export_network(model, file_name: str, file_format: str = "ONNX", *, batch_size: int = 1, image_size: int = 224,
                    fuse_bn: bool = False, record: Optional[Dict[str, str]] = None) -> str:
     """Export a built network (changed in place: BatchNorm folded, pools made exportable); returns the path.
     The file appears only when the export succeeded, with the user's umask (MindSpore writes 0400).
@@ -128,20 +128,20 @@ def default_cache_dir() -> str:
     return os.path.join(root, "mindcv_res2net", "onnx")
 
 
-def cached_onnx_path(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
+def cached_onnx_path(model, model_name: str, image_size: int, *, cache_dir: Optional[str] = None) -> str:
     """Where ``onnx_for_network`` keeps the export of ``model``: named by the model, the image size and a
     digest of the weights, in ``cache_dir`` (default ``default_cache_dir()``)."""
     key = hashlib.sha256(f"{model_name}|{image_size}|{weights_digest(model)}".encode()).hexdigest()[:20]
     return os.path.join(cache_dir or default_cache_dir(), f"{model_name}-{image_size}px-bnfold-{key}.onnx")
 
 
-def onnx_for_network(model, model_name: str, image_size: int, cache_dir: Optional[str] = None) -> str:
+def onnx_for_network(model, model_name: str, image_size: int, *, cache_dir: Optional[str] = None) -> str:
     """The ONNX export (BatchNorm folded, dynamic batch) of ``model``'s weights: reused from the cache when
     the weights, the model name and the image size match and the file still has the sha256 recorded when
     it was written, else exported now (the file appears whole or not at all; a cached file that does not
     match is replaced, with a warning), with the record of its weights (``onnx_record``) that
     ``--onnx_path`` checks. ``model`` is changed in place by the export (folded BatchNorm)."""
-    path = cached_onnx_path(model, model_name, image_size, cache_dir)
+    path = cached_onnx_path(model, model_name, image_size, cache_dir=cache_dir)
     stem = path[:-len(".onnx")]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if os.path.isfile(path):

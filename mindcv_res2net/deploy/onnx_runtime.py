@@ -98,7 +98,7 @@ def open_export(onnx_path: str, model=None) -> OnnxClassifier:
     return classifier
 
 
-def classifier_for(onnx_path: str, model, model_name: str, image_size: int) -> OnnxClassifier:
+def classifier_for(onnx_path: str, model, model_name: str, *, image_size: int) -> OnnxClassifier:
     """``--engine onnxruntime``'s classifier: the user's ``onnx_path`` when given (checked against ``model``,
     see ``open_export``), else ``model``'s verified cached export (see ``onnx_for_network``), named in
     messages by its own path."""

@@ -40,7 +40,7 @@ def read_labels(path: str) -> List[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
+def predict(model, paths: Sequence[str], *, class_names: Optional[Sequence[str]] = None, topk: int = 5,
             run_config: Optional[dict] = None, batch_size: int = 16) -> List[Dict]:
     """Per path, in order: ``{"file", "top": [{"index", "name", "probability"}...]}`` or ``{"file", "error"}``.
 
@@ -96,7 +96,7 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
     return results
 
 
-def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
+def load_for_prediction(model_name: str, ckpt_path: str = "", *, pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
     run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
     if ckpt_path:
@@ -109,7 +109,7 @@ def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool =
     raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
 
-def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
+def load_onnx_for_prediction(model_name: str, *, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
     """(ONNX Runtime classifier, run config or None) for ``--engine onnxruntime``: ``onnx_path`` as given,
     else the checkpoint's (or published) weights exported once into the cache. Class names and
     preprocessing come from the checkpoint when there is one, else from the model's default config."""
@@ -121,9 +121,9 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
         classifier.default_cfg = dict(cfg, input_size=(classifier.in_channels,) + size) if size else cfg
         classifier.class_names, classifier.source = None, classifier.label
         return classifier, None
-    model, run_config = load_for_prediction(model_name, ckpt_path, pretrained)
+    model, run_config = load_for_prediction(model_name, ckpt_path, pretrained=pretrained)
     size = prediction_eval(model, run_config).data.image_resize
-    classifier = classifier_for(onnx_path, model, model_name, size)
+    classifier = classifier_for(onnx_path, model, model_name, image_size=size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
     classifier.source = model.source  # an --onnx_path file recorded these very weights (classifier_for)
     return classifier, run_config

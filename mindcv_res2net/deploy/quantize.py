@@ -17,7 +17,7 @@ from ..weights.formats import brief
 _FINITE_HINT = "are the network's outputs on the calibration images finite?"
 
 
-def calibration_batches(model, chosen: CheckpointEval, from_run: bool, calib_data: str = "", count: int = 300,
+def calibration_batches(model, chosen: CheckpointEval, *, from_run: bool, calib_data: str = "", count: int = 300,
                         batch_size: int = 16, seed: int = 0) -> List[np.ndarray]:
     """``count`` images preprocessed exactly as ``chosen`` evaluates them (see ``checkpoint_eval``), in
     (N, C, H, W) float32 batches.
@@ -43,7 +43,7 @@ def calibration_batches(model, chosen: CheckpointEval, from_run: bool, calib_dat
                          "(pass a folder of training images)")
     data = dataclasses.replace(chosen.data, normalize_on_device=False, num_samples=count, train_num_samples=None,
                                batch_size=batch_size, seed=seed, num_parallel_workers=1)
-    loader = create_loader(data, data.train_split, False, model.default_cfg)
+    loader = create_loader(data, data.train_split, train=False, model_cfg=model.default_cfg)
     return [images.asnumpy() for images, _ in iterate_batches(loader.dataset)]
 
 

@@ -8,7 +8,7 @@ class CrossEntropy(nn.Cell):
     ``label_smoothing`` applies to index labels; soft targets come already smoothed by the mixer.
     """
 
-    def __init__(self, num_classes: int, label_smoothing: float = 0.0, soft_targets: bool = False) -> None:
+    def __init__(self, num_classes: int, *, label_smoothing: float = 0.0, soft_targets: bool = False) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"--label_smoothing must be in [0, 1), got {label_smoothing}")
@@ -26,7 +26,7 @@ class CrossEntropy(nn.Cell):
         return -(targets * log_probs).sum(-1).mean()
 
 
-def create_loss(name: str, num_classes: int, label_smoothing: float = 0.0, soft_targets: bool = False) -> nn.Cell:
+def create_loss(name: str, num_classes: int, *, label_smoothing: float = 0.0, soft_targets: bool = False) -> nn.Cell:
     if name != "CE":
         raise ValueError(f"--loss must be CE, got '{name}'")
-    return CrossEntropy(num_classes, label_smoothing, soft_targets)
+    return CrossEntropy(num_classes, label_smoothing=label_smoothing, soft_targets=soft_targets)

@@ -45,7 +45,7 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
     return take, max(take)
 
 
-def check_network_args(num_classes: int, in_channels: int, drop_rate: float, drop_path_rate: float,
+def check_network_args(*, num_classes: int, in_channels: int, drop_rate: float, drop_path_rate: float,
                        features_only: bool) -> None:
     """The arguments every network takes, before any cell is built: ``num_classes`` an int >= 0 (0: no
     classifier), ``in_channels`` an int >= 1, the drop rates finite numbers in [0, 1), ``features_only``
@@ -70,7 +70,7 @@ def check_pool_type(pool_type: str) -> None:
         raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
 
 
-def check_training_switches(frozen_stages: int, norm_eval: bool) -> None:
+def check_training_switches(frozen_stages: int, *, norm_eval: bool) -> None:
     """mmpretrain's ``frozen_stages`` (one of FROZEN_STAGES) and ``norm_eval`` (True or False); anything else
     is a one-line ValueError."""
     if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
@@ -160,7 +160,7 @@ class GlobalPool(nn.Cell):
     map passes unchanged (only without a classifier).
     """
 
-    def __init__(self, pool_type: str = "avg", keep_dims: bool = False) -> None:
+    def __init__(self, pool_type: str = "avg", *, keep_dims: bool = False) -> None:
         super().__init__()
         check_pool_type(pool_type)
         self.pool_type, self.keep_dims = pool_type, keep_dims
@@ -193,11 +193,12 @@ class FeatureClassifier(nn.Cell):
 
     stage_names: Tuple[str, ...] = ()
 
-    def __init__(self, in_channels: int, num_classes: int, features_only: bool,
+    def __init__(self, *, in_channels: int, num_classes: int, features_only: bool,
                  out_indices: Union[None, int, Sequence[int]], global_pool: str = "avg", drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
-        check_network_args(num_classes, in_channels, drop_rate, drop_path_rate, features_only)
+        check_network_args(num_classes=num_classes, in_channels=in_channels, drop_rate=drop_rate,
+                           drop_path_rate=drop_path_rate, features_only=features_only)
         if out_indices is not None and not features_only:
             raise ValueError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
                              "a features_only model returns)")
@@ -234,7 +235,7 @@ class FeatureClassifier(nn.Cell):
     def make_classifier(self, num_classes: int) -> nn.Cell:
         raise NotImplementedError
 
-    def _apply_training_switches(self, stem: Sequence[nn.Cell], frozen_stages: int, norm_eval: bool) -> None:
+    def _apply_training_switches(self, stem: Sequence[nn.Cell], *, frozen_stages: int, norm_eval: bool) -> None:
         """Freeze the ``stem`` cells and stages 1..``frozen_stages`` (none for -1) and, with ``norm_eval``,
         pin every BatchNorm in eval mode (see ``check_training_switches``)."""
         if frozen_stages >= 0:
@@ -304,7 +305,7 @@ class FeatureClassifier(nn.Cell):
                 maps += (x,)
         return maps
 
-    def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, norm: bool = False,
+    def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, *, norm: bool = False,
                               stop_early: bool = False, output_fmt: str = "NCHW",
                               intermediates_only: bool = False):
         """timm's contract: ``(final map, [maps at indices])``, or just the list with ``intermediates_only``.
@@ -321,7 +322,7 @@ class FeatureClassifier(nn.Cell):
         intermediates = [m for i, m in enumerate(maps) if i in take]
         return intermediates if intermediates_only else (maps[-1], intermediates)
 
-    def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, prune_norm: bool = False,
+    def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, *, prune_norm: bool = False,
                                   prune_head: bool = True) -> List[int]:
         """Replace the stages after the last map of ``indices`` by identities and, with ``prune_head``,
         remove the pool and classifier (``reset_classifier(0, "")``); returns the kept indices (timm)."""
@@ -337,7 +338,7 @@ class FeatureClassifier(nn.Cell):
         """(N, C, H, W) image -> (N, num_features, H / 32, W / 32) final feature map."""
         return self.feature_maps(x)[-1]
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         """Final map -> logits (N, num_classes), or the pooled features (N, num_features) with
         ``pre_logits`` or without a classifier (the map itself when ``global_pool=""``)."""
         x = self.pool(x)

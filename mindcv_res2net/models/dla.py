@@ -47,7 +47,7 @@ class DlaTree(nn.Cell):
     the backward pass.
     """
 
-    def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int, block_args: dict,
+    def __init__(self, levels: int, in_channels: int, out_channels: int, *, stride: int, block_args: dict,
                  drop_path_rates: List[float], level_root: bool = False, root_channels: int = 0) -> None:
         super().__init__()
         root_channels = (root_channels or 2 * out_channels) + (in_channels if level_root else 0)
@@ -65,18 +65,19 @@ class DlaTree(nn.Cell):
                 self.project = nn.SequentialCell(*conv_bn(in_channels, out_channels, 1))
             self.root = DlaRoot(root_channels, out_channels)
         else:  # the official code builds a `project` here too, but never uses it (see unused_weight_prefixes)
-            self.tree1 = DlaTree(levels - 1, in_channels, out_channels, stride, block_args, drop_path_rates)
-            self.tree2 = DlaTree(levels - 1, out_channels, out_channels, 1, block_args, drop_path_rates,
-                                 root_channels=root_channels + out_channels)
+            self.tree1 = DlaTree(levels - 1, in_channels, out_channels, stride=stride, block_args=block_args,
+                                 drop_path_rates=drop_path_rates)
+            self.tree2 = DlaTree(levels - 1, out_channels, out_channels, stride=1, block_args=block_args,
+                                 drop_path_rates=drop_path_rates, root_channels=root_channels + out_channels)
 
     def construct(self, x: Tensor, children: Tuple[Tensor, ...] = ()) -> Tensor:
         bottom = x if self.downsample is None else self.downsample(x)
         if self.level_root:
             children = children + (bottom,)
         if self.levels == 1:
-            x1 = run_block(self.tree1, self.grad_checkpointing, x,
-                           bottom if self.project is None else self.project(bottom))
-            x2 = run_block(self.tree2, self.grad_checkpointing, x1)
+            x1 = run_block(self.tree1, x, bottom if self.project is None else self.project(bottom),
+                           checkpoint=self.grad_checkpointing)
+            x2 = run_block(self.tree2, x1, checkpoint=self.grad_checkpointing)
             return self.root((x2, x1) + children)
         x1 = self.tree1(x)
         return self.tree2(x1, children + (x1,))
@@ -111,17 +112,18 @@ class Res2NetDLA(FeatureClassifier):
     """
 
     def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
-                 1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
+                 1024), *, scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  features_only: bool = False, out_indices: Optional[Sequence[int]] = None,
                  global_pool: str = "avg", output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+        super().__init__(in_channels=in_channels, num_classes=num_classes, features_only=features_only,
+                         out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if output_stride != 32 or frozen_stages != -1:
             raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
                              f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
-        check_training_switches(frozen_stages, norm_eval)
+        check_training_switches(frozen_stages, norm_eval=norm_eval)
         if len(levels) != 4 or len(channels) != 7:
             raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
@@ -135,8 +137,9 @@ class Res2NetDLA(FeatureClassifier):
         for index, depth in enumerate(levels):
             out = channels[index + 3]
             width = int(math.floor(out * base_width / 64.0)) * cardinality // 2
-            tree = DlaTree(depth, channels[index + 2], out, 2, dict(width=width, scale=scale, cardinality=cardinality),
-                           rates, level_root=index > 0)
+            tree = DlaTree(depth, channels[index + 2], out, stride=2,
+                           block_args=dict(width=width, scale=scale, cardinality=cardinality), drop_path_rates=rates,
+                           level_root=index > 0)
             setattr(self, f"level{index + 2}", tree)
             self.unused_weight_prefixes += [".".join(filter(None, (f"level{index + 2}", name, "project."))) for name, cell
                                             in tree.cells_and_names() if getattr(cell, "has_unused_project", False)]
@@ -145,7 +148,7 @@ class Res2NetDLA(FeatureClassifier):
             if isinstance(cell, nn.Conv2d) and cell is not self.fc:
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
                                                       cell.weight.shape, cell.weight.dtype))
-        self._apply_training_switches((), frozen_stages, norm_eval)
+        self._apply_training_switches((), frozen_stages=frozen_stages, norm_eval=norm_eval)
 
     stage_names = ("level2", "level3", "level4", "level5")
     pool_keeps_dims = True

@@ -107,7 +107,7 @@ def _matches(candidate: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(candidate, p) or fnmatch.fnmatch(base, p) for p in patterns)
 
 
-def _tagged_names(name: str, pretrained: bool) -> List[str]:
+def _tagged_names(name: str, *, pretrained: bool) -> List[str]:
     """``name.tag`` for each weight tag of ``name`` (only published ones with ``pretrained``); the bare
     ``name`` when it has no tag (no published weights)."""
     cfgs = _pretrained_cfgs.get(_aliases.get(name, name), {})
@@ -124,9 +124,9 @@ def _patterns(value, what: str) -> List[str]:
     return [p for p in items if p]
 
 
-def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool = False, exclude_filters: Patterns = "",
-                name_matches_cfg: bool = False, include_tags: Optional[bool] = None, include_aliases: bool = False,
-                pattern: Optional[Patterns] = None) -> List[str]:
+def list_models(filter: Patterns = "", module: Patterns = "", *, pretrained: bool = False,
+                exclude_filters: Patterns = "", name_matches_cfg: bool = False, include_tags: Optional[bool] = None,
+                include_aliases: bool = False, pattern: Optional[Patterns] = None) -> List[str]:
     """Sorted model names, as timm's and mindcv's ``list_models``.
 
     ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
@@ -156,7 +156,7 @@ def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool =
     if pretrained:
         names = [n for n in names if is_model_pretrained(n)]
     if pretrained if include_tags is None else include_tags:
-        names = [tagged for n in names for tagged in _tagged_names(n, pretrained)]
+        names = [tagged for n in names for tagged in _tagged_names(n, pretrained=pretrained)]
     return [n for n in names if _matches(n, include) and not (exclude and _matches(n, exclude))]
 
 

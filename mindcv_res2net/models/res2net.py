@@ -42,7 +42,7 @@ class Bottle2neck(nn.Cell):
     expansion = 4
 
     @lazy_inline(policy="front")
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, downsample: Optional[nn.Cell] = None,
                  base_width: int = 26, scale: int = 4, cardinality: int = 1, is_stage_block: bool = False,
                  drop_path: float = 0.0, exclusive_pool: bool = False, width: Optional[int] = None,
                  out_channels: Optional[int] = None, se_reduction: int = 0, dilation: int = 1) -> None:
@@ -135,21 +135,22 @@ class Res2Net(FeatureClassifier):
     too), or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
     """
 
-    def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
+    def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, *, cardinality: int = 1,
                  deep_stem: bool = False, avg_down: bool = False, stage_blocks: str = "first",
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
                  out_indices: Optional[Sequence[int]] = None, global_pool: str = "avg",
                  zero_init_last: bool = True, output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+        super().__init__(in_channels=in_channels, num_classes=num_classes, features_only=features_only,
+                         out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
                 output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        check_training_switches(frozen_stages, norm_eval)
+        check_training_switches(frozen_stages, norm_eval=norm_eval)
         if stage_blocks not in ("first", "strided"):
             raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
@@ -184,16 +185,17 @@ class Res2Net(FeatureClassifier):
             else:
                 net_stride *= stage_stride
                 stride = stage_stride
-            layer = self._make_layer(in_planes, planes, depth, stride, rates, dilation, prev_dilation,
+            layer = self._make_layer(in_planes, planes, depth, stride=stride, drop_path_rates=rates, dilation=dilation,
+                                     first_dilation=prev_dilation,
                                      is_stage_block=stage_blocks == "first" or stage_stride != 1)
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
             feature_maps.append((in_planes, net_stride, f"layer{stage + 1}"))
         self._set_up_head(feature_maps, in_planes)
         self._init_weights(zero_init_last)
-        self._apply_training_switches((self.conv1, self.bn1), frozen_stages, norm_eval)
+        self._apply_training_switches((self.conv1, self.bn1), frozen_stages=frozen_stages, norm_eval=norm_eval)
 
-    def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates, dilation: int,
+    def _make_layer(self, in_planes: int, planes: int, depth: int, *, stride: int, drop_path_rates, dilation: int,
                     first_dilation: int, is_stage_block: bool) -> nn.SequentialCell:
         """One stage: the first block strides by ``stride`` (1 in a dilated stage) with 3x3 dilation
         ``first_dilation``, the others keep the size with ``dilation``; ``is_stage_block`` marks the first
@@ -209,7 +211,7 @@ class Res2Net(FeatureClassifier):
                 downsample = nn.SequentialCell(conv, bn)
         arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality,
                     exclusive_pool=self.exclusive_pool, se_reduction=self.se_reduction)
-        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_stage_block=is_stage_block,
+        blocks = [Bottle2neck(in_planes, planes, stride, downsample=downsample, is_stage_block=is_stage_block,
                               drop_path=drop_path_rates[0], dilation=first_dilation, **arch)]
         blocks += [Bottle2neck(out_channels, planes, drop_path=rate, dilation=dilation, **arch)
                    for rate in drop_path_rates[1:]]
@@ -238,7 +240,7 @@ class Res2Net(FeatureClassifier):
         if not self.grad_checkpointing or not isinstance(stage, nn.SequentialCell):  # pruned: an Identity
             return stage(x)
         for block in stage:
-            x = run_block(block, True, x)
+            x = run_block(block, x, checkpoint=True)
         return x
 
     def make_classifier(self, num_classes: int) -> nn.Cell:
@@ -254,7 +256,7 @@ PADDLE_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 MMPRETRAIN_URL = "https://download.openmmlab.com/mmclassification/v0/res2net/"
 
 
-def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
+def _cfg(url: str = "", source: str = "", *, top1: Optional[float] = None, top5: Optional[float] = None,
          deep_stem: bool = False, hashed_name: bool = True, first_conv: Optional[str] = None) -> dict:
     """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name ("" when the
     source publishes no hash: ``hashed_name=False``)."""
@@ -269,21 +271,21 @@ def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Op
 
 
 def official_cfg(file_name: str, top1: float, **kw) -> dict:
-    return _cfg(OFFICIAL_URL + file_name, "official", top1, **kw)
+    return _cfg(OFFICIAL_URL + file_name, "official", top1=top1, **kw)
 
 
 def _mindcv(file_name: str, top1: float, top5: float, **kw) -> dict:
-    return _cfg(MINDCV_URL + file_name, "mindcv", top1, top5, **kw)
+    return _cfg(MINDCV_URL + file_name, "mindcv", top1=top1, top5=top5, **kw)
 
 
 def _mmpretrain(file_name: str, top1: float) -> dict:
     """mmpretrain's re-hosting of an official file under its own key names (``backbone.``, ``head.fc.``)."""
-    return _cfg(MMPRETRAIN_URL + file_name, "mmpretrain", top1)
+    return _cfg(MMPRETRAIN_URL + file_name, "mmpretrain", top1=top1)
 
 
 def _paddle(model: str, top1: float, top5: float, **kw) -> dict:
     """PaddleClas' dygraph weights of ``model`` (e.g. Res2Net50_vd_26w_4s_ssld); their names carry no hash."""
-    return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1, top5, hashed_name=False, **kw)
+    return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1=top1, top5=top5, hashed_name=False, **kw)
 
 
 _R50, _R101, _R152, _R200 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3), (3, 12, 48, 3)

@@ -10,7 +10,7 @@ SCHEDULER_FLAGS = {"cosine_decay": ("min_lr", "decay_epochs"), "step_decay": ("d
 SCHEDULERS = tuple(SCHEDULER_FLAGS)
 
 
-def create_scheduler(name: str, lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,
+def create_scheduler(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,
                      warmup_factor: float = 0.0, min_lr: float = 0.0, decay_epochs: int = None,
                      decay_rate: float = 0.1, milestones: Sequence[int] = (30, 60, 90),
                      lr_epoch_stair: bool = False) -> np.ndarray:

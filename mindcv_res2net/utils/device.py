@@ -1,6 +1,6 @@
 """The one device and execution-mode setup of the package."""
 import logging
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import mindspore as ms
 from mindspore import log as ms_log
@@ -51,7 +51,8 @@ def _device_available(target: str) -> bool:
         logger.setLevel(level)
 
 
-class TrainingPlan(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class TrainingPlan:
     """What a device supports of the requested precision, loss scaling and data feeding."""
 
     amp_level: str  # O0-O3
@@ -61,7 +62,7 @@ class TrainingPlan(NamedTuple):
     notes: tuple  # one line per request that was changed, for the log
 
 
-def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, dynamic_loss_scale: bool = False,
+def plan_training(target: str, *, amp_level: str = "O0", loss_scale: float = 1.0, dynamic_loss_scale: bool = False,
                   dataset_sink_mode: bool = False) -> TrainingPlan:
     """The per-device decisions of training, in one place.
 
@@ -85,4 +86,5 @@ def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, d
         if dataset_sink_mode:
             notes.append("--dataset_sink_mode has no effect on CPU: feeding batches from the host")
             dataset_sink_mode = False
-    return TrainingPlan(amp_level, float(loss_scale), dynamic_loss_scale, dataset_sink_mode, tuple(notes))
+    return TrainingPlan(amp_level=amp_level, loss_scale=float(loss_scale), dynamic_loss_scale=dynamic_loss_scale,
+                        dataset_sink_mode=dataset_sink_mode, notes=tuple(notes))

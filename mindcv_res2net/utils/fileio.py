@@ -214,7 +214,7 @@ def check_output_folder(path: str, flag: str) -> None:
 
 
 @contextmanager
-def _written_through(out: Output, shown: str, suffix: str, owner: str) -> Iterator[str]:
+def _written_through(out: Output, shown: str, *, suffix: str, owner: str) -> Iterator[str]:
     """A temporary path in the system's temporary folder whose bytes go into the stream ``out`` once the
     block succeeds (a device or pipe is never renamed over)."""
     try:
@@ -243,7 +243,7 @@ def _written_through(out: Output, shown: str, suffix: str, owner: str) -> Iterat
 
 
 @contextmanager
-def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool = True) -> Iterator[str]:
+def atomic_path(path: str, *, suffix: str = "", owner: str = "anon", replace: bool = True) -> Iterator[str]:
     """A temporary path whose complete file becomes ``path`` only if the block succeeds.
 
     ``path`` is written as ``output_target`` says: a new name or a regular file (also a link's target)
@@ -257,7 +257,7 @@ def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool 
     if replace:
         out = output_target(shown)
         if out.stream:
-            with _written_through(out, shown, suffix, owner) as tmp:
+            with _written_through(out, shown, suffix=suffix, owner=owner) as tmp:
                 yield tmp
             return
         path = out.path
