@@ -15,6 +15,7 @@ import mindspore as ms
 
 from conftest import assert_quiet_exit, run, run_tool, save_trained_like_checkpoint
 from mindcv_res2net.deploy.predict import escape_text, format_results
+from mindcv_res2net.utils.errors import UserError
 from mindcv_res2net.utils.fileio import file_sha256, recorded_sha256, write_sha256_record
 
 onnx = pytest.importorskip("onnx")
@@ -270,7 +271,7 @@ def test_int8_quantizer_failure_is_one_line_naming_the_output(tmp_path, value, m
     fp32 = str(tmp_path / "fp32.onnx")
     _conv_pool_graph(fp32)
     target = str(tmp_path / "int8.onnx")
-    with pytest.raises(RuntimeError, match=rf"^{re.escape(target)}: ONNX Runtime's INT8 quantization {message}are the "
+    with pytest.raises(UserError, match=rf"^{re.escape(target)}: ONNX Runtime's INT8 quantization {message}are the "
                                            r"network's outputs on the calibration images finite\?\); nothing was "
                                            r"written$"):
         quantize_int8(fp32, target, [np.full((2, 3, 32, 32), value, np.float32)])

@@ -25,7 +25,7 @@ from mindcv_res2net.utils.fileio import is_stdout
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
+    from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
 
     parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         given = [flag for flag, value in (("--calib_data", args.calib_data), ("--calib_images", args.calib_images))
                  if value not in ("", None)]
         if given:
-            raise ValueError(f"{given[0]}: calibrates INT8 quantization, so it needs --quantize int8")
+            raise ConfigError(f"{given[0]}: calibrates INT8 quantization, so it needs --quantize int8")
     elif args.calib_images is None:
         args.calib_images = CALIBRATION_IMAGES
     from mindcv_res2net.utils.device import set_device

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from mindcv_res2net.utils.argtypes import HelpFormatter
+from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter
 from mindcv_res2net.utils.cli import run_cli
 
 
@@ -48,12 +48,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     check_engine(args.engine)
     if args.onnx_path and args.engine != "onnxruntime":
-        raise ValueError("--onnx_path needs --engine onnxruntime")
+        raise ConfigError("--onnx_path needs --engine onnxruntime")
     set_device(args.device_target, args.mode)
     labels = read_labels(args.labels) if args.labels else None
     paths = expand_paths(args.images)
     if not paths:
-        raise ValueError(f"no image files found in {', '.join(args.images)}")
+        raise ConfigError(f"no image files found in {', '.join(args.images)}")
     if args.engine == "onnxruntime":
         model, run_config = load_onnx_for_prediction(args.model, onnx_path=args.onnx_path, ckpt_path=args.ckpt_path,
                                                      pretrained=args.pretrained)

@@ -12,7 +12,7 @@ import numpy as np
 from ..data.settings import checkpoint_eval
 from ..models.fuse import fuse_batchnorm
 from ..models.layers import exportable_pools
-from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from ..utils.argtypes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ConfigError
 from ..utils.engines import import_onnxruntime
 from ..utils.fileio import atomic_path, check_output, file_sha256, recorded_sha256, write_sha256_record
 from ..weights import CheckpointError, non_finite_tensors
@@ -47,18 +47,18 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, *, file_format
     """
     file_format = file_format.upper()
     if file_format not in SUFFIXES:
-        raise ValueError(f"--format must be MINDIR or ONNX, got '{file_format}'")
+        raise ConfigError(f"--format must be MINDIR or ONNX, got '{file_format}'")
     if batch_size == 0 or batch_size < -1:
-        raise ValueError(f"--batch_size must be a positive number or -1 (dynamic), got {batch_size}")
+        raise ConfigError(f"--batch_size must be a positive number or -1 (dynamic), got {batch_size}")
     if quantize not in ("", "none", "int8"):
-        raise ValueError(f"--quantize takes int8, got '{quantize}'")
+        raise ConfigError(f"--quantize takes int8, got '{quantize}'")
     quantize = "" if quantize == "none" else quantize
     if quantize and file_format != "ONNX":
-        raise ValueError("--quantize int8 needs --format ONNX (ONNX Runtime's quantization)")
+        raise ConfigError("--quantize int8 needs --format ONNX (ONNX Runtime's quantization)")
     if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-        raise ValueError(f"--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}")
+        raise ConfigError(f"--image_size must be {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {image_size}")
     if not ckpt_path:
-        raise ValueError("--ckpt_path is required: export never writes random weights")
+        raise ConfigError("--ckpt_path is required: export never writes random weights")
     check_output(file_name + SUFFIXES[file_format], "--file_name", inputs=(ckpt_path,))
     model = model_to_evaluate(ckpt_path, model_name, num_classes=num_classes)
     source, run_config = model.source, model.run_config

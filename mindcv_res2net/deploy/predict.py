@@ -6,7 +6,9 @@ import numpy as np
 
 from ..data.preprocess import eval_preprocess, prediction_eval
 from ..models import create_model, get_pretrained_cfg
+from ..utils.argtypes import ConfigError
 from ..utils.engines import import_onnxruntime
+from ..utils.errors import UserError
 from .checkpoint_model import model_to_evaluate
 from .onnx_runtime import OnnxClassifier, classifier_for
 
@@ -22,7 +24,7 @@ def imagenet_class_names() -> List[str]:
 
 def read_labels(path: str) -> List[str]:
     """One class name per line of UTF-8 text (a byte-order mark, as spreadsheets save it, is dropped;
-    blank lines are ignored); a binary file is a ValueError naming ``path``."""
+    blank lines are ignored); a binary file is a ``UserError`` naming ``path``."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"--labels {path}: is a directory, not a file of class names")
     if not os.path.isfile(path):
@@ -32,10 +34,10 @@ def read_labels(path: str) -> List[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"--labels {path}: not UTF-8 text (byte {exc.start}); give one class name per line") \
+        raise UserError(f"--labels {path}: not UTF-8 text (byte {exc.start}); give one class name per line") \
             from None
     if "\0" in text:
-        raise ValueError(f"--labels {path}: a binary file (NUL bytes), not class names one per line")
+        raise UserError(f"--labels {path}: a binary file (NUL bytes), not class names one per line")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # the line ends open() reads
     return [line.strip() for line in lines if line.strip()]
 
@@ -51,14 +53,14 @@ def predict(model, paths: Sequence[str], *, class_names: Optional[Sequence[str]]
     import mindspore as ms
 
     if topk < 1:
-        raise ValueError(f"--topk must be at least 1, got {topk}")
+        raise ConfigError(f"--topk must be at least 1, got {topk}")
     if batch_size < 1:
-        raise ValueError(f"--batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"--batch_size must be at least 1, got {batch_size}")
     names = class_names or getattr(model, "class_names", None)
     if not names and model.num_classes == 1000:
         names = imagenet_class_names()
     if names and len(names) != model.num_classes:
-        raise ValueError(f"{len(names)} class names for a model with {model.num_classes} classes")
+        raise UserError(f"{len(names)} class names for a model with {model.num_classes} classes")
     preprocess = eval_preprocess(model, run_config)
     model.set_train(False)
     results: List[Dict] = [{} for _ in paths]
@@ -106,7 +108,7 @@ def load_for_prediction(model_name: str, ckpt_path: str = "", *, pretrained: boo
         model = create_model(model_name, pretrained=True)
         model.class_names, model.source = None, f"the published {model_name} weights"
         return model, None
-    raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
+    raise ConfigError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
 
 def load_onnx_for_prediction(model_name: str, *, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):

@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 
+from ..utils.errors import UserError
 from .layers import DropPath
 
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
@@ -28,7 +29,7 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
         indices = num_maps
     if _is_int(indices):
         if not 0 < indices <= num_maps:
-            raise ValueError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
+            raise UserError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
         take = list(range(num_maps - indices, num_maps))
     else:
         try:
@@ -40,7 +41,7 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
                             f"(or -{num_maps}..-1), got {indices!r}")
         take = [int(i) + num_maps if i < 0 else int(i) for i in items]
         if not take or any(i not in range(num_maps) for i in take):
-            raise ValueError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
+            raise UserError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
                              f"got {tuple(items)}")
     return take, max(take)
 
@@ -54,20 +55,20 @@ def check_network_args(*, num_classes: int, in_channels: int, drop_rate: float, 
         if not _is_int(value):
             raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
         if value < low:
-            raise ValueError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
+            raise UserError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
                              + f", got {value}")
     for name, value in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
         if not 0 <= value < 1:  # NaN fails too
-            raise ValueError(f"{name} must be a number in [0, 1), got {value}")
+            raise UserError(f"{name} must be a number in [0, 1), got {value}")
     if not isinstance(features_only, bool):
         raise TypeError(f"features_only must be True or False, got {features_only!r}")
 
 
 def check_pool_type(pool_type: str) -> None:
     if pool_type not in POOL_TYPES:
-        raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+        raise UserError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
 
 
 def check_training_switches(frozen_stages: int, *, norm_eval: bool) -> None:
@@ -75,10 +76,10 @@ def check_training_switches(frozen_stages: int, *, norm_eval: bool) -> None:
     is a one-line ValueError."""
     if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
             frozen_stages not in FROZEN_STAGES:
-        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
+        raise UserError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
                          f"(the stem and stages 1..i), got {frozen_stages!r}")
     if not isinstance(norm_eval, bool):
-        raise ValueError(f"norm_eval must be True or False, got {norm_eval!r}")
+        raise UserError(f"norm_eval must be True or False, got {norm_eval!r}")
 
 
 def pin_batchnorm_eval(cell: nn.Cell) -> None:
@@ -200,7 +201,7 @@ class FeatureClassifier(nn.Cell):
         check_network_args(num_classes=num_classes, in_channels=in_channels, drop_rate=drop_rate,
                            drop_path_rate=drop_path_rate, features_only=features_only)
         if out_indices is not None and not features_only:
-            raise ValueError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
+            raise UserError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
                              "a features_only model returns)")
         # timm's rule: None is every map, negative indices count from the end, an int n is the last n maps
         out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
@@ -215,7 +216,7 @@ class FeatureClassifier(nn.Cell):
     def _check_head(num_classes: int, global_pool: str) -> None:
         check_pool_type(global_pool)  # before any cell is built
         if global_pool == "" and num_classes > 0:
-            raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
+            raise UserError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
 
     def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int) -> None:
         """Feature info from the five maps' (channels, reduction, module) (its ``out_indices`` the model's
@@ -280,7 +281,7 @@ class FeatureClassifier(nn.Cell):
         if not isinstance(enable, bool):
             raise TypeError(f"set_grad_checkpointing: enable must be True or False, got {enable!r}")
         if enable and any(isinstance(cell, DropPath) and cell.drop_prob > 0 for _, cell in self.cells_and_names()):
-            raise ValueError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
+            raise UserError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
                              "drop-path mask, so its gradients would not match the loss; build the model with "
                              "drop_path_rate=0 or train without gradient checkpointing")
         for _, cell in self.cells_and_names():  # the network and the cells that call blocks (DLA trees)
@@ -316,7 +317,7 @@ class FeatureClassifier(nn.Cell):
         have no final norm layer. Only ``output_fmt="NCHW"``.
         """
         if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
+            raise UserError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
         take, max_index = feature_take_indices(NUM_FEATURE_MAPS, indices)
         maps = self.feature_maps(x, max_index if stop_early else NUM_FEATURE_MAPS - 1)
         intermediates = [m for i, m in enumerate(maps) if i in take]

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
+from ..utils.errors import UserError
 from ..weights.names import DLA_STEM_CONV
 from .base import FeatureClassifier, check_training_switches
 from .factory import build_model_with_cfg
@@ -88,7 +89,7 @@ def _check_input_size(height: int, width: int) -> None:
     """Sides of 32k or 32k - 1 pixels, where every tree's 2x2 max-pool and stride-2 convolution agree
     (checked when the graph is built, in either mode)."""
     if (height + 1) // 2 % 16 or (width + 1) // 2 % 16:
-        raise ValueError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
+        raise UserError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
                          f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
 
 
@@ -121,11 +122,11 @@ class Res2NetDLA(FeatureClassifier):
                          out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if output_stride != 32 or frozen_stages != -1:
-            raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
+            raise UserError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
                              f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
         check_training_switches(frozen_stages, norm_eval=norm_eval)
         if len(levels) != 4 or len(channels) != 7:
-            raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
+            raise UserError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
             nn.Conv2d(self.in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
             nn.BatchNorm2d(channels[0], eps=1e-5, momentum=0.9), nn.ReLU())

@@ -7,6 +7,7 @@ from mindspore import nn
 from ..weights import CheckpointError, load_checkpoint, read_checkpoint
 from ..weights.checkpoint_layout import describe_checkpoint
 from ..utils.download import download_weights
+from ..utils.errors import UserError
 from .registry import get_pretrained_cfg, model_entrypoint, split_model_name
 
 
@@ -16,16 +17,16 @@ FEATURE_CLASSES = (None, "list", "getter")  # timm's feature_cls values that mea
 def _check_feature_cls(feature_cls, *, features_only: bool) -> None:
     """timm's ``feature_cls``: its default (None, ``'list'``) and ``'getter'`` both give our tuple of maps."""
     if feature_cls is not None and not features_only:
-        raise ValueError(f"feature_cls={feature_cls!r} needs features_only=True")
+        raise UserError(f"feature_cls={feature_cls!r} needs features_only=True")
     if (feature_cls.lower() if isinstance(feature_cls, str) else feature_cls) not in FEATURE_CLASSES:
-        raise ValueError(f"feature_cls must be 'getter' or 'list' (timm's default), got {feature_cls!r}")
+        raise UserError(f"feature_cls must be 'getter' or 'list' (timm's default), got {feature_cls!r}")
 
 
 def _in_channels(kwargs: dict, default: int) -> int:
     """``in_channels``, or timm's name for it, ``in_chans`` (popped from ``kwargs``); ``default`` if neither."""
     in_chans, in_channels = kwargs.pop("in_chans", None), kwargs.get("in_channels")
     if in_chans is not None and in_channels is not None and in_chans != in_channels:
-        raise ValueError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
+        raise UserError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
                          "for in_channels, give one of them")
     return next((c for c in (in_channels, in_chans) if c is not None), default)
 
@@ -39,7 +40,7 @@ def _check_weights_args(checkpoint_path, *, pretrained: bool, ema) -> Optional[s
     if ema is not None and not isinstance(ema, bool):
         raise TypeError(f"ema must be True, False or None, got {ema!r}")
     if ema and not (checkpoint_path or pretrained):
-        raise ValueError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
+        raise UserError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
                          "(or drop ema)")
     return os.fspath(checkpoint_path) if checkpoint_path else None
 
@@ -57,7 +58,7 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
     """
     checkpoint_path = _check_weights_args(checkpoint_path, pretrained=pretrained, ema=ema)
     if pretrained and checkpoint_path:
-        raise ValueError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
+        raise UserError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
                          "load either the published weights or a file")
     _check_feature_cls(feature_cls, features_only=kwargs.get("features_only", False))
     cfg = get_pretrained_cfg(name, pretrained_tag)
@@ -72,7 +73,7 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
                         ema=ema)
     elif pretrained:
         if not cfg.get("url"):
-            raise ValueError(f"model '{name}' has no published weights; train it or pass a weight file "
+            raise UserError(f"model '{name}' has no published weights; train it or pass a weight file "
                              "(checkpoint_path= in Python, --ckpt_path on the command line)")
         path = download_weights(cfg["url"], cfg["file_name"], sha256_prefix=cfg["sha256"], validate=read_checkpoint)
         try:

@@ -5,6 +5,8 @@ import re
 import sys
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from ..utils.errors import UserError
+
 _builders: Dict[str, Callable] = {}
 _aliases: Dict[str, str] = {}
 _pretrained_cfgs: Dict[str, Dict[str, dict]] = {}  # name -> {tag: cfg}, best-scoring tag first
@@ -69,7 +71,7 @@ def resolve_name(model_name: str) -> str:
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_builders))}"
         path = " (a registered name, not a path: weight files are checkpoint_path= or --ckpt_path)" \
             if looks_like_path else ""
-        raise ValueError(f"unknown model {model_name!r}{path}{hint}")
+        raise UserError(f"unknown model {model_name!r}{path}{hint}")
     return name
 
 
@@ -95,7 +97,7 @@ def get_pretrained_cfg(model_name: str, tag: Optional[str] = None) -> dict:
         return dict(next(iter(cfgs.values())))
     if tag not in cfgs:
         available = ", ".join(f"{name}.{t}" for t in cfgs if t) or "none"
-        raise ValueError(f"model '{name}' has no pretrained tag '{tag}'; available: {available}")
+        raise UserError(f"model '{name}' has no pretrained tag '{tag}'; available: {available}")
     return dict(cfgs[tag])
 
 
@@ -146,7 +148,7 @@ def list_models(filter: Patterns = "", module: Patterns = "", *, pretrained: boo
     modules = _patterns(module, "module")
     unknown = sorted(set(modules) - set(list_modules()))
     if unknown:
-        raise ValueError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
+        raise UserError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(list_modules())}")
     names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
     if modules:

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
+from ..utils.errors import UserError
 from ..weights.names import CLASSIFIER, DEEP_STEM_CONV, STEM_CONV
 from .base import FeatureClassifier, check_training_switches
 from .factory import build_model_with_cfg
@@ -146,13 +147,13 @@ class Res2Net(FeatureClassifier):
                          out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if len(layers) != 4:
-            raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
+            raise UserError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
                 output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
         check_training_switches(frozen_stages, norm_eval=norm_eval)
         if stage_blocks not in ("first", "strided"):
-            raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
+            raise UserError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
         self.avg_down = avg_down
         self.stage_blocks, self.exclusive_pool, self.se_reduction = stage_blocks, exclusive_pool, se_reduction

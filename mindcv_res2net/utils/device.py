@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import mindspore as ms
 from mindspore import log as ms_log
 
+from .argtypes import ConfigError
+
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}
 # MindSpore's automatic mixed precision levels (ms.amp.auto_mixed_precision): O0 float32 throughout, O1 float16
@@ -17,7 +19,7 @@ def normalize_device_target(target: str) -> str:
     for known in DEVICE_TARGETS:
         if str(target).lower() == known.lower():
             return known
-    raise ValueError(f"--device_target must be one of {', '.join(DEVICE_TARGETS)}, got '{target}'")
+    raise ConfigError(f"--device_target must be one of {', '.join(DEVICE_TARGETS)}, got '{target}'")
 
 
 def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str:
@@ -27,9 +29,9 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
     """
     target = normalize_device_target(target)
     if mode not in MODES:
-        raise ValueError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
+        raise ConfigError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
     if target != "CPU" and not _device_available(target):
-        raise ValueError(f"--device_target {target}: no usable {target} device or driver on this machine "
+        raise ConfigError(f"--device_target {target}: no usable {target} device or driver on this machine "
                          "(use --device_target CPU)")
     if device_id is None:
         ms.set_device(target)
@@ -72,9 +74,9 @@ def plan_training(target: str, *, amp_level: str = "O0", loss_scale: float = 1.0
     """
     target = normalize_device_target(target)
     if amp_level not in AMP_LEVELS:
-        raise ValueError(f"--amp_level must be {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]}, got '{amp_level}'")
+        raise ConfigError(f"--amp_level must be {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]}, got '{amp_level}'")
     if loss_scale <= 0:
-        raise ValueError(f"--loss_scale must be positive, got {loss_scale}")
+        raise ConfigError(f"--loss_scale must be positive, got {loss_scale}")
     notes = []
     if target == "CPU":
         if amp_level != "O0":

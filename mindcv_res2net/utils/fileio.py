@@ -25,6 +25,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator, List, NamedTuple, Optional, Sequence
 
+from .errors import UserError
+
 PARTIAL_PREFIX = ".partial-"
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a temporary file's owner: a run id or "anon"
 
@@ -173,15 +175,15 @@ def _writable_folder(folder: str) -> Optional[str]:
 def check_output(path: str, flag: str, inputs: Sequence[str] = ()) -> Output:
     """Refuse, before any work, an output ``path`` that a program (its flag or argument ``flag``) could not
     or must not write: a folder, a block device, a socket, a read-only file, a place where no file can be
-    created, or one of ``inputs`` (the same file, also through a link or a hard link). A ``ValueError``
+    created, or one of ``inputs`` (the same file, also through a link or a hard link). A ``UserError``
     "``flag path``: why"; returns ``output_target(path)``."""
     shown = f"{flag} {path}"
     if not os.fspath(path):
-        raise ValueError(f"{flag}: an empty path")
+        raise UserError(f"{flag}: an empty path")
     try:
         out = _target(path)
     except _Refused as why:
-        raise ValueError(f"{shown}: {why}") from None
+        raise UserError(f"{shown}: {why}") from None
     for source in inputs:
         try:
             same = os.path.samefile(source, out.path)
@@ -189,28 +191,28 @@ def check_output(path: str, flag: str, inputs: Sequence[str] = ()) -> Output:
             same = False
         if same:
             named = "" if os.path.abspath(source) == os.path.abspath(path) else f" ({source})"
-            raise ValueError(f"{shown}: is the input file{named}; give another output path")
+            raise UserError(f"{shown}: is the input file{named}; give another output path")
     if out.stream:
         return out
     if os.path.exists(out.path) and (not os.stat(out.path).st_mode & 0o222 or not os.access(out.path, os.W_OK)):
-        raise ValueError(f"{shown}: is read-only; give another output path, or make it writable")
+        raise UserError(f"{shown}: is read-only; give another output path, or make it writable")
     why = _writable_folder(os.path.dirname(out.path))
     if why:
-        raise ValueError(f"{shown}: {why}")
+        raise UserError(f"{shown}: {why}")
     return out
 
 
 def check_output_folder(path: str, flag: str) -> None:
     """Refuse, before any work, a folder ``path`` to write into (``flag``) that is not a folder or where no
-    file can be created (a ``ValueError`` "``flag path``: why")."""
+    file can be created (a ``UserError`` "``flag path``: why")."""
     if not os.fspath(path):
-        raise ValueError(f"{flag}: an empty path")
+        raise UserError(f"{flag}: an empty path")
     target = os.path.realpath(path)
     if os.path.exists(target) and not os.path.isdir(target):
-        raise ValueError(f"{flag} {path}: is not a folder")
+        raise UserError(f"{flag} {path}: is not a folder")
     why = _writable_folder(target)
     if why:
-        raise ValueError(f"{flag} {path}: {why}")
+        raise UserError(f"{flag} {path}: {why}")
 
 
 @contextmanager
