@@ -216,16 +216,36 @@ def check_output_folder(path: str, flag: str) -> None:
 
 
 @contextmanager
+def _partial_file(shown: str, *, folder: Optional[str], suffix: str, owner: str) -> Iterator[str]:
+    """A new temporary file ``.partial-<owner>.<pid>.<random><suffix>`` in ``folder`` (made if missing; None:
+    the system's temporary folder), removed when the block ends. An ``OSError`` in the block (disk full,
+    file too large, no permission) is re-raised as a ``WriteError`` naming ``shown``."""
+    try:
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix,
+                                   dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise WriteError(f"cannot write {shown}: " + (f"no temporary file in {tempfile.gettempdir()} ({reason})"
+                                                      if folder is None else f"{reason}")) from None
+    try:
+        yield tmp
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+@contextmanager
 def _written_through(out: Output, shown: str, *, suffix: str, owner: str) -> Iterator[str]:
     """A temporary path in the system's temporary folder whose bytes go into the stream ``out`` once the
     block succeeds (a device or pipe is never renamed over)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix)
-        os.close(fd)
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: no temporary file in {tempfile.gettempdir()} "
-                         f"({exc.strerror or exc})") from None
-    try:
+    with _partial_file(shown, folder=None, suffix=suffix, owner=owner) as tmp:
         yield tmp
         if out.fd is not None:  # this process's own descriptor: write where it stands, never close it
             for stream in (sys.stdout, sys.stderr):
@@ -235,13 +255,6 @@ def _written_through(out: Output, shown: str, *, suffix: str, owner: str) -> Ite
             dest = open(out.path, "wb")
         with open(tmp, "rb") as src, dest:
             shutil.copyfileobj(src, dest, _COPY_CHUNK)
-    except WriteError:
-        raise
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 @contextmanager
@@ -265,15 +278,7 @@ def atomic_path(path: str, *, suffix: str = "", owner: str = "anon", replace: bo
         path = out.path
     else:
         path = shown
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix,
-                                   dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    try:
+    with _partial_file(shown, folder=os.path.dirname(path), suffix=suffix, owner=owner) as tmp:
         yield tmp
         share_as_umask(tmp)
         if replace:
@@ -283,13 +288,6 @@ def atomic_path(path: str, *, suffix: str = "", owner: str = "anon", replace: bo
                 _rename_without_replacing(tmp, path)
             except FileExistsError:
                 raise WriteError(f"cannot write {shown}: another process created it meanwhile") from None
-    except WriteError:
-        raise
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 def _process_alive(pid: int) -> bool:
