@@ -104,7 +104,7 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
         import matplotlib
     except ImportError:
         raise UserError('plot_metrics needs the matplotlib package: pip install matplotlib (or, in a clone, '
-                           'pip install -e ".[plot]")') from None
+                        'pip install -e ".[plot]")') from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -105,7 +105,7 @@ def check_export(label: str, metadata: Mapping[str, str], model) -> None:
               "--ckpt_path or --pretrained)")
     if record is None:
         raise UserError(f"{label}: records no checkpoint (exported before exports were recorded, or by another "
-                         f"tool), so it cannot be checked against {claimed}; {remedy}")
+                        f"tool), so it cannot be checked against {claimed}; {remedy}")
     arch = _architecture(model, record.model)
     if record.weights_sha256 != weights_digest(model) or record.model != arch:
         other = shown(record.checkpoint) if record.checkpoint else "other weights"

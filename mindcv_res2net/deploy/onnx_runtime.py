@@ -40,7 +40,7 @@ class OnnxClassifier:
         shape = inputs[0].shape
         if len(inputs) != 1 or len(shape) != 4 or len(outputs) != 1:
             raise UserError(f"{self.label}: expected one (N, C, H, W) input and one logits output, got "
-                             f"inputs {[i.shape for i in inputs]} and {len(outputs)} output(s)")
+                            f"inputs {[i.shape for i in inputs]} and {len(outputs)} output(s)")
         logits = outputs[0].shape
         if len(logits) < 2 or any(isinstance(n, int) and n != 1 for n in logits[2:]):
             raise UserError(f"{self.label}: its output has shape {logits}, not logits (N, K) or (N, K, 1, 1)")
@@ -63,7 +63,7 @@ class OnnxClassifier:
         if images.ndim != 4 or any(isinstance(want, int) and want != got  # a named axis takes any size
                                    for want, got in zip(self.input_shape, images.shape[1:])):
             raise UserError(f"{self.label}: takes (N, {', '.join(map(str, self.input_shape))}) images, got "
-                             f"{tuple(images.shape)}")
+                            f"{tuple(images.shape)}")
         if self.fixed_batch is None:
             return self._logits(self.session.run(None, {self.input_name: images})[0], len(images))
         outputs = []
@@ -79,7 +79,7 @@ class OnnxClassifier:
         """(N, K) or (N, K, 1, 1) output -> (N, K) logits; any other shape is an error naming the file."""
         if output.ndim < 2 or output.shape[0] != batch or any(n != 1 for n in output.shape[2:]):
             raise UserError(f"{self.label}: gave outputs of shape {output.shape} for {batch} images, not logits "
-                             "(N, K) or (N, K, 1, 1)")
+                            "(N, K) or (N, K, 1, 1)")
         return output.reshape(output.shape[:2])
 
     def __call__(self, images):

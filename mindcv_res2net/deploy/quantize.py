@@ -42,7 +42,7 @@ def calibration_batches(model, chosen: CheckpointEval, *, from_run: bool, calib_
         return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
     if not from_run:
         raise ConfigError("--calib_data is needed: the checkpoint stores no training config to take images from "
-                         "(pass a folder of training images)")
+                          "(pass a folder of training images)")
     data = dataclasses.replace(chosen.data, normalize_on_device=False, num_samples=count, train_num_samples=None,
                                batch_size=batch_size, seed=seed, num_parallel_workers=1)
     loader = create_loader(data, data.train_split, train=False, model_cfg=model.default_cfg)
@@ -76,7 +76,7 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
         from onnx import TensorProto, numpy_helper, version_converter
     except ImportError:
         raise ConfigError("--quantize int8 needs the onnx package beside onnxruntime: pip install onnx "
-                           "(or pip install 'mindcv-res2net[export]')") from None
+                          "(or pip install 'mindcv-res2net[export]')") from None
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -100,11 +100,11 @@ def quantize_int8(fp32_path: str, int8_path: str, batches: Iterable[np.ndarray])
         except Exception as exc:  # onnxruntime's quantizer asserts and raises its own types
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"{int8_path}: ONNX Runtime's INT8 quantization failed ({reason}; {_FINITE_HINT}); "
-                               "nothing was written") from None
+                            "nothing was written") from None
         float_types = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE)
         bad = [t.name for t in onnx.load(tmp).graph.initializer
                if t.data_type in float_types and not np.isfinite(numpy_helper.to_array(t)).all()]
         if bad:  # an infinite activation range passes the quantizer's own check
             raise UserError(f"{int8_path}: ONNX Runtime's INT8 quantization gave {len(bad)} non-finite "
-                               f"scales or weights ({brief(bad)}; {_FINITE_HINT}); nothing was written")
+                            f"scales or weights ({brief(bad)}; {_FINITE_HINT}); nothing was written")
     return reader.images

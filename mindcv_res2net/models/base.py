@@ -42,7 +42,7 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
         take = [int(i) + num_maps if i < 0 else int(i) for i in items]
         if not take or any(i not in range(num_maps) for i in take):
             raise UserError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
-                             f"got {tuple(items)}")
+                            f"got {tuple(items)}")
     return take, max(take)
 
 
@@ -56,7 +56,7 @@ def check_network_args(*, num_classes: int, in_channels: int, drop_rate: float, 
             raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
         if value < low:
             raise UserError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
-                             + f", got {value}")
+                            + f", got {value}")
     for name, value in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
@@ -77,7 +77,7 @@ def check_training_switches(frozen_stages: int, *, norm_eval: bool) -> None:
     if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
             frozen_stages not in FROZEN_STAGES:
         raise UserError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
-                         f"(the stem and stages 1..i), got {frozen_stages!r}")
+                        f"(the stem and stages 1..i), got {frozen_stages!r}")
     if not isinstance(norm_eval, bool):
         raise UserError(f"norm_eval must be True or False, got {norm_eval!r}")
 
@@ -202,7 +202,7 @@ class FeatureClassifier(nn.Cell):
                            drop_path_rate=drop_path_rate, features_only=features_only)
         if out_indices is not None and not features_only:
             raise UserError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
-                             "a features_only model returns)")
+                            "a features_only model returns)")
         # timm's rule: None is every map, negative indices count from the end, an int n is the last n maps
         out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
         self.in_channels, self.features_only, self.out_indices = int(in_channels), features_only, tuple(out_indices)
@@ -282,8 +282,8 @@ class FeatureClassifier(nn.Cell):
             raise TypeError(f"set_grad_checkpointing: enable must be True or False, got {enable!r}")
         if enable and any(isinstance(cell, DropPath) and cell.drop_prob > 0 for _, cell in self.cells_and_names()):
             raise UserError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
-                             "drop-path mask, so its gradients would not match the loss; build the model with "
-                             "drop_path_rate=0 or train without gradient checkpointing")
+                            "drop-path mask, so its gradients would not match the loss; build the model with "
+                            "drop_path_rate=0 or train without gradient checkpointing")
         for _, cell in self.cells_and_names():  # the network and the cells that call blocks (DLA trees)
             if "grad_checkpointing" in vars(cell):
                 cell.grad_checkpointing = enable

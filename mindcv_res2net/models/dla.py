@@ -90,7 +90,7 @@ def _check_input_size(height: int, width: int) -> None:
     (checked when the graph is built, in either mode)."""
     if (height + 1) // 2 % 16 or (width + 1) // 2 % 16:
         raise UserError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
-                         f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
+                        f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
 
 
 class Res2NetDLA(FeatureClassifier):
@@ -123,7 +123,7 @@ class Res2NetDLA(FeatureClassifier):
                          drop_path_rate=drop_path_rate)
         if output_stride != 32 or frozen_stages != -1:
             raise UserError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
-                             f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
+                            f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
         check_training_switches(frozen_stages, norm_eval=norm_eval)
         if len(levels) != 4 or len(channels) != 7:
             raise UserError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")

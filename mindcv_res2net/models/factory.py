@@ -27,7 +27,7 @@ def _in_channels(kwargs: dict, default: int) -> int:
     in_chans, in_channels = kwargs.pop("in_chans", None), kwargs.get("in_channels")
     if in_chans is not None and in_channels is not None and in_chans != in_channels:
         raise UserError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
-                         "for in_channels, give one of them")
+                        "for in_channels, give one of them")
     return next((c for c in (in_channels, in_chans) if c is not None), default)
 
 
@@ -41,7 +41,7 @@ def _check_weights_args(checkpoint_path, *, pretrained: bool, ema) -> Optional[s
         raise TypeError(f"ema must be True, False or None, got {ema!r}")
     if ema and not (checkpoint_path or pretrained):
         raise UserError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
-                         "(or drop ema)")
+                        "(or drop ema)")
     return os.fspath(checkpoint_path) if checkpoint_path else None
 
 
@@ -59,7 +59,7 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
     checkpoint_path = _check_weights_args(checkpoint_path, pretrained=pretrained, ema=ema)
     if pretrained and checkpoint_path:
         raise UserError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
-                         "load either the published weights or a file")
+                        "load either the published weights or a file")
     _check_feature_cls(feature_cls, features_only=kwargs.get("features_only", False))
     cfg = get_pretrained_cfg(name, pretrained_tag)
     kwargs["in_channels"] = _in_channels(kwargs, cfg["input_size"][0])
@@ -74,7 +74,7 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
     elif pretrained:
         if not cfg.get("url"):
             raise UserError(f"model '{name}' has no published weights; train it or pass a weight file "
-                             "(checkpoint_path= in Python, --ckpt_path on the command line)")
+                            "(checkpoint_path= in Python, --ckpt_path on the command line)")
         path = download_weights(cfg["url"], cfg["file_name"], sha256_prefix=cfg["sha256"], validate=read_checkpoint)
         try:
             state, _ = read_checkpoint(path)

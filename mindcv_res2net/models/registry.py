@@ -149,7 +149,7 @@ def list_models(filter: Patterns = "", module: Patterns = "", *, pretrained: boo
     unknown = sorted(set(modules) - set(list_modules()))
     if unknown:
         raise UserError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(list_modules())}")
+                        f"known: {', '.join(list_modules())}")
     names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
     if modules:
         names = [n for n in names if _module_of(_aliases.get(n, n)) in modules]

@@ -32,7 +32,7 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
         raise ConfigError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
     if target != "CPU" and not _device_available(target):
         raise ConfigError(f"--device_target {target}: no usable {target} device or driver on this machine "
-                         "(use --device_target CPU)")
+                          "(use --device_target CPU)")
     if device_id is None:
         ms.set_device(target)
     else:

@@ -23,5 +23,5 @@ def import_onnxruntime():
         import onnxruntime
     except ImportError:
         raise ConfigError("--engine onnxruntime needs the onnxruntime package: pip install onnxruntime "
-                           "(or pip install 'mindcv-res2net[export]')") from None
+                          "(or pip install 'mindcv-res2net[export]')") from None
     return onnxruntime
