@@ -62,6 +62,9 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
                         "load either the published weights or a file")
     _check_feature_cls(feature_cls, features_only=kwargs.get("features_only", False))
     cfg = get_pretrained_cfg(name, pretrained_tag)
+    if pretrained and not cfg.get("url"):  # before the network is built
+        raise UserError(f"model '{name}' has no published weights; train it or pass a weight file "
+                        "(checkpoint_path= in Python, --ckpt_path on the command line)")
     kwargs["in_channels"] = _in_channels(kwargs, cfg["input_size"][0])
     model = model_cls(**arch, **kwargs)
     model.default_cfg = model.pretrained_cfg = dict(cfg, architecture=name, tag=pretrained_tag,
@@ -72,9 +75,6 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, 
         load_checkpoint(model, checkpoint_path, new_classifier=new_classifier, new_in_channels=new_in_channels,
                         ema=ema)
     elif pretrained:
-        if not cfg.get("url"):
-            raise UserError(f"model '{name}' has no published weights; train it or pass a weight file "
-                            "(checkpoint_path= in Python, --ckpt_path on the command line)")
         path = download_weights(cfg["url"], cfg["file_name"], sha256_prefix=cfg["sha256"], validate=read_checkpoint)
         try:
             state, _ = read_checkpoint(path)
