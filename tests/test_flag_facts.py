@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mindcv_res2net.cli import benchmark, export, summarize_models
+from mindcv_res2net.cli import benchmark, export, reports
 from mindcv_res2net.config import ConfigError
 from mindcv_res2net.cli.parser import create_parser, parse_args
 from mindcv_res2net.data import DATASETS, DataConfig
@@ -74,7 +74,7 @@ def test_image_size_refuses_text_that_is_no_integer(text):
 
 @pytest.mark.parametrize("main, argv", [
     (lambda argv: parse_args(argv), ["--image_resize", "16"]),
-    (summarize_models.main, ["--models", "res2net50", "--image_size", "16"]),
+    (reports.summarize_main, ["--models", "res2net50", "--image_size", "16"]),
     (export.main, ["--model", "res2net50", "--ckpt_path", "x.ckpt", "--file_name", "out", "--image_size", "16"]),
     (benchmark.main, ["--image_size", "16"]),
 ])
