@@ -143,17 +143,17 @@ def main(argv=None) -> int:
                         help="graph: the training step compiled (ms.jit); pynative: run eagerly")
     args = parser.parse_args(argv)
     if not 0.0 < args.ink < 1.0:
-        raise ValueError(f"--ink: must lie strictly between 0 and 1, got {args.ink}")
+        parser.error(f"--ink: must lie strictly between 0 and 1, got {args.ink}")
     if not args.lr > 0:
-        raise ValueError(f"--lr: must be positive, got {args.lr}")
+        parser.error(f"--lr: must be positive, got {args.lr}")
     for flag in ("train_samples", "val_samples"):
         if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag}: must be 0 (all) or a positive count, got {getattr(args, flag)}")
+            parser.error(f"--{flag}: must be 0 (all) or a positive count, got {getattr(args, flag)}")
     ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
     train_set = digit_segmentation("train", args.image_size, args.ink, args.train_samples)
     val_set = digit_segmentation("val", args.image_size, args.ink, args.val_samples)
     if args.batch_size > len(train_set[0]):
-        raise ValueError(f"--batch_size: {args.batch_size} is more than the {len(train_set[0])} training scans")
+        parser.error(f"--batch_size: {args.batch_size} is more than the {len(train_set[0])} training scans")
     print(f"{len(train_set[0])} training / {len(val_set[0])} held-out scans at {args.image_size} px, "
           f"{NUM_CLASSES} classes; {args.model}, frozen_stages {args.frozen_stages}, {args.steps} steps of "
           f"{args.batch_size}", flush=True)

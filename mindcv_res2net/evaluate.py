@@ -58,7 +58,7 @@ def evaluate(model: nn.Cell, dataset, loss_fn: nn.Cell, *, steps: Optional[int] 
     loss_sum = 0.0
     start = time.perf_counter()
     try:
-        with progress_bar(steps, desc, progress, leave=False) as bar:
+        with progress_bar(steps, desc, enabled=progress, leave=False) as bar:
             for batch, labels in iterate_batches(dataset):
                 logits = model(batch if normalize is None else normalize(batch))
                 n = int(labels.shape[0])

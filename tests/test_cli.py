@@ -77,6 +77,71 @@ def test_console_scripts_and_clone_scripts_run_the_same_code():
         assert callable(getattr(importlib.import_module(module), func)), target
     for tool in ("benchmark", "convert_weights", "export", "predict"):
         assert importlib.import_module(tool).main is importlib.import_module(f"mindcv_res2net.cli.{tool}").main
-    reports = importlib.import_module("mindcv_res2net.cli.reports")
+    reports = importlib.import_module("mindcv_res2net.cli.reports")  # the two report programs share a module
     assert importlib.import_module("summarize_models").main is reports.summarize_main
     assert importlib.import_module("plot_metrics").main is reports.plot_main
+
+
+def _exit_of(main) -> int:
+    from mindcv_res2net.utils.cli import run_cli
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(main)
+    return stopped.value.code
+
+
+def _raise(exc: BaseException):
+    def main() -> int:
+        raise exc
+    return main
+
+
+def test_run_cli_prints_one_line_for_bad_input_and_lets_a_bug_show_its_traceback(capsys, monkeypatch):
+    """A ``UserError`` (a flag, file, name or value) or an ``OSError`` is one line and exit 2; a plain
+    ``ValueError``, ``RuntimeError`` or ``KeyError`` is a bug: it leaves ``run_cli`` with its traceback."""
+    from mindcv_res2net.utils.argtypes import ConfigError
+    from mindcv_res2net.utils.cli import DEBUG_ENV
+    from mindcv_res2net.weights import CheckpointError
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    for exc in (ConfigError("--opt must be one of sgd, adam, got 'lion'"), CheckpointError("w.ckpt: truncated"),
+                FileNotFoundError("data/train: not found")):
+        assert _exit_of(_raise(exc)) == 2
+        assert capsys.readouterr().err == f"error: {exc}\n"
+    assert _exit_of(_raise(KeyboardInterrupt())) == 130
+    for bug in (ValueError("too many values to unpack"), RuntimeError("unexpected state"), KeyError("lr")):
+        with pytest.raises(type(bug)):
+            _exit_of(_raise(bug))
+        assert capsys.readouterr().err == ""
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(ConfigError):  # the traceback of a user error too, on request
+        _exit_of(_raise(ConfigError("--opt")))
+
+
+def test_bad_input_to_the_model_weights_and_deploy_rooms_is_a_user_error(tmp_path):
+    """What a user typed wrong is a ``UserError`` (still a ``ValueError``), so a program prints it in one line."""
+    from mindcv_res2net import create_model
+    from mindcv_res2net.loss import create_loss
+    from mindcv_res2net.optim import create_optimizer
+    from mindcv_res2net.scheduler import create_scheduler
+    from mindcv_res2net.utils.device import plan_training
+    from mindcv_res2net.utils.engines import check_engine
+    from mindcv_res2net.utils.errors import UserError
+    from mindcv_res2net.utils.fileio import check_output
+
+    (tmp_path / "read_only.png").write_bytes(b"")
+    os.chmod(tmp_path / "read_only.png", 0o444)
+    cases = [(lambda: create_model("res2net5O"), "unknown model 'res2net5O'"),
+             (lambda: create_model("res2net50", num_classes=-1), "num_classes must be an int >= 0"),
+             (lambda: create_model("res2net152", pretrained=True), "has no published weights"),
+             (lambda: create_loss("focal", 10), "--loss must be CE"),
+             (lambda: create_optimizer([], "lion", 0.1), "--opt must be one of"),
+             (lambda: create_scheduler("poly", 0.1, steps_per_epoch=1, epochs=1), "--scheduler must be one of"),
+             (lambda: plan_training("CPU", amp_level="O9"), "--amp_level must be"),
+             (lambda: check_engine("tensorrt"), "--engine must be one of"),
+             (lambda: check_output(str(tmp_path), "--out"), "is a folder")]
+    if os.geteuid() != 0:  # root writes into read-only files
+        cases.append((lambda: check_output(str(tmp_path / "read_only.png"), "--out"), "is read-only"))
+    for call, message in cases:
+        with pytest.raises(UserError, match=message):
+            call()

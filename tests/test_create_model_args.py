@@ -19,7 +19,7 @@ TINY = "tiny_res2net_args"  # a one-block-per-stage Res2Net registered for this 
 @pytest.fixture(scope="module")
 def tiny_res2net():
     def builder(pretrained=False, **kwargs):
-        return build_model_with_cfg(Res2Net, TINY, pretrained, dict(layers=(1, 1, 1, 1), base_width=4, scale=2),
+        return build_model_with_cfg(Res2Net, TINY, pretrained, arch=dict(layers=(1, 1, 1, 1), base_width=4, scale=2),
                                     **kwargs)
 
     registry._builders[TINY], registry._pretrained_cfgs[TINY] = builder, {"": _cfg()}
@@ -144,3 +144,13 @@ def test_any_arguments_give_a_model_or_a_one_line_error(tiny_res2net, arguments,
     assert model.features_only is features_only
     if arguments.get("num_classes") is not None and not features_only:
         assert model.num_classes == arguments["num_classes"]
+
+
+def test_pretrained_without_published_weights_is_refused_before_the_network_is_built(monkeypatch):
+    """res2net152 publishes no weights: the error comes at once, not after seconds of building 60M parameters."""
+    def not_built(*args, **kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(Res2Net, "__init__", not_built)
+    with pytest.raises(ValueError, match=r"^model 'res2net152' has no published weights; train it or pass a weight "):
+        create_model("res2net152", pretrained=True)

@@ -100,16 +100,16 @@ def _payload(server, name="weights-abc.bin", size=300_000):
 
 def test_download_verifies_and_caches(server, cache):
     body, digest = _payload(server)
-    path = download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", digest[:8], progress=False)
+    path = download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", sha256_prefix=digest[:8], progress=False)
     assert open(path, "rb").read() == body and path == str(cache / "weights-abc.bin")
-    download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", digest[:8], progress=False)
+    download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", sha256_prefix=digest[:8], progress=False)
     assert len(server.requests) == 1  # the cached file is reused
 
 
 def test_download_without_a_published_hash_records_the_one_received(server, cache, capsys):
     body, digest = _payload(server, name="Res2Net50_26w_4s_pretrained.pdparams")
     path = download_weights(f"{server.url}/Res2Net50_26w_4s_pretrained.pdparams",
-                            "Res2Net50_26w_4s_pretrained.pdparams", "", progress=False)
+                            "Res2Net50_26w_4s_pretrained.pdparams", progress=False)
     assert open(path, "rb").read() == body
     assert open(path + ".sha256").read() == f"{digest}  Res2Net50_26w_4s_pretrained.pdparams\n"
     assert f"sha256 {digest} (its source publishes no hash to compare against" in capsys.readouterr().err
@@ -120,14 +120,14 @@ def test_corrupted_download_keeps_nothing(server, cache):
     with pytest.raises(DownloadError, match=r"http://127\.0\.0\.1:\d+/weights-abc\.bin: sha256 mismatch \(expected "
                                             r"a hash starting with deadbeef, got [0-9a-f]{64}\); nothing was kept.*"
                                             r"MINDCV_RES2NET_SKIP_HASH_CHECK=1"):
-        download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", "deadbeef", progress=False)
+        download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", sha256_prefix="deadbeef", progress=False)
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
 def test_hash_check_can_be_bypassed_deliberately(server, cache, monkeypatch):
     body, _ = _payload(server)
     monkeypatch.setenv("MINDCV_RES2NET_SKIP_HASH_CHECK", "1")
-    path = download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", "deadbeef", progress=False)
+    path = download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", sha256_prefix="deadbeef", progress=False)
     assert open(path, "rb").read() == body
 
 
@@ -135,7 +135,7 @@ def test_truncated_download_keeps_nothing(server, cache):
     _, digest = _payload(server)
     with pytest.raises(DownloadError, match=r"/short/weights-abc\.bin: download stopped after 300000 of 301000 bytes; "
                                             r"nothing was kept"):
-        download_weights(f"{server.url}/short/weights-abc.bin", "weights-abc.bin", digest[:8], progress=False)
+        download_weights(f"{server.url}/short/weights-abc.bin", "weights-abc.bin", sha256_prefix=digest[:8], progress=False)
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
@@ -144,7 +144,7 @@ def test_offline_error_says_where_to_put_the_file(server, cache):
     server.close()
     with pytest.raises(DownloadError, match=rf"^{url}: cannot connect \(Connection refused\); if this machine is "
                                             rf"offline, download it yourself and put it at {cache}/x\.bin"):
-        download_weights(url, "x.bin", "", progress=False)
+        download_weights(url, "x.bin", progress=False)
 
 
 @pytest.mark.e2e
@@ -177,7 +177,7 @@ def _weights_npz(server, name="Res2Net50_pretrained.npz"):
 
 
 def _fetch(server, mode, name, **limits):
-    return download_weights(f"{server.url}/{mode}/{name}" if mode else f"{server.url}/{name}", name, "",
+    return download_weights(f"{server.url}/{mode}/{name}" if mode else f"{server.url}/{name}", name,
                             progress=False, validate=read_checkpoint, **limits)
 
 
@@ -250,7 +250,7 @@ def test_a_dns_failure_says_so_not_cannot_write(cache, monkeypatch):
     with pytest.raises(DownloadError, match=r"^http://weights\.example\.invalid/r50\.npz: cannot resolve the host "
                                             r"name 'weights\.example\.invalid' \(DNS: Name or service not known\); "
                                             r"if this machine is offline"):
-        download_weights("http://weights.example.invalid/r50.npz", "r50.npz", "", progress=False,
+        download_weights("http://weights.example.invalid/r50.npz", "r50.npz", progress=False,
                          validate=read_checkpoint)
     _assert_nothing_kept(cache)
 
@@ -258,13 +258,13 @@ def test_a_dns_failure_says_so_not_cannot_write(cache, monkeypatch):
 def test_proxy_variables_set_after_a_first_download_apply(server, cache, monkeypatch):
     """urllib's urlopen keeps the proxies of its first call; a notebook that sets a proxy later must get it."""
     _, digest = _payload(server)
-    download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", digest[:8], progress=False)
+    download_weights(f"{server.url}/weights-abc.bin", "weights-abc.bin", sha256_prefix=digest[:8], progress=False)
     for name in ("http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # discard port: nothing listens
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(DownloadError, match=r"^http://weights\.example\.invalid/r50\.npz: cannot connect "):
-        download_weights("http://weights.example.invalid/r50.npz", "r50.npz", "", progress=False)
+        download_weights("http://weights.example.invalid/r50.npz", "r50.npz", progress=False)
     assert len(server.requests) == 1
 
 

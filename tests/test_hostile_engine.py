@@ -15,6 +15,7 @@ import mindspore as ms
 
 from conftest import assert_quiet_exit, run, run_tool, save_trained_like_checkpoint
 from mindcv_res2net.deploy.predict import escape_text, format_results
+from mindcv_res2net.utils.errors import UserError
 from mindcv_res2net.utils.fileio import file_sha256, recorded_sha256, write_sha256_record
 
 onnx = pytest.importorskip("onnx")
@@ -86,11 +87,11 @@ class _Tiny(nn.Cell):
 def test_the_cached_export_is_recorded_with_its_sha256_and_reused(tmp_path, recwarn):
     from mindcv_res2net.deploy.export import onnx_for_network
 
-    path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
+    path = onnx_for_network(_Tiny(), "tiny", 32, cache_dir=str(tmp_path))
     assert os.path.basename(path).startswith("tiny-32px-bnfold-")
     assert open(path + ".sha256").read() == f"{file_sha256(path)}  {os.path.basename(path)}\n"
     stamp = os.stat(path).st_mtime_ns
-    assert onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path)) == path  # same weights (seeded init): reused
+    assert onnx_for_network(_Tiny(), "tiny", 32, cache_dir=str(tmp_path)) == path  # same weights (seeded init): reused
     assert os.stat(path).st_mtime_ns == stamp
     assert not [w for w in recwarn if "cached ONNX export" in str(w.message)]
 
@@ -100,7 +101,7 @@ def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
     from mindcv_res2net.deploy.onnx_runtime import OnnxClassifier
 
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    path = onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
+    path = onnx_for_network(_Tiny(), "tiny", 32, cache_dir=str(tmp_path))
     expected = OnnxClassifier(path).run(x)
     graph = onnx.load(path)  # an edit that still loads: every logit changes sign
     for tensor in graph.graph.initializer:
@@ -109,13 +110,13 @@ def test_an_edited_cached_export_is_rebuilt_and_says_so(tmp_path):
     assert np.allclose(OnnxClassifier(path).run(x), -expected, atol=1e-5)
     with pytest.warns(UserWarning, match=rf"^{re.escape(path)}: cached ONNX export does not match the sha256 recorded "
                                          r"when it was written \(edited or damaged\?\); exporting it again$"):
-        assert onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path)) == path
+        assert onnx_for_network(_Tiny(), "tiny", 32, cache_dir=str(tmp_path)) == path
     assert recorded_sha256(path) == file_sha256(path)
     np.testing.assert_allclose(OnnxClassifier(path).run(x), expected, atol=1e-6)
     os.remove(path + ".sha256")  # killed between writing the file and its record
     with pytest.warns(UserWarning, match=rf"^{re.escape(path)}: cached ONNX export has no readable sha256 record; "
                                          r"exporting it again$"):
-        onnx_for_network(_Tiny(), "tiny", 32, str(tmp_path))
+        onnx_for_network(_Tiny(), "tiny", 32, cache_dir=str(tmp_path))
     assert recorded_sha256(path) == file_sha256(path)
 
 
@@ -270,7 +271,7 @@ def test_int8_quantizer_failure_is_one_line_naming_the_output(tmp_path, value, m
     fp32 = str(tmp_path / "fp32.onnx")
     _conv_pool_graph(fp32)
     target = str(tmp_path / "int8.onnx")
-    with pytest.raises(RuntimeError, match=rf"^{re.escape(target)}: ONNX Runtime's INT8 quantization {message}are the "
+    with pytest.raises(UserError, match=rf"^{re.escape(target)}: ONNX Runtime's INT8 quantization {message}are the "
                                            r"network's outputs on the calibration images finite\?\); nothing was "
                                            r"written$"):
         quantize_int8(fp32, target, [np.full((2, 3, 32, 32), value, np.float32)])

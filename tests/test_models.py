@@ -209,7 +209,7 @@ def test_paddle_semantics_are_constructor_arguments():
 @pytest.mark.parametrize("explicit_pad", [False, True])
 def test_exclusive_average_pool_ignores_the_padding(explicit_pad, pynative):
     x = np.random.default_rng(1).standard_normal((1, 2, 5, 4)).astype(np.float32)
-    got = Pool2dPad("avg", 3, 2, 1, explicit_pad=explicit_pad, count_include_pad=False)(ms.Tensor(x)).asnumpy()
+    got = Pool2dPad("avg", 3, 2, padding=1, explicit_pad=explicit_pad, count_include_pad=False)(ms.Tensor(x)).asnumpy()
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=np.nan)
     want = np.array([[[[np.nanmean(padded[0, c, 2 * i:2 * i + 3, 2 * j:2 * j + 3]) for j in range(2)]
                        for i in range(3)] for c in range(2)]])

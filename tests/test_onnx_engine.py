@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import run, run_tool, save_trained_like_checkpoint
+from mindcv_res2net.utils.errors import UserError
 
 pytest.importorskip("onnxruntime")
 
@@ -94,7 +95,7 @@ def test_missing_onnxruntime_is_one_line_saying_what_to_install(monkeypatch):
     from mindcv_res2net.utils.engines import import_onnxruntime
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(RuntimeError, match=r"^--engine onnxruntime needs the onnxruntime package: pip install"):
+    with pytest.raises(UserError, match=r"^--engine onnxruntime needs the onnxruntime package: pip install"):
         import_onnxruntime()
 
 

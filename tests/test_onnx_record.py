@@ -39,7 +39,7 @@ def exports(tmp_path_factory):
                                                                            interpolation="bilinear"))
     for name, seed in (("a", 1), ("b", 2)):
         save_trained_like_checkpoint(folder / f"{name}.ckpt", 10, metadata=meta, seed=seed, model_name="tiny_net")
-        export_model("tiny_net", str(folder / f"{name}.ckpt"), str(folder / name), "ONNX", batch_size=-1)
+        export_model("tiny_net", str(folder / f"{name}.ckpt"), str(folder / name), file_format="ONNX", batch_size=-1)
     export_network(create_model_from_checkpoint("tiny_net", str(folder / "a.ckpt")), str(folder / "bare"), "ONNX",
                    batch_size=-1, image_size=32, fuse_bn=True)
     yield folder
@@ -91,8 +91,9 @@ def test_predict_refuses_the_export_of_another_checkpoint(exports):
     from mindcv_res2net.deploy.predict import load_onnx_for_prediction
 
     with pytest.raises(ValueError, match=r"^--onnx_path .*b\.onnx: is an export of .*b\.ckpt, not of .*a\.ckpt; "):
-        load_onnx_for_prediction("tiny_net", str(exports / "b.onnx"), str(exports / "a.ckpt"))
-    classifier, _ = load_onnx_for_prediction("tiny_net", str(exports / "a.onnx"), str(exports / "a.ckpt"))
+        load_onnx_for_prediction("tiny_net", onnx_path=str(exports / "b.onnx"), ckpt_path=str(exports / "a.ckpt"))
+    classifier, _ = load_onnx_for_prediction("tiny_net", onnx_path=str(exports / "a.onnx"),
+                                             ckpt_path=str(exports / "a.ckpt"))
     assert classifier.num_classes == 10
 
 
@@ -135,7 +136,7 @@ def test_the_int8_file_keeps_the_record(exports, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):
         Image.fromarray((rng.random((12, 12, 3)) * 255).astype(np.uint8)).save(images / f"{i}.png")
-    written = export_model("tiny_net", str(exports / "a.ckpt"), str(tmp_path / "a_int8"), "ONNX", batch_size=-1,
+    written = export_model("tiny_net", str(exports / "a.ckpt"), str(tmp_path / "a_int8"), file_format="ONNX", batch_size=-1,
                            quantize="int8", calib_data=str(images), calib_images=4)
     record = {e.key: e.value for e in onnx.load(written.path).metadata_props if e.key.startswith(PREFIX)}
     fp32 = {e.key: e.value for e in onnx.load(str(exports / "a.onnx")).metadata_props}

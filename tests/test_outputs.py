@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_tool
-from mindcv_res2net.cli.reports import read_metrics
+from mindcv_res2net.cli.reports import metric_series
 from mindcv_res2net.deploy.predict import read_labels
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.fileio import WriteError, atomic_path, output_target
@@ -214,7 +214,7 @@ def test_plot_metrics_checks_its_files_before_needing_matplotlib(tmp_path, capsy
 
 def test_plot_metrics_reads_a_csv_saved_with_a_byte_order_mark(tmp_path):
     (tmp_path / "metrics.csv").write_bytes(b"\xef\xbb\xbf" + (HEADER + "1,2.5,30,0.1,,,,1,1\n").encode())
-    data = read_metrics(str(tmp_path / "metrics.csv"))
+    data = metric_series(str(tmp_path / "metrics.csv"))
     assert data["epoch"] == [1.0] and data["train_loss"] == [2.5] and data["val_loss"] == [None]
 
 

@@ -125,7 +125,7 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(tmp_path, pyna
     assert f"steps per epoch changed from 4 (in the checkpoint) to {steps}" in open(tmp_path / "train.log").read()
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    unbroken = create_scheduler("cosine_decay", 0.002, steps, 3)  # the lr of an unbroken run at this batch size
+    unbroken = create_scheduler("cosine_decay", 0.002, steps_per_epoch=steps, epochs=3)  # the lr of an unbroken run at this batch size
     assert [float(r["lr"]) for r in rows[1:]] == pytest.approx([unbroken[2 * steps - 1], unbroken[3 * steps - 1]],
                                                                rel=1e-5)
 

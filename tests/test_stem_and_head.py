@@ -117,7 +117,7 @@ def test_export_runs_a_grey_image_as_mindspore_does(grey_checkpoint):
     from mindcv_res2net.deploy.export import export_model
 
     name, folder, ckpt, _, model = grey_checkpoint
-    path = export_model(name, ckpt, str(folder / "grey"), "ONNX").path  # the run's 32 px
+    path = export_model(name, ckpt, str(folder / "grey"), file_format="ONNX").path  # the run's 32 px
     x = np.random.default_rng(1).standard_normal((1, 1, 32, 32)).astype(np.float32)
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {session.get_inputs()[0].name: x})

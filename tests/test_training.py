@@ -21,18 +21,18 @@ TINY = ["--dataset", "digits", "--image_resize", "32", "--num_samples", "64", "-
 
 
 def test_schedulers():
-    lr = create_scheduler("cosine_decay", 0.1, 10, 5, warmup_epochs=1, min_lr=0.001)
+    lr = create_scheduler("cosine_decay", 0.1, steps_per_epoch=10, epochs=5, warmup_epochs=1, min_lr=0.001)
     assert lr.shape == (50,) and lr[0] == 0.0 and np.isclose(lr[9], 0.09) and np.isclose(lr[10], 0.1)
     assert np.all(np.diff(lr[10:]) <= 0) and lr[-1] > 0.001 and np.isclose(lr[-1], 0.001, atol=2e-3)
-    step = create_scheduler("step_decay", 1.0, 2, 6, decay_epochs=2, decay_rate=0.5)
+    step = create_scheduler("step_decay", 1.0, steps_per_epoch=2, epochs=6, decay_epochs=2, decay_rate=0.5)
     assert step.tolist() == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25]
-    multi = create_scheduler("multi_step_decay", 1.0, 1, 5, milestones=(2, 4), decay_rate=0.1)
+    multi = create_scheduler("multi_step_decay", 1.0, steps_per_epoch=1, epochs=5, milestones=(2, 4), decay_rate=0.1)
     assert np.allclose(multi, [1, 1, 0.1, 0.1, 0.01])
-    stair = create_scheduler("cosine_decay", 1.0, 4, 3, lr_epoch_stair=True)
+    stair = create_scheduler("cosine_decay", 1.0, steps_per_epoch=4, epochs=3, lr_epoch_stair=True)
     assert len(set(stair[:4].tolist())) == 1 and stair[4] < stair[3]
-    assert (create_scheduler("constant", 0.3, 3, 2) == np.float32(0.3)).all()
+    assert (create_scheduler("constant", 0.3, steps_per_epoch=3, epochs=2) == np.float32(0.3)).all()
     with pytest.raises(ValueError, match="--scheduler must be one of"):
-        create_scheduler("poly", 0.1, 1, 1)
+        create_scheduler("poly", 0.1, steps_per_epoch=1, epochs=1)
 
 
 def test_no_weight_decay_on_bias_and_batchnorm():
@@ -42,7 +42,7 @@ def test_no_weight_decay_on_bias_and_batchnorm():
     names = {p.name for p in groups[1]["params"]}
     assert "fc.bias" in names and "bn1.gamma" in names and groups[1]["weight_decay"] == 0.0
     for opt in ("sgd", "momentum", "adam", "adamw", "rmsprop"):
-        create_optimizer(model.trainable_params(), opt, np.full(4, 0.01, np.float32), 1e-4)
+        create_optimizer(model.trainable_params(), opt, np.full(4, 0.01, np.float32), weight_decay=1e-4)
     with pytest.raises(ValueError, match="--opt must be one of"):
         create_optimizer(model.trainable_params(), "lion", 0.1)
 
@@ -52,7 +52,7 @@ def test_label_smoothing_loss_matches_formula():
     labels = np.array([0, 2], np.int32)
     log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     expected = np.mean([-(0.9 * log_p[i, labels[i]] + 0.1 * log_p[i].mean()) for i in range(2)])
-    got = create_loss("CE", 3, 0.1)(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
+    got = create_loss("CE", 3, label_smoothing=0.1)(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
     assert np.isclose(got, expected, atol=1e-6)
     soft = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], np.float32)
     got = create_loss("CE", 3, soft_targets=True)(ms.Tensor(logits), ms.Tensor(soft)).asnumpy()
@@ -217,7 +217,8 @@ def test_dataset_sink_path_on_accelerators(tmp_path, pynative, monkeypatch):
         return run_step
 
     monkeypatch.setattr(trainer.ms, "data_sink", fake_data_sink)
-    monkeypatch.setattr(trainer, "plan_training", lambda *a, **k: TrainingPlan("O0", 1.0, False, True, ()))
+    monkeypatch.setattr(trainer, "plan_training", lambda *a, **k: TrainingPlan(
+        amp_level="O0", loss_scale=1.0, dynamic_loss_scale=False, dataset_sink_mode=True, notes=()))
     args = parse_settings(["--mode", "1", *TINY, "--num_samples", "32", "--epoch_size", "1", "--opt", "adamw",
                        "--lr", "0.001", "--val_while_train", "False", "--ckpt_save_dir", str(tmp_path)])
     summary = train(args)

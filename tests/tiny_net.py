@@ -27,7 +27,7 @@ class TinyNet(nn.Cell):
 
 def tiny_net(pretrained: bool = False, **kwargs) -> TinyNet:
     """The registered builder of ``TinyNet``, as ``res2net50`` is of its network."""
-    return build_model_with_cfg(TinyNet, NAME, pretrained, {}, **kwargs)
+    return build_model_with_cfg(TinyNet, NAME, pretrained, arch={}, **kwargs)
 
 
 def registry_entries() -> list:

@@ -30,7 +30,7 @@ def mindcv_network(model_name: str) -> Tuple[nn.Cell, Callable[[], nn.Cell]]:
     from mindcv.optim import create_optimizer
 
     model = mindcv.create_model(model_name, num_classes=1000)
-    optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, 1e-4)
+    optimizer = create_optimizer(model.trainable_params(), "momentum", 0.01, weight_decay=1e-4)
     return model, lambda: nn.TrainOneStepCell(nn.WithLossCell(model, create_loss("CE")), optimizer)
 
 

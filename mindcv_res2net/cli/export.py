@@ -25,7 +25,7 @@ from mindcv_res2net.utils.fileio import is_stdout
 
 
 def main(argv=None) -> int:
-    from mindcv_res2net.utils.argtypes import HelpFormatter, OneLineParser, image_size
+    from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
 
     parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
@@ -48,15 +48,16 @@ def main(argv=None) -> int:
         given = [flag for flag, value in (("--calib_data", args.calib_data), ("--calib_images", args.calib_images))
                  if value not in ("", None)]
         if given:
-            raise ValueError(f"{given[0]}: calibrates INT8 quantization, so it needs --quantize int8")
+            raise ConfigError(f"{given[0]}: calibrates INT8 quantization, so it needs --quantize int8")
     elif args.calib_images is None:
         args.calib_images = CALIBRATION_IMAGES
     from mindcv_res2net.utils.device import set_device
 
     set_device("CPU")
-    path, calibrated = export_model(args.model, args.ckpt_path, args.file_name, args.format, args.batch_size,
-                                    args.image_size, args.num_classes, args.fuse_bn, args.quantize, args.calib_data,
-                                    args.calib_images)
+    path, calibrated = export_model(args.model, args.ckpt_path, args.file_name, file_format=args.format,
+                                    batch_size=args.batch_size, image_size=args.image_size,
+                                    num_classes=args.num_classes, fuse_bn=args.fuse_bn, quantize=args.quantize,
+                                    calib_data=args.calib_data, calib_images=args.calib_images)
     folded = ", BatchNorm folded" if args.fuse_bn or args.quantize else ""
     asked = f" of the {args.calib_images} asked for" if calibrated != args.calib_images else ""
     int8 = f", INT8 calibrated on {calibrated} images{asked}" if calibrated else ""

@@ -12,6 +12,7 @@ import runpy
 import sys
 
 from mindcv_res2net.utils.cli import run_cli
+from mindcv_res2net.utils.errors import UserError
 
 
 def main(argv=None) -> int:
@@ -27,7 +28,7 @@ def main(argv=None) -> int:
     try:
         register_with_mindcv()
     except ImportError as exc:
-        raise RuntimeError(str(exc)) from None
+        raise UserError(str(exc)) from None
     sys.argv = argv
     sys.path.insert(0, os.path.dirname(script))  # as `python SCRIPT` would: the script's own imports (config.py)
     runpy.run_path(script, run_name="__main__")

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from mindcv_res2net.utils.argtypes import HelpFormatter
+from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter
 from mindcv_res2net.utils.cli import run_cli
 
 
@@ -48,18 +48,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     check_engine(args.engine)
     if args.onnx_path and args.engine != "onnxruntime":
-        raise ValueError("--onnx_path needs --engine onnxruntime")
+        raise ConfigError("--onnx_path needs --engine onnxruntime")
     set_device(args.device_target, args.mode)
     labels = read_labels(args.labels) if args.labels else None
     paths = expand_paths(args.images)
     if not paths:
-        raise ValueError(f"no image files found in {', '.join(args.images)}")
+        raise ConfigError(f"no image files found in {', '.join(args.images)}")
     if args.engine == "onnxruntime":
-        model, run_config = load_onnx_for_prediction(args.model, args.onnx_path, args.ckpt_path, args.pretrained)
+        model, run_config = load_onnx_for_prediction(args.model, onnx_path=args.onnx_path, ckpt_path=args.ckpt_path,
+                                                     pretrained=args.pretrained)
     else:
-        model, run_config = load_for_prediction(args.model, args.ckpt_path, args.pretrained)
+        model, run_config = load_for_prediction(args.model, args.ckpt_path, pretrained=args.pretrained)
     print(prediction_eval(model, run_config, model.source).line, file=sys.stderr, flush=True)
-    results = predict(model, paths, labels, args.topk, run_config, args.batch_size)
+    results = predict(model, paths, class_names=labels, topk=args.topk, run_config=run_config,
+                      batch_size=args.batch_size)
     print(json.dumps(results, indent=1, allow_nan=False) if args.json else format_results(results))
     return 1 if any("error" in r for r in results) else 0
 

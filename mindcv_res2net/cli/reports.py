@@ -1,16 +1,18 @@
 """The programs that report what a model or a run is: ``summarize_models`` (every model's parameters, GFLOPs
 and output shape) and ``plot_metrics`` (a training run's curves)."""
-import csv
 import os
 import sys
 import time
+import warnings
 
 from mindcv_res2net.models import create_model, list_models
 from mindcv_res2net.models.registry import resolve_name
 from mindcv_res2net.utils.cli import run_cli
 from mindcv_res2net.utils.device import set_device
+from mindcv_res2net.utils.errors import UserError
 from mindcv_res2net.utils.fileio import atomic_path, check_output, is_stdout
 from mindcv_res2net.utils.flops import count_macs
+from mindcv_res2net.utils.logger import metrics_epoch, read_metrics
 
 SUMMARIZE_HELP = """Build registered models and print name, parameters, GFLOPs (multiply-adds x 1e-9) and output shape.
 
@@ -56,30 +58,34 @@ def summarize_cli() -> None:
     run_cli(summarize_main)
 
 
-
 SERIES = ("train_loss", "val_loss", "train_top1", "val_top1")
 
 
-def read_metrics(path: str) -> dict:
-    """``{"epoch": [...], "train_loss": [...], ...}``; missing values (no validation that epoch) are None."""
+def metric_series(path: str) -> dict:
+    """``{"epoch": [...], "train_loss": [...], ...}`` of a run's metrics.csv, read as the training run reads it
+    (``utils.logger.read_metrics``: a spreadsheet's BOM, CRLF, quotes, other columns); a missing value (no
+    validation that epoch) is None. Rows that are not complete (cut short by a kill) are left out with a
+    warning; a file without a complete row, or that is not a metrics.csv, is a ``UserError``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: file not found (give a train.py --ckpt_save_dir holding metrics.csv, or "
                                 "that metrics.csv)")
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # -sig: a spreadsheet's BOM
-        rows = list(csv.DictReader(f))
+    fields, rows, problem = read_metrics(path)
+    if fields is None:
+        raise UserError(f"{path}: not a metrics.csv of train.py ({problem})")
     if not rows:
-        raise ValueError(f"{path}: no epochs recorded yet")
-    missing = [k for k in ("epoch",) + SERIES if k not in rows[0]]
-    if missing:
-        raise ValueError(f"{path}: not a metrics.csv of train.py (missing columns: {', '.join(missing)})")
-    data = {k: [] for k in ("epoch",) + SERIES}
-    for line, row in enumerate(rows, start=2):
-        for key in data:
-            text = (row.get(key) or "").strip()
+        raise UserError(f"{path}: no epochs recorded yet" + (f" ({problem})" if problem else ""))
+    if problem:
+        warnings.warn(f"{path}: {problem}; plotting its {len(rows)} complete rows")
+    data = {key: [] for key in ("epoch",) + SERIES}
+    for row in rows:
+        epoch = metrics_epoch(row)
+        data["epoch"].append(epoch)
+        for key in SERIES:
+            text = row[key].strip()
             try:
                 data[key].append(float(text) if text else None)
             except ValueError:
-                raise ValueError(f"{path}, line {line}: {key} is not a number: '{text}'") from None
+                raise UserError(f"{path}, epoch {epoch}: {key} is not a number: '{text}'") from None
     return data
 
 
@@ -91,14 +97,14 @@ def plot_metrics(run_dir: str, out: str = "", title: str = "") -> str:
         run_dir, metrics_path = os.path.dirname(os.path.abspath(run_dir)), run_dir
     else:
         metrics_path = os.path.join(run_dir, "metrics.csv")
-    data = read_metrics(metrics_path)
+    data = metric_series(metrics_path)
     out = out or os.path.join(run_dir, "metrics.png")
     check_output(out, "--out", inputs=(metrics_path,))
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeError('plot_metrics needs the matplotlib package: pip install matplotlib (or, in a clone, '
-                           'pip install -e ".[plot]")') from None
+        raise UserError('plot_metrics needs the matplotlib package: pip install matplotlib (or, in a clone, '
+                        'pip install -e ".[plot]")') from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -15,7 +15,7 @@ from ..utils.argtypes import ConfigError, finite_float, optional_float, optional
 from .settings import DATA_FLAGS, GROUPS, PROGRAMS, SECTIONS, FlagSpec, Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Flag:
     """One flag as ``argparse``'s ``add_argument`` takes it: ``--name``, its --help ``group`` and ``help``, the
     converter of one value (``type``), ``default``, ``choices``, ``nargs`` (a count or ``+`` for several values,
@@ -84,8 +84,8 @@ def _declare() -> Dict[str, Flag]:
         for name in DATA_FLAGS if section is DataConfig else specs:  # DataConfig's in DATA_FLAGS' order
             spec, field = specs[name], declared[name]
             converter, nargs = _conversion(hints[name])
-            flag = Flag(name, spec.group, spec.help, spec.converter or converter, field.default, spec.choices,
-                        nargs, spec.programs)
+            flag = Flag(name=name, group=spec.group, help=spec.help, type=spec.converter or converter,
+                        default=field.default, choices=spec.choices, nargs=nargs, programs=spec.programs)
             by_group[spec.group].append((flag, spec))
     for members in by_group.values():
         for entry in [m for m in members if m[1].after]:

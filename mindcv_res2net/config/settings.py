@@ -6,7 +6,7 @@ the field. Its flag (--help group and text, choices, a narrower converter than t
 read it) is declared beside it with ``flag``; ``DataConfig``, which lives below this layer and knows no
 flags, gets its flags in ``DATA_FLAGS``. ``config.flags.FLAGS`` is derived from these.
 """
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple
 
 from ..data import DATASETS
@@ -35,6 +35,7 @@ class FlagSpec:
 
     group: str
     help: str
+    _: KW_ONLY
     converter: Optional[Callable] = None
     choices: Optional[Collection[Any]] = None  # a live mapping (the data sets) is read at each parse
     programs: Tuple[str, ...] = TRAIN
@@ -46,7 +47,7 @@ def flag(default: Any, group: str, help: str, **spec: Any) -> Any:
     return field(default=default, metadata={"flag": FlagSpec(group, help, **spec)})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSettings:
     """The network: which one, what it starts from, what is frozen (its class count and input channels are
     the data's: ``DataConfig.num_classes``, ``in_channels``)."""
@@ -64,7 +65,7 @@ class ModelSettings:
                           "(its best)", programs=BOTH)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OptimizationSettings:
     """How the weights are updated: precision, EMA, optimizer, learning-rate schedule, loss, accumulation,
     loss scale and clipping."""
@@ -99,7 +100,7 @@ class OptimizationSettings:
                                             "larger batch", converter=positive_int, after="dataset_sink_mode")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunSettings:
     """Where and how long the job runs: device and mode, epochs, validation, logging, checkpoints, resuming,
     validate.py's engine, the ``-c`` file, and mindcv's keys accepted for compatibility (refused unless at
@@ -189,7 +190,7 @@ DATA_FLAGS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything train.py and validate.py read, by section. Built once from the command line and the ``-c``
     file (``cli.parser``), or from a run's stored config; flat ``{key: value}`` mappings (YAML recipes, a run's

@@ -8,7 +8,7 @@ from ..weights import save_weights
 from ..train.run_folder import run_config
 
 
-def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[int] = None,
+def convert_weights(src: str, dst: str, model_name: str, *, num_classes: Optional[int] = None,
                     fmt: Optional[str] = None) -> str:
     """Read ``src`` (PyTorch .pth zip/legacy, .safetensors, .npz, MindSpore/mindcv .ckpt), map it strictly
     onto ``model_name`` and write ``dst`` (``.ckpt``, or ``.safetensors`` by suffix or ``fmt``).
@@ -35,4 +35,4 @@ def convert_weights(src: str, dst: str, model_name: str, num_classes: Optional[i
     else:
         model = create_model(model_name, num_classes=num_classes, checkpoint_path=src)
     weights = {p.name: p.asnumpy() for p in model.get_parameters()}
-    return save_weights(weights, dst, fmt, metadata=metadata)
+    return save_weights(weights, dst, fmt=fmt, metadata=metadata)

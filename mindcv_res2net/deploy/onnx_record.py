@@ -13,6 +13,7 @@ from typing import Dict, Mapping, NamedTuple, Optional
 
 import numpy as np
 
+from ..utils.errors import UserError
 from ..utils.fileio import file_sha256
 
 PREFIX = "mindcv_res2net."
@@ -96,17 +97,17 @@ def shown(text: str) -> str:
 
 
 def check_export(label: str, metadata: Mapping[str, str], model) -> None:
-    """Refuse (one-line ``ValueError`` starting with ``label``, naming both files) an ONNX file whose record
+    """Refuse (one-line ``UserError`` starting with ``label``, naming both files) an ONNX file whose record
     says it holds other weights or another model than ``model`` (the checkpoint's or the published network,
     named by ``model.source``), or that has no record to check."""
     record, claimed = read_record(metadata), model.source
     remedy = (f"export {claimed} with tools/export.py --format ONNX, or give the .onnx file alone (without "
               "--ckpt_path or --pretrained)")
     if record is None:
-        raise ValueError(f"{label}: records no checkpoint (exported before exports were recorded, or by another "
-                         f"tool), so it cannot be checked against {claimed}; {remedy}")
+        raise UserError(f"{label}: records no checkpoint (exported before exports were recorded, or by another "
+                        f"tool), so it cannot be checked against {claimed}; {remedy}")
     arch = _architecture(model, record.model)
     if record.weights_sha256 != weights_digest(model) or record.model != arch:
         other = shown(record.checkpoint) if record.checkpoint else "other weights"
         model_note = f" (model '{shown(record.model)}')" if record.model != arch else ""
-        raise ValueError(f"{label}: is an export of {other}{model_note}, not of {claimed}; {remedy}")
+        raise UserError(f"{label}: is an export of {other}{model_note}, not of {claimed}; {remedy}")

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from ..utils.engines import import_onnxruntime
+from ..utils.errors import UserError
 from .export import onnx_for_network
 from .onnx_record import check_export
 
@@ -34,15 +35,15 @@ class OnnxClassifier:
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValueError(f"{self.label}: not a model ONNX Runtime can load ({reason})") from None
+            raise UserError(f"{self.label}: not a model ONNX Runtime can load ({reason})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape
         if len(inputs) != 1 or len(shape) != 4 or len(outputs) != 1:
-            raise ValueError(f"{self.label}: expected one (N, C, H, W) input and one logits output, got "
-                             f"inputs {[i.shape for i in inputs]} and {len(outputs)} output(s)")
+            raise UserError(f"{self.label}: expected one (N, C, H, W) input and one logits output, got "
+                            f"inputs {[i.shape for i in inputs]} and {len(outputs)} output(s)")
         logits = outputs[0].shape
         if len(logits) < 2 or any(isinstance(n, int) and n != 1 for n in logits[2:]):
-            raise ValueError(f"{self.label}: its output has shape {logits}, not logits (N, K) or (N, K, 1, 1)")
+            raise UserError(f"{self.label}: its output has shape {logits}, not logits (N, K) or (N, K, 1, 1)")
         self.path = path
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # its metadata_props
         self.input_name = inputs[0].name
@@ -61,8 +62,8 @@ class OnnxClassifier:
         images = np.ascontiguousarray(images, np.float32)
         if images.ndim != 4 or any(isinstance(want, int) and want != got  # a named axis takes any size
                                    for want, got in zip(self.input_shape, images.shape[1:])):
-            raise ValueError(f"{self.label}: takes (N, {', '.join(map(str, self.input_shape))}) images, got "
-                             f"{tuple(images.shape)}")
+            raise UserError(f"{self.label}: takes (N, {', '.join(map(str, self.input_shape))}) images, got "
+                            f"{tuple(images.shape)}")
         if self.fixed_batch is None:
             return self._logits(self.session.run(None, {self.input_name: images})[0], len(images))
         outputs = []
@@ -77,8 +78,8 @@ class OnnxClassifier:
     def _logits(self, output: np.ndarray, batch: int) -> np.ndarray:
         """(N, K) or (N, K, 1, 1) output -> (N, K) logits; any other shape is an error naming the file."""
         if output.ndim < 2 or output.shape[0] != batch or any(n != 1 for n in output.shape[2:]):
-            raise ValueError(f"{self.label}: gave outputs of shape {output.shape} for {batch} images, not logits "
-                             "(N, K) or (N, K, 1, 1)")
+            raise UserError(f"{self.label}: gave outputs of shape {output.shape} for {batch} images, not logits "
+                            "(N, K) or (N, K, 1, 1)")
         return output.reshape(output.shape[:2])
 
     def __call__(self, images):
@@ -98,7 +99,7 @@ def open_export(onnx_path: str, model=None) -> OnnxClassifier:
     return classifier
 
 
-def classifier_for(onnx_path: str, model, model_name: str, image_size: int) -> OnnxClassifier:
+def classifier_for(onnx_path: str, model, model_name: str, *, image_size: int) -> OnnxClassifier:
     """``--engine onnxruntime``'s classifier: the user's ``onnx_path`` when given (checked against ``model``,
     see ``open_export``), else ``model``'s verified cached export (see ``onnx_for_network``), named in
     messages by its own path."""

@@ -6,7 +6,9 @@ import numpy as np
 
 from ..data.preprocess import eval_preprocess, prediction_eval
 from ..models import create_model, get_pretrained_cfg
+from ..utils.argtypes import ConfigError
 from ..utils.engines import import_onnxruntime
+from ..utils.errors import UserError
 from .checkpoint_model import model_to_evaluate
 from .onnx_runtime import OnnxClassifier, classifier_for
 
@@ -22,7 +24,7 @@ def imagenet_class_names() -> List[str]:
 
 def read_labels(path: str) -> List[str]:
     """One class name per line of UTF-8 text (a byte-order mark, as spreadsheets save it, is dropped;
-    blank lines are ignored); a binary file is a ValueError naming ``path``."""
+    blank lines are ignored); a binary file is a ``UserError`` naming ``path``."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"--labels {path}: is a directory, not a file of class names")
     if not os.path.isfile(path):
@@ -32,15 +34,15 @@ def read_labels(path: str) -> List[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"--labels {path}: not UTF-8 text (byte {exc.start}); give one class name per line") \
+        raise UserError(f"--labels {path}: not UTF-8 text (byte {exc.start}); give one class name per line") \
             from None
     if "\0" in text:
-        raise ValueError(f"--labels {path}: a binary file (NUL bytes), not class names one per line")
+        raise UserError(f"--labels {path}: a binary file (NUL bytes), not class names one per line")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # the line ends open() reads
     return [line.strip() for line in lines if line.strip()]
 
 
-def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = None, topk: int = 5,
+def predict(model, paths: Sequence[str], *, class_names: Optional[Sequence[str]] = None, topk: int = 5,
             run_config: Optional[dict] = None, batch_size: int = 16) -> List[Dict]:
     """Per path, in order: ``{"file", "top": [{"index", "name", "probability"}...]}`` or ``{"file", "error"}``.
 
@@ -51,14 +53,14 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
     import mindspore as ms
 
     if topk < 1:
-        raise ValueError(f"--topk must be at least 1, got {topk}")
+        raise ConfigError(f"--topk must be at least 1, got {topk}")
     if batch_size < 1:
-        raise ValueError(f"--batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"--batch_size must be at least 1, got {batch_size}")
     names = class_names or getattr(model, "class_names", None)
     if not names and model.num_classes == 1000:
         names = imagenet_class_names()
     if names and len(names) != model.num_classes:
-        raise ValueError(f"{len(names)} class names for a model with {model.num_classes} classes")
+        raise UserError(f"{len(names)} class names for a model with {model.num_classes} classes")
     preprocess = eval_preprocess(model, run_config)
     model.set_train(False)
     results: List[Dict] = [{} for _ in paths]
@@ -96,7 +98,7 @@ def predict(model, paths: Sequence[str], class_names: Optional[Sequence[str]] = 
     return results
 
 
-def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool = False):
+def load_for_prediction(model_name: str, ckpt_path: str = "", *, pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
     run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
     if ckpt_path:
@@ -106,10 +108,10 @@ def load_for_prediction(model_name: str, ckpt_path: str = "", pretrained: bool =
         model = create_model(model_name, pretrained=True)
         model.class_names, model.source = None, f"the published {model_name} weights"
         return model, None
-    raise ValueError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
+    raise ConfigError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
 
-def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
+def load_onnx_for_prediction(model_name: str, *, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
     """(ONNX Runtime classifier, run config or None) for ``--engine onnxruntime``: ``onnx_path`` as given,
     else the checkpoint's (or published) weights exported once into the cache. Class names and
     preprocessing come from the checkpoint when there is one, else from the model's default config."""
@@ -121,9 +123,9 @@ def load_onnx_for_prediction(model_name: str, onnx_path: str = "", ckpt_path: st
         classifier.default_cfg = dict(cfg, input_size=(classifier.in_channels,) + size) if size else cfg
         classifier.class_names, classifier.source = None, classifier.label
         return classifier, None
-    model, run_config = load_for_prediction(model_name, ckpt_path, pretrained)
+    model, run_config = load_for_prediction(model_name, ckpt_path, pretrained=pretrained)
     size = prediction_eval(model, run_config).data.image_resize
-    classifier = classifier_for(onnx_path, model, model_name, size)
+    classifier = classifier_for(onnx_path, model, model_name, image_size=size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
     classifier.source = model.source  # an --onnx_path file recorded these very weights (classifier_for)
     return classifier, run_config

@@ -99,7 +99,8 @@ def _network(settings: Settings, found: _Evaluated, data: Loader, *, chosen: Che
         network.source = found.source
     if not onnx:
         return network
-    exported = found.exported or classifier_for(settings.run.onnx_path, network, found.name, chosen.data.image_resize)
+    exported = found.exported or classifier_for(settings.run.onnx_path, network, found.name,
+                                                   image_size=chosen.data.image_resize)
     if exported.num_classes not in (None, num_classes):
         raise CheckpointError(f"{exported.label}: has {exported.num_classes} classes but {dataset} has {num_classes}")
     return exported

@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 
+from ..utils.errors import UserError
 from .layers import DropPath
 
 NUM_FEATURE_MAPS = 5  # index i is the map at stride 2^(i+1)
@@ -28,7 +29,7 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
         indices = num_maps
     if _is_int(indices):
         if not 0 < indices <= num_maps:
-            raise ValueError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
+            raise UserError(f"{what}: the last n of {num_maps} feature maps needs 1 <= n <= {num_maps}, got {indices}")
         take = list(range(num_maps - indices, num_maps))
     else:
         try:
@@ -40,12 +41,12 @@ def feature_take_indices(num_maps: int, indices: Union[None, int, Sequence[int]]
                             f"(or -{num_maps}..-1), got {indices!r}")
         take = [int(i) + num_maps if i < 0 else int(i) for i in items]
         if not take or any(i not in range(num_maps) for i in take):
-            raise ValueError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
-                             f"got {tuple(items)}")
+            raise UserError(f"{what} must be a non-empty subset of 0..{num_maps - 1} (or -{num_maps}..-1), "
+                            f"got {tuple(items)}")
     return take, max(take)
 
 
-def check_network_args(num_classes: int, in_channels: int, drop_rate: float, drop_path_rate: float,
+def check_network_args(*, num_classes: int, in_channels: int, drop_rate: float, drop_path_rate: float,
                        features_only: bool) -> None:
     """The arguments every network takes, before any cell is built: ``num_classes`` an int >= 0 (0: no
     classifier), ``in_channels`` an int >= 1, the drop rates finite numbers in [0, 1), ``features_only``
@@ -54,31 +55,31 @@ def check_network_args(num_classes: int, in_channels: int, drop_rate: float, dro
         if not _is_int(value):
             raise TypeError(f"{name} must be an int >= {low}, got {value!r}")
         if value < low:
-            raise ValueError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
-                             + f", got {value}")
+            raise UserError(f"{name} must be an int >= {low}" + (" (0: no classifier)" if low == 0 else "")
+                            + f", got {value}")
     for name, value in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
         if not 0 <= value < 1:  # NaN fails too
-            raise ValueError(f"{name} must be a number in [0, 1), got {value}")
+            raise UserError(f"{name} must be a number in [0, 1), got {value}")
     if not isinstance(features_only, bool):
         raise TypeError(f"features_only must be True or False, got {features_only!r}")
 
 
 def check_pool_type(pool_type: str) -> None:
     if pool_type not in POOL_TYPES:
-        raise ValueError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
+        raise UserError(f"global_pool must be one of 'avg', 'max', 'avgmax' or '', got '{pool_type}'")
 
 
-def check_training_switches(frozen_stages: int, norm_eval: bool) -> None:
+def check_training_switches(frozen_stages: int, *, norm_eval: bool) -> None:
     """mmpretrain's ``frozen_stages`` (one of FROZEN_STAGES) and ``norm_eval`` (True or False); anything else
     is a one-line ValueError."""
     if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, numbers.Integral) or \
             frozen_stages not in FROZEN_STAGES:
-        raise ValueError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
-                         f"(the stem and stages 1..i), got {frozen_stages!r}")
+        raise UserError(f"frozen_stages must be -1 (nothing frozen), 0 (the stem) or i in 1..{FROZEN_STAGES[-1]} "
+                        f"(the stem and stages 1..i), got {frozen_stages!r}")
     if not isinstance(norm_eval, bool):
-        raise ValueError(f"norm_eval must be True or False, got {norm_eval!r}")
+        raise UserError(f"norm_eval must be True or False, got {norm_eval!r}")
 
 
 def pin_batchnorm_eval(cell: nn.Cell) -> None:
@@ -160,7 +161,7 @@ class GlobalPool(nn.Cell):
     map passes unchanged (only without a classifier).
     """
 
-    def __init__(self, pool_type: str = "avg", keep_dims: bool = False) -> None:
+    def __init__(self, pool_type: str = "avg", *, keep_dims: bool = False) -> None:
         super().__init__()
         check_pool_type(pool_type)
         self.pool_type, self.keep_dims = pool_type, keep_dims
@@ -193,14 +194,15 @@ class FeatureClassifier(nn.Cell):
 
     stage_names: Tuple[str, ...] = ()
 
-    def __init__(self, in_channels: int, num_classes: int, features_only: bool,
+    def __init__(self, *, in_channels: int, num_classes: int, features_only: bool,
                  out_indices: Union[None, int, Sequence[int]], global_pool: str = "avg", drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
-        check_network_args(num_classes, in_channels, drop_rate, drop_path_rate, features_only)
+        check_network_args(num_classes=num_classes, in_channels=in_channels, drop_rate=drop_rate,
+                           drop_path_rate=drop_path_rate, features_only=features_only)
         if out_indices is not None and not features_only:
-            raise ValueError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
-                             "a features_only model returns)")
+            raise UserError(f"out_indices={out_indices!r} needs features_only=True (it picks the feature maps "
+                            "a features_only model returns)")
         # timm's rule: None is every map, negative indices count from the end, an int n is the last n maps
         out_indices = feature_take_indices(NUM_FEATURE_MAPS, out_indices, "out_indices")[0]
         self.in_channels, self.features_only, self.out_indices = int(in_channels), features_only, tuple(out_indices)
@@ -214,7 +216,7 @@ class FeatureClassifier(nn.Cell):
     def _check_head(num_classes: int, global_pool: str) -> None:
         check_pool_type(global_pool)  # before any cell is built
         if global_pool == "" and num_classes > 0:
-            raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
+            raise UserError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
 
     def _set_up_head(self, feature_maps: Sequence[Tuple[int, int, str]], num_features: int) -> None:
         """Feature info from the five maps' (channels, reduction, module) (its ``out_indices`` the model's
@@ -234,7 +236,7 @@ class FeatureClassifier(nn.Cell):
     def make_classifier(self, num_classes: int) -> nn.Cell:
         raise NotImplementedError
 
-    def _apply_training_switches(self, stem: Sequence[nn.Cell], frozen_stages: int, norm_eval: bool) -> None:
+    def _apply_training_switches(self, stem: Sequence[nn.Cell], *, frozen_stages: int, norm_eval: bool) -> None:
         """Freeze the ``stem`` cells and stages 1..``frozen_stages`` (none for -1) and, with ``norm_eval``,
         pin every BatchNorm in eval mode (see ``check_training_switches``)."""
         if frozen_stages >= 0:
@@ -279,9 +281,9 @@ class FeatureClassifier(nn.Cell):
         if not isinstance(enable, bool):
             raise TypeError(f"set_grad_checkpointing: enable must be True or False, got {enable!r}")
         if enable and any(isinstance(cell, DropPath) and cell.drop_prob > 0 for _, cell in self.cells_and_names()):
-            raise ValueError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
-                             "drop-path mask, so its gradients would not match the loss; build the model with "
-                             "drop_path_rate=0 or train without gradient checkpointing")
+            raise UserError("set_grad_checkpointing: not with drop_path_rate > 0: a recomputed block draws a new "
+                            "drop-path mask, so its gradients would not match the loss; build the model with "
+                            "drop_path_rate=0 or train without gradient checkpointing")
         for _, cell in self.cells_and_names():  # the network and the cells that call blocks (DLA trees)
             if "grad_checkpointing" in vars(cell):
                 cell.grad_checkpointing = enable
@@ -304,7 +306,7 @@ class FeatureClassifier(nn.Cell):
                 maps += (x,)
         return maps
 
-    def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, norm: bool = False,
+    def forward_intermediates(self, x: Tensor, indices: Union[None, int, Sequence[int]] = None, *, norm: bool = False,
                               stop_early: bool = False, output_fmt: str = "NCHW",
                               intermediates_only: bool = False):
         """timm's contract: ``(final map, [maps at indices])``, or just the list with ``intermediates_only``.
@@ -315,13 +317,13 @@ class FeatureClassifier(nn.Cell):
         have no final norm layer. Only ``output_fmt="NCHW"``.
         """
         if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
+            raise UserError(f"output_fmt must be 'NCHW' (these are convolutional maps), got '{output_fmt}'")
         take, max_index = feature_take_indices(NUM_FEATURE_MAPS, indices)
         maps = self.feature_maps(x, max_index if stop_early else NUM_FEATURE_MAPS - 1)
         intermediates = [m for i, m in enumerate(maps) if i in take]
         return intermediates if intermediates_only else (maps[-1], intermediates)
 
-    def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, prune_norm: bool = False,
+    def prune_intermediate_layers(self, indices: Union[None, int, Sequence[int]] = 1, *, prune_norm: bool = False,
                                   prune_head: bool = True) -> List[int]:
         """Replace the stages after the last map of ``indices`` by identities and, with ``prune_head``,
         remove the pool and classifier (``reset_classifier(0, "")``); returns the kept indices (timm)."""
@@ -337,7 +339,7 @@ class FeatureClassifier(nn.Cell):
         """(N, C, H, W) image -> (N, num_features, H / 32, W / 32) final feature map."""
         return self.feature_maps(x)[-1]
 
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+    def forward_head(self, x: Tensor, *, pre_logits: bool = False) -> Tensor:
         """Final map -> logits (N, num_classes), or the pooled features (N, num_features) with
         ``pre_logits`` or without a classifier (the map itself when ``global_pool=""``)."""
         x = self.pool(x)

@@ -11,11 +11,12 @@ from typing import List, Optional, Sequence, Tuple
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
+from ..utils.errors import UserError
 from ..weights.names import DLA_STEM_CONV
 from .base import FeatureClassifier, check_training_switches
-from .factory import build_variant
+from .factory import build_model_with_cfg
 from .layers import conv_bn, run_block
-from .registry import Variant, register_variants
+from .registry import Variant, register_model
 from .res2net import Bottle2neck, official_cfg
 
 __all__ = ["DlaRoot", "DlaTree", "Res2NetDLA"]
@@ -47,7 +48,7 @@ class DlaTree(nn.Cell):
     the backward pass.
     """
 
-    def __init__(self, levels: int, in_channels: int, out_channels: int, stride: int, block_args: dict,
+    def __init__(self, levels: int, in_channels: int, out_channels: int, *, stride: int, block_args: dict,
                  drop_path_rates: List[float], level_root: bool = False, root_channels: int = 0) -> None:
         super().__init__()
         root_channels = (root_channels or 2 * out_channels) + (in_channels if level_root else 0)
@@ -65,18 +66,19 @@ class DlaTree(nn.Cell):
                 self.project = nn.SequentialCell(*conv_bn(in_channels, out_channels, 1))
             self.root = DlaRoot(root_channels, out_channels)
         else:  # the official code builds a `project` here too, but never uses it (see unused_weight_prefixes)
-            self.tree1 = DlaTree(levels - 1, in_channels, out_channels, stride, block_args, drop_path_rates)
-            self.tree2 = DlaTree(levels - 1, out_channels, out_channels, 1, block_args, drop_path_rates,
-                                 root_channels=root_channels + out_channels)
+            self.tree1 = DlaTree(levels - 1, in_channels, out_channels, stride=stride, block_args=block_args,
+                                 drop_path_rates=drop_path_rates)
+            self.tree2 = DlaTree(levels - 1, out_channels, out_channels, stride=1, block_args=block_args,
+                                 drop_path_rates=drop_path_rates, root_channels=root_channels + out_channels)
 
     def construct(self, x: Tensor, children: Tuple[Tensor, ...] = ()) -> Tensor:
         bottom = x if self.downsample is None else self.downsample(x)
         if self.level_root:
             children = children + (bottom,)
         if self.levels == 1:
-            x1 = run_block(self.tree1, self.grad_checkpointing, x,
-                           bottom if self.project is None else self.project(bottom))
-            x2 = run_block(self.tree2, self.grad_checkpointing, x1)
+            x1 = run_block(self.tree1, x, bottom if self.project is None else self.project(bottom),
+                           checkpoint=self.grad_checkpointing)
+            x2 = run_block(self.tree2, x1, checkpoint=self.grad_checkpointing)
             return self.root((x2, x1) + children)
         x1 = self.tree1(x)
         return self.tree2(x1, children + (x1,))
@@ -87,8 +89,8 @@ def _check_input_size(height: int, width: int) -> None:
     """Sides of 32k or 32k - 1 pixels, where every tree's 2x2 max-pool and stride-2 convolution agree
     (checked when the graph is built, in either mode)."""
     if (height + 1) // 2 % 16 or (width + 1) // 2 % 16:
-        raise ValueError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
-                         f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
+        raise UserError(f"Res2Net-DLA takes images whose sides are 32k or 32k - 1 pixels (as the official DLA: "
+                        f"its 2x2 max-pools and stride-2 convolutions must agree), got {height}x{width}")
 
 
 class Res2NetDLA(FeatureClassifier):
@@ -111,19 +113,20 @@ class Res2NetDLA(FeatureClassifier):
     """
 
     def __init__(self, levels: Sequence[int] = (1, 2, 3, 1), channels: Sequence[int] = (16, 16, 32, 128, 256, 512,
-                 1024), scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
+                 1024), *, scale: int = 4, cardinality: int = 1, base_width: int = 28, num_classes: int = 1000,
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  features_only: bool = False, out_indices: Optional[Sequence[int]] = None,
                  global_pool: str = "avg", output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+        super().__init__(in_channels=in_channels, num_classes=num_classes, features_only=features_only,
+                         out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if output_stride != 32 or frozen_stages != -1:
-            raise ValueError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
-                             f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
-        check_training_switches(frozen_stages, norm_eval)
+            raise UserError(f"Res2Net-DLA supports neither output_stride nor frozen_stages (got output_stride="
+                            f"{output_stride!r}, frozen_stages={frozen_stages!r}); use a Res2Net variant")
+        check_training_switches(frozen_stages, norm_eval=norm_eval)
         if len(levels) != 4 or len(channels) != 7:
-            raise ValueError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
+            raise UserError(f"levels must give 4 tree depths and channels 7 widths, got {levels} and {channels}")
         self.base_layer = nn.SequentialCell(
             nn.Conv2d(self.in_channels, channels[0], 7, pad_mode="pad", padding=3, has_bias=False),
             nn.BatchNorm2d(channels[0], eps=1e-5, momentum=0.9), nn.ReLU())
@@ -135,8 +138,9 @@ class Res2NetDLA(FeatureClassifier):
         for index, depth in enumerate(levels):
             out = channels[index + 3]
             width = int(math.floor(out * base_width / 64.0)) * cardinality // 2
-            tree = DlaTree(depth, channels[index + 2], out, 2, dict(width=width, scale=scale, cardinality=cardinality),
-                           rates, level_root=index > 0)
+            tree = DlaTree(depth, channels[index + 2], out, stride=2,
+                           block_args=dict(width=width, scale=scale, cardinality=cardinality), drop_path_rates=rates,
+                           level_root=index > 0)
             setattr(self, f"level{index + 2}", tree)
             self.unused_weight_prefixes += [".".join(filter(None, (f"level{index + 2}", name, "project."))) for name, cell
                                             in tree.cells_and_names() if getattr(cell, "has_unused_project", False)]
@@ -145,7 +149,7 @@ class Res2NetDLA(FeatureClassifier):
             if isinstance(cell, nn.Conv2d) and cell is not self.fc:
                 cell.weight.set_data(init.initializer(init.HeNormal(mode="fan_out", nonlinearity="relu"),
                                                       cell.weight.shape, cell.weight.dtype))
-        self._apply_training_switches((), frozen_stages, norm_eval)
+        self._apply_training_switches((), frozen_stages=frozen_stages, norm_eval=norm_eval)
 
     stage_names = ("level2", "level3", "level4", "level5")
     pool_keeps_dims = True
@@ -167,22 +171,32 @@ class Res2NetDLA(FeatureClassifier):
 # Variants and their published weights
 
 
-# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name), as in res2net.py
+# name: Variant(constructor arguments, {tag: default cfg}, official long name), as in res2net.py
 VARIANTS = {
-    "res2net_dla60": Variant("Res2Net-DLA-60 (official dla.py): 20.85M parameters used (the official count of "
-                             "21.15M includes 15 unused).", dict(cardinality=1, base_width=28), {
+    "res2net_dla60": Variant(dict(cardinality=1, base_width=28), {
         "official_in1k": official_cfg("res2net_dla60_4s-d88db7f9.pth", 78.47, first_conv=DLA_STEM_CONV)},
         "dla60_res2net"),
-    "res2next_dla60": Variant("Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used.",
-                              dict(cardinality=8, base_width=4), {
+    "res2next_dla60": Variant(dict(cardinality=8, base_width=4), {
         "official_in1k": official_cfg("res2next_dla60_4s-d327927b.pth", 78.45, first_conv=DLA_STEM_CONV)},
         "dla60_res2next"),
 }
 
 
-def _build(name: str, pretrained: bool, kwargs: dict) -> Res2NetDLA:
-    return build_variant(Res2NetDLA, VARIANTS, name, pretrained, kwargs)
+def _create(name: str, pretrained: bool, **kwargs) -> Res2NetDLA:
+    """The network of row ``VARIANTS[name]``, with weights as asked (the arguments of ``create_model``)."""
+    return build_model_with_cfg(Res2NetDLA, name, pretrained, arch=VARIANTS[name].arch, **kwargs)
 
 
-globals().update(register_variants(VARIANTS, _build, __name__))  # res2net_dla60(), res2next_dla60()
+@register_model
+def res2net_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2Net-DLA-60 (official dla.py): 20.85M parameters used (21.15M counted with 15 unused)."""
+    return _create("res2net_dla60", pretrained, **kwargs)
+
+
+@register_model
+def res2next_dla60(pretrained: bool = False, **kwargs) -> Res2NetDLA:
+    """Res2NeXt-DLA-60 (official dla.py), cardinality 8: 17.03M parameters used."""
+    return _create("res2next_dla60", pretrained, **kwargs)
+
+
 __all__ += list(VARIANTS)

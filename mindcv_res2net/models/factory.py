@@ -7,30 +7,31 @@ from mindspore import nn
 from ..weights import CheckpointError, load_checkpoint, read_checkpoint
 from ..weights.checkpoint_layout import describe_checkpoint
 from ..utils.download import download_weights
+from ..utils.errors import UserError
 from .registry import get_pretrained_cfg, model_entrypoint, split_model_name
 
 
 FEATURE_CLASSES = (None, "list", "getter")  # timm's feature_cls values that mean our features_only model
 
 
-def _check_feature_cls(feature_cls, features_only: bool) -> None:
+def _check_feature_cls(feature_cls, *, features_only: bool) -> None:
     """timm's ``feature_cls``: its default (None, ``'list'``) and ``'getter'`` both give our tuple of maps."""
     if feature_cls is not None and not features_only:
-        raise ValueError(f"feature_cls={feature_cls!r} needs features_only=True")
+        raise UserError(f"feature_cls={feature_cls!r} needs features_only=True")
     if (feature_cls.lower() if isinstance(feature_cls, str) else feature_cls) not in FEATURE_CLASSES:
-        raise ValueError(f"feature_cls must be 'getter' or 'list' (timm's default), got {feature_cls!r}")
+        raise UserError(f"feature_cls must be 'getter' or 'list' (timm's default), got {feature_cls!r}")
 
 
 def _in_channels(kwargs: dict, default: int) -> int:
     """``in_channels``, or timm's name for it, ``in_chans`` (popped from ``kwargs``); ``default`` if neither."""
     in_chans, in_channels = kwargs.pop("in_chans", None), kwargs.get("in_channels")
     if in_chans is not None and in_channels is not None and in_chans != in_channels:
-        raise ValueError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
-                         "for in_channels, give one of them")
+        raise UserError(f"in_chans={in_chans} and in_channels={in_channels} disagree: in_chans is timm's name "
+                        "for in_channels, give one of them")
     return next((c for c in (in_channels, in_chans) if c is not None), default)
 
 
-def _check_weights_args(checkpoint_path, pretrained: bool, ema) -> Optional[str]:
+def _check_weights_args(checkpoint_path, *, pretrained: bool, ema) -> Optional[str]:
     """``checkpoint_path`` as a str (None for None or ""), after checking it and ``ema``: a path is a str
     or os.PathLike, ``ema`` True, False or None, and ``ema=True`` needs weights to pick the EMA ones from
     (a flag that would be ignored is an error; False, mindcv's default, asks for nothing)."""
@@ -39,27 +40,31 @@ def _check_weights_args(checkpoint_path, pretrained: bool, ema) -> Optional[str]
     if ema is not None and not isinstance(ema, bool):
         raise TypeError(f"ema must be True, False or None, got {ema!r}")
     if ema and not (checkpoint_path or pretrained):
-        raise ValueError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
-                         "(or drop ema)")
+        raise UserError("ema=True loads a checkpoint's EMA weights, but no weights are loaded: give checkpoint_path "
+                        "(or drop ema)")
     return os.fspath(checkpoint_path) if checkpoint_path else None
 
 
-def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pretrained_tag: Optional[str] = None,
+def build_model_with_cfg(model_cls, name: str, pretrained: bool, *, arch: dict, pretrained_tag: Optional[str] = None,
                          checkpoint_path: Optional[str] = None, ema: Optional[bool] = None, feature_cls=None,
                          **kwargs) -> nn.Cell:
-    """Build ``model_cls(**arch, **kwargs)``, attach its default config and load weights if asked.
+    """Build ``model_cls(**arch, **kwargs)`` (``arch``: the constructor arguments of ``name``'s ``VARIANTS``
+    row), attach its default config and load weights if asked.
 
     ``checkpoint_path`` (any format the converter reads) or ``pretrained``, which downloads the published
     weights of ``pretrained_tag`` (default: the best-scoring ones) into the cache; ``ema`` picks the
     file's weights (see ``network_weights``). timm's names: ``in_chans`` for ``in_channels`` (default:
     the config's input channels), ``feature_cls`` (None, ``'list'`` or ``'getter'``, with ``features_only``).
     """
-    checkpoint_path = _check_weights_args(checkpoint_path, pretrained, ema)
+    checkpoint_path = _check_weights_args(checkpoint_path, pretrained=pretrained, ema=ema)
     if pretrained and checkpoint_path:
-        raise ValueError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
-                         "load either the published weights or a file")
-    _check_feature_cls(feature_cls, kwargs.get("features_only", False))
+        raise UserError(f"pretrained and checkpoint_path ({checkpoint_path}) are mutually exclusive: "
+                        "load either the published weights or a file")
+    _check_feature_cls(feature_cls, features_only=kwargs.get("features_only", False))
     cfg = get_pretrained_cfg(name, pretrained_tag)
+    if pretrained and not cfg.get("url"):  # before the network is built
+        raise UserError(f"model '{name}' has no published weights; train it or pass a weight file "
+                        "(checkpoint_path= in Python, --ckpt_path on the command line)")
     kwargs["in_channels"] = _in_channels(kwargs, cfg["input_size"][0])
     model = model_cls(**arch, **kwargs)
     model.default_cfg = model.pretrained_cfg = dict(cfg, architecture=name, tag=pretrained_tag,
@@ -67,28 +72,23 @@ def build_model_with_cfg(model_cls, name: str, pretrained: bool, arch: dict, pre
     new_classifier = model.num_classes != cfg["num_classes"]
     new_in_channels = kwargs["in_channels"] != cfg["input_size"][0]
     if checkpoint_path:
-        load_checkpoint(model, checkpoint_path, new_classifier, new_in_channels, ema=ema)
+        load_checkpoint(model, checkpoint_path, new_classifier=new_classifier, new_in_channels=new_in_channels,
+                        ema=ema)
     elif pretrained:
-        if not cfg.get("url"):
-            raise ValueError(f"model '{name}' has no published weights; train it or pass a weight file "
-                             "(checkpoint_path= in Python, --ckpt_path on the command line)")
-        path = download_weights(cfg["url"], cfg["file_name"], cfg["sha256"], validate=read_checkpoint)
+        path = download_weights(cfg["url"], cfg["file_name"], sha256_prefix=cfg["sha256"], validate=read_checkpoint)
         try:
             state, _ = read_checkpoint(path)
         except CheckpointError as exc:  # a cached file damaged (or placed) after its download
             raise CheckpointError(f"{exc} (the cached download of {cfg['url']}: delete it to download it again)") \
                 from None
-        load_checkpoint(model, path, new_classifier, new_in_channels, state=state, ema=ema)
+        load_checkpoint(model, path, new_classifier=new_classifier, new_in_channels=new_in_channels, state=state,
+                        ema=ema)
     return model
 
 
-def build_variant(model_cls, variants: dict, name: str, pretrained: bool, kwargs: dict) -> nn.Cell:
-    """A registered variant of ``model_cls``: its architecture from its row ``variants[name]`` (a ``Variant``)."""
-    return build_model_with_cfg(model_cls, name, pretrained, variants[name].arch, **kwargs)
-
-
-def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1000, in_channels: Optional[int] = None,
-                 checkpoint_path: Union[None, str, os.PathLike] = "", features_only: bool = False,
+def create_model(model_name: str, pretrained: bool = False, *, num_classes: int = 1000,
+                 in_channels: Optional[int] = None, checkpoint_path: Union[None, str, os.PathLike] = "",
+                 features_only: bool = False,
                  out_indices: Union[None, int, Sequence[int]] = None, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, global_pool: str = "avg", ema: Optional[bool] = None,
                  auto_mapping: bool = False, **kwargs) -> nn.Cell:
@@ -130,7 +130,7 @@ def create_model(model_name: str, pretrained: bool = False, num_classes: int = 1
                    checkpoint_path=checkpoint_path, ema=ema, **network)
 
 
-def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None,
+def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None, *,
                                  ema: Optional[bool] = None, contents: Optional[tuple] = None, **kwargs) -> nn.Cell:
     """A model with exactly the network a checkpoint holds, trained head included, for inference or export.
 
@@ -141,7 +141,7 @@ def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_clas
     ``train.run_folder.run_config`` converts). ``contents``: the file's ``(state, metadata)`` when the caller
     has read it already (``read_checkpoint(checkpoint_path)``), so that it is read once.
     """
-    _check_weights_args(checkpoint_path, False, ema)
+    _check_weights_args(checkpoint_path, pretrained=False, ema=ema)
     state, metadata = contents or read_checkpoint(checkpoint_path)  # read once: the head's shape and the weights
     info = describe_checkpoint(state, metadata, checkpoint_path)
     if num_classes is not None and num_classes != info["num_classes"]:

@@ -42,15 +42,15 @@ class SqueezeExcite(nn.Cell):
         return x * self.sigmoid(self.fc2(self.relu(self.fc1(ops.mean(x, (2, 3), keep_dims=True)))))
 
 
-def run_block(block: nn.Cell, checkpoint: bool, *args):
-    """``block(*args)``; with ``checkpoint`` under ``mindspore.recompute``, which recomputes the block's
+def run_block(block: nn.Cell, *inputs, checkpoint: bool):
+    """``block(*inputs)``; with ``checkpoint`` under ``mindspore.recompute``, which recomputes the block's
     activations in the backward pass instead of keeping them (gradient checkpointing)."""
     if checkpoint:
-        return recompute(block, *args)
-    return block(*args)
+        return recompute(block, *inputs)
+    return block(*inputs)
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
             dilation: int = 1) -> list:
     """[Conv2d (no bias, 'same'-style padding ``dilation * (k // 2)``), BatchNorm2d] as a list of cells."""
     return [
@@ -74,7 +74,7 @@ class Pool2dPad(nn.Cell):
     ReLU). Input (N, C, H, W), output (N, C, H', W').
     """
 
-    def __init__(self, kind: str, kernel_size: int, stride: int, padding: int, explicit_pad: bool = False,
+    def __init__(self, kind: str, kernel_size: int, stride: int, *, padding: int, explicit_pad: bool = False,
                  count_include_pad: bool = True) -> None:
         super().__init__()
         if kind not in ("max", "avg"):
@@ -107,7 +107,7 @@ class Pool2dPad(nn.Cell):
             (", exclusive" if self.exclusive else "") + (", explicit_pad" if self.explicit_pad else "")
 
     def with_explicit_pad(self) -> "Pool2dPad":
-        return Pool2dPad(self.kind, self.kernel_size, self.stride, self.padding, explicit_pad=True,
+        return Pool2dPad(self.kind, self.kernel_size, self.stride, padding=self.padding, explicit_pad=True,
                          count_include_pad=self.count_include_pad)
 
 
@@ -122,7 +122,7 @@ class AvgPool2dCeil(nn.Cell):
     (the fraction of real pixels in each window). Input (N, C, H, W), output (N, C, ceil(H/size), ceil(W/size)).
     """
 
-    def __init__(self, size: int, explicit_pad: bool = False) -> None:
+    def __init__(self, size: int, *, explicit_pad: bool = False) -> None:
         super().__init__()
         self.size, self.explicit_pad = size, explicit_pad
         if explicit_pad:

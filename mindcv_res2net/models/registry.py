@@ -2,76 +2,49 @@
 import difflib
 import fnmatch
 import re
+import sys
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+from ..utils.errors import UserError
 
 _builders: Dict[str, Callable] = {}
 _aliases: Dict[str, str] = {}
 _pretrained_cfgs: Dict[str, Dict[str, dict]] = {}  # name -> {tag: cfg}, best-scoring tag first
 
 
+class Variant(NamedTuple):
+    """One row of a module's ``VARIANTS`` table, keyed there by the model's name: the network class's
+    constructor arguments ``arch``, the default configs of its weights ``{tag: cfg}`` ('' as the only tag:
+    none published) and its official long ``alias``. The module writes out one builder per row."""
+
+    arch: dict
+    cfgs: Dict[str, dict]
+    alias: Optional[str] = None
+
+
 def register_model(fn: Callable) -> Callable:
-    """Decorator: register a builder under its function name (``@register_model def res2net50(...)``)."""
-    _builders[fn.__name__] = fn
+    """Decorator: register a builder under its function name (``@register_model def res2net50(...)``), as
+    timm's. When the builder's module has a ``VARIANTS`` row of that name, its weights' configs and its
+    alias are registered with it. A name registered by another module is an error (the same module may
+    define it again: a reload)."""
+    name = fn.__name__
+    previous = _builders.get(name)
+    if previous is not None and previous.__module__ != fn.__module__:
+        raise ValueError(f"{fn.__module__}: model {name!r} is already registered (by {previous.__module__})")
+    _builders[name] = fn
+    table = getattr(sys.modules.get(fn.__module__), "VARIANTS", None)
+    row = table.get(name) if isinstance(table, dict) else None
+    if isinstance(row, Variant):
+        ranked = sorted(row.cfgs.items(), key=lambda item: -(item[1].get("top1") or 0.0))
+        _pretrained_cfgs[name] = dict(ranked)  # best-scoring tag first
+        if row.alias:
+            _aliases[row.alias] = name
     return fn
 
 
 def _module_of(name: str) -> str:
     """The module a model is defined in, by its last name part ("res2net", "dla"), as timm and mindcv group them."""
     return _builders[name].__module__.rsplit(".", 1)[-1]
-
-
-def register_alias(alias: str, name: str) -> None:
-    """Make ``alias`` (e.g. the official long name ``res2net50_26w_4s``) build model ``name``."""
-    _aliases[alias] = name
-
-
-def register_pretrained_cfgs(name: str, cfgs: Dict[str, dict]) -> None:
-    """Attach the default configs of model ``name`` keyed by weight tag; '' means no published weights."""
-    ranked = sorted(cfgs.items(), key=lambda item: -(item[1].get("top1") or 0.0))
-    _pretrained_cfgs[name] = dict(ranked)
-
-
-class Variant(NamedTuple):
-    """One row of a module's ``VARIANTS`` table, keyed there by the model's name: a one-line ``summary``
-    (its builder's docstring), the network class's constructor arguments ``arch``, the default configs
-    of its weights ``{tag: cfg}`` ('' as the only tag: none published) and its official long ``alias``."""
-
-    summary: str
-    arch: dict
-    cfgs: Dict[str, dict]
-    alias: Optional[str] = None
-
-
-def _variant_builder(name: str, variant: Variant, build: Callable, module: str) -> Callable:
-    """The builder function ``name(pretrained=False, **kwargs)`` of one row, as if written in ``module``."""
-
-    def builder(pretrained: bool = False, **kwargs):
-        return build(name, pretrained, kwargs)
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__module__ = module
-    arch = ", ".join(f"{key}={value!r}" for key, value in variant.arch.items())
-    builder.__doc__ = (f"{variant.summary}\n\nConstructor arguments: {arch}.\n``pretrained=True`` loads its best "
-                       "published weights (an error if it has none); other keyword arguments as for ``create_model``.")
-    return builder
-
-
-def register_variants(variants: Dict[str, Variant], build: Callable, module: str) -> Dict[str, Callable]:
-    """Register every row of a ``VARIANTS`` table: its weights' configs, its alias and a builder function
-    named after it that calls ``build(name, pretrained, kwargs)``. Returns the builders by name, for
-    ``module`` (their ``__module__``: ``list_models(module=...)`` groups by it) to bind as its own.
-    A name registered before is an error: each model has exactly one row."""
-    taken = sorted(set(variants) & set(_builders))
-    if taken:
-        raise ValueError(f"{module}: model {', '.join(map(repr, taken))} is already registered "
-                         f"(by {', '.join(sorted({_builders[name].__module__ for name in taken}))})")
-    builders = {}
-    for name, variant in variants.items():
-        builders[name] = register_model(_variant_builder(name, variant, build, module))
-        register_pretrained_cfgs(name, variant.cfgs)
-        if variant.alias:
-            register_alias(variant.alias, name)
-    return builders
 
 
 def split_model_name(model_name: str) -> Tuple[str, Optional[str]]:
@@ -98,7 +71,7 @@ def resolve_name(model_name: str) -> str:
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_builders))}"
         path = " (a registered name, not a path: weight files are checkpoint_path= or --ckpt_path)" \
             if looks_like_path else ""
-        raise ValueError(f"unknown model {model_name!r}{path}{hint}")
+        raise UserError(f"unknown model {model_name!r}{path}{hint}")
     return name
 
 
@@ -124,7 +97,7 @@ def get_pretrained_cfg(model_name: str, tag: Optional[str] = None) -> dict:
         return dict(next(iter(cfgs.values())))
     if tag not in cfgs:
         available = ", ".join(f"{name}.{t}" for t in cfgs if t) or "none"
-        raise ValueError(f"model '{name}' has no pretrained tag '{tag}'; available: {available}")
+        raise UserError(f"model '{name}' has no pretrained tag '{tag}'; available: {available}")
     return dict(cfgs[tag])
 
 
@@ -136,7 +109,7 @@ def _matches(candidate: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(candidate, p) or fnmatch.fnmatch(base, p) for p in patterns)
 
 
-def _tagged_names(name: str, pretrained: bool) -> List[str]:
+def _tagged_names(name: str, *, pretrained: bool) -> List[str]:
     """``name.tag`` for each weight tag of ``name`` (only published ones with ``pretrained``); the bare
     ``name`` when it has no tag (no published weights)."""
     cfgs = _pretrained_cfgs.get(_aliases.get(name, name), {})
@@ -153,9 +126,9 @@ def _patterns(value, what: str) -> List[str]:
     return [p for p in items if p]
 
 
-def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool = False, exclude_filters: Patterns = "",
-                name_matches_cfg: bool = False, include_tags: Optional[bool] = None, include_aliases: bool = False,
-                pattern: Optional[Patterns] = None) -> List[str]:
+def list_models(filter: Patterns = "", module: Patterns = "", *, pretrained: bool = False,
+                exclude_filters: Patterns = "", name_matches_cfg: bool = False, include_tags: Optional[bool] = None,
+                include_aliases: bool = False, pattern: Optional[Patterns] = None) -> List[str]:
     """Sorted model names, as timm's and mindcv's ``list_models``.
 
     ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
@@ -175,8 +148,8 @@ def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool =
     modules = _patterns(module, "module")
     unknown = sorted(set(modules) - set(list_modules()))
     if unknown:
-        raise ValueError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(list_modules())}")
+        raise UserError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
+                        f"known: {', '.join(list_modules())}")
     names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
     if modules:
         names = [n for n in names if _module_of(_aliases.get(n, n)) in modules]
@@ -185,7 +158,7 @@ def list_models(filter: Patterns = "", module: Patterns = "", pretrained: bool =
     if pretrained:
         names = [n for n in names if is_model_pretrained(n)]
     if pretrained if include_tags is None else include_tags:
-        names = [tagged for n in names for tagged in _tagged_names(n, pretrained)]
+        names = [tagged for n in names for tagged in _tagged_names(n, pretrained=pretrained)]
     return [n for n in names if _matches(n, include) and not (exclude and _matches(n, exclude))]
 
 

@@ -12,11 +12,12 @@ from typing import Optional, Sequence
 from mindspore import Tensor, lazy_inline, nn, ops
 from mindspore.common import initializer as init
 
+from ..utils.errors import UserError
 from ..weights.names import CLASSIFIER, DEEP_STEM_CONV, STEM_CONV
 from .base import FeatureClassifier, check_training_switches
-from .factory import build_variant
+from .factory import build_model_with_cfg
 from .layers import AvgPool2dCeil, AvgPool2dSame, DropPath, Pool2dPad, SqueezeExcite, conv_bn, run_block
-from .registry import Variant, register_variants
+from .registry import Variant, register_model
 
 __all__ = ["Bottle2neck", "Res2Net"]
 
@@ -42,7 +43,7 @@ class Bottle2neck(nn.Cell):
     expansion = 4
 
     @lazy_inline(policy="front")
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: Optional[nn.Cell] = None,
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, downsample: Optional[nn.Cell] = None,
                  base_width: int = 26, scale: int = 4, cardinality: int = 1, is_stage_block: bool = False,
                  drop_path: float = 0.0, exclusive_pool: bool = False, width: Optional[int] = None,
                  out_channels: Optional[int] = None, se_reduction: int = 0, dilation: int = 1) -> None:
@@ -135,23 +136,24 @@ class Res2Net(FeatureClassifier):
     too), or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
     """
 
-    def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, cardinality: int = 1,
+    def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, *, cardinality: int = 1,
                  deep_stem: bool = False, avg_down: bool = False, stage_blocks: str = "first",
                  exclusive_pool: bool = False, se_reduction: int = 0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0, features_only: bool = False,
                  out_indices: Optional[Sequence[int]] = None, global_pool: str = "avg",
                  zero_init_last: bool = True, output_stride: int = 32, frozen_stages: int = -1,
                  norm_eval: bool = False) -> None:
-        super().__init__(in_channels, num_classes, features_only, out_indices, global_pool, drop_rate=drop_rate,
+        super().__init__(in_channels=in_channels, num_classes=num_classes, features_only=features_only,
+                         out_indices=out_indices, global_pool=global_pool, drop_rate=drop_rate,
                          drop_path_rate=drop_path_rate)
         if len(layers) != 4:
-            raise ValueError(f"layers must give 4 stage depths, got {tuple(layers)}")
+            raise UserError(f"layers must give 4 stage depths, got {tuple(layers)}")
         if isinstance(output_stride, bool) or not isinstance(output_stride, numbers.Integral) or \
                 output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
-        check_training_switches(frozen_stages, norm_eval)
+            raise UserError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        check_training_switches(frozen_stages, norm_eval=norm_eval)
         if stage_blocks not in ("first", "strided"):
-            raise ValueError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
+            raise UserError(f"stage_blocks must be 'first' or 'strided', got '{stage_blocks}'")
         self.base_width, self.scale, self.cardinality = base_width, scale, cardinality
         self.avg_down = avg_down
         self.stage_blocks, self.exclusive_pool, self.se_reduction = stage_blocks, exclusive_pool, se_reduction
@@ -184,16 +186,17 @@ class Res2Net(FeatureClassifier):
             else:
                 net_stride *= stage_stride
                 stride = stage_stride
-            layer = self._make_layer(in_planes, planes, depth, stride, rates, dilation, prev_dilation,
+            layer = self._make_layer(in_planes, planes, depth, stride=stride, drop_path_rates=rates, dilation=dilation,
+                                     first_dilation=prev_dilation,
                                      is_stage_block=stage_blocks == "first" or stage_stride != 1)
             setattr(self, f"layer{stage + 1}", layer)
             in_planes = planes * Bottle2neck.expansion
             feature_maps.append((in_planes, net_stride, f"layer{stage + 1}"))
         self._set_up_head(feature_maps, in_planes)
         self._init_weights(zero_init_last)
-        self._apply_training_switches((self.conv1, self.bn1), frozen_stages, norm_eval)
+        self._apply_training_switches((self.conv1, self.bn1), frozen_stages=frozen_stages, norm_eval=norm_eval)
 
-    def _make_layer(self, in_planes: int, planes: int, depth: int, stride: int, drop_path_rates, dilation: int,
+    def _make_layer(self, in_planes: int, planes: int, depth: int, *, stride: int, drop_path_rates, dilation: int,
                     first_dilation: int, is_stage_block: bool) -> nn.SequentialCell:
         """One stage: the first block strides by ``stride`` (1 in a dilated stage) with 3x3 dilation
         ``first_dilation``, the others keep the size with ``dilation``; ``is_stage_block`` marks the first
@@ -209,7 +212,7 @@ class Res2Net(FeatureClassifier):
                 downsample = nn.SequentialCell(conv, bn)
         arch = dict(base_width=self.base_width, scale=self.scale, cardinality=self.cardinality,
                     exclusive_pool=self.exclusive_pool, se_reduction=self.se_reduction)
-        blocks = [Bottle2neck(in_planes, planes, stride, downsample, is_stage_block=is_stage_block,
+        blocks = [Bottle2neck(in_planes, planes, stride, downsample=downsample, is_stage_block=is_stage_block,
                               drop_path=drop_path_rates[0], dilation=first_dilation, **arch)]
         blocks += [Bottle2neck(out_channels, planes, drop_path=rate, dilation=dilation, **arch)
                    for rate in drop_path_rates[1:]]
@@ -238,7 +241,7 @@ class Res2Net(FeatureClassifier):
         if not self.grad_checkpointing or not isinstance(stage, nn.SequentialCell):  # pruned: an Identity
             return stage(x)
         for block in stage:
-            x = run_block(block, True, x)
+            x = run_block(block, x, checkpoint=True)
         return x
 
     def make_classifier(self, num_classes: int) -> nn.Cell:
@@ -254,7 +257,7 @@ PADDLE_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 MMPRETRAIN_URL = "https://download.openmmlab.com/mmclassification/v0/res2net/"
 
 
-def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Optional[float] = None,
+def _cfg(url: str = "", source: str = "", *, top1: Optional[float] = None, top5: Optional[float] = None,
          deep_stem: bool = False, hashed_name: bool = True, first_conv: Optional[str] = None) -> dict:
     """Default config of one weight file. ``sha256`` is the 8-hex prefix in the file name ("" when the
     source publishes no hash: ``hashed_name=False``)."""
@@ -269,21 +272,21 @@ def _cfg(url: str = "", source: str = "", top1: Optional[float] = None, top5: Op
 
 
 def official_cfg(file_name: str, top1: float, **kw) -> dict:
-    return _cfg(OFFICIAL_URL + file_name, "official", top1, **kw)
+    return _cfg(OFFICIAL_URL + file_name, "official", top1=top1, **kw)
 
 
 def _mindcv(file_name: str, top1: float, top5: float, **kw) -> dict:
-    return _cfg(MINDCV_URL + file_name, "mindcv", top1, top5, **kw)
+    return _cfg(MINDCV_URL + file_name, "mindcv", top1=top1, top5=top5, **kw)
 
 
 def _mmpretrain(file_name: str, top1: float) -> dict:
     """mmpretrain's re-hosting of an official file under its own key names (``backbone.``, ``head.fc.``)."""
-    return _cfg(MMPRETRAIN_URL + file_name, "mmpretrain", top1)
+    return _cfg(MMPRETRAIN_URL + file_name, "mmpretrain", top1=top1)
 
 
 def _paddle(model: str, top1: float, top5: float, **kw) -> dict:
     """PaddleClas' dygraph weights of ``model`` (e.g. Res2Net50_vd_26w_4s_ssld); their names carry no hash."""
-    return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1, top5, hashed_name=False, **kw)
+    return _cfg(f"{PADDLE_URL}{model}_pretrained.pdparams", "paddle", top1=top1, top5=top5, hashed_name=False, **kw)
 
 
 _R50, _R101, _R152, _R200 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3), (3, 12, 48, 3)
@@ -291,65 +294,159 @@ _V1B = dict(deep_stem=True, avg_down=True)
 _PADDLE = dict(stage_blocks="strided", exclusive_pool=True)  # PaddleClas' semantics (see Res2Net's docstring)
 _VD = dict(_V1B, **_PADDLE)
 
-# name: Variant(summary, constructor arguments, {tag: default cfg}, official long name): the one place a
-# variant is spelled; its builder function (res2net50() ...) is made from its row
+# name: Variant(constructor arguments, {tag: default cfg}, official long name): a variant as data; its
+# builder function (res2net50() ...), below, is registered with its row
 VARIANTS = {
-    "res2net50": Variant("Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px.", dict(layers=_R50), {
+    "res2net50": Variant(dict(layers=_R50), {
         "official_in1k": official_cfg("res2net50_26w_4s-06e79181.pth", 77.99),
         "mindcv_in1k": _mindcv("res2net50-f42cf71b.ckpt", 79.35, 94.64)}, "res2net50_26w_4s"),
-    "res2net101": Variant("Res2Net-101 26w_4s.", dict(layers=_R101), {
+    "res2net101": Variant(dict(layers=_R101), {
         "official_in1k": official_cfg("res2net101_26w_4s-02a759a1.pth", 79.19),
         "mindcv_in1k": _mindcv("res2net101-8ae60132.ckpt", 79.56, 94.70),
         "mmpretrain_in1k": _mmpretrain("res2net101-w26-s4_3rdparty_8xb32_in1k_20210927-870b6c36.pth", 79.19)},
         "res2net101_26w_4s"),
-    "res2net152": Variant("Res2Net-152 26w_4s (no published weights).", dict(layers=_R152), {"": _cfg()},
-                          "res2net152_26w_4s"),
-    "res2net50_v1b": Variant("Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut.", dict(layers=_R50, **_V1B), {
+    "res2net152": Variant(dict(layers=_R152), {"": _cfg()}, "res2net152_26w_4s"),
+    "res2net50_v1b": Variant(dict(layers=_R50, **_V1B), {
         "official_in1k": official_cfg("res2net50_v1b_26w_4s-3cf99910.pth", 80.27, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net50_v1b-99304e92.ckpt", 80.32, 95.09, deep_stem=True)}, "res2net50_v1b_26w_4s"),
-    "res2net101_v1b": Variant("Res2Net-101-v1b 26w_4s.", dict(layers=_R101, **_V1B), {
+    "res2net101_v1b": Variant(dict(layers=_R101, **_V1B), {
         "official_in1k": official_cfg("res2net101_v1b_26w_4s-0812c246.pth", 81.23, deep_stem=True),
         "mindcv_in1k": _mindcv("res2net101_v1b-7e6db001.ckpt", 81.14, 95.41, deep_stem=True)}, "res2net101_v1b_26w_4s"),
-    "res2net152_v1b": Variant("Res2Net-152-v1b 26w_4s (no published weights).", dict(layers=_R152, **_V1B),
-                              {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
-    "res2net50_26w_6s": Variant("Res2Net-50 26w_6s.", dict(layers=_R50, scale=6), {
+    "res2net152_v1b": Variant(dict(layers=_R152, **_V1B), {"": _cfg(deep_stem=True)}, "res2net152_v1b_26w_4s"),
+    "res2net50_26w_6s": Variant(dict(layers=_R50, scale=6), {
         "official_in1k": official_cfg("res2net50_26w_6s-19041792.pth", 78.58)}),
-    "res2net50_26w_8s": Variant("Res2Net-50 26w_8s.", dict(layers=_R50, scale=8), {
+    "res2net50_26w_8s": Variant(dict(layers=_R50, scale=8), {
         "official_in1k": official_cfg("res2net50_26w_8s-2c7c9f12.pth", 79.20),
         "mmpretrain_in1k": _mmpretrain("res2net50-w26-s8_3rdparty_8xb32_in1k_20210927-f547a94b.pth", 79.20)}),
-    "res2net50_48w_2s": Variant("Res2Net-50 48w_2s.", dict(layers=_R50, base_width=48, scale=2), {
+    "res2net50_48w_2s": Variant(dict(layers=_R50, base_width=48, scale=2), {
         "official_in1k": official_cfg("res2net50_48w_2s-afed724a.pth", 77.32)}),
-    "res2net50_14w_8s": Variant("Res2Net-50 14w_8s.", dict(layers=_R50, base_width=14, scale=8), {
+    "res2net50_14w_8s": Variant(dict(layers=_R50, base_width=14, scale=8), {
         "official_in1k": official_cfg("res2net50_14w_8s-6527dddc.pth", 78.14),
         "mmpretrain_in1k": _mmpretrain("res2net50-w14-s8_3rdparty_8xb32_in1k_20210927-bc967bf1.pth", 78.14)}),
-    "res2next50": Variant("Res2NeXt-50 4w_4s, cardinality 8.", dict(layers=_R50, base_width=4, scale=4,
-                                                                     cardinality=8), {
+    "res2next50": Variant(dict(layers=_R50, base_width=4, scale=4, cardinality=8), {
         "official_in1k": official_cfg("res2next50_4s-6ef7e7bf.pth", 78.24)}),
-    "se_res2net50": Variant("SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published "
-                            "weights).", dict(layers=_R50, se_reduction=16), {"": _cfg()}),
-    "paddle_res2net50_26w_4s": Variant("PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split "
-                                       "pooling.", dict(layers=_R50, **_PADDLE), {
+    "se_res2net50": Variant(dict(layers=_R50, se_reduction=16), {"": _cfg()}),
+    "paddle_res2net50_26w_4s": Variant(dict(layers=_R50, **_PADDLE), {
         "paddle_in1k": _paddle("Res2Net50_26w_4s", 79.33, 94.57)}),
-    "paddle_res2net50_14w_8s": Variant("PaddleClas Res2Net50_14w_8s.", dict(layers=_R50, base_width=14, scale=8,
-                                                                            **_PADDLE), {
+    "paddle_res2net50_14w_8s": Variant(dict(layers=_R50, base_width=14, scale=8, **_PADDLE), {
         "paddle_in1k": _paddle("Res2Net50_14w_8s", 79.46, 94.70)}),
-    "paddle_res2net50_vd_26w_4s": Variant("PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, with "
-                                          "PaddleClas' semantics.", dict(layers=_R50, **_VD), {
+    "paddle_res2net50_vd_26w_4s": Variant(dict(layers=_R50, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net50_vd_26w_4s_ssld", 83.10, 96.60, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net50_vd_26w_4s", 79.75, 94.91, deep_stem=True)}, "res2net50_vd"),
-    "paddle_res2net101_vd_26w_4s": Variant("PaddleClas Res2Net101_vd_26w_4s.", dict(layers=_R101, **_VD), {
+    "paddle_res2net101_vd_26w_4s": Variant(dict(layers=_R101, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net101_vd_26w_4s_ssld", 83.90, 97.10, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net101_vd_26w_4s", 80.64, 95.22, deep_stem=True)}, "res2net101_vd"),
-    "paddle_res2net200_vd_26w_4s": Variant("PaddleClas Res2Net200_vd_26w_4s (layers 3-12-48-3, 76.2M parameters; SSLD "
-                                           "weights: 85.13% top-1).", dict(layers=_R200, **_VD), {
+    "paddle_res2net200_vd_26w_4s": Variant(dict(layers=_R200, **_VD), {
         "paddle_ssld_in1k": _paddle("Res2Net200_vd_26w_4s_ssld", 85.13, 97.42, deep_stem=True),
         "paddle_in1k": _paddle("Res2Net200_vd_26w_4s", 81.21, 95.71, deep_stem=True)}, "res2net200_vd"),
 }
 
 
-def _build(name: str, pretrained: bool, kwargs: dict) -> Res2Net:
-    return build_variant(Res2Net, VARIANTS, name, pretrained, kwargs)
+def _create(name: str, pretrained: bool, **kwargs) -> Res2Net:
+    """The network of row ``VARIANTS[name]``, with weights as asked (the arguments of ``create_model``)."""
+    return build_model_with_cfg(Res2Net, name, pretrained, arch=VARIANTS[name].arch, **kwargs)
 
 
-globals().update(register_variants(VARIANTS, _build, __name__))  # res2net50() ..., one per row
+@register_model
+def res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_4s: 25.70M parameters, 4.2 GMACs at 224 px."""
+    return _create("res2net50", pretrained, **kwargs)
+
+
+@register_model
+def res2net101(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101 26w_4s."""
+    return _create("res2net101", pretrained, **kwargs)
+
+
+@register_model
+def res2net152(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152 26w_4s (no published weights)."""
+    return _create("res2net152", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50-v1b 26w_4s: deep stem and avg-down shortcut."""
+    return _create("res2net50_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net101_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-101-v1b 26w_4s."""
+    return _create("res2net101_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net152_v1b(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-152-v1b 26w_4s (no published weights)."""
+    return _create("res2net152_v1b", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_26w_6s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_6s."""
+    return _create("res2net50_26w_6s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_26w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 26w_8s."""
+    return _create("res2net50_26w_8s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_48w_2s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 48w_2s."""
+    return _create("res2net50_48w_2s", pretrained, **kwargs)
+
+
+@register_model
+def res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2Net-50 14w_8s."""
+    return _create("res2net50_14w_8s", pretrained, **kwargs)
+
+
+@register_model
+def res2next50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """Res2NeXt-50 4w_4s, cardinality 8."""
+    return _create("res2next50", pretrained, **kwargs)
+
+
+@register_model
+def se_res2net50(pretrained: bool = False, **kwargs) -> Res2Net:
+    """SE-Res2Net-50 26w_4s: squeeze-excitation (reduction 16) in every block (no published weights)."""
+    return _create("se_res2net50", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_26w_4s: stride-based cascade rule, exclusive split pooling."""
+    return _create("paddle_res2net50_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_14w_8s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_14w_8s."""
+    return _create("paddle_res2net50_14w_8s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net50_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net50_vd_26w_4s: deep stem and avg-down shortcut, PaddleClas' semantics."""
+    return _create("paddle_res2net50_vd_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net101_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net101_vd_26w_4s."""
+    return _create("paddle_res2net101_vd_26w_4s", pretrained, **kwargs)
+
+
+@register_model
+def paddle_res2net200_vd_26w_4s(pretrained: bool = False, **kwargs) -> Res2Net:
+    """PaddleClas Res2Net200_vd_26w_4s (3-12-48-3, 76.2M parameters; SSLD: 85.13% top-1)."""
+    return _create("paddle_res2net200_vd_26w_4s", pretrained, **kwargs)
+
+
 __all__ += list(VARIANTS)

@@ -4,13 +4,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..utils.argtypes import ConfigError
+
 # Each schedule by name, with the flags (besides the lr and warm-up ones) that ``create_scheduler`` reads for it
 SCHEDULER_FLAGS = {"cosine_decay": ("min_lr", "decay_epochs"), "step_decay": ("decay_epochs", "decay_rate"),
                    "multi_step_decay": ("decay_rate", "multi_step_decay_milestones"), "constant": ()}
 SCHEDULERS = tuple(SCHEDULER_FLAGS)
 
 
-def create_scheduler(name: str, lr: float, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,
+def create_scheduler(name: str, lr: float, *, steps_per_epoch: int, epochs: int, warmup_epochs: int = 0,
                      warmup_factor: float = 0.0, min_lr: float = 0.0, decay_epochs: Optional[int] = None,
                      decay_rate: float = 0.1, milestones: Sequence[int] = (30, 60, 90),
                      lr_epoch_stair: bool = False) -> np.ndarray:
@@ -22,12 +24,12 @@ def create_scheduler(name: str, lr: float, steps_per_epoch: int, epochs: int, wa
     milestone epoch; ``constant`` keeps ``lr``. ``lr_epoch_stair`` holds each epoch's first value.
     """
     if name not in SCHEDULERS:
-        raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got '{name}'")
+        raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got '{name}'")
     if steps_per_epoch <= 0 or epochs <= 0:
         raise ValueError(f"need at least one epoch and one step per epoch, got {epochs} x {steps_per_epoch}")
     decay_epochs = decay_epochs or max(epochs - warmup_epochs, 1)
     if name == "step_decay" and decay_epochs <= 0:
-        raise ValueError("--decay_epochs must be positive for step_decay")
+        raise ConfigError("--decay_epochs must be positive for step_decay")
     total = epochs * steps_per_epoch
     warmup_steps = warmup_epochs * steps_per_epoch
     values = np.empty(total, np.float64)

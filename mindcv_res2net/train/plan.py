@@ -13,7 +13,7 @@ from .run_folder import RunFolder, RunFolderError, RunLock, new_run_id, run_meta
 from .run_record import RunRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunPlan:
     """What a training job does: its ``settings``, the run it trains (``run_id``; ``continues``: an existing
     run's, resumed or started again by --resume auto before its first checkpoint, whose run.json says when it
@@ -126,7 +126,7 @@ def plan_run(settings: Settings, given: Optional[FrozenSet[str]] = None) -> RunP
         run_id, continues = owner.id, True
     remarks = () if checkpoint or settings.run.resume != "auto" else (
         f"--resume auto: no checkpoint in {settings.run.ckpt_save_dir} yet, starting from scratch",)
-    return RunPlan(settings, run_id, continues=continues,
+    return RunPlan(settings=settings, run_id=run_id, continues=continues,
                    created=record.created if record is not None and record.id == run_id else None,
                    checkpoint=checkpoint, metadata=metadata, changes=changes, warnings=warnings, remarks=remarks)
 

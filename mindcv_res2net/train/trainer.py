@@ -416,7 +416,7 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
     run.first_step, run.epoch_progress = 0, None  # the next epochs start at their first step
     run.train_step.set_train(True)
     start, seen_here, step = time.perf_counter(), 0, first_step
-    with progress_bar(data.steps, f"epoch {epoch}/{run.settings.run.epoch_size}", run.is_main,
+    with progress_bar(data.steps, f"epoch {epoch}/{run.settings.run.epoch_size}", enabled=run.is_main,
                       initial=first_step) as bar:
         batches = train_batches(run.train_step, data.for_epoch(epoch), data.steps, accumulation=accumulation,
                                 sink=run.devices.device.dataset_sink_mode, first_step=first_step)

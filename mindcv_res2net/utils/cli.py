@@ -6,6 +6,8 @@ import sys
 import warnings
 from typing import Callable
 
+from .errors import UserError
+
 DEBUG_ENV = "MINDCV_RES2NET_DEBUG"
 
 
@@ -22,10 +24,11 @@ def error_message(exc: BaseException) -> str:
 def run_cli(main: Callable[[], int]) -> None:
     """Call ``main()`` and exit with its code.
 
-    User errors (bad flags, files, names: ``ValueError``, ``OSError``, ``RuntimeError``) print one line
-    ``error: ...`` to stderr and exit 2 (set ``MINDCV_RES2NET_DEBUG=1`` for the traceback). Every Cell is
-    released before the interpreter shuts down, so MindSpore prints no ``Cell.__del__`` noise. Python
-    warnings print as one line, ``warning: ...``.
+    The errors raised on purpose for bad input (``UserError``: a flag, file, name or value) and ``OSError``
+    (a file that cannot be read or written) print one line ``error: ...`` to stderr and exit 2 (set
+    ``MINDCV_RES2NET_DEBUG=1`` for the traceback); any other exception is a bug and shows its traceback.
+    Ctrl-C exits 130, a closed output pipe 0. Every Cell is released before the interpreter shuts down, so
+    MindSpore prints no ``Cell.__del__`` noise. Python warnings print as one line, ``warning: ...``.
     """
     warnings.formatwarning = _one_line_warning
     try:
@@ -35,7 +38,7 @@ def run_cli(main: Callable[[], int]) -> None:
     except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
         sys.stdout = open(os.devnull, "w")
         code = 0
-    except (ValueError, OSError, RuntimeError) as exc:
+    except (UserError, OSError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
         print(f"error: {error_message(exc)}", file=sys.stderr)

@@ -1,9 +1,11 @@
 """The one device and execution-mode setup of the package."""
 import logging
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import mindspore as ms
 from mindspore import log as ms_log
+
+from .argtypes import ConfigError
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 MODES = {0: ms.GRAPH_MODE, 1: ms.PYNATIVE_MODE}  # --mode (mindcv's numbers) -> MindSpore's execution mode
@@ -18,7 +20,7 @@ def normalize_device_target(target: str) -> str:
     for known in DEVICE_TARGETS:
         if str(target).lower() == known.lower():
             return known
-    raise ValueError(f"--device_target must be one of {', '.join(DEVICE_TARGETS)}, got '{target}'")
+    raise ConfigError(f"--device_target must be one of {', '.join(DEVICE_TARGETS)}, got '{target}'")
 
 
 def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str:
@@ -28,10 +30,10 @@ def set_device(target: str = "CPU", mode: int = 1, device_id: int = None) -> str
     """
     target = normalize_device_target(target)
     if mode not in MODES:
-        raise ValueError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
+        raise ConfigError(f"--mode must be 0 (Graph) or 1 (PyNative), got {mode}")
     if target != "CPU" and not _device_available(target):
-        raise ValueError(f"--device_target {target}: no usable {target} device or driver on this machine "
-                         "(use --device_target CPU)")
+        raise ConfigError(f"--device_target {target}: no usable {target} device or driver on this machine "
+                          "(use --device_target CPU)")
     if device_id is None:
         ms.set_device(target)
     else:
@@ -52,7 +54,8 @@ def _device_available(target: str) -> bool:
         logger.setLevel(level)
 
 
-class TrainingPlan(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class TrainingPlan:
     """What a device supports of the requested precision, loss scaling and data feeding."""
 
     amp_level: str  # O0-O3
@@ -62,7 +65,7 @@ class TrainingPlan(NamedTuple):
     notes: tuple  # one line per request that was changed, for the log
 
 
-def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, dynamic_loss_scale: bool = False,
+def plan_training(target: str, *, amp_level: str = "O0", loss_scale: float = 1.0, dynamic_loss_scale: bool = False,
                   dataset_sink_mode: bool = False) -> TrainingPlan:
     """The per-device decisions of training, in one place.
 
@@ -72,9 +75,9 @@ def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, d
     """
     target = normalize_device_target(target)
     if amp_level not in AMP_LEVELS:
-        raise ValueError(f"--amp_level must be {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]}, got '{amp_level}'")
+        raise ConfigError(f"--amp_level must be {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]}, got '{amp_level}'")
     if loss_scale <= 0:
-        raise ValueError(f"--loss_scale must be positive, got {loss_scale}")
+        raise ConfigError(f"--loss_scale must be positive, got {loss_scale}")
     notes = []
     if target == "CPU":
         if amp_level != "O0":
@@ -86,4 +89,5 @@ def plan_training(target: str, amp_level: str = "O0", loss_scale: float = 1.0, d
         if dataset_sink_mode:
             notes.append("--dataset_sink_mode has no effect on CPU: feeding batches from the host")
             dataset_sink_mode = False
-    return TrainingPlan(amp_level, float(loss_scale), dynamic_loss_scale, dataset_sink_mode, tuple(notes))
+    return TrainingPlan(amp_level=amp_level, loss_scale=float(loss_scale), dynamic_loss_scale=dynamic_loss_scale,
+                        dataset_sink_mode=dataset_sink_mode, notes=tuple(notes))

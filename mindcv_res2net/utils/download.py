@@ -84,7 +84,7 @@ def _declared_length(response, url: str) -> Optional[int]:
     return int(values[0])
 
 
-def download_file(url: str, dst: str, sha256_prefix: str = "", md5: str = "", progress: bool = True,
+def download_file(url: str, dst: str, *, sha256_prefix: str = "", md5: str = "", progress: bool = True,
                   place_hint: Optional[str] = None, validate: Optional[Callable[[str], object]] = None,
                   stall_seconds: float = STALL_SECONDS, deadline_seconds: float = DEADLINE_SECONDS) -> str:
     """Fetch ``url`` to ``dst`` under a temporary name; rename only once complete and verified.
@@ -162,7 +162,7 @@ def download_file(url: str, dst: str, sha256_prefix: str = "", md5: str = "", pr
     return dst
 
 
-def download_weights(url: str, file_name: str, sha256_prefix: str = "", progress: bool = True,
+def download_weights(url: str, file_name: str, *, sha256_prefix: str = "", progress: bool = True,
                      validate: Optional[Callable[[str], object]] = None, stall_seconds: float = STALL_SECONDS,
                      deadline_seconds: float = DEADLINE_SECONDS) -> str:
     """Path of ``file_name`` in the cache, downloading ``url`` first if it is not there.

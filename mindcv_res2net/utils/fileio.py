@@ -25,6 +25,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Iterator, List, NamedTuple, Optional, Sequence
 
+from .errors import UserError
+
 PARTIAL_PREFIX = ".partial-"
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a temporary file's owner: a run id or "anon"
 
@@ -173,15 +175,15 @@ def _writable_folder(folder: str) -> Optional[str]:
 def check_output(path: str, flag: str, inputs: Sequence[str] = ()) -> Output:
     """Refuse, before any work, an output ``path`` that a program (its flag or argument ``flag``) could not
     or must not write: a folder, a block device, a socket, a read-only file, a place where no file can be
-    created, or one of ``inputs`` (the same file, also through a link or a hard link). A ``ValueError``
+    created, or one of ``inputs`` (the same file, also through a link or a hard link). A ``UserError``
     "``flag path``: why"; returns ``output_target(path)``."""
     shown = f"{flag} {path}"
     if not os.fspath(path):
-        raise ValueError(f"{flag}: an empty path")
+        raise UserError(f"{flag}: an empty path")
     try:
         out = _target(path)
     except _Refused as why:
-        raise ValueError(f"{shown}: {why}") from None
+        raise UserError(f"{shown}: {why}") from None
     for source in inputs:
         try:
             same = os.path.samefile(source, out.path)
@@ -189,50 +191,47 @@ def check_output(path: str, flag: str, inputs: Sequence[str] = ()) -> Output:
             same = False
         if same:
             named = "" if os.path.abspath(source) == os.path.abspath(path) else f" ({source})"
-            raise ValueError(f"{shown}: is the input file{named}; give another output path")
+            raise UserError(f"{shown}: is the input file{named}; give another output path")
     if out.stream:
         return out
     if os.path.exists(out.path) and (not os.stat(out.path).st_mode & 0o222 or not os.access(out.path, os.W_OK)):
-        raise ValueError(f"{shown}: is read-only; give another output path, or make it writable")
+        raise UserError(f"{shown}: is read-only; give another output path, or make it writable")
     why = _writable_folder(os.path.dirname(out.path))
     if why:
-        raise ValueError(f"{shown}: {why}")
+        raise UserError(f"{shown}: {why}")
     return out
 
 
 def check_output_folder(path: str, flag: str) -> None:
     """Refuse, before any work, a folder ``path`` to write into (``flag``) that is not a folder or where no
-    file can be created (a ``ValueError`` "``flag path``: why")."""
+    file can be created (a ``UserError`` "``flag path``: why")."""
     if not os.fspath(path):
-        raise ValueError(f"{flag}: an empty path")
+        raise UserError(f"{flag}: an empty path")
     target = os.path.realpath(path)
     if os.path.exists(target) and not os.path.isdir(target):
-        raise ValueError(f"{flag} {path}: is not a folder")
+        raise UserError(f"{flag} {path}: is not a folder")
     why = _writable_folder(target)
     if why:
-        raise ValueError(f"{flag} {path}: {why}")
+        raise UserError(f"{flag} {path}: {why}")
 
 
 @contextmanager
-def _written_through(out: Output, shown: str, suffix: str, owner: str) -> Iterator[str]:
-    """A temporary path in the system's temporary folder whose bytes go into the stream ``out`` once the
-    block succeeds (a device or pipe is never renamed over)."""
+def _partial_file(shown: str, *, folder: Optional[str], suffix: str, owner: str) -> Iterator[str]:
+    """A new temporary file ``.partial-<owner>.<pid>.<random><suffix>`` in ``folder`` (made if missing; None:
+    the system's temporary folder), removed when the block ends. An ``OSError`` in the block (disk full,
+    file too large, no permission) is re-raised as a ``WriteError`` naming ``shown``."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix)
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix,
+                                   dir=folder)
         os.close(fd)
     except OSError as exc:
-        raise WriteError(f"cannot write {shown}: no temporary file in {tempfile.gettempdir()} "
-                         f"({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        raise WriteError(f"cannot write {shown}: " + (f"no temporary file in {tempfile.gettempdir()} ({reason})"
+                                                      if folder is None else f"{reason}")) from None
     try:
         yield tmp
-        if out.fd is not None:  # this process's own descriptor: write where it stands, never close it
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
-            dest = os.fdopen(os.dup(out.fd), "wb")
-        else:
-            dest = open(out.path, "wb")
-        with open(tmp, "rb") as src, dest:
-            shutil.copyfileobj(src, dest, _COPY_CHUNK)
     except WriteError:
         raise
     except OSError as exc:
@@ -243,7 +242,23 @@ def _written_through(out: Output, shown: str, suffix: str, owner: str) -> Iterat
 
 
 @contextmanager
-def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool = True) -> Iterator[str]:
+def _written_through(out: Output, shown: str, *, suffix: str, owner: str) -> Iterator[str]:
+    """A temporary path in the system's temporary folder whose bytes go into the stream ``out`` once the
+    block succeeds (a device or pipe is never renamed over)."""
+    with _partial_file(shown, folder=None, suffix=suffix, owner=owner) as tmp:
+        yield tmp
+        if out.fd is not None:  # this process's own descriptor: write where it stands, never close it
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            dest = os.fdopen(os.dup(out.fd), "wb")
+        else:
+            dest = open(out.path, "wb")
+        with open(tmp, "rb") as src, dest:
+            shutil.copyfileobj(src, dest, _COPY_CHUNK)
+
+
+@contextmanager
+def atomic_path(path: str, *, suffix: str = "", owner: str = "anon", replace: bool = True) -> Iterator[str]:
     """A temporary path whose complete file becomes ``path`` only if the block succeeds.
 
     ``path`` is written as ``output_target`` says: a new name or a regular file (also a link's target)
@@ -257,21 +272,13 @@ def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool 
     if replace:
         out = output_target(shown)
         if out.stream:
-            with _written_through(out, shown, suffix, owner) as tmp:
+            with _written_through(out, shown, suffix=suffix, owner=owner) as tmp:
                 yield tmp
             return
         path = out.path
     else:
         path = shown
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{_check_owner(owner)}.{os.getpid()}.", suffix=suffix,
-                                   dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    try:
+    with _partial_file(shown, folder=os.path.dirname(path), suffix=suffix, owner=owner) as tmp:
         yield tmp
         share_as_umask(tmp)
         if replace:
@@ -281,13 +288,6 @@ def atomic_path(path: str, suffix: str = "", owner: str = "anon", replace: bool 
                 _rename_without_replacing(tmp, path)
             except FileExistsError:
                 raise WriteError(f"cannot write {shown}: another process created it meanwhile") from None
-    except WriteError:
-        raise
-    except OSError as exc:
-        raise WriteError(f"cannot write {shown}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 def _process_alive(pid: int) -> bool:

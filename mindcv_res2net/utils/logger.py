@@ -37,7 +37,7 @@ class PlainProgress:
     written when the step count crosses a tenth of ``total`` or ``interval`` seconds after the last line
     (only the latter when ``total`` is unknown). The same calls as a tqdm bar (``update``, ``set_postfix``)."""
 
-    def __init__(self, total: Optional[int], desc: str, stream: TextIO, interval: float = 60.0,
+    def __init__(self, total: Optional[int], desc: str, stream: TextIO, *, interval: float = 60.0,
                  enabled: bool = True, initial: int = 0) -> None:
         self.total, self.desc, self.stream, self.interval, self.enabled = total, desc, stream, interval, enabled
         self.n, self.postfix = initial, {}
@@ -65,7 +65,7 @@ class PlainProgress:
         print(f"{self.desc}: {self.n}{of}, {now - self.start:.0f} s{values}", file=self.stream, flush=True)
 
 
-def progress_bar(total: Optional[int], desc: str, enabled: bool = True, leave: bool = True, initial: int = 0):
+def progress_bar(total: Optional[int], desc: str, *, enabled: bool = True, leave: bool = True, initial: int = 0):
     """A tqdm bar (on stderr) when stdout is a terminal, else ``PlainProgress`` lines on stdout, between the
     log's own lines: no carriage returns in a log file or a pipe. ``enabled=False``: silent; ``initial``: steps
     already done (a resumed epoch)."""

@@ -76,7 +76,7 @@ _MS_TYPE_NAMES = {np.dtype(v): k for k, v in _MS_TYPES.items()}
 _CKPT_CHUNK_BYTES = 256 << 20  # a protobuf message must stay under 2 GB: large tensors go in chunks
 
 
-def _decode_ms_entry(tag: str, dims, kind: str, data: bytes):
+def _decode_ms_entry(tag: str, data: bytes, *, dims, kind: str):
     """One ``.ckpt`` entry as a numpy array (``str``: text), its declared shape checked against its bytes.
 
     ``dims`` () is a scalar; so is (0,) holding exactly one element's bytes, as ``mindspore.load_checkpoint``
@@ -136,7 +136,7 @@ def read_mindspore_checkpoint(path: str, names=None) -> Dict[str, object]:
         data, chunks = b"".join(chunks), []
         if value.tag in entries:
             raise ValueError(f"entry '{value.tag}' appears twice")
-        entries[value.tag] = _decode_ms_entry(value.tag, value.tensor.dims, value.tensor.tensor_type, data)
+        entries[value.tag] = _decode_ms_entry(value.tag, data, dims=value.tensor.dims, kind=value.tensor.tensor_type)
     return entries
 
 
@@ -165,7 +165,7 @@ def read_checkpoint_metadata(path: str):
                 first.ParseFromString(f.read(pos + length))
         if first.value and first.value[0].tag == "metadata":
             value = first.value[0]
-            raw = _decode_ms_entry("metadata", (), value.tensor.tensor_type, value.tensor.tensor_content)
+            raw = _decode_ms_entry("metadata", value.tensor.tensor_content, dims=(), kind=value.tensor.tensor_type)
         else:
             raw = read_mindspore_checkpoint(path, names={"metadata"}).get("metadata")
         return json.loads(raw) if isinstance(raw, str) else None
@@ -285,12 +285,15 @@ def _npy_header(member, name: str) -> Tuple[tuple, bool, np.dtype]:
     return shape, fortran, dtype
 
 
-def _read_exactly(stream, size: int, name: str, chunk: int = 16 << 20) -> np.ndarray:
+_READ_CHUNK = 16 << 20  # bytes per read of an .npz member
+
+
+def _read_exactly(stream, size: int, name: str) -> np.ndarray:
     """``size`` bytes of ``stream`` as a uint8 array, read in chunks straight into it (no second copy)."""
     buffer = np.empty(size, np.uint8)
     filled = 0
     while filled < size:
-        data = stream.read(min(chunk, size - filled))
+        data = stream.read(min(_READ_CHUNK, size - filled))
         if not data:
             raise ValueError(f"tensor '{name}': {filled} of its {size} bytes are in the file")
         buffer[filled:filled + len(data)] = np.frombuffer(data, np.uint8)
@@ -383,7 +386,7 @@ def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Opt
     tensor back but a 1-d empty one (shape [0]), which it takes for a scalar."""
     from mindspore.train.checkpoint_pb2 import Checkpoint
 
-    def put(tag: str, dims, kind: str, content: bytes) -> None:
+    def put(tag: str, content: bytes, *, dims, kind: str) -> None:
         message = Checkpoint()
         value = message.value.add()
         value.tag = tag
@@ -395,7 +398,7 @@ def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Opt
     if metadata is not None:
         if "metadata" in weights:
             raise ValueError("a tensor named 'metadata' cannot be stored with metadata (the name of its entry)")
-        put("metadata", [0], "str", np.array(_metadata_json(metadata)).astype("<U").tobytes())
+        put("metadata", np.array(_metadata_json(metadata)).astype("<U").tobytes(), dims=[0], kind="str")
     for name, value in weights.items():
         array = np.asarray(value)  # not ascontiguousarray: it makes a 0-d array 1-d
         kind = _MS_TYPE_NAMES.get(array.dtype.newbyteorder("="))
@@ -404,7 +407,7 @@ def _write_mindspore_checkpoint(f, weights: Dict[str, np.ndarray], metadata: Opt
         flat = array.astype(array.dtype.newbyteorder("<"), copy=False).reshape(-1)
         step = max(1, _CKPT_CHUNK_BYTES // array.itemsize)
         for start in range(0, max(flat.size, 1), step):
-            put(name, array.shape, kind, flat[start:start + step].tobytes())
+            put(name, flat[start:start + step].tobytes(), dims=array.shape, kind=kind)
 
 
 def _metadata_json(metadata) -> str:
@@ -412,7 +415,7 @@ def _metadata_json(metadata) -> str:
     return json.dumps(metadata, allow_nan=False)
 
 
-def save_weights(weights: Dict[str, np.ndarray], path: str, fmt: Optional[str] = None,
+def save_weights(weights: Dict[str, np.ndarray], path: str, *, fmt: Optional[str] = None,
                  metadata: Optional[dict] = None, owner: str = "anon") -> str:
     """Write ``{name: array}`` atomically as a MindSpore ``.ckpt`` or ``.safetensors`` (by ``fmt`` or suffix).
 

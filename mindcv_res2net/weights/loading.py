@@ -23,7 +23,7 @@ def _adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
     return tiled * (weight.shape[1] / in_channels)
 
 
-def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classifier: bool = False,
+def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, *, new_classifier: bool = False,
                    new_in_channels: bool = False, origin: str = "checkpoint",
                    ema: Optional[bool] = None) -> Dict[str, np.ndarray]:
     """Strictly map ``source`` onto ``model``'s parameters; returns ``{model param name: float32 array}``.
@@ -40,7 +40,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     params = {p.name: p for p in model.get_parameters()}
     targets = {name: tuple(p.shape) for name, p in params.items()}
     try:
-        mapped = to_model_names(source, targets, getattr(model, "avg_down", False))
+        mapped = to_model_names(source, targets, avg_down=getattr(model, "avg_down", False))
     except ValueError as exc:
         raise CheckpointError(f"{origin}: {exc}") from None
 
@@ -89,7 +89,7 @@ def map_state_dict(source: Dict[str, np.ndarray], model: ms.nn.Cell, new_classif
     return {k: np.ascontiguousarray(mapped[k], dtype=np.float32) for k in targets}  # without a dropped classifier
 
 
-def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False, new_in_channels: bool = False,
+def load_checkpoint(model: ms.nn.Cell, path: str, *, new_classifier: bool = False, new_in_channels: bool = False,
                     state: Optional[Dict[str, np.ndarray]] = None, ema: Optional[bool] = None) -> ms.nn.Cell:
     """Load any supported weight file into ``model`` in place (strict; see ``map_state_dict``).
 
@@ -99,7 +99,8 @@ def load_checkpoint(model: ms.nn.Cell, path: str, new_classifier: bool = False, 
     if state is None:
         state, metadata = read_checkpoint(path)
         checked_metadata(metadata, path)  # a crafted metadata entry is an error here too
-    weights = map_state_dict(state, model, new_classifier, new_in_channels, origin=str(path), ema=ema)
+    weights = map_state_dict(state, model, new_classifier=new_classifier, new_in_channels=new_in_channels,
+                             origin=str(path), ema=ema)
     bad = non_finite_tensors(weights)
     if bad:
         warnings.warn(f"{path}: {len(bad)} tensors hold NaN or Inf values ({brief(bad)}); "

@@ -36,7 +36,7 @@ _PADDLE_BLOCK = re.compile(r"^bb_(?P<stage>\d+)_(?P<block>\d+)\.(?P<part>\w+)$")
 _PADDLE_SPLIT = re.compile(r"^res\w+_branch2b_(?P<index>\d+)$")
 
 
-def _paddle_unit(unit: str, avg_down: bool):
+def _paddle_unit(unit: str, *, avg_down: bool):
     """(our convolution, our BatchNorm) for a PaddleClas ConvBNLayer name, or None if unknown."""
     if unit in _PADDLE_STEM:
         return _PADDLE_STEM[unit]
@@ -66,7 +66,7 @@ def paddle_classifier(weight: np.ndarray, bias=None) -> np.ndarray:
     return weight.T
 
 
-def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[str, np.ndarray]:
+def _from_paddle_names(source: Dict[str, np.ndarray], *, avg_down: bool) -> Dict[str, np.ndarray]:
     """PaddleClas Res2Net names (``bb_0_0.res2a_branch2b_1._conv.weight``, ``out.weight`` stored (in, out))
     to this package's; unknown names are kept, so that the strict mapping reports them."""
     renamed = {}
@@ -78,7 +78,7 @@ def _from_paddle_names(source: Dict[str, np.ndarray], avg_down: bool) -> Dict[st
             renamed[f"{CLASSIFIER}.bias"] = value
             continue
         key = _PADDLE_KEY.match(name)
-        unit = _paddle_unit(key["unit"], avg_down) if key else None
+        unit = _paddle_unit(key["unit"], avg_down=avg_down) if key else None
         if unit is None or (key["kind"] == "_conv" and key["param"] != "weight") or (
                 key["kind"] == "_batch_norm" and key["param"] not in _PADDLE_BN):
             renamed[name] = value
@@ -96,11 +96,12 @@ def stem_conv_weight(names: Iterable[str]) -> Optional[str]:
     return next((f"{conv}.weight" for conv in STEM_CONVS if f"{conv}.weight" in names), None)
 
 
-def to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], avg_down: bool) -> Dict[str, np.ndarray]:
+def to_model_names(source: Dict[str, np.ndarray], targets: Dict[str, tuple], *,
+                   avg_down: bool) -> Dict[str, np.ndarray]:
     """Rename PyTorch / mindcv / PaddleClas / mmpretrain parameter names to this package's names (unknown
     names kept as they are). A ``ValueError`` if a PaddleClas classifier is stored transposed."""
     if any("._conv." in k or "._batch_norm." in k for k in source):
-        source = _from_paddle_names(source, avg_down)
+        source = _from_paddle_names(source, avg_down=avg_down)
     if source and all(k.startswith(("backbone.", "head.")) for k in source):  # mmpretrain
         source = {(f"{CLASSIFIER}." + k[len("head.fc."):]) if k.startswith("head.fc.") else k.split(".", 1)[1]: v
                   for k, v in source.items()}

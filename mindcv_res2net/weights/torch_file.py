@@ -53,7 +53,7 @@ class _Storage:
 class _LazyTensor:
     """A tensor view declared by the file: ``storage[offset + sum(i_k * stride_k)]`` for shape ``size``."""
 
-    def __init__(self, storage: _Storage, offset, size, stride) -> None:
+    def __init__(self, storage: _Storage, *, offset, size, stride) -> None:
         self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
 
     def _check(self, name: str) -> Tuple[int, Tuple[int, ...], Tuple[int, ...]]:
@@ -105,7 +105,8 @@ def _is_int(value) -> bool:
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
-    return _LazyTensor(storage, storage_offset, size, stride)
+    """PyTorch's ``torch._utils._rebuild_tensor_v2``, which the pickle calls with positional arguments."""
+    return _LazyTensor(storage, offset=storage_offset, size=size, stride=stride)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks, *_unused):
@@ -162,7 +163,7 @@ def _itemsize(dtype) -> int:
     return 2 if isinstance(dtype, str) else np.dtype(dtype).itemsize
 
 
-def _frombuffer(raw: bytes, dtype, big_endian: bool = False) -> np.ndarray:
+def _frombuffer(raw: bytes, dtype, *, big_endian: bool) -> np.ndarray:
     if isinstance(dtype, str):  # bfloat16: widen to float32 through the high 16 bits
         halves = np.frombuffer(raw, dtype=">u2" if big_endian else "<u2").astype(np.uint32)
         return (halves << 16).view(np.float32)
@@ -216,7 +217,7 @@ def _load_zip(path: str) -> Any:
             if len(raw) % _itemsize(storage.dtype):
                 raise ValueError(f"storage {key} holds {len(raw)} bytes, not a whole number of "
                                  f"{_itemsize(storage.dtype)}-byte elements")
-            storage.data = _frombuffer(raw, storage.dtype, big_endian)
+            storage.data = _frombuffer(raw, storage.dtype, big_endian=big_endian)
     return obj
 
 
@@ -248,7 +249,7 @@ def _load_legacy(path: str) -> Any:
             if numel < 0 or nbytes > size - f.tell():
                 raise ValueError(f"storage {_text(key)} declares {numel} elements, more than the file holds "
                                  "(truncated or crafted file)")
-            storage.data = _frombuffer(f.read(nbytes), storage.dtype, not little_endian)
+            storage.data = _frombuffer(f.read(nbytes), storage.dtype, big_endian=not little_endian)
     return obj
 
 
