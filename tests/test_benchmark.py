@@ -72,7 +72,7 @@ def test_benchmark_data_only_measures_pipelines_without_a_network(tmp_path, caps
     pytest.importorskip("mindcv")
     import importlib
 
-    importlib.import_module("make_photo_folder").make_photo_folder(str(tmp_path / "photos"), 2, 12, seed=0)
+    importlib.import_module("make_photo_folder").make_photo_folder(str(tmp_path / "photos"), classes=2, images_per_class=12, seed=0)
     out = tmp_path / "data.json"
     proc = run(["tools/benchmark.py", "--data_only", "--data_dir", str(tmp_path / "photos"), "--batch_size", "4",
                 "--image_size", "64", "--num_parallel_workers", "1", "--data_batches", "3", "--compare", "mindcv",

@@ -59,25 +59,27 @@ def random_photo(sources, rng: np.random.Generator, photo: int = None, colour: s
     return Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.BILINEAR)
 
 
-def make_photo_folder(root: str, classes: int = 10, images_per_class: int = 100, seed: int = 0,
+def make_photo_folder(root: str, *, classes: int = 10, images_per_class: int = 100, seed: int = 0,
                       val_per_class: Optional[int] = None) -> str:
     """Write the folder (see the module docstring): ``images_per_class`` training and ``val_per_class``
     validation images per class (default a quarter of ``images_per_class``; no ``val/`` for 0); returns
     ``root/train``."""
+    from mindcv_res2net.utils.argtypes import ConfigError
+    from mindcv_res2net.utils.errors import UserError
     from mindcv_res2net.utils.fileio import atomic_path, check_output_folder
 
     val_per_class = images_per_class // 4 if val_per_class is None else val_per_class
     if classes < 1 or images_per_class < 1 or val_per_class < 0:
-        raise ValueError(f"--classes and --images_per_class must be at least 1 and --val_per_class at least 0, got "
+        raise ConfigError(f"--classes and --images_per_class must be at least 1 and --val_per_class at least 0, got "
                          f"{classes}, {images_per_class} and {val_per_class}")
     if classes > MAX_CLASSES:
-        raise ValueError(f"--classes: at most {MAX_CLASSES} (2 photographs x {len(COLOURS)} colour transforms), "
+        raise ConfigError(f"--classes: at most {MAX_CLASSES} (2 photographs x {len(COLOURS)} colour transforms), "
                          f"got {classes}")
     splits = {"train": images_per_class, "val": val_per_class}
     for split, count in splits.items():
         folder = os.path.join(root, split)
         if count and os.path.isdir(folder) and os.listdir(folder):
-            raise ValueError(f"{folder} already holds files; give a new or empty folder")
+            raise UserError(f"{folder} already holds files; give a new or empty folder")
     check_output_folder(root, "root")
     from sklearn.datasets import load_sample_images
 
@@ -104,7 +106,8 @@ def main(argv=None) -> int:
                         help="validation images per class (default: a quarter of --images_per_class; 0: no val/)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
-    train = make_photo_folder(args.root, args.classes, args.images_per_class, args.seed, args.val_per_class)
+    train = make_photo_folder(args.root, classes=args.classes, images_per_class=args.images_per_class, seed=args.seed,
+                              val_per_class=args.val_per_class)
     val_images = sum(len(files) for _, _, files in os.walk(os.path.join(args.root, "val")))
     val = f" and {val_images} to {os.path.join(args.root, 'val')}" if val_images else ""
     print(f"wrote {args.classes * args.images_per_class} JPEG photos in {args.classes} classes to {train}{val}")
