@@ -3,15 +3,18 @@ the field), flat configs map to and from the sections, and a misspelled field is
 import dataclasses
 import subprocess
 import sys
+from typing import Optional, Tuple
 
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from conftest import PROJECT_DIR
-from mindcv_res2net.cli.parser import create_parser, parse_config, parse_settings
-from mindcv_res2net.config import FLAGS, ModelSettings, OptimizationSettings, RunSettings, Settings
+from mindcv_res2net.cli.parser import build_parser, create_parser, parse_config, parse_settings
+from mindcv_res2net.config import (FLAGS, ConfigError, ModelSettings, OptimizationSettings, RunSettings, Settings,
+                                   derive_flags, flag)
 from mindcv_res2net.config.settings import DATA_FLAGS, SECTION_OF
 from mindcv_res2net.data import DataConfig
+from mindcv_res2net.utils.argtypes import positive_int
 
 SECTIONS = (DataConfig, ModelSettings, OptimizationSettings, RunSettings)
 # the modules that read settings below cli/, and the programs that build them
@@ -80,3 +83,30 @@ def test_a_misspelled_field_is_an_error_the_type_checker_sees(tmp_path):
     assert len(errors) == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert errors[0].startswith(f"{misspelled}:5: error: \"RunSettings\" has no attribute \"epoch_sise\"")
 
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Toy:
+    """A settings class of another program, declared as ``Settings``' sections are."""
+
+    size: int = flag(3, "b", "a size", converter=positive_int)
+    scale: Tuple[float, float] = flag((0.5, 1.0), "a", "a range")
+    name: Optional[str] = flag(None, "a", "a name", after="fast")
+    fast: bool = flag(False, "a", "go fast")
+    sizes: Tuple[int, ...] = flag((1,), "b", "sizes, comma-separated", metavar="SIZES",
+                                  converter=lambda text: tuple(int(n) for n in text.split(",")))
+
+
+def test_any_settings_class_gets_its_flag_table_and_parser_from_its_fields():
+    flags = derive_flags([_Toy], groups=("a", "b"), programs=("toy",))
+    assert list(flags) == ["scale", "fast", "name", "size", "sizes"]  # by group, ``after`` right behind its flag
+    assert {f.programs for f in flags.values()} == {("toy",)}
+    parser = build_parser(flags, description="toy")
+    values = vars(parser.parse_args(["--fast", "--scale", "0.1", "0.9", "--name", "none", "--sizes", "2,4"]))
+    assert _Toy(**{k: tuple(v) if k == "scale" else v for k, v in values.items()}) == _Toy(
+        fast=True, scale=(0.1, 0.9), sizes=(2, 4))
+    assert vars(parser.parse_args([])) == {f.name: f.default for f in dataclasses.fields(_Toy)}
+    text = " ".join(parser.format_help().split())
+    assert "a: --scale X X a range (default 0.5 1.0) --fast [{true,false}] go fast (default false)" in text
+    assert "--sizes SIZES sizes, comma-separated (default 1)" in text and "--size N a size (default 3)" in text
+    with pytest.raises(ConfigError, match="^argument --size: must be a positive integer, got 0$"):
+        parser.parse_args(["--size", "0"])

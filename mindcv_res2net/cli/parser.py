@@ -1,9 +1,10 @@
-"""The command line of train.py, validate.py and config.py: an argparse parser built from the flag table
-(``config.flags.FLAGS``), and the one way to read it: command line > YAML (``-c/--config FILE``) > defaults,
-into the typed ``config.Settings`` (``parse_settings``, ``parse_config``)."""
+"""The command lines of train.py, validate.py, config.py and the benchmark: one parser builder for any table
+of flags derived from typed settings (``build_parser``), and the one way to read train.py's and validate.py's
+(``config.flags.FLAGS``): command line > YAML (``-c/--config FILE``) > defaults, into the typed
+``config.Settings`` (``parse_settings``, ``parse_config``)."""
 import argparse
 import sys
-from typing import FrozenSet, List, Optional, Sequence, Tuple
+from typing import Collection, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from mindcv_res2net.config import (FLAGS, PATH_KEYS, Flag, Settings, check_flags_used, hidden_keys, load_yaml_config,
                                    resuming)
@@ -18,9 +19,9 @@ USAGE = "%(prog)s [-h] [-c CONFIG.yaml] [--flag VALUE ...] [key=value ...]"
 _LIST_KEYS = tuple(key for key, flag in FLAGS.items() if flag.takes_list)  # parsed as lists, kept as tuples
 
 
-def _metavar(flag: Flag) -> str:
-    """A short placeholder by the flag's type: N (integer), X (number), PATH, or TEXT."""
-    if flag.dest in PATH_KEYS:
+def _metavar(flag: Flag, path_keys: Collection[str]) -> str:
+    """A short placeholder by the flag's type: N (integer), X (number), PATH (``path_keys``), or TEXT."""
+    if flag.dest in path_keys:
         return "PATH"
     if flag.type in (int, positive_int, image_size, optional_int, optional_positive_int):
         return "N"
@@ -29,24 +30,33 @@ def _metavar(flag: Flag) -> str:
     return "TEXT"
 
 
-def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
-    """The parser of train.py (``program="train"``), validate.py (``"validate"``), or of every key (``""``):
-    one group per group of ``FLAGS``; the other program's flags are accepted but left out of --help."""
-    parser = OneLineParser(description=description, allow_abbrev=False, epilog=EPILOG, usage=USAGE,
-                           formatter_class=HelpFormatter)
-    parser.add_argument("-c", "--config", type=str, default="", metavar="PATH",
-                        help="YAML file of defaults (flags override it)")
-    hidden = hidden_keys(program)
+def build_parser(flags: Mapping[str, Flag], *, description: str, path_keys: Collection[str] = (),
+                 hidden: Collection[str] = (), **parser_kwargs) -> argparse.ArgumentParser:
+    """The parser of the flag table ``flags`` (``config.derive_flags``): one --help group per group of the
+    table, in its order; a placeholder by type (``_metavar``) unless the flag has choices or its own; a switch
+    takes true/false or nothing (true). ``hidden`` flags are accepted but left out of --help (a group of hidden
+    flags only is left out). ``parser_kwargs``: the rest of ``OneLineParser``'s (usage, epilog, allow_abbrev)."""
+    parser = OneLineParser(description=description, formatter_class=HelpFormatter, **parser_kwargs)
     groups = {}
-    for flag in FLAGS.values():
+    for flag in flags.values():
         if flag.group not in groups:
             groups[flag.group] = parser.add_argument_group(flag.group)
         kwargs = flag.argparse_kwargs()
         if "metavar" not in kwargs and flag.choices is None:
-            kwargs["metavar"] = _metavar(flag)
+            kwargs["metavar"] = _metavar(flag, path_keys)
         if flag.dest in hidden:
             kwargs["help"] = argparse.SUPPRESS
-        groups[flag.group].add_argument(*flag.names, **kwargs)  # a group of hidden flags only is left out
+        groups[flag.group].add_argument(*flag.names, **kwargs)
+    return parser
+
+
+def create_parser(description: str = "Res2Net training and validation", program: str = "") -> argparse.ArgumentParser:
+    """The parser of train.py (``program="train"``), validate.py (``"validate"``), or of every key (``""``):
+    one group per group of ``FLAGS``; the other program's flags are accepted but left out of --help."""
+    parser = build_parser(FLAGS, description=description, path_keys=PATH_KEYS, hidden=hidden_keys(program),
+                          allow_abbrev=False, epilog=EPILOG, usage=USAGE)
+    parser.add_argument("-c", "--config", type=str, default="", metavar="PATH",
+                        help="YAML file of defaults (flags override it)")
     return parser
 
 

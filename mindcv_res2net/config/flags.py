@@ -1,10 +1,12 @@
-"""The flags of train.py and validate.py (names as mindcv's), derived from the fields of ``Settings``: ``FLAGS``,
-what each takes (type, default, choices, help, group), which program reads which, and the flags a program
-would ignore. A flag's type and default are its field's; the rest is declared beside the field
-(``settings.flag``, ``settings.DATA_FLAGS``). ``cli.parser`` builds the command-line parser from ``FLAGS``;
-YAML recipes and stored configs are read with it."""
+"""Flags derived from the fields of typed settings: ``derive_flags`` makes the table of any settings class
+whose fields declare their flags (``settings.flag``), ``FLAGS`` is train.py's and validate.py's (names as
+mindcv's, from ``Settings``): what each takes (type, default, choices, help, group), which program reads which,
+and the flags a program would ignore. A flag's type and default are its field's; the rest is declared beside
+the field (``settings.flag``, ``settings.DATA_FLAGS``). ``cli.parser`` builds the command-line parsers from
+such tables; YAML recipes and stored configs are read with ``FLAGS``."""
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union, get_args,
+                    get_origin, get_type_hints)
 
 from ..data import DATASETS
 from ..data.datasets import FOLDER_DATASET, dataset_names
@@ -12,14 +14,14 @@ from ..data.settings import DataConfig
 from ..optim import OPTIMIZER_FLAGS
 from ..scheduler import SCHEDULER_FLAGS
 from ..utils.argtypes import ConfigError, finite_float, optional_float, optional_int, optional_str, str2bool
-from .settings import DATA_FLAGS, GROUPS, PROGRAMS, SECTIONS, FlagSpec, Settings
+from .settings import DATA_FLAGS, GROUPS, PROGRAMS, SECTIONS, TRAIN, FlagSpec, Settings
 
 
 @dataclass(frozen=True, kw_only=True)
 class Flag:
     """One flag as ``argparse``'s ``add_argument`` takes it: ``--name``, its --help ``group`` and ``help``, the
     converter of one value (``type``), ``default``, ``choices``, ``nargs`` (a count or ``+`` for several values,
-    ``?`` for a switch), and the ``programs`` that read it."""
+    ``?`` for a switch), the ``programs`` that read it, and its --help placeholder (``metavar``, "": by type)."""
 
     name: str
     group: str
@@ -29,6 +31,7 @@ class Flag:
     choices: Optional[Collection[Any]]
     nargs: Union[int, str, None]
     programs: Tuple[str, ...]
+    metavar: str = ""
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -50,6 +53,8 @@ class Flag:
             kwargs["nargs"] = self.nargs
         if self.nargs == "?":
             kwargs.update(const=True, metavar="{true,false}")
+        elif self.metavar:
+            kwargs["metavar"] = self.metavar
         if self.choices is not None:
             kwargs["choices"] = self.choices
         return kwargs
@@ -70,22 +75,28 @@ def _conversion(hint: Any) -> Tuple[Callable, Union[int, str, None]]:
     return _SCALAR[hint], "?" if hint is bool else None
 
 
-def _declare() -> Dict[str, Flag]:
-    """Every flag of train.py and validate.py (``-c/--config`` and ``--help`` are the parser's own), by name,
-    in --help order: by group (``GROUPS``), within a group as declared (sections in ``Settings``' order,
-    ``DataConfig``'s fields in ``DATA_FLAGS``' order), a flag with ``after`` right behind the flag it names. A
-    field of ``DataConfig`` without its flag is a ``KeyError``; every other field without one is no flag (the
-    ``-c`` file)."""
-    by_group: Dict[str, List[Tuple[Flag, FlagSpec]]] = {group: [] for group in GROUPS}
-    for section in SECTIONS.values():
+def derive_flags(sections: Sequence[type], *, groups: Sequence[str], programs: Tuple[str, ...],
+                 declared_apart: Optional[Mapping[type, Mapping[str, FlagSpec]]] = None) -> Dict[str, Flag]:
+    """The flags of the fields of ``sections`` (typed settings dataclasses), by name, in --help order: by
+    group (``groups``), within a group as declared (fields in their sections' order), a flag with ``after``
+    right behind the flag it names. A field's flag is declared on it (``settings.flag``), or, for a class of
+    ``declared_apart`` (one that knows no flags), in its mapping: every field, in the mapping's order (a field
+    missing is a ``KeyError``). A field without a flag is none (the ``-c`` file). ``programs``: those of a
+    flag that names none. A field's own converter reads the one value given (a tuple from one text)."""
+    declared_apart = declared_apart or {}
+    by_group: Dict[str, List[Tuple[Flag, FlagSpec]]] = {group: [] for group in groups}
+    for section in sections:
         hints, declared = get_type_hints(section), {field.name: field for field in fields(section)}
-        specs = {name: DATA_FLAGS[name] for name in declared} if section is DataConfig else {
+        apart = declared_apart.get(section)
+        specs = {name: apart[name] for name in declared} if apart is not None else {
             name: field.metadata["flag"] for name, field in declared.items() if "flag" in field.metadata}
-        for name in DATA_FLAGS if section is DataConfig else specs:  # DataConfig's in DATA_FLAGS' order
+        for name in apart if apart is not None else specs:
             spec, field = specs[name], declared[name]
             converter, nargs = _conversion(hints[name])
-            flag = Flag(name=name, group=spec.group, help=spec.help, type=spec.converter or converter,
-                        default=field.default, choices=spec.choices, nargs=nargs, programs=spec.programs)
+            if spec.converter is not None:
+                converter, nargs = spec.converter, "?" if nargs == "?" else None
+            flag = Flag(name=name, group=spec.group, help=spec.help, type=converter, default=field.default,
+                        choices=spec.choices, nargs=nargs, programs=spec.programs or programs, metavar=spec.metavar)
             by_group[spec.group].append((flag, spec))
     for members in by_group.values():
         for entry in [m for m in members if m[1].after]:
@@ -95,7 +106,9 @@ def _declare() -> Dict[str, Flag]:
     return {flag.name: flag for members in by_group.values() for flag, _ in members}
 
 
-FLAGS = _declare()
+# Every flag of train.py and validate.py (``-c/--config`` and ``--help`` are the parser's own); a field of
+# ``DataConfig``, which knows no flags, gets its flag from ``DATA_FLAGS``
+FLAGS = derive_flags(list(SECTIONS.values()), groups=GROUPS, programs=TRAIN, declared_apart={DataConfig: DATA_FLAGS})
 
 
 def hidden_keys(program: str) -> frozenset:

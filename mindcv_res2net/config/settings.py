@@ -30,15 +30,19 @@ GROUPS = ("system", "dataset", "augmentation", "model", "optimizer", "scheduler"
 @dataclass(frozen=True, slots=True)
 class FlagSpec:
     """How a field is given on the command line: its --help ``group`` and ``help``, its ``choices``, a
-    ``converter`` narrower than its type's (``positive_int`` for an ``int``...), the ``programs`` that read
-    it, and, for a flag shown among another section's in its group, the flag it follows in --help (``after``)."""
+    ``converter`` of the one value given into the field's value, narrower than its type's (``positive_int``
+    for an ``int``; for a tuple, one text such as ``1,8,32`` instead of several values), the ``programs`` that
+    read it (None: those its table names for a flag that names none), its --help placeholder (``metavar``;
+    default: by type), and, for a flag shown among another section's in its group, the flag it follows in
+    --help (``after``). Any settings class declares its fields' flags with it (``flag``)."""
 
     group: str
     help: str
     _: KW_ONLY
     converter: Optional[Callable] = None
     choices: Optional[Collection[Any]] = None  # a live mapping (the data sets) is read at each parse
-    programs: Tuple[str, ...] = TRAIN
+    programs: Optional[Tuple[str, ...]] = None
+    metavar: str = ""
     after: str = ""
 
 
