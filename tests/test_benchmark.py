@@ -44,16 +44,16 @@ def test_benchmark_compare_mindcv_and_folded_rows(tmp_path):
 
 
 def test_benchmark_plan_skips_names_mindcv_lacks(capsys):
-    from mindcv_res2net.benchmark.plan import plan
-    args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
-                              fuse_bn=True)
-    configs = plan(["res2net50", "res2next50"], ["graph", "pynative"], args, mindcv_models={"res2net50", "res2net101"})
+    from mindcv_res2net.benchmark.plan import BenchmarkSettings, check_request, plan
+    request = check_request(BenchmarkSettings(models="res2net50,res2next50", modes="graph,pynative", batch_size=(2,),
+                                              image_size=32, steps=1, warmup=0, epoch_images=10, fuse_bn=True))
+    configs = plan(request, mindcv_models={"res2net50", "res2net101"})
     assert [(c.impl, c.model, c.mode, c.fuse_bn) for c in configs] == [
         ("mindcv_res2net", "res2net50", "graph", True), ("mindcv", "res2net50", "graph", False),
         ("mindcv_res2net", "res2net50", "pynative", True), ("mindcv", "res2net50", "pynative", False),
         ("mindcv_res2net", "res2next50", "graph", True), ("mindcv_res2net", "res2next50", "pynative", True)]
     assert "note: mindcv has no res2next50; measuring ours only" in capsys.readouterr().err
-    assert len(plan(["res2net50"], ["graph"], args)) == 1  # no --compare: ours only
+    assert len(plan(check_request(BenchmarkSettings(modes="graph")))) == 1  # no --compare: ours only
 
 
 def test_benchmark_bad_arguments(capsys):
@@ -110,12 +110,12 @@ def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     """--batch_size 1,8: every configuration once per batch size; the engine table divides each row's img/s by
     MindSpore Graph's (BatchNorm folded where measured) of the same model and batch, as the table of
     docs/deploy_onnxruntime_int8.md."""
-    from mindcv_res2net.benchmark.plan import batch_sizes, plan
+    from mindcv_res2net.benchmark.plan import BenchmarkSettings, batch_sizes, check_request, plan
     from mindcv_res2net.benchmark.tables import engine_ratio_table
 
-    args = argparse.Namespace(device_target="CPU", batch_size=batch_sizes("1,8"), image_size=32, steps=1,
-                              warmup=0, epoch_images=10, fuse_bn=True)
-    configs = plan(["res2net50"], ["graph"], args, engines=("mindspore", "onnxruntime"))
+    settings = BenchmarkSettings(batch_size=batch_sizes("1,8"), image_size=32, steps=1, warmup=0, epoch_images=10,
+                                 fuse_bn=True, modes="graph", engines="mindspore,onnxruntime")
+    configs = plan(check_request(settings))
     assert [(c.batch_size, c.engine) for c in configs] == [
         (1, "mindspore"), (8, "mindspore"), (1, "onnxruntime"), (8, "onnxruntime")]
 

@@ -1,6 +1,5 @@
 """The benchmark package's plan (typed configurations, their JSON to the worker) and the cli's refusals
 (the import direction of every module: test_layout.py)."""
-import argparse
 import dataclasses
 import json
 import re
@@ -11,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_tool
-from mindcv_res2net.benchmark.plan import (MINDCV, OURS, ModelRun, OnnxRun, PipelineRun, from_json, plan,
-                                           to_json)
+from mindcv_res2net.benchmark.plan import (BENCHMARK_FLAGS, DATA_ONLY, MINDCV, OURS, BenchmarkSettings, ModelRun,
+                                           OnnxRun, PipelineRun, check_request, from_json, plan, to_json)
 from mindcv_res2net.benchmark.runner import worker_main
 from mindcv_res2net.utils.engines import BENCHMARK_ENGINES, INFERENCE_ENGINES, check_engine
 from mindcv_res2net.config import ConfigError
@@ -158,10 +157,12 @@ def test_plan_puts_pipelines_first_one_batch_size_each(tmp_path):
     """--data_only --batch_size 4,8 --num_parallel_workers 1,2 --compare mindcv --host_normalize with one model:
     a pipeline per batch, worker count and implementation (host normalisation ours only), then the model
     in Graph mode alone, then ONNX Runtime."""
-    args = argparse.Namespace(data_only=True, compare=MINDCV, dataset="imagefolder", data_dir=str(tmp_path),
-                              batch_size=(4, 8), num_parallel_workers=(1, 2), data_batches=3, host_normalize=True,
-                              image_size=32, steps=1, warmup=0, epoch_images=10, device_target="CPU", fuse_bn=False)
-    configs = plan(["res2net50"], ["pynative", "graph"], args, engines=BENCHMARK_ENGINES)
+    (tmp_path / "train").mkdir()
+    request = check_request(BenchmarkSettings(
+        data_only=True, compare=MINDCV, dataset="imagefolder", data_dir=str(tmp_path), batch_size=(4, 8),
+        num_parallel_workers="1,2", data_batches=3, host_normalize=True, models="res2net50", modes="pynative,graph",
+        image_size=32, steps=1, warmup=0, epoch_images=10, engines=",".join(BENCHMARK_ENGINES)))
+    configs = plan(request)
     pipelines = [c for c in configs if isinstance(c, PipelineRun)]
     assert configs[:len(pipelines)] == pipelines and len(pipelines) == 8
     assert [(c.batch_size, c.num_parallel_workers, c.impl, c.host_normalize) for c in pipelines[:4]] == [
@@ -193,3 +194,78 @@ def test_engine_names_are_defined_once():
     assert check_engine("onnxruntime") == "onnxruntime"
     with pytest.raises(ValueError, match=r"^--engine must be one of mindspore, onnxruntime, got 'onnxruntime_int8'$"):
         check_engine("onnxruntime_int8")
+
+
+@pytest.fixture
+def requested(monkeypatch):
+    """The checked requests ``benchmark.main`` hands to the runner, kept instead of measured."""
+    from mindcv_res2net.benchmark import runner
+
+    kept = []
+    monkeypatch.setattr(runner, "run", lambda request: kept.append(request) or 0)
+    return kept
+
+
+def test_benchmark_switches_take_true_false_or_nothing(requested):
+    """As train.py's: ``--fuse_bn`` alone is true, ``--fuse_bn false`` false; abbreviations still work."""
+    from mindcv_res2net.cli import benchmark
+
+    for argv, fuse_bn, grad_checkpointing in ((["--fuse_bn"], True, False), (["--fuse_bn", "false"], False, False),
+                                              (["--grad_checkpointing", "yes", "--fuse_bn=true"], True, True)):
+        assert benchmark.main(argv) == 0
+        settings = requested[-1].settings
+        assert (settings.fuse_bn, settings.grad_checkpointing) == (fuse_bn, grad_checkpointing), argv
+    assert benchmark.main(["--model", "res2net50_v1b"]) == 0 and requested[-1].models == ("res2net50_v1b",)
+    with pytest.raises(ConfigError, match=r"^argument --fuse_bn: expected a boolean \(true/false\), got 'maybe'$"):
+        benchmark.main(["--fuse_bn", "maybe"])
+
+
+def test_the_request_is_read_once_from_settings_that_stay_as_given(requested, tmp_path):
+    from mindcv_res2net.cli import benchmark
+
+    (tmp_path / "train").mkdir()
+    assert benchmark.main(["--device_target", "cpu", "--modes", "GRAPH", "--batch_size", "4,8", "--data_only",
+                           "--data_dir", str(tmp_path), "--num_parallel_workers", "1, 2"]) == 0
+    (request,) = requested
+    assert (request.device_target, request.models, request.modes, request.engines, request.workers) == (
+        "CPU", (), ("graph",), ("mindspore",), (1, 2))
+    assert request.settings == BenchmarkSettings(device_target="cpu", modes="GRAPH", batch_size=(4, 8), data_only=True,
+                                                 data_dir=str(tmp_path), num_parallel_workers="1, 2")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.settings.models = "res2net50"  # type: ignore[misc]
+
+
+def test_every_benchmark_setting_is_one_flag_with_its_default():
+    from mindcv_res2net.cli import benchmark
+
+    fields = dataclasses.fields(BenchmarkSettings)
+    assert list(BENCHMARK_FLAGS) == [f.name for f in fields]  # declared in --help order
+    assert all(BENCHMARK_FLAGS[f.name].default == f.default and BENCHMARK_FLAGS[f.name].help for f in fields)
+    assert benchmark.parse_settings([]) == BenchmarkSettings()
+
+
+DATA_ONLY_FLAGS = [name for name, flag in BENCHMARK_FLAGS.items() if flag.group == DATA_ONLY and name != "data_only"]
+
+
+def test_the_data_only_flags_are_one_help_group(capsys):
+    """--help lists the flags that need --data_only under one heading, and only those."""
+    from mindcv_res2net.cli import benchmark
+
+    with pytest.raises(SystemExit):
+        benchmark.main(["--help"])
+    group = capsys.readouterr().out.split(f"\n{DATA_ONLY}:\n", 1)[1]
+    assert re.findall(r"^  --(\w+)", group, re.M) == ["data_only"] + DATA_ONLY_FLAGS
+    assert DATA_ONLY_FLAGS == ["dataset", "data_dir", "num_parallel_workers", "host_normalize", "data_batches"]
+
+
+@pytest.mark.parametrize("name", DATA_ONLY_FLAGS)
+def test_every_flag_of_the_data_only_group_is_refused_without_data_only(name):
+    """The refusal reads the group of the flag table: a value other than the default would be ignored."""
+    from mindcv_res2net.cli import benchmark
+
+    default = BENCHMARK_FLAGS[name].default
+    other = "true" if isinstance(default, bool) else str(default + 1) if isinstance(default, int) else default + "x"
+    with pytest.raises(ConfigError, match=f"^--{name}: measures the input pipeline, so it needs --data_only$"):
+        benchmark.main([f"--{name}", other])
+    with pytest.raises(ConfigError, match=r"^--modes takes"):  # at its default it is no error
+        benchmark.main([f"--{name}", str(default).lower(), "--modes", "eager"])

@@ -20,7 +20,9 @@ SECTIONS = (DataConfig, ModelSettings, OptimizationSettings, RunSettings)
 # the modules that read settings below cli/, and the programs that build them
 TYPED_MODULES = ["mindcv_res2net/config", "mindcv_res2net/train", "mindcv_res2net/deploy/validate.py",
                  "mindcv_res2net/deploy/checkpoint_model.py", "mindcv_res2net/evaluate.py",
-                 "mindcv_res2net/cli/parser.py", "mindcv_res2net/cli/train.py", "mindcv_res2net/cli/validate.py"]
+                 "mindcv_res2net/cli/parser.py", "mindcv_res2net/cli/train.py", "mindcv_res2net/cli/validate.py",
+                 "mindcv_res2net/benchmark/plan.py", "mindcv_res2net/benchmark/runner.py",
+                 "mindcv_res2net/cli/benchmark.py"]
 
 
 def test_every_field_is_one_flag_and_every_flag_one_field():
@@ -73,15 +75,19 @@ def test_the_command_line_builds_the_typed_settings(tmp_path):
 def test_a_misspelled_field_is_an_error_the_type_checker_sees(tmp_path):
     """mypy finds the package's settings readers clean, and a misspelled field an error naming it."""
     misspelled = tmp_path / "misspelled.py"
-    misspelled.write_text("from mindcv_res2net.config import Settings\n\n\n"
+    misspelled.write_text("from mindcv_res2net.benchmark.plan import BenchmarkRequest\n"
+                          "from mindcv_res2net.config import Settings\n\n\n"
                           "def epochs(settings: Settings) -> int:\n"
-                          "    return settings.run.epoch_sise\n")
+                          "    return settings.run.epoch_sise\n\n\n"
+                          "def rounds(request: BenchmarkRequest) -> int:\n"
+                          "    return request.settings.round\n")
     proc = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent",
                            "--no-error-summary", "--cache-dir", str(tmp_path / "cache"), *TYPED_MODULES,
                            str(misspelled)], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert errors[0].startswith(f"{misspelled}:5: error: \"RunSettings\" has no attribute \"epoch_sise\"")
+    assert len(errors) == 2, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert errors[0].startswith(f"{misspelled}:6: error: \"RunSettings\" has no attribute \"epoch_sise\"")
+    assert errors[1].startswith(f"{misspelled}:10: error: \"BenchmarkSettings\" has no attribute \"round\"")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,6 @@ names (huggingface/pytorch-image-models ``tests/test_models.py`` and the contrac
 ``_features.py`` and ``_builder.py`` that those tests rely on), with PyTorch translated to MindSpore; plus
 gradient checkpointing (timm's ``set_grad_checkpointing``) and its benchmark rows.
 """
-import argparse
 import json
 import math
 
@@ -13,7 +12,7 @@ import pytest
 import mindspore as ms
 import mindcv_res2net
 from mindcv_res2net import create_model, list_models, list_pretrained
-from mindcv_res2net.benchmark.plan import plan
+from mindcv_res2net.benchmark.plan import BenchmarkSettings, check_request, plan
 from mindcv_res2net.benchmark.tables import checkpointing_lines
 from mindcv_res2net.models import factory, layers
 from mindcv_res2net.models.base import FeatureInfo
@@ -276,9 +275,9 @@ def test_grad_checkpointing_refusals_are_one_line():
 
 
 def test_benchmark_plans_and_reports_grad_checkpointing_rows():
-    args = argparse.Namespace(device_target="CPU", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
-                              fuse_bn=False, grad_checkpointing=True)
-    configs = plan(["res2net50"], ["graph"], args, mindcv_models={"res2net50"})
+    settings = BenchmarkSettings(modes="graph", batch_size=(2,), image_size=32, steps=1, warmup=0, epoch_images=10,
+                                 grad_checkpointing=True)
+    configs = plan(check_request(settings), mindcv_models={"res2net50"})
     assert [c.impl for c in configs] == ["mindcv_res2net", "mindcv", "mindcv_res2net (grad checkpointing)"]
     row = dict(model="res2net50", mode="graph", batch_size=8, image_size=224)
     rows = [dict(row, impl="mindcv_res2net", train_peak_memory_mb=3000.0, train_ms_per_step=1000.0),

@@ -1,17 +1,16 @@
-"""Runs a benchmark: every configuration in a fresh worker process, ``--rounds`` times interleaved, then
-the report and the JSON file.
+"""Runs a checked benchmark request: every configuration in a fresh worker process, ``--rounds`` times
+interleaved, then the report and the JSON file.
 
 A worker is ``python -m mindcv_res2net.benchmark.runner CONFIG_JSON``; it prints one line, ``BENCHMARK
 <rows as JSON>`` or, for bad input (a ``UserError`` or ``OSError``), ``BENCHMARK_ERROR <reason>``, which
 ``run_worker`` reads; any other exception is a bug and shows its traceback on stderr.
 """
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from tqdm import tqdm
 
@@ -22,10 +21,11 @@ from .measure_data import measure_data
 from .measure_model import measure_model
 from .measure_onnx import measure_onnx
 from .mindcv_compare import mindcv_models
-from .plan import OURS, Config, ModelRun, OnnxRun, PipelineRun, check_request, from_json, plan, to_json
+from .plan import OURS, BenchmarkRequest, Config, ModelRun, OnnxRun, PipelineRun, from_json, plan, to_json
 from .tables import report
 
-_MEASURE = {ModelRun: measure_model, OnnxRun: measure_onnx, PipelineRun: measure_data}
+_MEASURE: Dict[type, Callable[[Any], List[dict]]] = {ModelRun: measure_model, OnnxRun: measure_onnx,
+                                                     PipelineRun: measure_data}
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -77,19 +77,18 @@ def combine(runs: List[dict]) -> dict:
     return combined
 
 
-def run(args: argparse.Namespace) -> int:
-    """The benchmark the parsed flags ask for (see ``cli/benchmark.py``): checks them and ``args.json``,
-    measures every planned configuration, prints the report (to stderr when ``args.json`` is stdout) and
-    writes ``args.json``."""
-    models, modes, engines = check_request(args)
-    if args.json:
-        check_output(args.json, "--json")
-    compared = mindcv_models() if args.compare else None  # installed, or one line before any worker starts
-    configs = plan(models, modes, args, mindcv_models=None if args.data_only else compared, engines=engines)
+def run(request: BenchmarkRequest) -> int:
+    """The benchmark of the checked ``request`` (``plan.check_request``): checks --json, measures every planned
+    configuration --rounds times, prints the report (to stderr when --json is stdout) and writes --json."""
+    settings = request.settings
+    if settings.json:
+        check_output(settings.json, "--json")
+    compared = mindcv_models() if settings.compare else None  # installed, or one line before any worker starts
+    configs = plan(request, mindcv_models=None if settings.data_only else compared)
     results: Dict[Tuple[Config, str], List[dict]] = {}
-    with tqdm(total=len(configs) * args.rounds, desc="configurations", unit="run", file=sys.stderr,
-              disable=len(configs) * args.rounds < 2) as progress:
-        for _ in range(args.rounds):
+    with tqdm(total=len(configs) * settings.rounds, desc="configurations", unit="run", file=sys.stderr,
+              disable=len(configs) * settings.rounds < 2) as progress:
+        for _ in range(settings.rounds):
             for config in configs:
                 for row in run_worker(config):
                     results.setdefault((config, row["impl"]), []).append(row)
@@ -98,14 +97,14 @@ def run(args: argparse.Namespace) -> int:
     data_rows = [row for config, row in combined if isinstance(config, PipelineRun)]
     rows = [row for config, row in combined if not isinstance(config, PipelineRun)]
     host = machine()
-    tables = sys.stderr if args.json and is_stdout(args.json) else sys.stdout  # the JSON alone on stdout
+    tables = sys.stderr if settings.json and is_stdout(settings.json) else sys.stdout  # the JSON alone on stdout
     print(report(rows, data_rows, machine_line(host)), file=tables)
-    if args.json:
+    if settings.json:
         data = dict(machine=host, results=rows)
-        if args.data_only:
+        if settings.data_only:
             ours = [r["data_img_s"] for r in data_rows if r["impl"] == OURS]
             data.update(data_img_s=ours[0] if len(ours) == 1 else ours, data_results=data_rows)
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+        with atomic_path(settings.json) as tmp, open(tmp, "w") as f:
             json.dump(data, f, indent=1)
     return 0
 

@@ -24,7 +24,7 @@ the machine's description to --json. Runs slower than a few seconds show progres
 (--data_batches batches), on an image folder DATA_DIR/train/<class>/<image> with train.py's ImageNet
 training transforms (RandomResizedCrop, flip, normalise) and --num_parallel_workers workers:
 
-    python tools/benchmark.py --data_only --dataset imagefolder --data_dir DIR --batch_size 32 \
+    python tools/benchmark.py --data_only --dataset imagefolder --data_dir DIR --batch_size 32 \\
         --image_size 224 --num_parallel_workers 2 --compare mindcv --rounds 3 --json data.json
 
 Without --models it builds no network; with --models it also measures their train step at the same
@@ -35,59 +35,31 @@ tools/make_photo_folder.py makes such a folder of real photographs offline.
 The measuring lives in the package ``mindcv_res2net.benchmark``; this module is its command line.
 """
 
+from typing import TYPE_CHECKING, Optional, Sequence
+
 from mindcv_res2net.utils.cli import run_cli
 
-DATA_ONLY_FLAGS = ("dataset", "data_dir", "num_parallel_workers", "host_normalize", "data_batches")
+if TYPE_CHECKING:  # imported by the functions below: the benchmark package loads MindSpore
+    from mindcv_res2net.benchmark.plan import BenchmarkSettings
+
+USAGE = "%(prog)s [-h] [--flag VALUE ...]"
 
 
-def main(argv=None) -> int:
-    from mindcv_res2net.benchmark.plan import IMAGENET_TRAIN_IMAGES, batch_sizes
-    from mindcv_res2net.data.datasets import FOLDER_DATASET, dataset_names
-    from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
+def parse_settings(argv: Optional[Sequence[str]] = None) -> "BenchmarkSettings":
+    """The ``BenchmarkSettings`` of a command line (one-line ``ConfigError`` for a bad flag or value); the parser
+    is built from the flags declared on the settings' fields (``benchmark.plan.BENCHMARK_FLAGS``)."""
+    from mindcv_res2net.benchmark.plan import BENCHMARK_FLAGS, BenchmarkSettings
+    from mindcv_res2net.cli.parser import build_parser
 
-    parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--device_target", default="CPU")
-    parser.add_argument("--models", default=None, help="comma-separated registered names (default res2net50; "
-                        "with --data_only: none)")
-    parser.add_argument("--modes", default="pynative,graph", help="comma-separated: pynative, graph")
-    parser.add_argument("--batch_size", type=batch_sizes, default=(32,),
-                        help="batch size, or a comma-separated list (e.g. 1,8,32) measured in turn")
-    parser.add_argument("--image_size", type=image_size, default=224)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (median)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat every configuration this many times, interleaved, and report medians")
-    parser.add_argument("--epoch_images", type=int, default=IMAGENET_TRAIN_IMAGES)
-    parser.add_argument("--compare", default="", help="'mindcv': also measure mindcv's res2net of the same name")
-    parser.add_argument("--fuse_bn", action="store_true",
-                        help="add a row: our inference with BatchNorm folded into the convolutions")
-    parser.add_argument("--grad_checkpointing", action="store_true",
-                        help="add a row: our train step with gradient checkpointing (each block recomputed in the "
-                             "backward pass), to compare its peak memory and time")
-    parser.add_argument("--json", default="", help="write every figure here")
-    parser.add_argument("--engines", default="mindspore",
-                        help="comma-separated: mindspore, onnxruntime (our model exported with BatchNorm folded and "
-                             "run by ONNX Runtime on the CPU: inference rows), onnxruntime_int8 (the same, statically "
-                             "quantized to INT8)")
-    parser.add_argument("--data_only", action="store_true", help="measure the training input pipeline alone")
-    other_folders = [name for name in dataset_names(lambda spec: spec.image_folder) if name != FOLDER_DATASET]
-    parser.add_argument("--dataset", default=FOLDER_DATASET,
-                        help=f"with --data_only: {FOLDER_DATASET} (or {' or '.join(other_folders)})")
-    parser.add_argument("--data_dir", default="", help="with --data_only: a folder holding train/<class>/<image>")
-    parser.add_argument("--num_parallel_workers", default="2",
-                        help="with --data_only: data workers, or a comma-separated list (e.g. 1,2) measured in turn")
-    parser.add_argument("--host_normalize", action="store_true",
-                        help="with --data_only: our pipeline normalises to float32 on the host (train.py's "
-                             "--normalize_on_device false) instead of handing uint8 to the step")
-    parser.add_argument("--data_batches", type=int, default=30, help="with --data_only: batches timed per run")
-    args = parser.parse_args(argv)
-    if not args.data_only:
-        for flag in DATA_ONLY_FLAGS:  # a flag that would be ignored is an error
-            if getattr(args, flag) != parser.get_default(flag):
-                raise ConfigError(f"--{flag}: measures the input pipeline, so it needs --data_only")
+    parser = build_parser(BENCHMARK_FLAGS, description=__doc__, usage=USAGE)
+    return BenchmarkSettings(**vars(parser.parse_args(argv)))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from mindcv_res2net.benchmark.plan import check_request
     from mindcv_res2net.benchmark.runner import run
 
-    return run(args)
+    return run(check_request(parse_settings(argv)))
 
 
 def cli() -> None:
