@@ -560,10 +560,11 @@ def _epochs(run: TrainingRun) -> dict:
             except RuntimeError as exc:
                 if group_size == 1:
                     raise
-                raise RuntimeError(f"rank {run.devices.rank} of {group_size}: epoch {epoch} failed: "
-                                   f"{error_message(exc)}; once every rank runs again, continue from the newest "
-                                   f"checkpoint with: {_continue_command(run.settings.run.ckpt_save_dir, group_size)}"
-                                   ) from exc
+                # another rank died or lost contact: an error of the job's environment, said on one line (OSError)
+                raise ConnectionError(f"rank {run.devices.rank} of {group_size}: epoch {epoch} failed: "
+                                      f"{error_message(exc)}; once every rank runs again, continue from the newest "
+                                      f"checkpoint with: {_continue_command(run.settings.run.ckpt_save_dir, group_size)}"
+                                      ) from exc
             if steps_done < run.train_data.steps:
                 return _stop(run, stop, epoch=epoch, step=steps_done, progress=progress)
             stopping = stop.agreed(group_size) and epoch < epochs
