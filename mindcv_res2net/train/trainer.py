@@ -29,6 +29,7 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..utils.cli import error_message
 from ..utils.device import TrainingPlan, plan_training, set_device
+from ..utils.errors import UserError
 from ..utils.logger import MetricsCSV, keep_copy, log_to_file, progress_bar, setup_logger
 from ..weights import CheckpointError, read_checkpoint
 from .plan import RunPlan, check_save_dir, claim_run_folder, plan_run
@@ -560,10 +561,10 @@ def _epochs(run: TrainingRun) -> dict:
             except RuntimeError as exc:
                 if group_size == 1:
                     raise
-                raise RuntimeError(f"rank {run.devices.rank} of {group_size}: epoch {epoch} failed: "
-                                   f"{error_message(exc)}; once every rank runs again, continue from the newest "
-                                   f"checkpoint with: {_continue_command(run.settings.run.ckpt_save_dir, group_size)}"
-                                   ) from exc
+                raise UserError(f"rank {run.devices.rank} of {group_size}: epoch {epoch} failed: "
+                                f"{error_message(exc)}; once every rank runs again, continue from the newest "
+                                f"checkpoint with: {_continue_command(run.settings.run.ckpt_save_dir, group_size)}"
+                                ) from exc  # another rank died: one line saying how to continue, no traceback
             if steps_done < run.train_data.steps:
                 return _stop(run, stop, epoch=epoch, step=steps_done, progress=progress)
             stopping = stop.agreed(group_size) and epoch < epochs
