@@ -1,8 +1,8 @@
 """The test suite's own rules: ``pynative`` and ``graph`` (tests/conftest.py) switch MindSpore's execution mode for
 one test and put back the mode they found, from either mode, also after the test fails, and a test that switches
 the mode itself (or through train.py's main) leaves it as it found it; test files import the shared helpers as the
-package ``helpers``, never from a conftest, and no test or script of a test edits sys.path; every folder of tests
-says in its conftest.py what it tests."""
+package ``helpers``, never from a conftest or another test file, and no test or script of a test edits sys.path;
+every folder of tests says in its conftest.py what it tests."""
 import ast
 import os
 import pathlib
@@ -75,7 +75,7 @@ def test_helpers_are_imported_as_a_package_and_no_test_edits_sys_path():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) else []
             offences += [f"{os.path.relpath(path, TESTS_DIR)}:{node.lineno} imports {n}" for n in names
-                         if n == "conftest"]
+                         if n == "conftest" or n.startswith("test_")]
         if re.search(r"sys\.path\.(insert|append|extend)|sys\.path\s*(=|\+=)", text):
             offences.append(f"{os.path.relpath(path, TESTS_DIR)}: edits sys.path")
     assert offences == []

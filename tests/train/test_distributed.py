@@ -3,7 +3,6 @@ killed with SIGKILL mid-epoch."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,18 +11,10 @@ import pytest
 
 from helpers import PROJECT_DIR
 from mindcv_res2net.weights import read_mindspore_checkpoint
+from helpers.msrun import DISTRIBUTED_RUN, free_port, msrun_workers
 from helpers.programs import helpers_env, run
 
 pytestmark = pytest.mark.e2e
-
-TINY = ["--mode", "0", "--dataset", "digits", "--image_resize", "32", "--num_parallel_workers", "1",
-        "--opt", "adamw", "--lr", "0.001", "--val_while_train", "False"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # train.py of ``--model tiny_net`` with an on_finish callback: each rank writes a digest of its trained weights
@@ -52,8 +43,8 @@ run_cli(main)
 
 def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "train.py", *TINY, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
-            "--keep_checkpoint_max", "5", "--ckpt_save_dir", str(out)]
+    args = [sys.executable, "train.py", *DISTRIBUTED_RUN, "--num_samples", "192", "--batch_size", "16", "--epoch_size",
+            "3", "--keep_checkpoint_max", "5", "--ckpt_save_dir", str(out)]
     proc = subprocess.Popen(args, cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
@@ -74,7 +65,7 @@ def test_sigkill_mid_epoch_leaves_valid_checkpoints_and_resume_auto_continues(tm
         else:
             assert name in ("config.yaml", "metrics.csv", "run.json", "train.log", ".lock") or \
                 name.startswith(".partial-"), name
-    resumed = run(["train.py", *TINY, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
+    resumed = run(["train.py", *DISTRIBUTED_RUN, "--num_samples", "192", "--batch_size", "16", "--epoch_size", "3",
                    "--keep_checkpoint_max", "5", "--ckpt_save_dir", str(out), "--resume", "auto"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert re.search(r"resuming from .*res2net50-[12]_12\.ckpt", resumed.stdout)
@@ -97,7 +88,7 @@ def _launch_two_nodes(tmp_path, script, port, logs, extra):
     for node in (0, 1):
         cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=1", "--master_addr=127.0.0.1",
                f"--master_port={port}", f"--node_rank={node}", f"--log_dir={logs}{node}", "--join=True", str(script),
-               *TINY, "--model", "tiny_net", "--distribute", "--num_samples", "64", "--batch_size", "8",
+               *DISTRIBUTED_RUN, "--model", "tiny_net", "--distribute", "--num_samples", "64", "--batch_size", "8",
                "--epoch_size", str(EPOCHS), "--ckpt_save_dir", str(tmp_path / "run"), *extra]
         launchers.append(subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, start_new_session=True))
@@ -129,19 +120,17 @@ def _one_extra_scheduler_failed(logs, codes):
 
 
 def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continues(tmp_path):
-    from test_interrupt import _workers
-
     (tmp_path / "digests").mkdir()
-    script = tmp_path / "train.py"  # train.py with a digest: named so that ``_workers`` finds it
+    script = tmp_path / "train.py"  # train.py with a digest: named so that ``msrun_workers`` finds it
     script.write_text(TRAIN_WITH_DIGEST)
     run_dir, logs = tmp_path / "run", str(tmp_path / "logs")
     # a rank that dies (SIGKILL of node 1's worker during epoch 2) ends the job with a message, no hang
-    launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs, [])
+    launchers = _launch_two_nodes(tmp_path, script, free_port(), logs, [])
     deadline = time.time() + 400
     while not (run_dir / "tiny_net-1_4.ckpt").exists():  # 64 images / 2 ranks / batch 8: 4 steps per epoch
         assert all(p.poll() is None for p in launchers) and time.time() < deadline, "no first checkpoint"
         time.sleep(0.05)
-    (victim,) = _workers(launchers[1].pid)
+    (victim,) = msrun_workers(launchers[1].pid)
     os.kill(victim, signal.SIGKILL)
     died = time.time()
     codes = _end(launchers, timeout=180)
@@ -157,7 +146,7 @@ def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continue
                    if m)
     assert saved and saved[-1] < EPOCHS, saved
     # both launchers again with --resume auto: the job continues from the newest checkpoint, ranks agree
-    launchers = _launch_two_nodes(tmp_path, script, _free_port(), logs + "_resumed", ["--resume", "auto"])
+    launchers = _launch_two_nodes(tmp_path, script, free_port(), logs + "_resumed", ["--resume", "auto"])
     codes = _end(launchers, timeout=400)
     node = _one_extra_scheduler_failed(logs + "_resumed", codes)
     assert codes[node] == 0, codes

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from helpers import PROJECT_DIR
+from helpers.msrun import DISTRIBUTED_RUN, free_port, msrun_workers
 from helpers.programs import run
 from mindcv_res2net.train.run_folder import RunCheckpoints, run_metadata
 from mindcv_res2net.utils.logger import setup_logger
@@ -178,35 +179,13 @@ def test_epoch_progress_metadata_reads_only_when_every_number_is_possible(progre
             run_metadata({"epoch_progress": progress}, "x.ckpt")
 
 
-def _workers(pid):
-    """Pids of msrun ``pid``'s worker processes (its scheduler process runs train.py too, as MS_SCHED)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environment = f.read().split(b"\0")
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid and b"MS_ROLE=MS_WORKER" in environment and b"train.py" in command:  # not its log tails
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.e2e
 def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
-    from test_distributed import TINY as DISTRIBUTED, _free_port
-
     bin_dir = os.path.dirname(sys.executable)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     logs, folder = tmp_path / "logs", tmp_path / "run"
-    cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={_free_port()}",
-           f"--log_dir={logs}", "--join=True", "train.py", *DISTRIBUTED, "--distribute", "--num_samples", "96",
+    cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={free_port()}",
+           f"--log_dir={logs}", "--join=True", "train.py", *DISTRIBUTED_RUN, "--distribute", "--num_samples", "96",
            "--batch_size", "8", "--epoch_size", "2", "--ckpt_save_dir", str(folder)]
     msrun = subprocess.Popen(cmd, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -215,7 +194,7 @@ def test_sigterm_to_every_msrun_worker_stops_all_ranks_after_one_step(tmp_path):
                             if (logs / "worker_0.log").exists() else ""):
             assert msrun.poll() is None and time.time() < deadline, "msrun ended before step 2"
             time.sleep(0.05)
-        workers = _workers(msrun.pid)
+        workers = msrun_workers(msrun.pid)
         assert len(workers) == 2
         for pid in workers:
             os.kill(pid, signal.SIGTERM)
