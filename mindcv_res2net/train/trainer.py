@@ -29,6 +29,7 @@ from ..optim import create_optimizer
 from ..scheduler import create_scheduler
 from ..utils.cli import error_message
 from ..utils.device import TrainingPlan, plan_training, set_device
+from ..utils.errors import UserError
 from ..utils.logger import MetricsCSV, keep_copy, log_to_file, progress_bar, setup_logger
 from ..weights import CheckpointError, read_checkpoint
 from .plan import RunPlan, check_save_dir, claim_run_folder, plan_run

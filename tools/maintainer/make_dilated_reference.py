@@ -1,13 +1,13 @@
-"""Make tests/data/dilated: timm's float64 ``features_only`` maps of three Res2Nets at output stride 8 and 16.
+"""Make tests/reference/dilated: timm's float64 ``features_only`` maps of three Res2Nets at output stride 8 and 16.
 
 PyTorch never enters mindcv_res2net or its tests: run this only inside a throwaway venv, e.g.
 
     python3 -m venv /work/venv-timm && /work/venv-timm/bin/pip install torch==2.14.1 timm==1.0.31
-    /work/venv-timm/bin/python tools/maintainer/make_dilated_reference.py --out tests/data/dilated
+    /work/venv-timm/bin/python tools/maintainer/make_dilated_reference.py --out tests/reference/dilated
 
 The tests import only the numpy part of this file (``reference_weight``, ``reference_input`` and the
 constants); torch and timm are imported inside ``make_reference``. The method is written down in
-tests/data/dilated/README.md.
+tests/reference/dilated/README.md.
 """
 import argparse
 import os
@@ -95,7 +95,7 @@ def make_reference(model: str, out_dir: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=os.path.join("tests", "data", "dilated"), help="output folder")
+    parser.add_argument("--out", default=os.path.join("tests", "reference", "dilated"), help="output folder")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
     for model in args.models:
