@@ -23,7 +23,7 @@ def _interpolation(name: str):
     return INTERPOLATIONS[name]
 
 
-def to_network_layout(mean: Sequence[float], std: Sequence[float], on_host: bool) -> List:
+def to_network_layout(mean: Sequence[float], std: Sequence[float], *, on_host: bool) -> List:
     """HWC uint8 -> CHW: normalised float32 when ``on_host``, else uint8 (normalised in the compiled step)."""
     return ([vision.Normalize(mean=list(mean), std=list(std), is_hwc=True)] if on_host else []) + [vision.HWC2CHW()]
 
@@ -42,14 +42,14 @@ def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> L
     spec = dataset_spec(data.dataset)
     if not spec.augmented:
         return [vision.Resize((size, size), interpolation=_interpolation(data.interpolation))] + \
-            to_network_layout(mean, std, on_host)
+            to_network_layout(mean, std, on_host=on_host)
     if not spec.image_folder:
         ops = [vision.RandomCrop(spec.image_size, padding=spec.image_size // 8)]
         if data.hflip > 0:
             ops.append(vision.RandomHorizontalFlip(prob=data.hflip))
         if size != spec.image_size:
             ops.append(vision.Resize((size, size), interpolation=_interpolation(data.interpolation)))
-        return ops + to_network_layout(mean, std, on_host)
+        return ops + to_network_layout(mean, std, on_host=on_host)
     crop = vision.RandomCropDecodeResize if encoded else vision.RandomResizedCrop
     ops = [crop(size, scale=tuple(data.scale), ratio=tuple(data.ratio),
                 interpolation=_interpolation(data.interpolation))]
@@ -69,7 +69,7 @@ def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> L
                                             saturation=data.color_jitter))
     if encoded and data.in_channels == 1:
         ops.append(_to_grey)
-    ops += to_network_layout(mean, std, on_host)
+    ops += to_network_layout(mean, std, on_host=on_host)
     if data.re_prob > 0:
         # the fill is re_value in normalised units: 0 erases to the mean colour, on host and on device alike
         value = int(data.re_value) if on_host else \
@@ -89,7 +89,7 @@ def eval_transforms(pre: EvalPreprocessing, *, on_host: bool, encoded: bool = Fa
         ops.append(vision.Resize((pre.size, pre.size), interpolation=inter))
     if encoded and in_channels == 1:
         ops.append(_to_grey)
-    return ops + to_network_layout(pre.mean, pre.std, on_host)
+    return ops + to_network_layout(pre.mean, pre.std, on_host=on_host)
 
 
 class BatchMixer:

@@ -52,7 +52,7 @@ def _check_request(settings: Settings) -> bool:
     return onnx
 
 
-def _recorded_export(exported: OnnxClassifier, model_name: str, model_given: bool) -> _Evaluated:
+def _recorded_export(exported: OnnxClassifier, model_name: str, *, model_given: bool) -> _Evaluated:
     """An ``--onnx_path`` file validated without a checkpoint: the model its record names (a ``--model`` the user
     gave must agree), and the file with the checkpoint it holds for messages."""
     record = read_record(exported.metadata)
@@ -64,7 +64,7 @@ def _recorded_export(exported: OnnxClassifier, model_name: str, model_given: boo
     return _Evaluated(resolve_name(record.model), exported.label + holds, exported=exported)
 
 
-def _what_to_evaluate(settings: Settings, chosen: Dict[str, Any], onnx: bool) -> _Evaluated:
+def _what_to_evaluate(settings: Settings, chosen: Dict[str, Any], *, onnx: bool) -> _Evaluated:
     """The checkpoint (read once, with its run's config), the published weights, or the ``--onnx_path`` export
     alone. ``chosen``: the values of the keys the user set."""
     model, onnx_path = settings.model, settings.run.onnx_path
@@ -81,7 +81,7 @@ def _what_to_evaluate(settings: Settings, chosen: Dict[str, Any], onnx: bool) ->
         return found
     if model.pretrained:
         return _Evaluated(model.model, f"the published {model.model} weights")
-    return _recorded_export(open_export(onnx_path), model.model, "model" in chosen)
+    return _recorded_export(open_export(onnx_path), model.model, model_given="model" in chosen)
 
 
 def _network(settings: Settings, found: _Evaluated, data: Loader, *, chosen: CheckpointEval, onnx: bool):
@@ -118,7 +118,7 @@ def validate(settings: Settings, given: FrozenSet[str]) -> dict:
     values = settings.to_mapping()
     chosen_values = {key: values[key] for key in given if key in values}
     set_device(settings.run.device_target, settings.run.mode)
-    found = _what_to_evaluate(settings, chosen_values, onnx)
+    found = _what_to_evaluate(settings, chosen_values, onnx=onnx)
     model_cfg = get_pretrained_cfg(found.name)
     in_channels = found.network.in_channels if found.network is not None else settings.data.in_channels
     # with no run to follow, the flags and their defaults say how to evaluate; ONNX Runtime takes float32

@@ -14,15 +14,13 @@ from mindcv_res2net.models import get_pretrained_cfg
 from helpers import PROJECT_DIR
 
 PACKAGE = os.path.join(PROJECT_DIR, "mindcv_res2net")
-# The rooms held to the rule (the settings, data and training rooms: with their own step)
-ROOMS = ("models", "weights", "utils", "loss", "optim", "scheduler", "deploy", "benchmark", "cli", "mindcv_plugin.py",
-         "__init__.py")
-OTHER_HANDS = {"deploy/validate.py", "deploy/checkpoint_model.py", "cli/parser.py", "cli/train.py", "cli/validate.py"}
 MAX_POSITIONAL = 3
 PROTOCOLS = {  # called positionally by code that is not ours
     ("utils/cli.py", "_one_line_warning"),  # warnings.formatwarning
     ("weights/torch_file.py", "_rebuild_tensor"),  # torch._utils._rebuild_tensor_v2, called by the pickle
     ("weights/paddle_file.py", "__init__"),  # _DType: numpy.dtype(code, align, copy), called by the pickle
+    ("config/recipe.py", "construct_mapping"),
+    ("train/train_step.py", "construct"),  # a Cell's inputs, which MindSpore's compiled graph takes by position  # yaml's SafeLoader.construct_mapping(node, deep), called by PyYAML
 }
 TIMM_POSITIONAL = {"pretrained"}  # create_model(name, pretrained) and res2net50(pretrained), as timm's
 
@@ -31,7 +29,7 @@ def _files():
     for folder, _, names in os.walk(PACKAGE):
         for name in names:
             rel = os.path.relpath(os.path.join(folder, name), PACKAGE).replace(os.sep, "/")
-            if name.endswith(".py") and rel.startswith(ROOMS) and rel not in OTHER_HANDS:
+            if name.endswith(".py"):
                 yield rel
 
 
