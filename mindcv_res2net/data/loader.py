@@ -11,6 +11,7 @@ from .datasets import dataset_spec
 from .image_files import DatasetError, DataWarning
 from .settings import DataConfig, eval_preprocessing, normalization
 from .sources import SourceOptions
+from .scaled_decode import ScaledCropDecode, ScaledDecode
 from .transforms import BatchMixer, eval_transforms, train_transforms
 
 
@@ -69,11 +70,29 @@ class SubsetSource:
     def encoded(self) -> bool:
         return getattr(self.source, "encoded", False)
 
+    @property
+    def jpeg_sides(self) -> np.ndarray:
+        return self.source.jpeg_sides[self.indices]
+
     def path(self, index: int) -> str:
         return self.source.path(self.indices[index])
 
     def decode(self, index: int) -> np.ndarray:
         return self.source.decode(self.indices[index])
+
+
+class _Indexed:
+    """A source's rows with their index: (image, label, index), for the map ops that draw per-image randomness."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        image, label = self.source[index]
+        return image, label, np.int64(index)
 
 
 class _ChannelAdapter:
@@ -100,7 +119,9 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
 
     Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
-    MindSpore's C++ workers; every split's images are bounded by the evaluation resize (see
+    MindSpore's C++ workers, or, when ``data.reduced_decode`` and one of the split's JPEGs is at least twice
+    the size the transform needs, every image by a Python map op in the same workers, large JPEGs at a
+    reduced DCT scale (``scaled_decode``); every split's images are bounded by the evaluation resize (see
     ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
     training split of a single class gets a ``DataWarning``.
     """
@@ -123,12 +144,19 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
                          if num_classes == 1 else f"the network can only learn to predict it ({num_classes} "
                                                   "classes)"), DataWarning, stacklevel=2)
     encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
-    if train:
-        mean, std = normalization(data, model_cfg)
-        transforms = train_transforms(data, mean, std, encoded=encoded)
-    else:
-        transforms = eval_transforms(pre, on_host=not data.normalize_on_device, encoded=encoded,
-                                     in_channels=data.in_channels)
+    # JPEGs decoded at a reduced scale where one can be: by a Python map op, which then decodes every image
+    need = data.image_resize if train else pre.resize
+    scaled = encoded and data.reduced_decode and bool((source.jpeg_sides >= 2 * need).any())
+    mean, std = normalization(data, model_cfg)
+
+    def transforms(epoch: int) -> List:
+        if train:
+            decoder = ScaledCropDecode(source.path, size=data.image_resize, scale=data.scale, ratio=data.ratio,
+                                       seed=data.seed, epoch=epoch) if scaled else None
+            return train_transforms(data, mean, std, encoded=encoded, decoder=decoder)
+        return eval_transforms(pre, on_host=not data.normalize_on_device, encoded=encoded, in_channels=data.in_channels,
+                               decoder=ScaledDecode(source.path, short_side=need) if scaled else None)
+
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
     num_images = total // shards  # equal shares: every rank runs the same steps
@@ -138,16 +166,18 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
         raise DatasetError(f"--batch_size {batch_size} is larger than the {num_images} training images "
                            f"(with --drop_remainder no batch would remain)")
     mixing = train and data.mixing
-    rows = source if encoded else _ChannelAdapter(source, data.in_channels)
+    rows = _Indexed(source) if scaled else source if encoded else _ChannelAdapter(source, data.in_channels)
 
     def build(epoch: int) -> ds.Dataset:
         ds.config.set_seed(data.seed + epoch)
         order = np.random.default_rng([data.seed, epoch]).permutation(total) if train and data.shuffle \
             else np.arange(total)
         indices = order[: num_images * shards][shard::shards].tolist()
-        dataset = ds.GeneratorDataset(rows, column_names=["image", "label"], sampler=ds.SubsetSampler(indices),
+        columns = ["image", "label", "index"] if scaled else ["image", "label"]
+        dataset = ds.GeneratorDataset(rows, column_names=columns, sampler=ds.SubsetSampler(indices),
                                       python_multiprocessing=False)
-        dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
+        dataset = dataset.map(operations=transforms(epoch), input_columns=["image", "index"] if scaled else "image",
+                              output_columns=["image"] if scaled else None, num_parallel_workers=workers)
         if mixing:
             mixer = BatchMixer(num_classes, mixup_alpha=data.mixup, cutmix_alpha=data.cutmix, prob=data.cutmix_prob,
                                label_smoothing=data.label_smoothing, seed=data.seed * 100003 + epoch)
