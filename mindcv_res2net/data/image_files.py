@@ -233,11 +233,13 @@ def decode_jpeg_scaled(data, path: str, *, width: int, height: int, denominator:
 def decode_with_pillow(data, path: str) -> np.ndarray:
     """An encoded image in memory (PNG, BMP...) decoded in full by Pillow: (H, W, 3) uint8 RGB, as
     ``load_rgb``; ``DatasetError`` naming ``path`` when it does not decode."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             return _pillow_rgb(img)
+    except UnidentifiedImageError:
+        raise DatasetError(f"cannot decode image {path}: not an image file Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DatasetError(f"cannot decode image {path}: {exc}") from None
 

@@ -220,9 +220,11 @@ def iterate_batches(dataset: ds.Dataset, skip: int = 0):
         except StopIteration:
             return
         except RuntimeError as exc:
-            found = re.search(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
+            # the message of the last Python error raised inside the pipeline (a map op's comes after its traceback)
+            found = [m for m in re.findall(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
+                     if not m.startswith("Traceback (most recent call last)")]
             if found:
-                raise DatasetError(found.group(1).strip()) from None
+                raise DatasetError(found[-1].strip()) from None
             locate = getattr(dataset, "find_unreadable", None)
             path = locate(batches_done) if locate else None
             if path:
