@@ -235,6 +235,33 @@ def test_photo_folder_sizes():
     assert sorted(phone.size) == [3024, 4032] and 1.2e6 < len(buffer.getvalue()) < 3e6
 
 
+def test_benchmark_full_decode_adds_our_pipeline_decoding_in_full(tmp_path, capsys, monkeypatch):
+    """--data_only --full_decode: a row of our pipeline with --reduced_decode false beside ours (and mindcv's), and
+    the measurement gets the setting; without --data_only the flag is refused."""
+    import argparse
+
+    from conftest import run_tool
+    from mindcv_res2net.benchmark import measure_data
+    from mindcv_res2net.benchmark.plan import FULL_DECODE, MINDCV, OURS, from_json, plan, to_json
+
+    args = argparse.Namespace(data_only=True, compare=MINDCV, full_decode=True, dataset="imagefolder",
+                              data_dir=str(tmp_path), batch_size=(4,), num_parallel_workers=(1,), data_batches=3,
+                              host_normalize=False, image_size=32, device_target="CPU")
+    runs = plan([], ["graph"], args)
+    assert [(r.impl, r.reduced_decode) for r in runs] == [(OURS, True), (FULL_DECODE, False), (MINDCV, True)]
+    assert all(from_json(to_json(r)) == r for r in runs)
+    built = []
+    monkeypatch.setattr(measure_data, "create_loader", lambda data, *a, **k: built.append(data.reduced_decode) or
+                        argparse.Namespace(for_epoch=lambda epoch: None))
+    monkeypatch.setattr(measure_data, "iterate_batches", lambda dataset: iter(()))
+    for run in runs[:2]:
+        measure_data.our_pipeline(run, {})
+    assert built == [True, False]
+    code, err = run_tool("benchmark", ["--full_decode"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == "error: --full_decode: measures the input pipeline, so it " \
+        "needs --data_only"
+
+
 @pytest.mark.e2e
 def test_a_trained_networks_top1_is_the_same_with_and_without_reduced_decode(tmp_path, pynative, tiny_model, capsys):
     """train.py on a folder of 2016x1512 photos (scaled decode in training), then validate.py --ckpt_path RUN with

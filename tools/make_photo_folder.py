@@ -13,12 +13,13 @@ baseline JPEG, quality 90; validation images are other random crops of the same 
 seed gives the same files.
 
 ``--size phone`` makes 12 MP phone photos instead: 4032x3024, landscape or portrait (3024x4032), quality
-90, about 2 MB each, as a phone's camera saves them; ``--size WxH`` any other exact size (e.g. 1008x756).
+90, 1.5-1.9 MB each, as a phone's camera saves them; ``--size WxH`` any other exact size (e.g. 1008x756).
 Upscaled from 640x427, a crop would hold no detail at the pixel level, which a real photograph has (fine
 texture and sensor noise, which are also what makes its JPEG large and slow to decode): these sizes get
-grain, Gaussian noise of ``GRAIN`` grey levels per pixel and channel. DIR/train and DIR/val must not exist yet or be empty: the tool never mixes
-its files with another run's. Each file is written to a temporary name and renamed, so a killed run
-leaves only whole images.
+grain, Gaussian noise of ``GRAIN`` grey levels per pixel and channel.
+
+DIR/train and DIR/val must not exist yet or be empty: the tool never mixes its files with another run's.
+Each file is written to a temporary name and renamed, so a killed run leaves only whole images.
 """
 import argparse
 import os

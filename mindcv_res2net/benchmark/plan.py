@@ -22,6 +22,7 @@ IMAGENET_TRAIN_IMAGES = 1_281_167
 OURS, MINDCV = "mindcv_res2net", "mindcv"
 CHECKPOINTED = OURS + " (grad checkpointing)"
 FOLDED = OURS + " (BN folded)"
+FULL_DECODE = OURS + " (full decode)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +62,8 @@ class OnnxRun:
 @dataclass(frozen=True, kw_only=True)
 class PipelineRun:
     """Steady-state img/s of ``impl``'s training input pipeline alone on ``data_dir``/train/<class>/<image>,
-    ``data_batches`` batches timed after the first; ``host_normalize``: ours hands float32, not uint8."""
+    ``data_batches`` batches timed after the first; ``host_normalize``: ours hands float32, not uint8;
+    ``reduced_decode``: ours decodes large JPEGs at a reduced scale (train.py's --reduced_decode)."""
 
     impl: str
     dataset: str
@@ -72,6 +74,7 @@ class PipelineRun:
     data_batches: int
     host_normalize: bool
     device_target: str
+    reduced_decode: bool = True
 
 
 Config = Union[ModelRun, OnnxRun, PipelineRun]
@@ -180,8 +183,9 @@ def plan(models: Sequence[str], modes: Sequence[str], args: argparse.Namespace, 
          mindcv_models: Optional[Set[str]] = None, engines: Sequence[str] = ("mindspore",)) -> List[Config]:
     """Configurations to measure, one per batch size of ``args.batch_size`` (a tuple):
 
-    - with ``args.data_only``: the input pipelines first (ours, and mindcv's with ``args.compare``), once
-      per ``args.num_parallel_workers``; the networks then run in Graph mode only (or the first mode);
+    - with ``args.data_only``: the input pipelines first (ours, ours decoding every JPEG in full with
+      ``args.full_decode``, and mindcv's with ``args.compare``), once per ``args.num_parallel_workers``;
+      the networks then run in Graph mode only (or the first mode);
     - MindSpore: ours for every model and mode (and with gradient checkpointing on
       ``args.grad_checkpointing``), mindcv's where ``mindcv_models`` has the name;
     - ONNX Runtime engines: ours once per model, on the CPU.
@@ -199,9 +203,11 @@ def plan(models: Sequence[str], modes: Sequence[str], args: argparse.Namespace, 
         impls[CHECKPOINTED] = set(models)
     pipelines = [PipelineRun(impl=impl, dataset=args.dataset, data_dir=args.data_dir, batch_size=batch,
                              image_size=args.image_size, num_parallel_workers=workers, data_batches=args.data_batches,
-                             host_normalize=args.host_normalize and impl == OURS, device_target=args.device_target)
+                             host_normalize=args.host_normalize and impl != MINDCV, device_target=args.device_target,
+                             reduced_decode=impl != FULL_DECODE)
                  for batch in args.batch_size for workers in args.num_parallel_workers
-                 for impl in ([OURS, MINDCV] if args.compare else [OURS])] if data_only else []
+                 for impl in [OURS] + [FULL_DECODE] * getattr(args, "full_decode", False)
+                 + [MINDCV] * bool(args.compare)] if data_only else []
     networks = [ModelRun(impl=impl, model=name, mode=mode, batch_size=batch, image_size=args.image_size,
                          steps=args.steps, warmup=args.warmup, epoch_images=args.epoch_images,
                          device_target=args.device_target, fuse_bn=args.fuse_bn and impl == OURS)

@@ -29,15 +29,16 @@ training transforms (RandomResizedCrop, flip, normalise) and --num_parallel_work
 
 Without --models it builds no network; with --models it also measures their train step at the same
 batch (--modes) and says whether data or compute bounds training. --compare mindcv adds mindcv 0.3's
-pipeline (create_dataset + create_transforms + create_loader, the same workers) on the same folder.
-tools/make_photo_folder.py makes such a folder of real photographs offline.
+pipeline (create_dataset + create_transforms + create_loader, the same workers) on the same folder;
+--full_decode adds ours with every JPEG decoded in full (train.py's --reduced_decode false).
+tools/make_photo_folder.py makes such a folder of real photographs offline (--size phone: 12 MP).
 
 The measuring lives in the package ``mindcv_res2net.benchmark``; this module is its command line.
 """
 
 from mindcv_res2net.utils.cli import run_cli
 
-DATA_ONLY_FLAGS = ("dataset", "data_dir", "num_parallel_workers", "host_normalize", "data_batches")
+DATA_ONLY_FLAGS = ("dataset", "data_dir", "num_parallel_workers", "host_normalize", "full_decode", "data_batches")
 
 
 def main(argv=None) -> int:
@@ -79,6 +80,9 @@ def main(argv=None) -> int:
     parser.add_argument("--host_normalize", action="store_true",
                         help="with --data_only: our pipeline normalises to float32 on the host (train.py's "
                              "--normalize_on_device false) instead of handing uint8 to the step")
+    parser.add_argument("--full_decode", action="store_true",
+                        help="with --data_only: add a row: our pipeline with train.py's --reduced_decode false (every "
+                             "JPEG decoded in full)")
     parser.add_argument("--data_batches", type=int, default=30, help="with --data_only: batches timed per run")
     args = parser.parse_args(argv)
     if not args.data_only:

@@ -234,8 +234,9 @@ class ImageFolderSource:
 
     Every file is checked once by decoding it when the source is made (see ``scan_file``; ``resize``:
     the evaluation's shorter side in px, which bounds how elongated an image may be; ``scan_seconds``
-    records the cost; ``jpeg_sides``: per image, the shorter side of a JPEG the C++ decoder reads, else 0). An unreadable, corrupt or refused file stops with its name, or with
-    ``skip_corrupt`` is left out with a ``DataWarning`` naming it. Files the C++ decoder would not read
+    records the cost; ``jpeg_sides``: per image, the shorter side of a JPEG the C++ decoder reads, else
+    0). An unreadable, corrupt or refused file stops with its name, or with ``skip_corrupt`` is left out
+    with a ``DataWarning`` naming it. Files the C++ decoder would not read
     exactly as Pillow does (16-bit, CMYK, WebP, ...) are decoded by Pillow here and handed over as BMP
     bytes.
     """
