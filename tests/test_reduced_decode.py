@@ -132,24 +132,28 @@ def test_training_crops_depend_only_on_seed_epoch_and_index(tmp_path, mid_photos
     assert not np.array_equal(one, _batches(_data(root, *argv), train=True, epoch=3))
 
 
-def test_evaluation_tensor_is_within_the_stated_bound_of_a_full_decode(tmp_path, mid_photos):
-    """224 px evaluation (short side 256) of 2016x1512 photos with grain, decoded at 1/4: against the full
-    decode's tensor, PSNR at least 30 dB (the full decode is resized without antialiasing, as MindSpore's bilinear
-    Resize does, so its own aliasing is most of the difference); against the antialiased resize of the full
-    decode (Pillow's, as timm evaluates), the reduced decode is within 2 grey levels on average and closer than
-    the full decode is."""
-    root = _folder(tmp_path, [(f"{i}.jpg", data) for i, data in enumerate(mid_photos)])
+def _check_bound(root, paths):
+    """The stated bound of the evaluation tensor (224 px: short side 256, centre crop) of every photo under
+    ``root``/train: against the full decode's, mean absolute difference at most 5 grey levels and PSNR at least
+    29 dB; against the full decode resized with antialiasing (Pillow's bilinear, as timm evaluates), at most 2
+    grey levels on average and closer than the full decode's own tensor, which MindSpore's bilinear Resize makes
+    without antialiasing (its aliasing is most of the difference)."""
     reduced = _batches(_data(root), train=False).astype(np.float64)
     full = _batches(_data(root, "--reduced_decode", "false"), train=False).astype(np.float64)
-    for i, path in enumerate(sorted(root.glob("train/*/*.jpg"))):
-        a, b = reduced[i], full[i]
+    for path, a, b in zip(paths, reduced, full):
         psnr = 10 * math.log10(255 ** 2 / np.mean((a - b) ** 2))
         pixels = load_rgb(str(path))
         shape = vision.Resize(256)(pixels).shape  # MindSpore's sides
         resized = Image.fromarray(pixels).resize((shape[1], shape[0]), Image.BILINEAR)
         reference = vision.CenterCrop(224)(np.asarray(resized)).transpose(2, 0, 1).astype(np.float64)
-        assert psnr >= 30.0, (path, psnr)
+        assert np.abs(a - b).mean() <= 5.0 and psnr >= 29.0, (path, np.abs(a - b).mean(), psnr)
         assert np.abs(a - reference).mean() <= 2.0 and np.abs(a - reference).mean() < np.abs(b - reference).mean()
+
+
+def test_evaluation_tensor_is_within_the_stated_bound_of_a_full_decode(tmp_path, mid_photos):
+    """``_check_bound`` on 2016x1512 photos with grain, decoded at 1/4 for 224 px evaluation."""
+    root = _folder(tmp_path, [(f"{i}.jpg", data) for i, data in enumerate(mid_photos)])
+    _check_bound(root, sorted(root.glob("train/*/*.jpg")))
 
 
 def test_validate_and_predict_decode_alike_and_every_other_file_as_before(tmp_path, mid_photos):
@@ -289,7 +293,7 @@ def test_a_trained_networks_top1_is_the_same_with_and_without_reduced_decode(tmp
 
 @pytest.mark.e2e
 def test_evaluation_of_phone_photos_is_within_the_stated_bound(tmp_path):
-    """The bound of the fast test above on two 4032x3024 phone photos (decoded at 1/8 for 224 px evaluation)."""
+    """``_check_bound`` on two 4032x3024 phone photos (tools/make_photo_folder.py --size phone), decoded at 1/8."""
     from sklearn.datasets import load_sample_images
 
     sources = load_sample_images().images
@@ -298,7 +302,4 @@ def test_evaluation_of_phone_photos_is_within_the_stated_bound(tmp_path):
         folder = tmp_path / "train" / f"c{photo}"
         folder.mkdir(parents=True)
         image.save(folder / "phone.jpg", quality=90)
-    reduced = _batches(_data(tmp_path), train=False).astype(np.float64)
-    full = _batches(_data(tmp_path, "--reduced_decode", "false"), train=False).astype(np.float64)
-    for a, b in zip(reduced, full):
-        assert 10 * math.log10(255 ** 2 / np.mean((a - b) ** 2)) >= 30.0
+    _check_bound(tmp_path, sorted(tmp_path.glob("train/*/*.jpg")))
