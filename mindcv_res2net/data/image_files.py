@@ -1,5 +1,6 @@
 """Image files: find them, check them by decoding, decode them (Pillow; libjpeg-turbo through simplejpeg for
-the corrupt-data check of JPEGs), and choose MindSpore's or Pillow's decoder.
+the corrupt-data check of JPEGs and their decoding at a reduced DCT scale), and choose MindSpore's or Pillow's
+decoder.
 
 Every function names the file it cannot read: not a regular file, corrupt, truncated, more pixels than
 Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb), a side over ``MAX_SIDE``, or too elongated for

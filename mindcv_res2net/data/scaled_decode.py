@@ -2,7 +2,7 @@
 
 libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8 of each side, as Pillow's ``Image.draft`` uses) decodes a large
 JPEG in a fraction of a full decode's time, and is used only where its result still covers every pixel the
-transform needs: no side the transform resizes is ever enlarged by the reduction.
+transform needs: the reduction never introduces upsampling.
 
 - Training: RandomResizedCrop's box is chosen on the full-size geometry first (``crop_box``: MindSpore's
   rule, scale and ratio as its ``RandomResizedCrop``), from a random generator seeded by (seed, epoch, sample
@@ -12,9 +12,10 @@ transform needs: no side the transform resizes is ever enlarged by the reduction
 - Evaluation: decoded at the largest reduction that keeps the shorter side at least the resize target.
 
 Only the JPEGs that the pre-scan hands to MindSpore's decoder (grey or RGB, checked at 1/8 scale with every
-libjpeg warning an error) are scaled; every other file arrives as today (PNG bytes, or Pillow's pixels as
-BMP) and is decoded in full by Pillow, which gives the pixels MindSpore's decoder gives (checked by the
-pre-scan). EXIF orientation is ignored, as MindSpore's decoder and Pillow ignore it.
+libjpeg warning an error) are scaled; every other file arrives as it would without the reduction (PNG
+bytes, or Pillow's pixels as BMP) and is decoded in full by Pillow, which gives the pixels MindSpore's
+decoder gives (checked by the pre-scan). EXIF orientation is ignored, as MindSpore's decoder and Pillow
+ignore it. The loader uses these map ops only for a split holding a JPEG large enough to be reduced.
 """
 import math
 from typing import Callable, Sequence, Tuple
