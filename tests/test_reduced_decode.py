@@ -18,7 +18,7 @@ from mindcv_res2net.data import DatasetError, create_loader
 from mindcv_res2net.data.image_files import load_rgb, reduction
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.preprocess import preprocess_for
-from mindcv_res2net.data.scaled_decode import ScaledCropDecode, crop_box
+from mindcv_res2net.data.scaled_decode import ScaledCropDecode, crop_box, worth_scaling
 from mindcv_res2net.data.settings import eval_preprocessing
 from mindcv_res2net.models import get_pretrained_cfg
 
@@ -96,6 +96,31 @@ def test_crop_box_falls_back_to_the_centre_clamped_to_the_ratio():
     assert crop_box(10, 1000, rng, scale=(0.9, 1.0), ratio=(0.75, 1.333)) == (0, 494, 10, 13)
     assert crop_box(300, 250, rng, scale=(2.0, 2.0), ratio=(0.75, 1.333)) == (0, 0, 300, 250)
     assert crop_box(300, 200, rng, scale=(2.0, 2.0), ratio=(0.75, 1.333)) == (17, 0, 267, 200)
+
+
+def test_scaled_decode_is_used_where_the_reduced_jpegs_hold_half_the_pixels():
+    phone, small = (4032, 3024), (500, 375)
+    sizes = np.array([phone] + [small] * 64, np.int64)  # 12.2 MP against 12.0 MP
+    assert worth_scaling(sizes, np.ones(65, bool), 224)
+    assert not worth_scaling(sizes, np.r_[False, np.ones(64, bool)], 224)  # the phone photo is a PNG
+    assert not worth_scaling(np.array([phone] + [small] * 66, np.int64), np.ones(67, bool), 224)
+    assert not worth_scaling(np.array([phone], np.int64), np.ones(1, bool), 2000)  # 3024 < 2 x 2000
+
+
+def test_a_split_of_mostly_small_photos_keeps_mindspores_ops(tmp_path, mid_photos):
+    """Where the scaled decode does not pay (one 2016x1512 photo among 20 of ~500x375), training and evaluation
+    batches are bit for bit those of --reduced_decode false: MindSpore's C++ ops, as before."""
+    from sklearn.datasets import load_sample_images
+
+    sources, rng, files = load_sample_images().images, np.random.default_rng(3), [("big.jpg", mid_photos[1])]
+    for i in range(20):
+        buffer = io.BytesIO()
+        random_photo(sources, rng).save(buffer, format="JPEG", quality=90)
+        files.append((f"{i}.jpg", buffer.getvalue()))
+    root = _folder(tmp_path, files)
+    for train in (True, False):
+        assert np.array_equal(_batches(_data(root), train=train, epoch=1),
+                              _batches(_data(root, "--reduced_decode", "false"), train=train, epoch=1))
 
 
 def test_training_box_is_decoded_at_the_scale_that_covers_it_without_upsampling(mid_photos):

@@ -11,7 +11,7 @@ import io
 import os
 import stat
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
@@ -176,11 +176,20 @@ def _ends_with_marker(path: str, fmt: str) -> bool:
         return f.read() == marker
 
 
-def scan_file(path: str, resize: Optional[int] = None) -> Tuple[int, int]:
-    """Check one file by decoding it, before training, and choose its decoder: ``(kind, jpeg_side)``, ``kind``
-    ``NATIVE`` (MindSpore's C++ decoder reads the file bytes) or ``PILLOW`` (decoded by Pillow, handed over
-    as BMP); ``jpeg_side``: the shorter side in px of a JPEG that goes to MindSpore's decoder (which
-    ``--reduced_decode`` may decode at a reduced scale), else 0.
+class Scanned(NamedTuple):
+    """What ``scan_file`` found in one file: its decoder ``kind`` (``NATIVE`` or ``PILLOW``), its ``width`` and
+    ``height`` in px, and ``scalable``: a JPEG that MindSpore's decoder reads, which ``--reduced_decode`` may
+    decode at a reduced DCT scale."""
+
+    kind: int
+    width: int
+    height: int
+    scalable: bool
+
+
+def scan_file(path: str, resize: Optional[int] = None) -> Scanned:
+    """Check one file by decoding it, before training, and choose its decoder: ``NATIVE`` (MindSpore's C++
+    decoder reads the file bytes) or ``PILLOW`` (decoded by Pillow, handed over as BMP); see ``Scanned``.
 
     The header first: Pillow's pixel limit and the evaluation resize's bound (``check_shape``). A JPEG is
     decoded by libjpeg-turbo at 1/8 scale, every warning an error (``libjpeg_decode``); a grey or RGB one
@@ -191,22 +200,22 @@ def scan_file(path: str, resize: Optional[int] = None) -> Tuple[int, int]:
     an unreadable, corrupt or refused file.
     """
     with open_image(path, resize) as img:
-        fmt, mode = img.format, img.mode
+        fmt, mode, (width, height) = img.format, img.mode, img.size
         libjpeg = fmt in JPEG_FORMATS and libjpeg_decode(_read_bytes(path), path) is not None
         native = mode in NATIVE_MODES.get(fmt, ()) and (fmt == "PNG" or libjpeg)
         whole = native and _ends_with_marker(path, fmt)  # else bytes after the end marker: Pillow copes
         if fmt == "JPEG" and whole:
-            return NATIVE, min(img.size)
+            return Scanned(NATIVE, width, height, True)
         img.load()  # in full, as Pillow will decode it in training (or as MindSpore's decoder must)
         pillow = _pillow_rgb(img) if native and fmt == "PNG" else None
     if pillow is not None and _cpp_decodes_as_pillow(path, pillow) and whole:
-        return NATIVE, 0
-    return PILLOW, 0
+        return Scanned(NATIVE, width, height, False)
+    return Scanned(PILLOW, width, height, False)
 
 
 def scan_image(path: str, resize: Optional[int] = None) -> int:
     """The decoder ``scan_file`` chooses for ``path``: ``NATIVE`` or ``PILLOW``."""
-    return scan_file(path, resize)[0]
+    return scan_file(path, resize).kind
 
 
 def encode_bmp(image: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from .datasets import dataset_spec
 from .image_files import DatasetError, DataWarning
 from .settings import DataConfig, eval_preprocessing, normalization
 from .sources import SourceOptions
-from .scaled_decode import ScaledCropDecode, ScaledDecode
+from .scaled_decode import ScaledCropDecode, ScaledDecode, worth_scaling
 from .transforms import BatchMixer, eval_transforms, train_transforms
 
 
@@ -71,8 +71,12 @@ class SubsetSource:
         return getattr(self.source, "encoded", False)
 
     @property
-    def jpeg_sides(self) -> np.ndarray:
-        return self.source.jpeg_sides[self.indices]
+    def sizes(self) -> np.ndarray:
+        return self.source.sizes[self.indices]
+
+    @property
+    def scalable(self) -> np.ndarray:
+        return self.source.scalable[self.indices]
 
     def path(self, index: int) -> str:
         return self.source.path(self.indices[index])
@@ -119,8 +123,8 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
 
     Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
-    MindSpore's C++ workers, or, when ``data.reduced_decode`` and one of the split's JPEGs is at least twice
-    the size the transform needs, every image by a Python map op in the same workers, large JPEGs at a
+    MindSpore's C++ workers, or, with ``data.reduced_decode`` on a split where it pays (``worth_scaling``:
+    large JPEGs hold at least half of its pixels), by a Python map op in the same workers, large JPEGs at a
     reduced DCT scale (``scaled_decode``); every split's images are bounded by the evaluation resize (see
     ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
     training split of a single class gets a ``DataWarning``.
@@ -144,9 +148,9 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
                          if num_classes == 1 else f"the network can only learn to predict it ({num_classes} "
                                                   "classes)"), DataWarning, stacklevel=2)
     encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
-    # JPEGs decoded at a reduced scale where one can be: by a Python map op, which then decodes every image
+    # large JPEGs decoded at a reduced scale by a Python map op, which then decodes every image of the split
     need = data.image_resize if train else pre.resize
-    scaled = encoded and data.reduced_decode and bool((source.jpeg_sides >= 2 * need).any())
+    scaled = encoded and data.reduced_decode and worth_scaling(source.sizes, source.scalable, need)
     mean, std = normalization(data, model_cfg)
 
     def transforms(epoch: int) -> List:

@@ -15,7 +15,7 @@ Only the JPEGs that the pre-scan hands to MindSpore's decoder (grey or RGB, chec
 libjpeg warning an error) are scaled; every other file arrives as it would without the reduction (PNG
 bytes, or Pillow's pixels as BMP) and is decoded in full by Pillow, which gives the pixels MindSpore's
 decoder gives (checked by the pre-scan). EXIF orientation is ignored, as MindSpore's decoder and Pillow
-ignore it. The loader uses these map ops only for a split holding a JPEG large enough to be reduced.
+ignore it. The loader uses these map ops only where they pay (``worth_scaling``).
 """
 import math
 from typing import Callable, Sequence, Tuple
@@ -25,6 +25,17 @@ import numpy as np
 from .image_files import DatasetError, decode_jpeg_scaled, decode_with_pillow, reduction
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def worth_scaling(sizes: np.ndarray, scalable: np.ndarray, need: int) -> bool:
+    """Whether a split of images (``sizes``: (N, 2) width and height, px; ``scalable``: (N,) the JPEGs that may
+    be decoded scaled) goes through the map ops below: when the JPEGs that can be reduced (shorter side at
+    least twice ``need`` px) hold at least half of its pixels. The Python op costs about 0.5 ms of CPU more
+    per image than MindSpore's C++ ops (1.5x their time on a ~500x375 JPEG) and about half of their time on
+    a JPEG it reduces (a 12 MP photo at 224 px): below that share it would slow the split down."""
+    pixels = sizes.prod(axis=1)
+    reducible = scalable & (sizes.min(axis=1) >= 2 * need)
+    return bool(2 * pixels[reducible].sum() >= pixels.sum())
 
 
 def crop_box(width: int, height: int, rng: np.random.Generator, *, scale: Sequence[float],

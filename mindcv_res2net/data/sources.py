@@ -234,9 +234,9 @@ class ImageFolderSource:
 
     Every file is checked once by decoding it when the source is made (see ``scan_file``; ``resize``:
     the evaluation's shorter side in px, which bounds how elongated an image may be; ``scan_seconds``
-    records the cost; ``jpeg_sides``: per image, the shorter side of a JPEG the C++ decoder reads, else
-    0). An unreadable, corrupt or refused file stops with its name, or with ``skip_corrupt`` is left out
-    with a ``DataWarning`` naming it. Files the C++ decoder would not read
+    records the cost; ``sizes``: (N, 2) width and height of every image, px; ``scalable``: (N,) which are
+    JPEGs the C++ decoder reads). An unreadable, corrupt or refused file stops with its name, or with
+    ``skip_corrupt`` is left out with a ``DataWarning`` naming it. Files the C++ decoder would not read
     exactly as Pillow does (16-bit, CMYK, WebP, ...) are decoded by Pillow here and handed over as BMP
     bytes.
     """
@@ -263,7 +263,7 @@ class ImageFolderSource:
             raise DatasetError(f"no images found under {root} (expected {root}/<class>/<image>.jpg)")
         self.skip_corrupt = skip_corrupt
         start = time.perf_counter()
-        self.samples, self.decoders, jpeg_sides, skipped = [], [], [], []
+        self.samples, self.decoders, kept, skipped = [], [], [], []
         with ThreadPoolExecutor(scan_threads) as pool:  # Pillow and libjpeg-turbo decode without the GIL
             for first in range(0, len(samples), _SCAN_CHUNK):
                 chunk = samples[first:first + _SCAN_CHUNK]
@@ -277,8 +277,8 @@ class ImageFolderSource:
                         warnings.warn(f"left out: {scanned}", DataWarning, stacklevel=2)
                         continue
                     self.samples.append((path, label))
-                    self.decoders.append(scanned[0])
-                    jpeg_sides.append(scanned[1])
+                    self.decoders.append(scanned.kind)
+                    kept.append(scanned)
         self.scan_seconds = time.perf_counter() - start
         if skipped:
             warnings.warn(f"{root}: left out {len(skipped)} of {len(samples)} images (each named "
@@ -286,7 +286,8 @@ class ImageFolderSource:
         if not self.samples:
             raise DatasetError(f"no readable image under the {len(samples)} files of {root}")
         self.labels = np.array([label for _, label in self.samples], np.int32)
-        self.jpeg_sides = np.array(jpeg_sides, np.int64)
+        self.sizes = np.array([(scan.width, scan.height) for scan in kept], np.int64)
+        self.scalable = np.array([scan.scalable for scan in kept], bool)
 
     def __len__(self) -> int:
         return len(self.samples)
