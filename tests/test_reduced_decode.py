@@ -235,6 +235,18 @@ def test_corrupt_large_jpeg_is_named_before_training_and_a_changed_one_during_it
         list(iterate_batches(loader.for_epoch(0)))
 
 
+def test_a_checkpoint_is_predicted_with_its_runs_decoding():
+    """predict, export's INT8 calibration and validate take --reduced_decode from the run (true for runs that
+    predate the flag), and a flag given to validate wins."""
+    from mindcv_res2net.data.settings import checkpoint_eval
+
+    run = dict(dataset="imagefolder", data_dir="/photos", image_resize=64)
+    assert checkpoint_eval("C", run, CFG).preprocessing.reduced_decode
+    assert not checkpoint_eval("C", dict(run, reduced_decode=False), CFG).preprocessing.reduced_decode
+    assert checkpoint_eval("C", dict(run, reduced_decode=False), CFG, given={"reduced_decode": True}).data \
+        .reduced_decode
+
+
 def test_reduced_decode_false_is_refused_where_nothing_is_decoded():
     assert parse_settings(["--dataset", "imagefolder", "--reduced_decode", "false"], program="validate").data \
         .reduced_decode is False
