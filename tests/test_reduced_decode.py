@@ -18,7 +18,7 @@ from mindcv_res2net.data import DatasetError, create_loader
 from mindcv_res2net.data.image_files import load_rgb, reduction
 from mindcv_res2net.data.loader import iterate_batches
 from mindcv_res2net.data.preprocess import preprocess_for
-from mindcv_res2net.data.scaled_decode import ScaledCropDecode, crop_box, worth_scaling
+from mindcv_res2net.data.scaled_decode import ScaledCropDecode, ScaledDecode, crop_box, worth_scaling
 from mindcv_res2net.data.settings import eval_preprocessing
 from mindcv_res2net.models import get_pretrained_cfg
 
@@ -42,10 +42,10 @@ def mid_photos():
     return found
 
 
-def _folder(root, files, split="train"):
-    """``root/split/c{i % 2}/{name}`` for every (name, bytes) of ``files``; returns ``root``."""
+def _folder(root, files):
+    """``root/train/c{i % 2}/{name}`` for every (name, bytes) of ``files``; returns ``root``."""
     for i, (name, data) in enumerate(files):
-        folder = root / split / f"c{i % 2}"
+        folder = root / "train" / f"c{i % 2}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     return root
@@ -216,6 +216,28 @@ def test_validate_and_predict_decode_alike_and_every_other_file_as_before(tmp_pa
     progressive, rotated = reduced[[paths.index(str(root / "train" / "c" / n)) for n in ("progressive.jpg",
                                                                                        "rotated.jpg")]]
     assert np.abs(progressive - rotated).mean() < 0.05  # the same pixels: the EXIF orientation is not applied
+
+
+_SMALL_JPEG = io.BytesIO()
+Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(_SMALL_JPEG, format="JPEG")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(lambda b: b"\xff\xd8\xff" + b),
+                      st.tuples(st.integers(0, len(_SMALL_JPEG.getvalue()) - 1), st.binary(min_size=1, max_size=40))
+                      .map(lambda cut: _SMALL_JPEG.getvalue()[:cut[0]] + cut[1])))
+def test_any_bytes_in_the_pipeline_decode_or_fail_naming_the_file(data):
+    """Whatever bytes a file holds by the time the pipeline reads it: an (h, w, 3) uint8 image or one
+    ``DatasetError`` naming the file, from both map ops."""
+    ops = (ScaledDecode(lambda i: "/photos/x.jpg", short_side=16),
+           ScaledCropDecode(lambda i: "/photos/x.jpg", size=16, scale=(0.08, 1.0), ratio=(0.75, 1.333), seed=0, epoch=0))
+    for op in ops:
+        try:
+            image = op(np.frombuffer(data, np.uint8), np.int64(3))
+        except DatasetError as exc:
+            assert str(exc).startswith("cannot decode image /photos/x.jpg: ") and "\n" not in str(exc)
+        else:
+            assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
 
 
 def test_corrupt_large_jpeg_is_named_before_training_and_a_changed_one_during_it(tmp_path, mid_photos):
