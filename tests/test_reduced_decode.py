@@ -98,13 +98,15 @@ def test_crop_box_falls_back_to_the_centre_clamped_to_the_ratio():
     assert crop_box(300, 200, rng, scale=(2.0, 2.0), ratio=(0.75, 1.333)) == (17, 0, 267, 200)
 
 
-def test_scaled_decode_is_used_where_the_reduced_jpegs_hold_half_the_pixels():
+def test_scaled_decode_is_used_where_the_reducible_jpegs_pay_for_the_python_op():
+    """At least 0.4 MP of reducible JPEG per image of the split."""
     phone, small = (4032, 3024), (500, 375)
-    sizes = np.array([phone] + [small] * 64, np.int64)  # 12.2 MP against 12.0 MP
-    assert worth_scaling(sizes, np.ones(65, bool), 224)
-    assert not worth_scaling(sizes, np.r_[False, np.ones(64, bool)], 224)  # the phone photo is a PNG
-    assert not worth_scaling(np.array([phone] + [small] * 66, np.int64), np.ones(67, bool), 224)
+    assert worth_scaling(np.array([phone] + [small] * 29, np.int64), np.ones(30, bool), 224)  # 12.2 MP / 30
+    assert not worth_scaling(np.array([phone] + [small] * 31, np.int64), np.ones(32, bool), 224)
+    assert worth_scaling(np.array([phone] * 2, np.int64), np.array([False, True]), 224)
+    assert not worth_scaling(np.array([phone], np.int64), np.zeros(1, bool), 224)  # a PNG, or a CMYK JPEG
     assert not worth_scaling(np.array([phone], np.int64), np.ones(1, bool), 2000)  # 3024 < 2 x 2000
+    assert not worth_scaling(np.array([small] * 8, np.int64), np.ones(8, bool), 32)  # 0.19 MP each: not worth it
 
 
 def test_a_split_of_mostly_small_photos_keeps_mindspores_ops(tmp_path, mid_photos):
