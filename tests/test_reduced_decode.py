@@ -110,8 +110,9 @@ def test_scaled_decode_is_used_where_the_reducible_jpegs_pay_for_the_python_op()
 
 
 def test_a_split_of_mostly_small_photos_keeps_mindspores_ops(tmp_path, mid_photos):
-    """Where the scaled decode does not pay (one 2016x1512 photo among 20 of ~500x375), training and evaluation
-    batches are bit for bit those of --reduced_decode false: MindSpore's C++ ops, as before."""
+    """Where the map ops do not pay (one 2016x1512 photo among 20 of ~500x375): training batches are bit for bit
+    those of --reduced_decode false (MindSpore's C++ ops, as before); in evaluation the large photo alone is
+    decoded at the reduced scale, so that validate gives predict's tensor for every file."""
     from sklearn.datasets import load_sample_images
 
     sources, rng, files = load_sample_images().images, np.random.default_rng(3), [("big.jpg", mid_photos[1])]
@@ -120,9 +121,16 @@ def test_a_split_of_mostly_small_photos_keeps_mindspores_ops(tmp_path, mid_photo
         random_photo(sources, rng).save(buffer, format="JPEG", quality=90)
         files.append((f"{i}.jpg", buffer.getvalue()))
     root = _folder(tmp_path, files)
-    for train in (True, False):
-        assert np.array_equal(_batches(_data(root), train=train, epoch=1),
-                              _batches(_data(root, "--reduced_decode", "false"), train=train, epoch=1))
+    assert np.array_equal(_batches(_data(root), train=True, epoch=1),
+                          _batches(_data(root, "--reduced_decode", "false"), train=True, epoch=1))
+    host = ["--normalize_on_device", "false"]
+    reduced, full = _batches(_data(root, *host), train=False), _batches(_data(root, *host, "--reduced_decode", "false"),
+                                                                         train=False)
+    paths = sorted(str(p) for p in root.glob("train/*/*.jpg"))
+    predict = preprocess_for(eval_preprocessing(_data(root), CFG), 3)
+    assert np.array_equal(np.stack([predict(path) for path in paths]), reduced)
+    for path, a, b in zip(paths, reduced, full):
+        assert np.array_equal(a, b) == (not path.endswith("big.jpg")), path
 
 
 def test_training_box_is_decoded_at_the_scale_that_covers_it_without_upsampling(mid_photos):

@@ -8,7 +8,7 @@ import mindspore.dataset as ds
 import numpy as np
 
 from .datasets import dataset_spec
-from .image_files import DatasetError, DataWarning
+from .image_files import DatasetError, DataWarning, encode_bmp
 from .settings import DataConfig, eval_preprocessing, normalization
 from .sources import SourceOptions
 from .scaled_decode import ScaledCropDecode, ScaledDecode, worth_scaling
@@ -99,6 +99,24 @@ class _Indexed:
         return image, label, np.int64(index)
 
 
+class _ScaledAsBitmap:
+    """The evaluation rows of a split that keeps MindSpore's ``Decode``: its few JPEGs large enough to be
+    reduced (``short_side``: the resize target, px) are decoded here at the reduced scale, as ``ScaledDecode``
+    decodes them, and handed over as lossless BMP, so that every file gives the tensor predict gives."""
+
+    def __init__(self, source, short_side: int) -> None:
+        self.source = source
+        self.decode = ScaledDecode(source.path, short_side=short_side)
+        self.reduced = source.scalable & (source.sizes.min(axis=1) >= 2 * short_side)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        data, label = self.source[index]
+        return (encode_bmp(self.decode(data, np.int64(index))) if self.reduced[index] else data), label
+
+
 class _ChannelAdapter:
     """Repeat grey images to 3 channels (or keep 1 channel), keeping random access."""
 
@@ -123,9 +141,9 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
 
     Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
-    MindSpore's C++ workers, or, with ``data.reduced_decode`` on a split where it pays (``worth_scaling``:
-    large JPEGs hold at least half of its pixels), by a Python map op in the same workers, large JPEGs at a
-    reduced DCT scale (``scaled_decode``); every split's images are bounded by the evaluation resize (see
+    MindSpore's C++ workers, or, with ``data.reduced_decode`` on a split where it pays (``worth_scaling``), by
+    a Python map op in the same workers, large JPEGs at a reduced DCT scale (``scaled_decode``; in evaluation
+    the few large JPEGs of any other split are decoded so by the generator and handed over as BMP); every split's images are bounded by the evaluation resize (see
     ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
     training split of a single class gets a ``DataWarning``.
     """
@@ -170,7 +188,12 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
         raise DatasetError(f"--batch_size {batch_size} is larger than the {num_images} training images "
                            f"(with --drop_remainder no batch would remain)")
     mixing = train and data.mixing
-    rows = _Indexed(source) if scaled else source if encoded else _ChannelAdapter(source, data.in_channels)
+    if scaled:
+        rows = _Indexed(source)
+    elif encoded and data.reduced_decode and not train:
+        rows = _ScaledAsBitmap(source, need)
+    else:
+        rows = source if encoded else _ChannelAdapter(source, data.in_channels)
 
     def build(epoch: int) -> ds.Dataset:
         ds.config.set_seed(data.seed + epoch)
