@@ -20,7 +20,7 @@ def our_pipeline(run: PipelineRun, timings: dict) -> Iterator:
     ``timings["setup_s"]``: seconds to list the folder and pre-scan every file."""
     data = DataConfig(dataset=run.dataset, data_dir=run.data_dir, batch_size=run.batch_size,
                       image_resize=run.image_size, num_parallel_workers=run.num_parallel_workers,
-                      normalize_on_device=not run.host_normalize)
+                      normalize_on_device=not run.host_normalize, reduced_decode=run.reduced_decode)
     start = time.perf_counter()
     loader = create_loader(data, data.train_split, train=True, model_cfg=get_pretrained_cfg("res2net50"))
     timings["setup_s"] = time.perf_counter() - start

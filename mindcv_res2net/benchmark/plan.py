@@ -27,6 +27,7 @@ DEFAULT_MODEL = "res2net50"
 OURS, MINDCV = "mindcv_res2net", "mindcv"
 CHECKPOINTED = OURS + " (grad checkpointing)"
 FOLDED = OURS + " (BN folded)"
+FULL_DECODE = OURS + " (full decode)"
 # The --help groups, in order; a flag of DATA_ONLY other than its default needs --data_only
 DATA_ONLY = "input pipeline (--data_only)"
 GROUPS = ("system", "models", "timing", "rows", DATA_ONLY)
@@ -78,6 +79,8 @@ class BenchmarkSettings:
                                      "(e.g. 1,2) measured in turn", metavar="COUNTS")
     host_normalize: bool = flag(False, DATA_ONLY, "with --data_only: our pipeline normalises to float32 on the host "
                                 "(train.py's --normalize_on_device false) instead of handing uint8 to the step")
+    full_decode: bool = flag(False, DATA_ONLY, "with --data_only: add a row: our pipeline with train.py's "
+                             "--reduced_decode false (every JPEG decoded in full)")
     data_batches: int = flag(30, DATA_ONLY, "with --data_only: batches timed per run")
 
 
@@ -135,7 +138,8 @@ class OnnxRun:
 @dataclass(frozen=True, kw_only=True)
 class PipelineRun:
     """Steady-state img/s of ``impl``'s training input pipeline alone on ``data_dir``/train/<class>/<image>,
-    ``data_batches`` batches timed after the first; ``host_normalize``: ours hands float32, not uint8."""
+    ``data_batches`` batches timed after the first; ``host_normalize``: ours hands float32, not uint8;
+    ``reduced_decode``: ours decodes large JPEGs at a reduced scale (train.py's --reduced_decode)."""
 
     impl: str
     dataset: str
@@ -146,6 +150,7 @@ class PipelineRun:
     data_batches: int
     host_normalize: bool
     device_target: str
+    reduced_decode: bool = True
 
 
 Config = Union[ModelRun, OnnxRun, PipelineRun]
@@ -243,8 +248,9 @@ def _data_workers(settings: BenchmarkSettings) -> Tuple[int, ...]:
 def plan(request: BenchmarkRequest, *, mindcv_models: Optional[Set[str]] = None) -> List[Config]:
     """Configurations to measure, one per batch size of --batch_size:
 
-    - with --data_only: the input pipelines first (ours, and mindcv's with --compare), once per worker count
-      of ``request.workers``; the networks then run in Graph mode only (or the first mode);
+    - with --data_only: the input pipelines first (ours, ours decoding every JPEG in full with --full_decode,
+      and mindcv's with --compare), once per worker count of ``request.workers``; the networks then run in
+      Graph mode only (or the first mode);
     - MindSpore: ours for every model and mode (and with gradient checkpointing on --grad_checkpointing),
       mindcv's where ``mindcv_models`` has the name;
     - ONNX Runtime engines: ours once per model, on the CPU.
@@ -262,10 +268,11 @@ def plan(request: BenchmarkRequest, *, mindcv_models: Optional[Set[str]] = None)
         impls[CHECKPOINTED] = set(models)
     pipelines = [PipelineRun(impl=impl, dataset=settings.dataset, data_dir=settings.data_dir, batch_size=batch,
                              image_size=settings.image_size, num_parallel_workers=workers,
-                             data_batches=settings.data_batches, host_normalize=settings.host_normalize and impl == OURS,
-                             device_target=request.device_target)
+                             data_batches=settings.data_batches,
+                             host_normalize=settings.host_normalize and impl != MINDCV,
+                             device_target=request.device_target, reduced_decode=impl != FULL_DECODE)
                  for batch in settings.batch_size for workers in request.workers
-                 for impl in ([OURS, MINDCV] if settings.compare else [OURS])]
+                 for impl in [OURS] + [FULL_DECODE] * settings.full_decode + [MINDCV] * bool(settings.compare)]
     networks = [ModelRun(impl=impl, model=name, mode=mode, batch_size=batch, image_size=settings.image_size,
                          steps=settings.steps, warmup=settings.warmup, epoch_images=settings.epoch_images,
                          device_target=request.device_target, fuse_bn=settings.fuse_bn and impl == OURS)

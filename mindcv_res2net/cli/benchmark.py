@@ -29,8 +29,9 @@ training transforms (RandomResizedCrop, flip, normalise) and --num_parallel_work
 
 Without --models it builds no network; with --models it also measures their train step at the same
 batch (--modes) and says whether data or compute bounds training. --compare mindcv adds mindcv 0.3's
-pipeline (create_dataset + create_transforms + create_loader, the same workers) on the same folder.
-tools/make_photo_folder.py makes such a folder of real photographs offline.
+pipeline (create_dataset + create_transforms + create_loader, the same workers) on the same folder;
+--full_decode adds ours with every JPEG decoded in full (train.py's --reduced_decode false).
+tools/make_photo_folder.py makes such a folder of real photographs offline (--size phone: 12 MP).
 
 The measuring lives in the package ``mindcv_res2net.benchmark``; this module is its command line.
 """

@@ -107,7 +107,8 @@ def parse_config(argv: Optional[Sequence[str]] = None, description: str = "Res2N
         if values[key] is not None:
             values[key] = tuple(values[key])
     settings = Settings.from_mapping(values)
-    if program and not resuming(settings):  # a resumed run's flags are checked with its own settings
+    # a resumed run's flags are checked with its own settings, a validated checkpoint's with its run's data
+    if program and not resuming(settings) and not (program == "validate" and settings.model.ckpt_path):
         check_flags_used(settings, program)
     return settings, frozenset(from_file) | command_line_keys(argv)
 

@@ -147,6 +147,8 @@ _READ_ONLY_IF: Tuple[Tuple[str, Tuple[str, ...], Callable[[Settings], bool], str
      f"only {' and '.join(dataset_names(lambda spec: spec.download is not None))} are downloaded"),
     ("skip_corrupt_images", PROGRAMS, lambda s: DATASETS[s.data.dataset].image_folder, "only image folders are "
      f"decoded (--dataset {_IMAGE_FOLDERS})"),
+    ("reduced_decode", PROGRAMS, lambda s: DATASETS[s.data.dataset].image_folder, "only image folders are "
+     f"decoded (--dataset {_IMAGE_FOLDERS})"),
     ("hflip", ("train",), lambda s: DATASETS[s.data.dataset].augmented,
      f"--dataset {'/'.join(dataset_names(lambda spec: not spec.augmented))} is trained without augmentation"),
     *((key, ("train",), lambda s: DATASETS[s.data.dataset].image_folder, f"only image folders (--dataset "

@@ -161,6 +161,8 @@ DATA_FLAGS = {
     "drop_remainder": FlagSpec("dataset", "drop the last incomplete training batch"),
     "skip_corrupt_images": FlagSpec("dataset", "skip unreadable images with a warning instead of stopping",
                                     programs=BOTH),
+    "reduced_decode": FlagSpec("dataset", "decode a large JPEG at the DCT scale (1/2, 1/4, 1/8) that still covers "
+                               "what its crop needs (false: every image in full)", programs=BOTH),
     "normalize_on_device": FlagSpec("dataset", "batches cross to the device as uint8 and are normalised inside the "
                                     "compiled step; false: normalised float32 from the host", programs=BOTH),
     "image_resize": FlagSpec("augmentation", f"training and validation image size, {MIN_IMAGE_SIZE} to "

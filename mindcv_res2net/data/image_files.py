@@ -1,5 +1,6 @@
 """Image files: find them, check them by decoding, decode them (Pillow; libjpeg-turbo through simplejpeg for
-the corrupt-data check of JPEGs), and choose MindSpore's or Pillow's decoder.
+the corrupt-data check of JPEGs and their decoding at a reduced DCT scale), and choose MindSpore's or Pillow's
+decoder.
 
 Every function names the file it cannot read: not a regular file, corrupt, truncated, more pixels than
 Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb), a side over ``MAX_SIDE``, or too elongated for
@@ -10,7 +11,7 @@ import io
 import os
 import stat
 import warnings
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
@@ -175,9 +176,20 @@ def _ends_with_marker(path: str, fmt: str) -> bool:
         return f.read() == marker
 
 
-def scan_image(path: str, resize: Optional[int] = None) -> int:
+class Scanned(NamedTuple):
+    """What ``scan_file`` found in one file: its decoder ``kind`` (``NATIVE`` or ``PILLOW``), its ``width`` and
+    ``height`` in px, and ``scalable``: a JPEG that MindSpore's decoder reads, which ``--reduced_decode`` may
+    decode at a reduced DCT scale."""
+
+    kind: int
+    width: int
+    height: int
+    scalable: bool
+
+
+def scan_file(path: str, resize: Optional[int] = None) -> Scanned:
     """Check one file by decoding it, before training, and choose its decoder: ``NATIVE`` (MindSpore's C++
-    decoder reads the file bytes) or ``PILLOW`` (decoded by Pillow, handed over as BMP).
+    decoder reads the file bytes) or ``PILLOW`` (decoded by Pillow, handed over as BMP); see ``Scanned``.
 
     The header first: Pillow's pixel limit and the evaluation resize's bound (``check_shape``). A JPEG is
     decoded by libjpeg-turbo at 1/8 scale, every warning an error (``libjpeg_decode``); a grey or RGB one
@@ -188,17 +200,22 @@ def scan_image(path: str, resize: Optional[int] = None) -> int:
     an unreadable, corrupt or refused file.
     """
     with open_image(path, resize) as img:
-        fmt, mode = img.format, img.mode
+        fmt, mode, (width, height) = img.format, img.mode, img.size
         libjpeg = fmt in JPEG_FORMATS and libjpeg_decode(_read_bytes(path), path) is not None
         native = mode in NATIVE_MODES.get(fmt, ()) and (fmt == "PNG" or libjpeg)
         whole = native and _ends_with_marker(path, fmt)  # else bytes after the end marker: Pillow copes
         if fmt == "JPEG" and whole:
-            return NATIVE
+            return Scanned(NATIVE, width, height, True)
         img.load()  # in full, as Pillow will decode it in training (or as MindSpore's decoder must)
         pillow = _pillow_rgb(img) if native and fmt == "PNG" else None
     if pillow is not None and _cpp_decodes_as_pillow(path, pillow) and whole:
-        return NATIVE
-    return PILLOW
+        return Scanned(NATIVE, width, height, False)
+    return Scanned(PILLOW, width, height, False)
+
+
+def scan_image(path: str, resize: Optional[int] = None) -> int:
+    """The decoder ``scan_file`` chooses for ``path``: ``NATIVE`` or ``PILLOW``."""
+    return scan_file(path, resize).kind
 
 
 def encode_bmp(image: np.ndarray) -> np.ndarray:
@@ -210,12 +227,50 @@ def encode_bmp(image: np.ndarray) -> np.ndarray:
     return np.frombuffer(buffer.getvalue(), np.uint8)
 
 
-def load_rgb(path: str, resize: Optional[int] = None) -> np.ndarray:
+def reduction(short_side: int, need: int) -> int:
+    """The largest ``d`` of libjpeg's power-of-two DCT scalings, 8, 4, 2, with ``short_side / d >= need`` (a
+    1/d-scale decode still has ``need`` px along that side), else 1 (no reduction)."""
+    return next((d for d in (8, 4, 2) if short_side >= need * d), 1)
+
+
+def decode_jpeg_scaled(data, path: str, *, width: int, height: int, denominator: int) -> Optional[np.ndarray]:
+    """A ``width`` x ``height`` JPEG stream decoded by libjpeg-turbo at 1/``denominator`` scale (sides rounded
+    up): (H', W', 3) uint8 RGB, or None where libjpeg-turbo cannot decode it; every libjpeg warning is a
+    ``DatasetError`` naming ``path`` (``libjpeg_decode``)."""
+    return libjpeg_decode(data, path, min_width=-(-width // denominator), min_height=-(-height // denominator))
+
+
+def decode_with_pillow(data, path: str) -> np.ndarray:
+    """An encoded image in memory (PNG, BMP...) decoded in full by Pillow: (H, W, 3) uint8 RGB, as
+    ``load_rgb``; ``DatasetError`` naming ``path`` when it does not decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return _pillow_rgb(img)
+    except UnidentifiedImageError:
+        raise DatasetError(f"cannot decode image {path}: not an image file Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DatasetError(f"cannot decode image {path}: {exc}") from None
+
+
+def load_rgb(path: str, resize: Optional[int] = None, *, reduce_to: Optional[int] = None) -> np.ndarray:
     """Decode an image file to an (H, W, 3) uint8 array with Pillow; one clear error naming a file that is
     not a regular file, is corrupt (a JPEG: any libjpeg warning, see ``libjpeg_decode``), has more pixels
     than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb), or whose shape ``resize`` refuses
-    (``check_shape``). 16-bit images are scaled to 8 bits (x 255/65535), not clipped."""
+    (``check_shape``). 16-bit images are scaled to 8 bits (x 255/65535), not clipped.
+
+    ``reduce_to`` (px): a JPEG that the pipeline hands to MindSpore's decoder (grey or RGB, ending with its
+    end marker) and whose shorter side is at least twice ``reduce_to`` is decoded by libjpeg-turbo at the
+    largest DCT reduction that keeps that side at least ``reduce_to`` (``reduction``), as the pipeline's
+    ``--reduced_decode`` does."""
     with open_image(path, resize) as img:
         if img.format in JPEG_FORMATS:
-            libjpeg_decode(_read_bytes(path), path)  # the corrupt-data check; the pixels are Pillow's
+            native = img.format == "JPEG" and img.mode in NATIVE_MODES["JPEG"] and _ends_with_marker(path, "JPEG")
+            d = reduction(min(img.size), reduce_to) if reduce_to and native else 1
+            # the corrupt-data check, at 1/8 unless the pixels are used
+            scaled = decode_jpeg_scaled(_read_bytes(path), path, width=img.width, height=img.height,
+                                        denominator=d if d > 1 else 8)
+            if d > 1 and scaled is not None:
+                return scaled
         return _pillow_rgb(img)

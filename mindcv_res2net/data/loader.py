@@ -8,9 +8,10 @@ import mindspore.dataset as ds
 import numpy as np
 
 from .datasets import dataset_spec
-from .image_files import DatasetError, DataWarning
+from .image_files import DatasetError, DataWarning, encode_bmp
 from .settings import DataConfig, eval_preprocessing, normalization
 from .sources import SourceOptions
+from .scaled_decode import ScaledCropDecode, ScaledDecode, worth_scaling
 from .transforms import BatchMixer, eval_transforms, train_transforms
 
 
@@ -69,11 +70,51 @@ class SubsetSource:
     def encoded(self) -> bool:
         return getattr(self.source, "encoded", False)
 
+    @property
+    def sizes(self) -> np.ndarray:
+        return self.source.sizes[self.indices]
+
+    @property
+    def scalable(self) -> np.ndarray:
+        return self.source.scalable[self.indices]
+
     def path(self, index: int) -> str:
         return self.source.path(self.indices[index])
 
     def decode(self, index: int) -> np.ndarray:
         return self.source.decode(self.indices[index])
+
+
+class _Indexed:
+    """A source's rows with their index: (image, label, index), for the map ops that draw per-image randomness."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        image, label = self.source[index]
+        return image, label, np.int64(index)
+
+
+class _ScaledAsBitmap:
+    """The evaluation rows of a split that keeps MindSpore's ``Decode``: its few JPEGs large enough to be
+    reduced (``short_side``: the resize target, px) are decoded here at the reduced scale, as ``ScaledDecode``
+    decodes them, and handed over as lossless BMP, so that every file gives the tensor predict gives."""
+
+    def __init__(self, source, short_side: int) -> None:
+        self.source = source
+        self.decode = ScaledDecode(source.path, short_side=short_side)
+        self.reduced = source.scalable & (source.sizes.min(axis=1) >= 2 * short_side)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        data, label = self.source[index]
+        return (encode_bmp(self.decode(data, np.int64(index))) if self.reduced[index] else data), label
 
 
 class _ChannelAdapter:
@@ -100,7 +141,9 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
 
     Images reach the step as CHW uint8 (``data.normalize_on_device``: the step normalises them) or as
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
-    MindSpore's C++ workers; every split's images are bounded by the evaluation resize (see
+    MindSpore's C++ workers, or, with ``data.reduced_decode`` on a split where it pays (``worth_scaling``), by
+    a Python map op in the same workers, large JPEGs at a reduced DCT scale (``scaled_decode``; in evaluation
+    the few large JPEGs of any other split are decoded so by the generator and handed over as BMP); every split's images are bounded by the evaluation resize (see
     ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
     training split of a single class gets a ``DataWarning``.
     """
@@ -123,12 +166,19 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
                          if num_classes == 1 else f"the network can only learn to predict it ({num_classes} "
                                                   "classes)"), DataWarning, stacklevel=2)
     encoded = getattr(source, "encoded", False)  # file bytes, decoded by the transforms
-    if train:
-        mean, std = normalization(data, model_cfg)
-        transforms = train_transforms(data, mean, std, encoded=encoded)
-    else:
-        transforms = eval_transforms(pre, on_host=not data.normalize_on_device, encoded=encoded,
-                                     in_channels=data.in_channels)
+    # large JPEGs decoded at a reduced scale by a Python map op, which then decodes every image of the split
+    need = data.image_resize if train else pre.resize
+    scaled = encoded and data.reduced_decode and worth_scaling(source.sizes, source.scalable, need)
+    mean, std = normalization(data, model_cfg)
+
+    def transforms(epoch: int) -> List:
+        if train:
+            decoder = ScaledCropDecode(source.path, size=data.image_resize, scale=data.scale, ratio=data.ratio,
+                                       seed=data.seed, epoch=epoch) if scaled else None
+            return train_transforms(data, mean, std, encoded=encoded, decoder=decoder)
+        return eval_transforms(pre, on_host=not data.normalize_on_device, encoded=encoded, in_channels=data.in_channels,
+                               decoder=ScaledDecode(source.path, short_side=need) if scaled else None)
+
     total = len(source)
     shards, shard = (num_shards or 1), (shard_id or 0)
     num_images = total // shards  # equal shares: every rank runs the same steps
@@ -138,16 +188,23 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
         raise DatasetError(f"--batch_size {batch_size} is larger than the {num_images} training images "
                            f"(with --drop_remainder no batch would remain)")
     mixing = train and data.mixing
-    rows = source if encoded else _ChannelAdapter(source, data.in_channels)
+    if scaled:
+        rows = _Indexed(source)
+    elif encoded and data.reduced_decode and not train:
+        rows = _ScaledAsBitmap(source, need)
+    else:
+        rows = source if encoded else _ChannelAdapter(source, data.in_channels)
 
     def build(epoch: int) -> ds.Dataset:
         ds.config.set_seed(data.seed + epoch)
         order = np.random.default_rng([data.seed, epoch]).permutation(total) if train and data.shuffle \
             else np.arange(total)
         indices = order[: num_images * shards][shard::shards].tolist()
-        dataset = ds.GeneratorDataset(rows, column_names=["image", "label"], sampler=ds.SubsetSampler(indices),
+        columns = ["image", "label", "index"] if scaled else ["image", "label"]
+        dataset = ds.GeneratorDataset(rows, column_names=columns, sampler=ds.SubsetSampler(indices),
                                       python_multiprocessing=False)
-        dataset = dataset.map(operations=transforms, input_columns="image", num_parallel_workers=workers)
+        dataset = dataset.map(operations=transforms(epoch), input_columns=["image", "index"] if scaled else "image",
+                              output_columns=["image"] if scaled else None, num_parallel_workers=workers)
         if mixing:
             mixer = BatchMixer(num_classes, mixup_alpha=data.mixup, cutmix_alpha=data.cutmix, prob=data.cutmix_prob,
                                label_smoothing=data.label_smoothing, seed=data.seed * 100003 + epoch)
@@ -190,9 +247,11 @@ def iterate_batches(dataset: ds.Dataset, skip: int = 0):
         except StopIteration:
             return
         except RuntimeError as exc:
-            found = re.search(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
+            # the message of the last Python error raised inside the pipeline (a map op's comes after its traceback)
+            found = [m for m in re.findall(r"(?:DatasetError|ValueError|OSError): ([^\n]+)", str(exc))
+                     if not m.startswith("Traceback (most recent call last)")]
             if found:
-                raise DatasetError(found.group(1).strip()) from None
+                raise DatasetError(found[-1].strip()) from None
             locate = getattr(dataset, "find_unreadable", None)
             path = locate(batches_done) if locate else None
             if path:

@@ -32,16 +32,18 @@ def prediction_eval(model, run_config: Optional[dict] = None, source: str = "") 
 
 
 def preprocess_for(pre: EvalPreprocessing, in_channels: int):
-    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel),
-    with the checks of ``load_rgb``: a corrupt file or one too elongated for ``pre.resize`` raises
-    ``DatasetError`` naming it. Evaluation "as stored" (CIFAR at 32 px) is for a data set's own records: a
+    """``fn(path) -> (C, H, W) float32``: an image file through ``pre`` (decoded as RGB; grey for 1 channel;
+    with ``pre.reduced_decode`` a large JPEG at the reduced DCT scale the data loader decodes it at), with the
+    checks of ``load_rgb``: a corrupt file or one too elongated for ``pre.resize`` raises ``DatasetError``
+    naming it. Evaluation "as stored" (CIFAR at 32 px) is for a data set's own records: a
     file is stretched to ``pre.size`` squared, so that its own size never reaches the network."""
     if pre.resize is None and not pre.stretch:
         pre = dataclasses.replace(pre, stretch=True)
     ops = eval_transforms(pre, on_host=True)
+    reduce_to = pre.resize if pre.reduced_decode else None
 
     def preprocess(path: str) -> np.ndarray:
-        image = load_rgb(path, pre.resize)
+        image = load_rgb(path, pre.resize, reduce_to=reduce_to)
         if in_channels == 1:
             image = image.mean(axis=-1, keepdims=True).astype(np.uint8)
         for op in ops:

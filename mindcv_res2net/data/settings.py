@@ -31,6 +31,7 @@ class DataConfig:
     batch_size: int = 32
     drop_remainder: bool = True
     skip_corrupt_images: bool = False
+    reduced_decode: bool = True
     normalize_on_device: bool = True
     seed: int = 42
     num_classes: Optional[int] = None
@@ -82,6 +83,8 @@ class EvalPreprocessing:
     ``resize``: the short side in pixels, then a ``size`` centre crop (ImageNet style); or None with
     ``stretch`` True: the whole image resized to ``size`` x ``size`` (small scans, CIFAR); or neither:
     the image is used as it is (CIFAR at 32 px). ``mean``/``std``: per channel, 0-255 scale.
+    ``reduced_decode``: a JPEG file at least twice ``resize`` on its shorter side is decoded at the DCT
+    scale (1/2, 1/4, 1/8) that keeps it at least ``resize`` (``data.scaled_decode``).
     """
 
     size: int
@@ -91,6 +94,7 @@ class EvalPreprocessing:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     crop_pct: Optional[float] = None  # the fraction ``size / resize`` was decided from (None without a crop)
+    reduced_decode: bool = True
 
     def describe(self, normalization: str) -> str:
         """``64 px (resize 73, crop_pct 0.875, bilinear, mean/std NORMALIZATION)``: what an evaluation image
@@ -138,7 +142,7 @@ def eval_preprocessing(data: DataConfig, model_cfg: dict, origin: str = "--crop_
         raise DatasetError(f"{origin} {crop_pct:g} at image size {size} px would resize the shorter side to {resize} "
                            f"px, more than {MAX_RESIZED_SIDE}")
     return EvalPreprocessing(size=size, resize=resize, stretch=False, interpolation=data.interpolation, mean=mean,
-                             std=std, crop_pct=crop_pct)
+                             std=std, crop_pct=crop_pct, reduced_decode=data.reduced_decode)
 
 
 # The settings of how a checkpoint's images are prepared (keys of DataConfig and of a run's config.yaml)

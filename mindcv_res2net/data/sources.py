@@ -19,7 +19,7 @@ import numpy as np
 
 from ..utils.download import download_file
 from .image_files import (IMAGE_EXTENSIONS, PILLOW, DatasetError, DataWarning, encode_bmp, is_regular_file, list_images,
-                          load_rgb, scan_image)
+                          load_rgb, scan_file)
 
 if TYPE_CHECKING:
     from .datasets import DatasetSpec
@@ -221,9 +221,9 @@ _SCAN_CHUNK = 4096  # files scanned per batch of threads (a future per file of I
 
 
 def _scan_or_error(path: str, resize: Optional[int]):
-    """``scan_image(path, resize)``, or the ``DatasetError`` it raised."""
+    """``scan_file(path, resize)``, or the ``DatasetError`` it raised."""
     try:
-        return scan_image(path, resize)
+        return scan_file(path, resize)
     except DatasetError as exc:
         return exc
 
@@ -232,9 +232,10 @@ class ImageFolderSource:
     """``root/<class>/<image>`` tree of encoded images: ``source[i] -> (file bytes as 1-D uint8, label)``,
     decoded later in MindSpore's C++ workers (grey, palette and RGBA become RGB there).
 
-    Every file is checked once by decoding it when the source is made (see ``scan_image``; ``resize``:
+    Every file is checked once by decoding it when the source is made (see ``scan_file``; ``resize``:
     the evaluation's shorter side in px, which bounds how elongated an image may be; ``scan_seconds``
-    records the cost). An unreadable, corrupt or refused file stops with its name, or with
+    records the cost; ``sizes``: (N, 2) width and height of every image, px; ``scalable``: (N,) which are
+    JPEGs the C++ decoder reads). An unreadable, corrupt or refused file stops with its name, or with
     ``skip_corrupt`` is left out with a ``DataWarning`` naming it. Files the C++ decoder would not read
     exactly as Pillow does (16-bit, CMYK, WebP, ...) are decoded by Pillow here and handed over as BMP
     bytes.
@@ -262,21 +263,22 @@ class ImageFolderSource:
             raise DatasetError(f"no images found under {root} (expected {root}/<class>/<image>.jpg)")
         self.skip_corrupt = skip_corrupt
         start = time.perf_counter()
-        self.samples, self.decoders, skipped = [], [], []
+        self.samples, self.decoders, kept, skipped = [], [], [], []
         with ThreadPoolExecutor(scan_threads) as pool:  # Pillow and libjpeg-turbo decode without the GIL
             for first in range(0, len(samples), _SCAN_CHUNK):
                 chunk = samples[first:first + _SCAN_CHUNK]
                 scans = pool.map(_scan_or_error, [p for p, _ in chunk], [resize] * len(chunk))
-                for (path, label), decoder in zip(chunk, scans):
-                    if isinstance(decoder, DatasetError):
+                for (path, label), scanned in zip(chunk, scans):
+                    if isinstance(scanned, DatasetError):
                         if not skip_corrupt:
                             pool.shutdown(cancel_futures=True)
-                            raise DatasetError(f"{decoder} (pass --skip_corrupt_images to leave such files out)")
-                        skipped.append(str(decoder))
-                        warnings.warn(f"left out: {decoder}", DataWarning, stacklevel=2)
+                            raise DatasetError(f"{scanned} (pass --skip_corrupt_images to leave such files out)")
+                        skipped.append(str(scanned))
+                        warnings.warn(f"left out: {scanned}", DataWarning, stacklevel=2)
                         continue
                     self.samples.append((path, label))
-                    self.decoders.append(decoder)
+                    self.decoders.append(scanned.kind)
+                    kept.append(scanned)
         self.scan_seconds = time.perf_counter() - start
         if skipped:
             warnings.warn(f"{root}: left out {len(skipped)} of {len(samples)} images (each named "
@@ -284,6 +286,8 @@ class ImageFolderSource:
         if not self.samples:
             raise DatasetError(f"no readable image under the {len(samples)} files of {root}")
         self.labels = np.array([label for _, label in self.samples], np.int32)
+        self.sizes = np.array([(scan.width, scan.height) for scan in kept], np.int64)
+        self.scalable = np.array([scan.scalable for scan in kept], bool)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -33,11 +33,12 @@ def _to_grey(image: np.ndarray) -> np.ndarray:
     return image.mean(axis=-1, keepdims=True).astype(np.uint8)
 
 
-def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> List:
+def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False, decoder=None) -> List:
     """The training transforms of ``data.dataset`` (see ``DatasetSpec``): small scans only resized; other
     arrays of images randomly cropped (padded by 1/8 of their side: CIFAR's 4 px) and flipped; image
     folders with ImageNet's augmentation. ``encoded``: images arrive as file bytes and are decoded here, in
-    MindSpore's C++ workers (fused with the random crop for image folders)."""
+    MindSpore's C++ workers (fused with the random crop for image folders), or by ``decoder``, a
+    ``ScaledCropDecode`` that decodes and crops the random box, which is then resized."""
     size, on_host = data.image_resize, not data.normalize_on_device
     spec = dataset_spec(data.dataset)
     if not spec.augmented:
@@ -50,9 +51,12 @@ def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> L
         if size != spec.image_size:
             ops.append(vision.Resize((size, size), interpolation=_interpolation(data.interpolation)))
         return ops + to_network_layout(mean, std, on_host=on_host)
-    crop = vision.RandomCropDecodeResize if encoded else vision.RandomResizedCrop
-    ops = [crop(size, scale=tuple(data.scale), ratio=tuple(data.ratio),
-                interpolation=_interpolation(data.interpolation))]
+    if decoder is not None:
+        ops = [decoder, vision.Resize((size, size), interpolation=_interpolation(data.interpolation))]
+    else:
+        crop = vision.RandomCropDecodeResize if encoded else vision.RandomResizedCrop
+        ops = [crop(size, scale=tuple(data.scale), ratio=tuple(data.ratio),
+                    interpolation=_interpolation(data.interpolation))]
     if data.hflip > 0:
         ops.append(vision.RandomHorizontalFlip(prob=data.hflip))
     if data.vflip > 0:
@@ -79,9 +83,11 @@ def train_transforms(data: DataConfig, mean, std, *, encoded: bool = False) -> L
     return ops
 
 
-def eval_transforms(pre: EvalPreprocessing, *, on_host: bool, encoded: bool = False, in_channels: int = 3) -> List:
-    """Evaluation transforms of ``pre`` (see ``eval_preprocessing``); ``encoded``: decode file bytes first."""
-    ops = [vision.Decode()] if encoded else []
+def eval_transforms(pre: EvalPreprocessing, *, on_host: bool, encoded: bool = False, in_channels: int = 3,
+                    decoder=None) -> List:
+    """Evaluation transforms of ``pre`` (see ``eval_preprocessing``); ``encoded``: decode file bytes first, with
+    MindSpore's ``Decode`` or ``decoder`` (a ``ScaledDecode``)."""
+    ops = [decoder or vision.Decode()] if encoded else []
     inter = _interpolation(pre.interpolation)
     if pre.resize is not None:
         ops += [vision.Resize(pre.resize, interpolation=inter), vision.CenterCrop(pre.size)]

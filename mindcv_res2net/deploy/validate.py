@@ -1,4 +1,5 @@
 """The job behind validate.py: a checkpoint, the published weights or an ONNX export, evaluated on a split."""
+import dataclasses
 import sys
 import warnings
 from dataclasses import dataclass
@@ -6,7 +7,7 @@ from typing import Any, Dict, FrozenSet, Optional
 
 from mindspore import nn
 
-from ..config import ConfigError, Settings, absolute_paths, resolve_stored_paths
+from ..config import ConfigError, Settings, absolute_paths, check_flags_used, resolve_stored_paths
 from ..data.loader import Loader, create_loader
 from ..data.settings import CheckpointEval, checkpoint_eval
 from ..evaluate import device_normalize, evaluate
@@ -126,6 +127,8 @@ def validate(settings: Settings, given: FrozenSet[str]) -> dict:
     chosen = checkpoint_eval(found.source, found.run_config, model_cfg,
                              given=values if found.run_config is None else chosen_values, normalize_on_device=not onnx,
                              in_channels=in_channels)
+    if settings.model.ckpt_path:  # flags that the checkpoint's run would not read (cli.parser left them to here)
+        check_flags_used(dataclasses.replace(settings, data=chosen.data), "validate")
     data_cfg = chosen.data
     data = create_loader(data_cfg, data_cfg.val_split, train=False, model_cfg=model_cfg,
                          class_names=getattr(found.network, "class_names", None))

@@ -255,7 +255,7 @@ def test_the_data_only_flags_are_one_help_group(capsys):
         benchmark.main(["--help"])
     group = capsys.readouterr().out.split(f"\n{DATA_ONLY}:\n", 1)[1]
     assert re.findall(r"^  --(\w+)", group, re.M) == ["data_only"] + DATA_ONLY_FLAGS
-    assert DATA_ONLY_FLAGS == ["dataset", "data_dir", "num_parallel_workers", "host_normalize", "data_batches"]
+    assert DATA_ONLY_FLAGS == ["dataset", "data_dir", "num_parallel_workers", "host_normalize", "full_decode", "data_batches"]
 
 
 @pytest.mark.parametrize("name", DATA_ONLY_FLAGS)
