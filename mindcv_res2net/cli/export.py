@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
 
     parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
+    parser.add_argument("--model", default="", help="registered model name, e.g. res2net50 (default: the model a "
+                        "train.py checkpoint or run folder records)")
     parser.add_argument("--ckpt_path", required=True,
                         help="trained checkpoint (any format the converter reads), or a run's folder (its best)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=tuple(SUFFIXES), help="file format")
