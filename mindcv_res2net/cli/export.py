@@ -14,8 +14,8 @@ is logits (N, num_classes). Nothing is written unless the export succeeds.
 activations; BatchNorm folded), calibrated on --calib_images images of the run's own training split
 (read from the checkpoint's stored config) or of --calib_data DIR:
 
-    python tools/export.py --model res2net50 --ckpt_path runs/res2net50_digits/res2net50-best.ckpt \
-        --format ONNX --batch_size -1 --quantize int8 --file_name res2net50_digits_int8
+    python tools/export.py --ckpt_path runs/res2net50_digits/res2net50-best.ckpt --format ONNX \\
+        --batch_size -1 --quantize int8 --file_name res2net50_digits_int8   # the run records its model
 """
 import sys
 
