@@ -31,15 +31,17 @@ from ._onednn import set_onednn_isa
 
 set_onednn_isa()  # must run before mindspore is imported below
 
-from .models import (create_model, get_pretrained_cfg, get_pretrained_cfg_value, is_model,  # noqa: E402
-                     is_model_in_modules, is_model_pretrained, list_models, list_modules, list_pretrained,
-                     model_entrypoint, register_model)
+from .models import (create_model, get_pretrained_cfg, get_pretrained_cfg_value, is_exportable,  # noqa: E402
+                     is_model, is_model_in_modules, is_model_pretrained, is_no_jit, is_scriptable, list_models,
+                     list_modules, list_pretrained, model_entrypoint, register_model, set_exportable,
+                     set_layer_config, set_no_jit, set_scriptable)
 from .mindcv_plugin import register_with_mindcv  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "get_pretrained_cfg", "get_pretrained_cfg_value", "is_model", "is_model_in_modules",
-           "is_model_pretrained", "list_models", "list_modules", "list_pretrained", "model_entrypoint",
-           "register_model", "register_with_mindcv", "__version__"]
+__all__ = ["create_model", "get_pretrained_cfg", "get_pretrained_cfg_value", "is_exportable", "is_model",
+           "is_model_in_modules", "is_model_pretrained", "is_no_jit", "is_scriptable", "list_models", "list_modules",
+           "list_pretrained", "model_entrypoint", "register_model", "register_with_mindcv", "set_exportable",
+           "set_layer_config", "set_no_jit", "set_scriptable", "__version__"]
 
 if "mindcv.models" in sys.modules:  # mindcv is in use: our models join its factory (its names stay its own)
     register_with_mindcv()

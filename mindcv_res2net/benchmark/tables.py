@@ -71,8 +71,8 @@ def ratio_table(rows: Sequence[dict]) -> str:
 def engine_ratio_table(rows: Sequence[dict]) -> str:
     """Inference speed of every row against MindSpore Graph (BatchNorm folded where measured) of the same model
     and batch size, as the README's CPU-deployment table shows it; empty without such a baseline."""
-    lines = ["| model | batch | implementation | engine | precision | infer (img/s) | infer b1 (ms) | "
-             "vs MindSpore Graph |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | implementation | engine | mode | precision | infer (img/s) | infer b1 (ms) | "
+             "vs MindSpore Graph |", "|---|---|---|---|---|---|---|---|---|"]
     graph = {(r["model"], r["batch_size"], r["impl"]): r for r in rows
              if r["engine"] == "mindspore" and r["mode"] == "graph"}
     for r in rows:
@@ -81,10 +81,37 @@ def engine_ratio_table(rows: Sequence[dict]) -> str:
         if base is None or not r.get("infer_img_per_s"):
             continue
         folded = ", BN folded" if base["impl"] != OURS else ""
-        lines.append(f"| {r['model']} | {r['batch_size']} | {r['impl']} | {r['engine']} | {r['precision']} | "
-                     f"{r['infer_img_per_s']:.1f} | {r['infer_ms_per_image_b1']:.1f} | "
+        lines.append(f"| {r['model']} | {r['batch_size']} | {r['impl']} | {r['engine']} | {r['mode']} | "
+                     f"{r['precision']} | {r['infer_img_per_s']:.1f} | {r['infer_ms_per_image_b1']:.1f} | "
                      f"{r['infer_img_per_s'] / base['infer_img_per_s']:.2f}x{folded} |")
     return "\n".join(lines) if len(lines) > 3 else ""
+
+
+def _speedup(slow: Optional[float], fast: Optional[float]) -> str:
+    """``slow / fast`` as "1.23x" (times: > 1 means ``fast`` takes less), or a dash when either is missing."""
+    return "—" if not (slow and fast) else f"{slow / fast:.2f}x"
+
+
+def mode_table(rows: Sequence[dict]) -> str:
+    """PyNative and Graph side by side per implementation, model, batch and size, as docs/benchmark.md's Results
+    table shows them (train s/epoch, inference ms per image at batch 1), with Graph's speed-up over PyNative
+    (> 1: Graph faster); empty unless some row was measured in both modes."""
+    by_mode = {}
+    for r in rows:
+        by_mode.setdefault((r["impl"], r["model"], r["batch_size"], r["image_size"]), {})[r["mode"]] = r
+    lines = ["| implementation | model | batch | px | PyNative train (s/epoch) | PyNative infer (ms) | "
+             "Graph train (s/epoch) | Graph infer (ms) | Graph/PyNative train | Graph/PyNative infer |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (impl, model, batch, size), modes in by_mode.items():
+        if not {"pynative", "graph"} <= set(modes):
+            continue
+        slow, fast = modes["pynative"], modes["graph"]
+        lines.append(f"| {impl} | {model} | {batch} | {size} | {_fmt(slow['train_s_per_epoch'], ',.0f')} | "
+                     f"{slow['infer_ms_per_image_b1']:.1f} | {_fmt(fast['train_s_per_epoch'], ',.0f')} | "
+                     f"{fast['infer_ms_per_image_b1']:.1f} | "
+                     f"{_speedup(slow['train_s_per_epoch'], fast['train_s_per_epoch'])} | "
+                     f"{_speedup(slow['infer_ms_per_image_b1'], fast['infer_ms_per_image_b1'])} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def data_table(rows: Sequence[dict], model_rows: Sequence[dict]) -> str:
@@ -113,13 +140,17 @@ def data_table(rows: Sequence[dict], model_rows: Sequence[dict]) -> str:
 
 
 def report(rows: List[dict], data_rows: List[dict], machine_line: str) -> str:
-    """Everything printed after a run: the data table (``data_rows`` of --data_only), the figure table,
-    gradient checkpointing lines, the engine and mindcv ratio tables that have rows, and the machine."""
+    """Everything printed after a run: the data table (``data_rows`` of --data_only), the figure table, PyNative
+    and Graph side by side, gradient checkpointing lines, the engine and mindcv ratio tables that have rows, and the machine."""
     parts = []
     if data_rows:
         parts.append(data_table(data_rows, rows))
     if rows:
         parts.append(table(rows))
+    by_mode = mode_table(rows)
+    if by_mode:
+        parts.append("PyNative and Graph (infer: ms per image at batch 1; Graph/PyNative > 1: Graph faster):\n\n"
+                     + by_mode)
     checkpointing = checkpointing_lines(rows)
     if checkpointing:
         parts.append(checkpointing)

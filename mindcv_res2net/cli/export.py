@@ -14,8 +14,8 @@ is logits (N, num_classes). Nothing is written unless the export succeeds.
 activations; BatchNorm folded), calibrated on --calib_images images of the run's own training split
 (read from the checkpoint's stored config) or of --calib_data DIR:
 
-    python tools/export.py --model res2net50 --ckpt_path runs/res2net50_digits/res2net50-best.ckpt \
-        --format ONNX --batch_size -1 --quantize int8 --file_name res2net50_digits_int8
+    python tools/export.py --ckpt_path runs/res2net50_digits/res2net50-best.ckpt --format ONNX \\
+        --batch_size -1 --quantize int8 --file_name res2net50_digits_int8   # the run records its model
 """
 import sys
 
@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     from mindcv_res2net.utils.argtypes import ConfigError, HelpFormatter, OneLineParser, image_size
 
     parser = OneLineParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
+    parser.add_argument("--model", default="", help="registered model name, e.g. res2net50 (default: the model a "
+                        "train.py checkpoint or run folder records)")
     parser.add_argument("--ckpt_path", required=True,
                         help="trained checkpoint (any format the converter reads), or a run's folder (its best)")
     parser.add_argument("--format", default="MINDIR", type=str.upper, choices=tuple(SUFFIXES), help="file format")

@@ -18,7 +18,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Top-k classes of image files with a trained Res2Net.",
                                      formatter_class=HelpFormatter)
     parser.add_argument("images", nargs="+", help="image files or folders (JPEG, PNG, ...)")
-    parser.add_argument("--model", required=True, help="registered model name, e.g. res2net50")
+    parser.add_argument("--model", default="", help="registered model name, e.g. res2net50 (default: the model a "
+                        "train.py checkpoint, run folder or exported ONNX file records)")
     parser.add_argument("--ckpt_path", default="", help="trained checkpoint (any format the converter reads), or a "
                         "training run's folder (its best checkpoint)")
     parser.add_argument("--pretrained", action="store_true",

@@ -5,6 +5,8 @@ import sys
 import time
 import warnings
 
+from tqdm import tqdm
+
 from mindcv_res2net.models import create_model, list_models
 from mindcv_res2net.models.registry import resolve_name
 from mindcv_res2net.utils.cli import run_cli
@@ -42,14 +44,20 @@ def summarize_main(argv=None) -> int:
         matched = list_models(pattern.strip()) or [resolve_name(pattern.strip())]  # unknown: clear error
         names += [n for n in matched if n not in names]
     set_device("CPU")
-    print(f"{'model':<28} {'params':>12} {'GFLOPs':>8} {'output':>14} {'build s':>8}")
-    for name in names:
-        start = time.perf_counter()
-        model = create_model(name, num_classes=args.num_classes)
-        build_s = time.perf_counter() - start
-        params = sum(p.size for p in model.trainable_params())
-        macs, shape = count_macs(model, (1, 3, args.image_size, args.image_size))
-        print(f"{name:<28} {params:>12,} {macs / 1e9:>8.2f} {str(shape):>14} {build_s:>8.1f}", flush=True)
+    print(f"{'model':<28} {'params':>12} {'GFLOPs':>8} {'output':>14} {'build s':>8}", flush=True)
+    with tqdm(total=len(names), desc="building", unit="model", file=sys.stderr, disable=len(names) < 2,
+              leave=False) as progress:  # the rows may go to a file: the bar on stderr says which model is built
+        for name in names:
+            progress.set_postfix_str(name)
+            start = time.perf_counter()
+            model = create_model(name, num_classes=args.num_classes)
+            build_s = time.perf_counter() - start
+            params = sum(p.size for p in model.trainable_params())
+            macs, shape = count_macs(model, (1, 3, args.image_size, args.image_size))
+            progress.write(f"{name:<28} {params:>12,} {macs / 1e9:>8.2f} {str(shape):>14} {build_s:>8.1f}",
+                           file=sys.stdout)
+            sys.stdout.flush()
+            progress.update()
     return 0
 
 

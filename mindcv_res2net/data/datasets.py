@@ -55,12 +55,16 @@ DATASETS: Dict[str, DatasetSpec] = {spec.name: spec for spec in (
     DatasetSpec(name="cifar10", read=cifar_source, image_size=32, class_names=_numbered(10), default_data_dir=".",
                 files=CifarFiles(folder="cifar-10-batches-bin", label_bytes=1, label_offset=0,
                                  train=tuple(f"data_batch_{i}.bin" for i in range(1, 6)), val=("test_batch.bin",),
-                                 names_file="batches.meta.txt"),
+                                 names_file="batches.meta.txt", pickled_folder="cifar-10-batches-py",
+                                 pickled_train=tuple(f"data_batch_{i}" for i in range(1, 6)), pickled_val=("test_batch",),
+                                 pickled_labels="labels", pickled_meta="batches.meta", pickled_names="label_names"),
                 download=Download("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
                                   "c32a1d4ab5d03f1284b67883e8d87530")),
     DatasetSpec(name="cifar100", read=cifar_source, image_size=32, class_names=_numbered(100), default_data_dir=".",
                 files=CifarFiles(folder="cifar-100-binary", label_bytes=2, label_offset=1, train=("train.bin",),
-                                 val=("test.bin",), names_file="fine_label_names.txt"),  # labels: coarse, fine
+                                 val=("test.bin",), names_file="fine_label_names.txt",  # labels: coarse, fine
+                                 pickled_folder="cifar-100-python", pickled_train=("train",), pickled_val=("test",),
+                                 pickled_labels="fine_labels", pickled_meta="meta", pickled_names="fine_label_names"),
                 download=Download("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
                                   "03b5dce01913d631647c71ecec9e9cb8")),
     DatasetSpec(name="mnist", read=idx_source, image_size=28, class_names=_numbered(10), files=IdxFiles(),

@@ -1,7 +1,7 @@
 """Readers of the data sets' files: ``read(spec, split, options)`` gives a random-access source,
 ``source[i] -> (HWC uint8 image, int label)``, plus ``class_names``.
 
-scikit-learn's bundled digits, CIFAR binary files (any record count), idx-ubyte files (MNIST's format) and
+scikit-learn's bundled digits, CIFAR files (binary or python version, any record count), idx-ubyte files (MNIST's format) and
 image folder trees (ImageNet). What each data set's files are (names, download, classes) is its entry in
 ``datasets``; a reader names the file and says how to get the data when something is missing or broken.
 Reading one image file: ``image_files``.
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.download import download_file
+from ..weights.array_pickle import load_array_pickle
+from ..weights.torch_file import UnsafePickleError
 from .image_files import (IMAGE_EXTENSIONS, PILLOW, DatasetError, DataWarning, encode_bmp, is_regular_file, list_images,
                           load_rgb, scan_file)
 
@@ -35,8 +37,14 @@ class Download:
 
 @dataclass(frozen=True, kw_only=True)
 class CifarFiles:
-    """A CIFAR-format data set: records of ``label_bytes`` label bytes (the label at ``label_offset``) and a
-    3x32x32 image, in the ``train`` and ``val`` files of ``folder``; class names one a line in ``names_file``."""
+    """A CIFAR data set in either of its two versions.
+
+    The binary version: records of ``label_bytes`` label bytes (the label at ``label_offset``) and a
+    3x32x32 image, in the ``train`` and ``val`` files of ``folder``; class names one a line in ``names_file``.
+    The python version (what torchvision downloads): pickled dicts holding the images as ``data``, (N, 3072)
+    uint8, and their labels under ``pickled_labels``, in the ``pickled_train`` and ``pickled_val`` files of
+    ``pickled_folder``; class names under ``pickled_names`` of the dict in ``pickled_meta``.
+    """
 
     folder: str
     label_bytes: int
@@ -44,6 +52,12 @@ class CifarFiles:
     train: Tuple[str, ...]
     val: Tuple[str, ...]
     names_file: str
+    pickled_folder: str
+    pickled_train: Tuple[str, ...]
+    pickled_val: Tuple[str, ...]
+    pickled_labels: str
+    pickled_meta: str
+    pickled_names: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,11 +121,14 @@ def digits_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> Ar
 # ---------------------------------------------------------------------------------------------- CIFAR
 
 
-def _find_cifar_folder(files: CifarFiles, data_dir: str) -> str:
-    for candidate in (os.path.join(data_dir, files.folder), data_dir):
-        if all(os.path.isfile(os.path.join(candidate, f)) for f in files.val):
-            return candidate
-    return ""
+def _find_cifar_folder(files: CifarFiles, data_dir: str) -> Tuple[str, bool]:
+    """The folder of ``data_dir`` (itself, or the version's folder in it) holding the validation files of the
+    binary version, else of the python version, and whether it is the python version; ("", False) if none."""
+    for pickled, folder, val in ((False, files.folder, files.val), (True, files.pickled_folder, files.pickled_val)):
+        for candidate in (os.path.join(data_dir, folder), data_dir):
+            if all(os.path.isfile(os.path.join(candidate, f)) for f in val):
+                return candidate, pickled
+    return "", False
 
 
 def download_cifar(spec: "DatasetSpec", data_dir: str) -> str:
@@ -124,38 +141,112 @@ def download_cifar(spec: "DatasetSpec", data_dir: str) -> str:
     return os.path.join(data_dir, spec.files.folder)
 
 
+def _binary_records(path: str, files: CifarFiles, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,)) of a CIFAR binary file."""
+    record = files.label_bytes + 3072
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % record:
+        raise DatasetError(f"{name}: {path} is not a CIFAR binary file ({raw.size} bytes is not a multiple "
+                           f"of the {record}-byte record)")
+    raw = raw.reshape(-1, record)
+    return raw[:, files.label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), \
+        raw[:, files.label_offset].astype(np.int32)
+
+
+_MAX_LABEL = np.iinfo(np.int32).max
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def read_cifar_pickle(path: str, name: str) -> dict:
+    """The dict a CIFAR python-version file holds, its keys as str (Python 2 wrote them as bytes), read by an
+    unpickler that builds numpy arrays, lists and dicts and refuses anything else (``weights.array_pickle``:
+    no code runs). A file that is not such a pickle is a one-line ``DatasetError`` (``UnsafePickleError`` when it
+    asks to run code) naming ``path``; ``name``: the data set."""
+    what = f"{name}: {path} is not a CIFAR python-version file (a pickled dict)"
+    try:
+        with open(path, "rb") as f:
+            obj = load_array_pickle(f, source="CIFAR python-version files", encoding="bytes")
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{name}: {path}: {exc}") from None
+    except OSError:
+        raise
+    except Exception as exc:  # truncated, corrupt or crafted: the unpickler raises errors of many types
+        raise DatasetError(f"{what}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    if not isinstance(obj, dict) or not all(isinstance(key, (bytes, str)) for key in obj):
+        raise DatasetError(f"{what}: it holds a {type(obj).__name__}")
+    return {_text(key): value for key, value in obj.items()}
+
+
+def _pickled_records(path: str, files: CifarFiles, name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,)) of a CIFAR python-version batch file."""
+    batch = read_cifar_pickle(path, name)
+    data, labels = batch.get("data"), batch.get(files.pickled_labels)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shown = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else \
+            ("no 'data'" if data is None else f"a {type(data).__name__}")
+        raise DatasetError(f"{name}: {path}: 'data' must be (N, 3072) uint8 images, the file holds {shown}")
+    if isinstance(labels, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        in_range = all(0 <= v <= _MAX_LABEL for v in labels)
+    elif isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        in_range = not labels.size or (labels.min() >= 0 and labels.max() <= _MAX_LABEL)
+    else:
+        raise DatasetError(f"{name}: {path}: '{files.pickled_labels}' must be a list of integer labels")
+    if not in_range:
+        raise DatasetError(f"{name}: {path}: '{files.pickled_labels}' holds a label below 0 or above {_MAX_LABEL}")
+    if not len(data):
+        raise DatasetError(f"{name}: {path} holds no images")
+    if len(labels) != len(data):
+        raise DatasetError(f"{name}: {path} has {len(data)} images but {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int32)
+
+
+def _cifar_class_names(folder: str, files: CifarFiles, *, pickled: bool, name: str) -> Optional[list]:
+    """The class names the folder's names file (binary) or meta file (python version) gives, None without one."""
+    if not pickled:
+        path = os.path.join(folder, files.names_file)
+        return [n.strip() for n in open(path).read().splitlines() if n.strip()] if os.path.isfile(path) else None
+    path = os.path.join(folder, files.pickled_meta)
+    if not os.path.isfile(path):
+        return None
+    names = read_cifar_pickle(path, name).get(files.pickled_names)
+    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DatasetError(f"{name}: {path}: '{files.pickled_names}' must be a list of class names")
+    return [_text(n) for n in names]
+
+
 def cifar_source(spec: "DatasetSpec", split: str, options: SourceOptions) -> ArraySource:
-    """A CIFAR-format data set (``spec.files``) under --data_dir (default: ``spec.default_data_dir``), downloaded
-    with ``options.download`` if missing; ``spec.class_names`` when its names file is missing."""
+    """A CIFAR data set (``spec.files``), its binary or python version, under --data_dir (default:
+    ``spec.default_data_dir``), the binary version downloaded with ``options.download`` if neither is there;
+    ``spec.class_names`` when its names file is missing."""
     files, name = spec.files, spec.name
     data_dir = options.data_dir or spec.default_data_dir
-    folder = _find_cifar_folder(files, data_dir)
+    folder, pickled = _find_cifar_folder(files, data_dir)
     if not folder and options.download:
         folder = download_cifar(spec, data_dir)
     if not folder:
         fetch = f"pass --dataset_download to fetch {spec.download.url}, or " if spec.download else ""
-        raise DatasetError(f"{name} not found: looked for {os.path.join(data_dir, files.folder)}/{files.val[0]}; "
-                           f"{fetch}unpack it under --data_dir")
-    record = files.label_bytes + 3072
+        raise DatasetError(f"{name} not found: looked for the binary version "
+                           f"{os.path.join(data_dir, files.folder)}/{files.val[0]} and the python version "
+                           f"{os.path.join(data_dir, files.pickled_folder)}/{files.pickled_val[0]}; "
+                           f"{fetch}unpack either under --data_dir")
+    train = _is_train(split)
+    file_names = (files.pickled_train if train else files.pickled_val) if pickled else \
+        (files.train if train else files.val)
+    names = _cifar_class_names(folder, files, pickled=pickled, name=name) or list(spec.class_names)
     images, labels = [], []
-    for file_name in files.train if _is_train(split) else files.val:
+    for file_name in file_names:
         path = os.path.join(folder, file_name)
         if not os.path.isfile(path):
             raise DatasetError(f"{name}: missing file {path}")
-        raw = np.fromfile(path, dtype=np.uint8)
-        if raw.size == 0 or raw.size % record:
-            raise DatasetError(f"{name}: {path} is not a CIFAR binary file ({raw.size} bytes is not a multiple "
-                               f"of the {record}-byte record)")
-        raw = raw.reshape(-1, record)
-        labels.append(raw[:, files.label_offset].astype(np.int32))
-        images.append(raw[:, files.label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    names_path = os.path.join(folder, files.names_file)
-    names = [n.strip() for n in open(names_path).read().splitlines() if n.strip()] if os.path.isfile(names_path) \
-        else list(spec.class_names)
-    labels = np.concatenate(labels)
-    if labels.max() >= len(names):
-        raise DatasetError(f"{name}: label {labels.max()} out of range in {folder}")
-    return ArraySource(np.concatenate(images), labels, names)
+        batch_images, batch_labels = (_pickled_records if pickled else _binary_records)(path, files, name)
+        if batch_labels.max() >= len(names):
+            raise DatasetError(f"{name}: {path}: label {batch_labels.max()} out of range ({len(names)} classes)")
+        images.append(batch_images)
+        labels.append(batch_labels)
+    return ArraySource(np.concatenate(images), np.concatenate(labels), names)
 
 
 # ---------------------------------------------------------------------------------------------- MNIST

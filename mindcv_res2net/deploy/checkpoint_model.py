@@ -21,19 +21,24 @@ def model_to_evaluate(ckpt_path: str, model_name: str, *, model_given: bool = Tr
 
     ``ckpt_path``: a weight file, or a training run's folder (its best checkpoint, see
     ``checkpoint_to_evaluate``); the file, read once, is kept in ``model.source``. The network is ``model_name``
-    (``--model``); a train.py checkpoint records its model, and a ``model_name`` the user gave
-    (``model_given``) that contradicts it is a ``ConfigError`` naming ``--model``, while one left at its
-    default gives way to the recorded one. ``model.run_config`` is the run's stored config, converted
-    (``run_metadata``), or None.
+    (``--model``; '' when not given); a train.py checkpoint records its model, and a ``model_name`` the user
+    gave (``model_given``) that contradicts it is a ``ConfigError`` naming ``--model``, while one left at its
+    default gives way to the recorded one. A file that records no model needs ``model_name`` (a
+    ``ConfigError`` saying so). ``model.run_config`` is the run's stored config, converted (``run_metadata``),
+    or None.
     """
-    source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name if model_given else "")
+    given = model_given and bool(model_name)
+    source = checkpoint_to_evaluate(ckpt_path, "--ckpt_path", model_name if given else "")
     state, metadata = read_checkpoint(source)
     run = run_metadata(metadata, source)
     recorded = run.get("model") if source.endswith(".ckpt") else None
     if recorded and _canonical(recorded) != _canonical(model_name):
-        if model_given:
+        if given:
             raise ConfigError(f"--model {model_name}: {source} was trained as model '{recorded}'")
         model_name = recorded
+    if not model_name:
+        raise ConfigError(f"--model is needed: {source} does not record which model it holds (train.py's "
+                          "checkpoints and run folders do); give --model NAME, e.g. --model res2net50")
     model = create_model_from_checkpoint(model_name, source, num_classes=num_classes, contents=(state, metadata))
     model.run_config, model.source = run.get("config"), source
     return model

@@ -38,7 +38,8 @@ def export_model(model_name: str, ckpt_path: str, file_name: str, *, file_format
     """Export a checkpoint; returns the written path (``file_name`` plus the format's suffix) and, for
     ``quantize``, the number of images really calibrated on (0 otherwise).
 
-    ``ckpt_path``: a checkpoint file or a training run's folder (its best checkpoint). ``image_size``
+    ``ckpt_path``: a checkpoint file or a training run's folder (its best checkpoint); ``model_name``: '' for the
+    model a train.py checkpoint records (``model_to_evaluate``). ``image_size``
     default: the training run's (stored in the checkpoint), else the model's, as ``checkpoint_eval``
     decides and says in one line (stderr); a different ``image_size`` is honoured with a warning. ``quantize``
     "int8" (ONNX only) writes ONNX Runtime's static INT8 model, calibrated on ``calib_images`` images

@@ -6,10 +6,12 @@ import numpy as np
 
 from ..data.preprocess import eval_preprocess, prediction_eval
 from ..models import create_model, get_pretrained_cfg
+from ..models.registry import is_model, resolve_name
 from ..utils.argtypes import ConfigError
 from ..utils.engines import import_onnxruntime
 from ..utils.errors import UserError
 from .checkpoint_model import model_to_evaluate
+from .onnx_record import read_record
 from .onnx_runtime import OnnxClassifier, classifier_for
 
 IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -100,32 +102,49 @@ def predict(model, paths: Sequence[str], *, class_names: Optional[Sequence[str]]
 
 def load_for_prediction(model_name: str, ckpt_path: str = "", *, pretrained: bool = False):
     """(model, run config or None): a checkpoint's network and head (``ckpt_path`` a file, or a training
-    run's folder: its best checkpoint, kept in ``model.source``), or the published weights."""
+    run's folder: its best checkpoint, kept in ``model.source``; ``model_name`` '' for the model a train.py
+    checkpoint records), or the published weights of ``model_name``."""
     if ckpt_path:
         model = model_to_evaluate(ckpt_path, model_name)
         return model, model.run_config
     if pretrained:
+        if not model_name:
+            raise ConfigError("--pretrained needs --model NAME: the published weights of which model?")
         model = create_model(model_name, pretrained=True)
         model.class_names, model.source = None, f"the published {model_name} weights"
         return model, None
     raise ConfigError("predict needs --ckpt_path FILE or --pretrained (it never predicts with random weights)")
 
 
+def _exported_model(classifier: OnnxClassifier, model_name: str) -> str:
+    """The model an ONNX file's record names (``onnx_record``; a ``model_name`` given must agree), else
+    ``model_name``; a file without a record needs ``model_name``."""
+    record = read_record(classifier.metadata)
+    recorded = record.model if record is not None and is_model(record.model) else ""
+    if recorded and model_name and resolve_name(model_name) != resolve_name(recorded):
+        raise ConfigError(f"--model {model_name}: {classifier.label} is an export of model '{recorded}'")
+    if not (recorded or model_name):
+        raise ConfigError(f"--model is needed: {classifier.label} does not record which model it holds (exports "
+                          "written by tools/export.py do); give --model NAME, e.g. --model res2net50")
+    return model_name or recorded
+
+
 def load_onnx_for_prediction(model_name: str, *, onnx_path: str = "", ckpt_path: str = "", pretrained: bool = False):
     """(ONNX Runtime classifier, run config or None) for ``--engine onnxruntime``: ``onnx_path`` as given,
     else the checkpoint's (or published) weights exported once into the cache. Class names and
-    preprocessing come from the checkpoint when there is one, else from the model's default config."""
+    preprocessing come from the checkpoint when there is one, else from the model's default config (the
+    model ``model_name``, or '' for the one the checkpoint or the ONNX file records)."""
     import_onnxruntime()  # a missing package is the first error
     if onnx_path and not (ckpt_path or pretrained):
         classifier = OnnxClassifier(onnx_path)
         size = classifier.input_shape[1:] if all(isinstance(n, int) for n in classifier.input_shape) else None
-        cfg = get_pretrained_cfg(model_name)
+        cfg = get_pretrained_cfg(_exported_model(classifier, model_name))
         classifier.default_cfg = dict(cfg, input_size=(classifier.in_channels,) + size) if size else cfg
         classifier.class_names, classifier.source = None, classifier.label
         return classifier, None
     model, run_config = load_for_prediction(model_name, ckpt_path, pretrained=pretrained)
     size = prediction_eval(model, run_config).data.image_resize
-    classifier = classifier_for(onnx_path, model, model_name, image_size=size)
+    classifier = classifier_for(onnx_path, model, model_name or model.default_cfg["architecture"], image_size=size)
     classifier.default_cfg, classifier.class_names = model.default_cfg, getattr(model, "class_names", None)
     classifier.source = model.source  # an --onnx_path file recorded these very weights (classifier_for)
     return classifier, run_config

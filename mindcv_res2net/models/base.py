@@ -187,7 +187,7 @@ class FeatureClassifier(nn.Cell):
     attributes, then calls ``_set_up_head``; it gives ``forward_stem`` (image -> map 0),
     ``stage_names`` (the cells giving maps 1..4, each from the previous one; ``enter_stages`` may
     transform map 0 first) and ``make_classifier``. ``construct`` returns the ``out_indices`` maps as a
-    tuple when ``features_only``, else the head's output: logits (N, num_classes), pooled features
+    list when ``features_only``, else the head's output: logits (N, num_classes), pooled features
     (N, num_features) without a classifier, or the final map (N, num_features, H/32, W/32) when
     ``global_pool=""`` as well.
     """
@@ -353,10 +353,10 @@ class FeatureClassifier(nn.Cell):
         return self.fc(x)
 
     def construct(self, x: Tensor):
-        if self.features_only:
+        if self.features_only:  # a list, as timm's features_only models return (also from a Graph-mode call)
             maps = self.feature_maps(x)
-            selected = ()
+            selected = []
             for i in self.out_indices:
-                selected += (maps[i],)
+                selected.append(maps[i])
             return selected
         return self.forward_head(self.forward_features(x))

@@ -8,6 +8,7 @@ from ..weights import CheckpointError, load_checkpoint, read_checkpoint
 from ..weights.checkpoint_layout import describe_checkpoint
 from ..utils.download import download_weights
 from ..utils.errors import UserError
+from .layers import set_layer_config
 from .registry import get_pretrained_cfg, model_entrypoint, split_model_name
 
 
@@ -15,7 +16,7 @@ FEATURE_CLASSES = (None, "list", "getter")  # timm's feature_cls values that mea
 
 
 def _check_feature_cls(feature_cls, *, features_only: bool) -> None:
-    """timm's ``feature_cls``: its default (None, ``'list'``) and ``'getter'`` both give our tuple of maps."""
+    """timm's ``feature_cls``: its default (None, ``'list'``) and ``'getter'`` both give our list of maps."""
     if feature_cls is not None and not features_only:
         raise UserError(f"feature_cls={feature_cls!r} needs features_only=True")
     if (feature_cls.lower() if isinstance(feature_cls, str) else feature_cls) not in FEATURE_CLASSES:
@@ -91,7 +92,8 @@ def create_model(model_name: str, pretrained: bool = False, *, num_classes: int 
                  features_only: bool = False,
                  out_indices: Union[None, int, Sequence[int]] = None, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, global_pool: str = "avg", ema: Optional[bool] = None,
-                 auto_mapping: bool = False, **kwargs) -> nn.Cell:
+                 auto_mapping: bool = False, scriptable: Optional[bool] = None, exportable: Optional[bool] = None,
+                 no_jit: Optional[bool] = None, **kwargs) -> nn.Cell:
     """Build a registered model by name, alias (``res2net50_26w_4s``) or ``name.tag`` (``res2net50.official_in1k``).
 
     The arguments of timm's and mindcv's ``create_model``, with their meaning:
@@ -107,12 +109,14 @@ def create_model(model_name: str, pretrained: bool = False, *, num_classes: int 
       listing them, never a guess by similarity.
     - ``num_classes``: an int >= 0 (0: no classifier); ``in_channels`` an int >= 1; ``drop_rate`` and
       ``drop_path_rate`` numbers in [0, 1).
-    - ``features_only`` / ``out_indices``: a tuple of feature maps (``out_indices`` None: all five, strides
+    - ``features_only`` / ``out_indices``: a list of feature maps (as timm) (``out_indices`` None: all five, strides
       2..32; ints, negative ones counting from the end, or an int n: the last n; only with ``features_only``).
     - ``global_pool``: "avg", "max", "avgmax", or "" with ``num_classes=0`` for the unpooled map.
     - timm's names: ``in_chans`` for ``in_channels`` (default 3, the published input), ``feature_cls``
       (``'getter'`` or timm's default) with ``features_only``. As in timm, an argument of the network
       given as None (``num_classes=None``, ``drop_path_rate=None`` ...) takes its default.
+    - ``scriptable``, ``exportable``, ``no_jit`` (timm): the layer config while the model is built
+      (``set_layer_config``; None: as set). ``exportable=True`` builds the padded pools ONNX-exportable.
 
     A name that is not a str is a ``TypeError``, an unknown one a ``ValueError`` with suggestions; so
     is every argument of the wrong type or out of range (one line naming it).
@@ -126,8 +130,9 @@ def create_model(model_name: str, pretrained: bool = False, *, num_classes: int 
     network = dict(num_classes=num_classes, features_only=features_only, out_indices=out_indices,
                    drop_rate=drop_rate, drop_path_rate=drop_path_rate, global_pool=global_pool, **kwargs)
     network = {key: value for key, value in network.items() if value is not None}  # timm: None is the default
-    return builder(pretrained=pretrained, pretrained_tag=split_model_name(model_name)[1], in_channels=in_channels,
-                   checkpoint_path=checkpoint_path, ema=ema, **network)
+    with set_layer_config(scriptable=scriptable, exportable=exportable, no_jit=no_jit):
+        return builder(pretrained=pretrained, pretrained_tag=split_model_name(model_name)[1], in_channels=in_channels,
+                       checkpoint_path=checkpoint_path, ema=ema, **network)
 
 
 def create_model_from_checkpoint(model_name: str, checkpoint_path: str, num_classes: Optional[int] = None, *,

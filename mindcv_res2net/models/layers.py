@@ -1,5 +1,66 @@
-"""Small building blocks shared by the networks."""
+"""Small building blocks shared by the networks, and timm's layer config switches."""
+from typing import Optional
+
 from mindspore import nn, ops, recompute
+
+# timm's layer config (timm.layers.config), read by the layers as they are built:
+# - exportable: padded pools are built in their ONNX-exportable form (a Pad and an unpadded pool, as
+#   ``exportable_pools`` makes them for ONNX export); the same numbers;
+# - scriptable: TorchScript has no MindSpore counterpart and every network here compiles in Graph mode as
+#   built, so it changes nothing; kept so that timm's code that sets and reads it runs unchanged;
+# - no_jit, no_activation_jit: timm's choice of non-scripted activations; ours are never scripted: no effect.
+_LAYER_CONFIG = dict(scriptable=False, exportable=False, no_jit=False, no_activation_jit=False)
+
+
+class set_layer_config:  # noqa: N801  (timm's name: called as a function, used as a context manager)
+    """Set the layer config flags that are not None, as timm's ``set_layer_config``: at once when called,
+    and back to their previous values at the end of a ``with`` block."""
+
+    def __init__(self, *, scriptable: Optional[bool] = None, exportable: Optional[bool] = None,
+                 no_jit: Optional[bool] = None, no_activation_jit: Optional[bool] = None) -> None:
+        self.previous = dict(_LAYER_CONFIG)
+        given = dict(scriptable=scriptable, exportable=exportable, no_jit=no_jit, no_activation_jit=no_activation_jit)
+        _LAYER_CONFIG.update({key: bool(value) for key, value in given.items() if value is not None})
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc_info) -> bool:
+        _LAYER_CONFIG.update(self.previous)
+        return False
+
+
+class set_scriptable(set_layer_config):  # noqa: N801
+    """timm's ``set_scriptable(mode)``: no effect on our networks (they compile in Graph mode as built)."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(scriptable=mode)
+
+
+class set_exportable(set_layer_config):  # noqa: N801
+    """timm's ``set_exportable(mode)``: padded pools built while it is on are ONNX-exportable."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(exportable=mode)
+
+
+class set_no_jit(set_layer_config):  # noqa: N801
+    """timm's ``set_no_jit(mode)``: no effect here (no layer is scripted)."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(no_jit=mode)
+
+
+def is_scriptable() -> bool:
+    return _LAYER_CONFIG["scriptable"]
+
+
+def is_exportable() -> bool:
+    return _LAYER_CONFIG["exportable"]
+
+
+def is_no_jit() -> bool:
+    return _LAYER_CONFIG["no_jit"]
 
 
 class DropPath(nn.Cell):
@@ -68,17 +129,18 @@ class Pool2dPad(nn.Cell):
     divides by the real pixels of each window only (Paddle's ``exclusive=True``). By default
     MindSpore's fused "pad"-mode kernels run; the max pool drops its added depth axis with a reshape,
     not ``squeeze``, whose shape check would stay in a dynamic-batch MINDIR and make it fail to load.
-    ``explicit_pad=True`` builds a zero Pad + an unpadded pool instead, made of operators ONNX has (see
-    ``exportable_pools``): the same output for average pooling (an exclusive one divides by the same
-    pool of a map of ones), and for max pooling of non-negative input (the stem's max pool follows a
-    ReLU). Input (N, C, H, W), output (N, C, H', W').
+    ``explicit_pad=True`` (default: ``is_exportable()``) builds a zero Pad + an unpadded pool instead, made
+    of operators ONNX has (see ``exportable_pools``): the same output for average pooling (an exclusive one
+    divides by the same pool of a map of ones), and for max pooling of non-negative input (the stem's max
+    pool follows a ReLU). Input (N, C, H, W), output (N, C, H', W').
     """
 
-    def __init__(self, kind: str, kernel_size: int, stride: int, *, padding: int, explicit_pad: bool = False,
-                 count_include_pad: bool = True) -> None:
+    def __init__(self, kind: str, kernel_size: int, stride: int, *, padding: int,
+                 explicit_pad: Optional[bool] = None, count_include_pad: bool = True) -> None:
         super().__init__()
         if kind not in ("max", "avg"):
             raise ValueError(f"pool kind must be 'max' or 'avg', got '{kind}'")
+        explicit_pad = is_exportable() if explicit_pad is None else explicit_pad
         self.kind, self.kernel_size, self.stride, self.padding = kind, kernel_size, stride, padding
         self.explicit_pad, self.count_include_pad = explicit_pad, count_include_pad
         self.exclusive = kind == "avg" and not count_include_pad and padding > 0
@@ -117,15 +179,16 @@ class AvgPool2dCeil(nn.Cell):
     ``AvgPool2d(size, size, ceil_mode=True, count_include_pad=False)``, the v1b shortcut's pool.
 
     By default MindSpore's kernel for exactly that runs (AvgPool3D inside, which ONNX export lacks).
-    ``explicit_pad=True`` computes the same from operators ONNX has: zero-pad ``size - 1`` rows and
-    columns at the bottom/right, an unpadded average pool, divided by the same pool of a map of ones
-    (the fraction of real pixels in each window). Input (N, C, H, W), output (N, C, ceil(H/size), ceil(W/size)).
+    ``explicit_pad=True`` (default: ``is_exportable()``) computes the same from operators ONNX has: zero-pad
+    ``size - 1`` rows and columns at the bottom/right, an unpadded average pool, divided by the same pool of
+    a map of ones (the fraction of real pixels in each window). Input (N, C, H, W), output
+    (N, C, ceil(H/size), ceil(W/size)).
     """
 
-    def __init__(self, size: int, *, explicit_pad: bool = False) -> None:
+    def __init__(self, size: int, *, explicit_pad: Optional[bool] = None) -> None:
         super().__init__()
-        self.size, self.explicit_pad = size, explicit_pad
-        if explicit_pad:
+        self.size, self.explicit_pad = size, is_exportable() if explicit_pad is None else explicit_pad
+        if self.explicit_pad:
             self.pad = ops.Pad(((0, 0), (0, 0), (0, size - 1), (0, size - 1)))
             self.pool = nn.AvgPool2d(size, size, pad_mode="valid")
         else:

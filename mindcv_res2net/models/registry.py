@@ -109,6 +109,11 @@ def _matches(candidate: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(candidate, p) or fnmatch.fnmatch(base, p) for p in patterns)
 
 
+def _named(name: str, patterns: Sequence[str]) -> bool:
+    """Whether one of ``patterns`` (a ``name.tag`` pattern by its name part too) matches the model ``name``."""
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name, p.partition(".")[0]) for p in patterns)
+
+
 def _tagged_names(name: str, *, pretrained: bool) -> List[str]:
     """``name.tag`` for each weight tag of ``name`` (only published ones with ``pretrained``); the bare
     ``name`` when it has no tag (no published weights)."""
@@ -128,29 +133,31 @@ def _patterns(value, what: str) -> List[str]:
 
 def list_models(filter: Patterns = "", module: Patterns = "", *, pretrained: bool = False,
                 exclude_filters: Patterns = "", name_matches_cfg: bool = False, include_tags: Optional[bool] = None,
-                include_aliases: bool = False, pattern: Optional[Patterns] = None) -> List[str]:
+                include_aliases: Optional[bool] = None, pattern: Optional[Patterns] = None) -> List[str]:
     """Sorted model names, as timm's and mindcv's ``list_models``.
 
     ``filter`` / ``exclude_filters``: a shell-style pattern or a list of them (``pattern`` is an older
     name of ``filter``); a ``name.tag`` entry matches by its full or its model name; None or '' is no
     filter (timm's). ``module``: only the models of that module or list of modules (see
-    ``list_modules``; an unknown one is an error; None or '': all).
+    ``list_modules``; one that defines none of ours, e.g. timm's 'resnet', adds nothing, as in timm;
+    None or '': all).
     ``pretrained=True``: only models with published weights. ``include_tags`` (default: ``pretrained``,
     as timm): one ``name.tag`` entry per weight tag (best first per model; only published ones with
     ``pretrained``), the bare name for a model without any. ``name_matches_cfg``: only names with a
-    default config (all of ours have one). ``include_aliases=True`` adds the official long names
-    (``res2net50_26w_4s`` ...).
+    default config (all of ours have one). Aliases, the other libraries' names of our models
+    (``res2net50_26w_4s``, timm's and the official name of ``res2net50`` ...): ``include_aliases=True``
+    lists every one, False none, and None (default) those a ``filter`` names while it does not name
+    their model (``'res2net50_26w_4s*'`` lists ``res2net50_26w_4s``, ``'res2net50*'`` lists ``res2net50``
+    only): each network once, under the name asked for.
     """
     if pattern is not None:
         filter = pattern
     include = _patterns(filter, "filter") or ["*"]
     exclude = _patterns(exclude_filters, "exclude_filters")
     modules = _patterns(module, "module")
-    unknown = sorted(set(modules) - set(list_modules()))
-    if unknown:
-        raise UserError(f"list_models: unknown module {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(list_modules())}")
-    names = sorted(_builders) + (sorted(_aliases) if include_aliases else [])
+    aliases = sorted(_aliases) if include_aliases else [] if include_aliases is not None else [
+        alias for alias in sorted(_aliases) if _named(alias, include) and not _named(_aliases[alias], include)]
+    names = sorted([*_builders, *aliases])
     if modules:
         names = [n for n in names if _module_of(_aliases.get(n, n)) in modules]
     if name_matches_cfg:

@@ -115,7 +115,7 @@ class Res2Net(FeatureClassifier):
         in_channels: input image channels (an int >= 1).
         drop_rate: dropout before the classifier (training only), in [0, 1).
         drop_path_rate: stochastic depth of the last block, in [0, 1); rates grow linearly from 0 over blocks.
-        features_only: return the ``out_indices`` feature maps as a tuple instead of logits (``out_indices``
+        features_only: return the ``out_indices`` feature maps as a list instead of logits (``out_indices``
             None: all five; 0 = the stem activation ``act1`` at stride 2, 1..4 = layer1..layer4 at strides
             4..32; an int n: the last n). ``out_indices`` without ``features_only`` is an error.
         zero_init_last: start every block's last BatchNorm gamma at zero (training from scratch).
@@ -133,7 +133,7 @@ class Res2Net(FeatureClassifier):
 
     Input (N, in_channels, H, W) float32; output logits (N, num_classes), (N, 2048) when
     ``num_classes=0`` (the map (N, 2048, H / output_stride, W / output_stride) with ``global_pool=""``
-    too), or a tuple of (N, C_i, H / r_i, W / r_i) when ``features_only``.
+    too), or a list of (N, C_i, H / r_i, W / r_i) when ``features_only``.
     """
 
     def __init__(self, layers: Sequence[int], base_width: int = 26, scale: int = 4, *, cardinality: int = 1,

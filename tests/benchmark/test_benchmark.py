@@ -127,8 +127,37 @@ def test_benchmark_batch_size_list_and_ratio_against_mindspore_graph(capsys):
     lines = engine_ratio_table(rows).splitlines()
     assert lines[2].endswith("| 0.90x, BN folded |") and lines[3].endswith("| 1.00x, BN folded |")
     assert lines[4].endswith("| 2.50x, BN folded |") and len(lines) == 5
+    assert lines[0].startswith("| model | batch | implementation | engine | mode |")
+    assert lines[2].startswith("| res2net50 | 8 | mindcv_res2net | mindspore | graph |")
+    assert lines[4].startswith("| res2net50 | 8 | mindcv_res2net (onnxruntime, BN folded) | onnxruntime | — |")
     assert engine_ratio_table(rows[3:]) == ""
     for bad, message in (("0,2", "batch sizes must be at least 1, got '0,2'"),
                          ("8,x", "takes integers separated by commas, got '8,x'")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             batch_sizes(bad)
+
+
+def test_benchmark_prints_pynative_and_graph_side_by_side_with_the_ratio():
+    """Rows of both modes: the table docs/benchmark.md shows (PyNative and Graph train s/epoch and infer ms side
+    by side) with Graph's speed-up over PyNative; the inference-only folded row has no train figure."""
+    from mindcv_res2net.benchmark.tables import mode_table, report
+
+    def row(impl, mode, epoch_s, infer_ms):
+        return dict(impl=impl, engine="mindspore", precision="fp32", model="res2net50", mode=mode, batch_size=32,
+                    image_size=224, train_s_per_epoch=epoch_s, infer_ms_per_image_b1=infer_ms, params=25.7e6,
+                    gflops=4.3, infer_compile_s=6.5, train_compile_s=None if epoch_s is None else 23.7,
+                    train_ms_per_step=None if epoch_s is None else 1000.0, infer_ms_per_batch=3000.0,
+                    train_img_per_s=None if epoch_s is None else 32.0, infer_img_per_s=10.0, peak_host_memory_mb=5732.0)
+    rows = [row("mindcv_res2net", "pynative", 898539.4, 1214.0), row("mindcv_res2net", "graph", 389602.0, 115.0),
+            row("mindcv_res2net (BN folded)", "pynative", None, 405.0),
+            row("mindcv_res2net (BN folded)", "graph", None, 100.0), row("mindcv", "graph", 480000.0, 165.0)]
+    lines = mode_table(rows).splitlines()
+    assert lines[0] == ("| implementation | model | batch | px | PyNative train (s/epoch) | PyNative infer (ms) | "
+                        "Graph train (s/epoch) | Graph infer (ms) | Graph/PyNative train | Graph/PyNative infer |")
+    assert lines[2] == "| mindcv_res2net | res2net50 | 32 | 224 | 898,539 | 1214.0 | 389,602 | 115.0 | 2.31x | 10.56x |"
+    assert lines[3] == "| mindcv_res2net (BN folded) | res2net50 | 32 | 224 | — | 405.0 | — | 100.0 | — | 4.05x |"
+    assert len(lines) == 4  # mindcv was measured in Graph mode only
+    assert mode_table(rows[1:2] + rows[4:]) == ""
+    printed = report(rows, [], "machine")
+    assert "\n\nPyNative and Graph (infer: ms per image at batch 1; Graph/PyNative > 1: Graph faster):\n\n" + \
+        "\n".join(lines) + "\n\n" in printed

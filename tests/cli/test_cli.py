@@ -10,6 +10,7 @@ from helpers import PROJECT_DIR
 from helpers.programs import assert_quiet_exit, run, run_main, run_tool, tool_main
 from helpers.parity import official_state_dict
 from mindcv_res2net.cli.train import main as train_main
+from mindcv_res2net.models import create_model
 from mindcv_res2net.weights import CheckpointError, read_checkpoint
 
 
@@ -172,3 +173,23 @@ def test_a_directory_where_a_file_is_expected_says_so(tmp_path, capsys):
 def test_convert_weights_names_an_unknown_flag(capsys):
     code, err = run_tool("convert_weights", ["a.pth", "b.ckpt", "--modle", "res2net50"], capsys)
     assert code == 2 and err == "error: unknown flag '--modle' (did you mean --model?)\n"
+
+
+def test_summarize_models_shows_on_stderr_which_model_it_builds(tiny_model, monkeypatch, capsys):
+    """Each row goes to stdout as its model is done; while a model is built, stderr already names it with the
+    count (the rows may be going to a file)."""
+    from mindcv_res2net.cli import reports
+
+    seen = []
+
+    def build(name, **kwargs):
+        out, err = capsys.readouterr()
+        seen.append((name, out, err))
+        return create_model(tiny_model, **kwargs)
+    monkeypatch.setattr(reports, "create_model", build)
+    assert reports.summarize_main(["--models", "res2net50,res2next50", "--image_size", "32"]) == 0
+    (first, header, first_err), (second, first_row, second_err) = seen
+    assert (first, second) == ("res2net50", "res2next50")
+    assert header.startswith("model ") and "0/2" in first_err and "res2net50" in first_err
+    assert first_row.startswith("res2net50 ") and "1/2" in second_err and "res2next50" in second_err
+    assert capsys.readouterr().out.startswith("res2next50 ")

@@ -61,8 +61,8 @@ def test_cifar_reader_any_record_count(tmp_path):
 
 
 def test_cifar_errors(tmp_path):
-    with pytest.raises(DatasetError, match=r"cifar10 not found: looked for .*cifar-10-batches-bin/test_batch.bin; "
-                                           r"pass --dataset_download"):
+    with pytest.raises(DatasetError, match=r"cifar10 not found: looked for the binary version .*cifar-10-batches-bin/"
+                                           r"test_batch.bin and the python version .*; pass --dataset_download"):
         create_source("cifar10", "val", str(tmp_path))
     folder = tmp_path / "cifar-10-batches-bin"
     _cifar_files(folder)

@@ -112,7 +112,7 @@ def test_forward_features_only(name, pynative):
     expected_reduction = model.feature_info.reduction()
     assert len(expected_channels) == 5 and expected_reduction == [2, 4, 8, 16, 32]
     outputs = model(_x())
-    assert isinstance(outputs, tuple) and len(outputs) == len(expected_channels)
+    assert isinstance(outputs, list) and len(outputs) == len(expected_channels)
     for channels, reduction, output in zip(expected_channels, expected_reduction, outputs):
         assert output.shape[1] == channels and output.shape[0] == 1
         assert output.shape[2] <= math.ceil(SIZE / reduction) + 1 and output.shape[3] <= math.ceil(SIZE / reduction) + 1
@@ -320,7 +320,7 @@ def test_features_only_getter_negative_indices_and_out_channels(name, pynative):
     expected_channels = model.feature_info.channels()
     expected_reduction = model.feature_info.reduction()
     outputs = model(_x(size=SMALL))
-    assert isinstance(outputs, tuple) and len(expected_channels) == len(outputs) == 5
+    assert isinstance(outputs, list) and len(expected_channels) == len(outputs) == 5
     for e, r, o in zip(expected_channels, expected_reduction, outputs):
         assert e == o.shape[1] and o.shape[0] == 1
         assert o.shape[2] <= math.ceil(SMALL / r) + 1 and o.shape[3] <= math.ceil(SMALL / r) + 1

@@ -45,7 +45,7 @@ def test_features_only(mode, request):
     model = create_model("res2net50", features_only=True, out_indices=(0, 1, 2, 3, 4))
     model.set_train(False)
     feats = model(_x(size=64))
-    assert isinstance(feats, tuple)
+    assert isinstance(feats, list)
     assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 32), (2, 256, 16, 16), (2, 512, 8, 8),
                                                (2, 1024, 4, 4), (2, 2048, 2, 2)]
     assert [(i["num_chs"], i["reduction"]) for i in model.feature_info] == [

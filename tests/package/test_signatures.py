@@ -18,7 +18,8 @@ MAX_POSITIONAL = 3
 PROTOCOLS = {  # called positionally by code that is not ours
     ("utils/cli.py", "_one_line_warning"),  # warnings.formatwarning
     ("weights/torch_file.py", "_rebuild_tensor"),  # torch._utils._rebuild_tensor_v2, called by the pickle
-    ("weights/paddle_file.py", "__init__"),  # _DType: numpy.dtype(code, align, copy), called by the pickle
+    ("weights/array_pickle.py", "__init__"),  # _DType: numpy.dtype(code, align, copy), called by the pickle
+    ("weights/array_pickle.py", "_frombuffer"),  # numpy.core.numeric._frombuffer(buf, dtype, shape, order), too
     ("config/recipe.py", "construct_mapping"),
     ("train/train_step.py", "construct"),  # a Cell's inputs, which MindSpore's compiled graph takes by position  # yaml's SafeLoader.construct_mapping(node, deep), called by PyYAML
 }
