@@ -91,8 +91,10 @@ def test_resume_auto_continues_the_newest_run_of_the_model_on_the_dataset(tmp_pa
     """The newest by run.json's time, not by name; runs of another data set are not counted; the line says which
     run it continues."""
     monkeypatch.chdir(tmp_path)
-    for stamp in ("20991231-000000", "20200101-000000"):  # the second run is the newest, its name the oldest
+    # the second run is the newest by run.json's created time (seconds apart), its folder's name the oldest
+    for second, stamp in enumerate(("20991231-000000", "20200101-000000")):
         _stamp(monkeypatch, stamp)
+        monkeypatch.setattr(trainer, "now", lambda: f"2026-12-06T22:15:0{second}+00:00")
         assert train_main(TINY_NET_RUN + ["--epoch_size", "1", "--val_while_train", "false"]) == 0
     older, newest = (tmp_path / "runs" / f"tiny_net-digits-{stamp}" for stamp in ("20991231-000000", "20200101-000000"))
     shutil.copytree(newest, tmp_path / "runs" / "tiny_net-mnist-21000101-000000")  # another data set's run
@@ -152,3 +154,13 @@ def test_the_stop_line_continues_the_run_from_another_folder(tmp_path, monkeypat
     assert code == 0, err
     assert checkpoint_names(folder) == ["tiny_net-1_4.ckpt", "tiny_net-2_4.ckpt"] and os.listdir(elsewhere) == []
     assert f"resuming from {folder}/tiny_net-1_2-interrupted.ckpt" in out
+
+
+def test_a_file_named_runs_is_a_one_line_error(tmp_path, monkeypatch, pynative, tiny_model, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("notes")
+    code, _, err = run_main(train_main, TINY_NET_RUN + ["--epoch_size", "1"], capsys)
+    assert code != 0 and err == (f"error: {tmp_path}/runs: is a file, not a folder; without --ckpt_save_dir, train.py "
+                                 "makes each run's folder in runs/ of the current folder: move the file, or give "
+                                 "--ckpt_save_dir\n")
+    assert (tmp_path / "runs").read_text() == "notes"
