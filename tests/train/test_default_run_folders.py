@@ -12,6 +12,7 @@ from helpers import PROJECT_DIR
 from helpers.programs import run_main
 from helpers.runs import TINY_NET_RUN, checkpoint_names
 from mindcv_res2net.cli.train import main as train_main
+from mindcv_res2net.cli.validate import main as validate_main
 from mindcv_res2net.train import run_folder, trainer
 from mindcv_res2net.train.run_folder import RunLock, make_run_folder, runs_of
 
@@ -49,6 +50,9 @@ def test_the_quick_start_recipe_run_twice_gives_two_run_folders(tmp_path, monkey
         assert f"run folder: runs/{name}\n" in out
         assert out.splitlines()[-1].endswith(f"; validate it with: python validate.py --ckpt_path {folder}")
     assert not os.path.exists(tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path / "runs")  # the printed command, run from another folder
+    code, out, err = run_main(validate_main, outputs[1].splitlines()[-1].split("python validate.py ")[1].split(), capsys)
+    assert code == 0 and out.splitlines()[-1].startswith("tiny_net on digits/val: top-1 "), err
 
 
 def test_make_run_folder_never_shares_a_folder(tmp_path):
