@@ -175,10 +175,10 @@ def runs_of(root: str, model: str, dataset: str) -> List[str]:
     ``make_run_folder``'s suffix), oldest first: by their run.json's ``created``, else the time in the name. A
     folder whose run.json (or older config.yaml) names no run of ``model`` is left out (an unreadable run.json
     is a ``RunFolderError`` naming it)."""
-    pattern = re.compile(rf"^{re.escape(model)}-{re.escape(dataset)}-(\d{{8}}-\d{{6}})(?:-(\d{{1,9}}))?$")
+    pattern = re.compile(rf"{re.escape(model)}-{re.escape(dataset)}-([0-9]{{8}}-[0-9]{{6}})(?:-([0-9]{{1,9}}))?")
     found = []
     for name in os.listdir(root) if os.path.isdir(root) else ():
-        match, path = pattern.match(name), os.path.join(root, name)
+        match, path = pattern.fullmatch(name), os.path.join(root, name)
         if not match or not os.path.isdir(path):
             continue
         record = RunFolder(path, model).identity()

@@ -1,12 +1,14 @@
 """Without --ckpt_save_dir every run gets a folder of its own, runs/<model>-<dataset>-<YYYYmmdd-HHMMSS> in the
 current folder (a second run in the same second: -2), made only once the data and the model are checked; --resume
 auto continues the newest of them; the lines that name the folder (start, stop, end) work from another folder."""
+import datetime
 import os
 import re
 import shutil
 import signal
+import time
 
-import pytest
+from hypothesis import example, given, settings, strategies as st
 
 from helpers import PROJECT_DIR
 from helpers.programs import run_main
@@ -15,12 +17,13 @@ from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.cli.validate import main as validate_main
 from mindcv_res2net.train import run_folder, trainer
 from mindcv_res2net.train.run_folder import RunLock, make_run_folder, runs_of
+from mindcv_res2net.train.run_record import RunRecord, write_run_record
 
 QUICK_START = os.path.join(PROJECT_DIR, "configs", "res2net", "res2net50_digits_cpu.yaml")
 # the Quick start's recipe on tiny_net: 64 images, 4 steps per epoch, PyNative
 RECIPE_RUN = ["-c", QUICK_START, "--model", "tiny_net", "--mode", "1", "--num_samples", "64", "--batch_size", "16",
               "--num_parallel_workers", "1", "--epoch_size", "1"]
-FOLDER_NAME = re.compile(r"^tiny_net-digits-\d{8}-\d{6}(-\d+)?$")
+FOLDER_NAME = re.compile(r"\Atiny_net-digits-[0-9]{8}-[0-9]{6}(-[0-9]+)?\Z")
 
 
 def _runs(cwd):
@@ -168,3 +171,44 @@ def test_a_file_named_runs_is_a_one_line_error(tmp_path, monkeypatch, pynative, 
                                  "makes each run's folder in runs/ of the current folder: move the file, or give "
                                  "--ckpt_save_dir\n")
     assert (tmp_path / "runs").read_text() == "notes"
+
+
+def _run_json(folder, created, model="tiny_net"):
+    folder.mkdir(parents=True)
+    write_run_record(RunRecord("a1", model, created, "finished"), str(folder / "run.json"))
+
+
+def test_runs_without_a_readable_created_time_are_ordered_by_their_folder_names(tmp_path):
+    """run.json's ``created`` first; a run.json without one (null, or no time) is placed by its folder name's time;
+    a name without a time, another model's run and a folder without a run are no runs of the model."""
+    runs = tmp_path / "runs"
+    _run_json(runs / "tiny_net-digits-20261206-100000", "2026-12-06T12:00:00+00:00")
+    _run_json(runs / "tiny_net-digits-20261206-110000", None)
+    _run_json(runs / "tiny_net-digits-20261206-110000-2", "yesterday")
+    _run_json(runs / "tiny_net-digits-20261206-110000-10", None)
+    _run_json(runs / "tiny_net-digits-20261399-110000", None)  # no time in the name
+    _run_json(runs / "tiny_net-digits-20261206-130000", None, model="res2net50")
+    _run_json(runs / "tiny_net-digits-x-20261206-130000", None)
+    (runs / "tiny_net-digits-20261206-140000").mkdir()
+    found = [os.path.basename(p) for p in runs_of(str(runs), "tiny_net", "digits")]
+    local = time.strftime("%Y%m%d-%H%M%S", time.localtime(datetime.datetime.fromisoformat(
+        "2026-12-06T12:00:00+00:00").timestamp()))  # the first run's created time, in the names' local time
+    named = ["tiny_net-digits-20261206-110000", "tiny_net-digits-20261206-110000-2", "tiny_net-digits-20261206-110000-10"]
+    created = "tiny_net-digits-20261206-100000"
+    assert found == (named + [created] if local >= "20261206-110000" else [created] + named)
+
+
+NAMES = (st.from_regex(r"\Atiny_net-digits-[0-9]{8}-[0-9]{6}(-[0-9]{1,3})?\Z")
+         | st.text(alphabet="abc-_0123456789", min_size=1, max_size=40))
+
+
+@settings(max_examples=30, deadline=None)
+@given(created=st.none() | st.text(min_size=1, max_size=64), name=NAMES)
+@example(created=None, name="tiny_net-digits-20261206-100000\n")  # a run's name and a newline
+@example(created=None, name="tiny_net-digits-\u0661\u0662345678-123456")  # digits of another script
+def test_any_created_time_and_folder_name_is_a_run_or_none(tmp_path_factory, created, name):
+    runs = tmp_path_factory.mktemp("runs")
+    _run_json(runs / name, created)
+    found = runs_of(str(runs), "tiny_net", "digits")
+    assert found in ([], [str(runs / name)])
+    assert not found or FOLDER_NAME.match(name)
