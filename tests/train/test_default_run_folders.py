@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 
+import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from helpers import PROJECT_DIR
@@ -17,7 +18,7 @@ from mindcv_res2net.cli.train import main as train_main
 from mindcv_res2net.cli.validate import main as validate_main
 from mindcv_res2net.train import run_folder, trainer
 from mindcv_res2net.train.run_folder import RunLock, make_run_folder, runs_of
-from mindcv_res2net.train.run_record import RunRecord, write_run_record
+from mindcv_res2net.train.run_record import RunFolderError, RunRecord, write_run_record
 
 QUICK_START = os.path.join(PROJECT_DIR, "configs", "res2net", "res2net50_digits_cpu.yaml")
 # the Quick start's recipe on tiny_net: 64 images, 4 steps per epoch, PyNative
@@ -62,6 +63,10 @@ def test_make_run_folder_never_shares_a_folder(tmp_path):
     path = str(tmp_path / "runs" / "res2net50-digits-20261206-221500")
     assert [make_run_folder(path) for _ in range(3)] == [path, path + "-2", path + "-3"]
     assert all(not os.listdir(p) for p in (path, path + "-2", path + "-3"))
+    too_long = str(tmp_path / "runs" / ("x" * 300))
+    with pytest.raises(RunFolderError, match=rf"^cannot make the run folder {too_long} \(File name too long\); give "
+                                             "--ckpt_save_dir a folder where it can be made$"):
+        make_run_folder(too_long)
 
 
 def test_a_wrong_data_dir_is_the_first_error_and_leaves_no_folder(tmp_path, monkeypatch, pynative, tiny_model,
