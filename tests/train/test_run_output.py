@@ -52,20 +52,20 @@ def _estimates(text):
 
 
 def test_the_estimated_time_is_one_line_after_the_first_steps_also_on_resume(tmp_path, pynative, tiny_model, capsys):
-    """A new run of 3 epochs x 4 steps says it once, with its epochs; continued from epoch 1 to 4, once again,
+    """A new run of 2 epochs x 4 steps says it once, with its epochs; continued from epoch 1 to 3, once again,
     with the steps left; in train.log too."""
     run = TINY_NET_RUN + ["--ckpt_save_dir", str(tmp_path)]
-    code, out, err = run_main(train_main, run + ["--epoch_size", "3"], capsys)
+    code, out, err = run_main(train_main, run + ["--epoch_size", "2"], capsys)
     assert code == 0, err
     (first,) = _estimates(out)
-    assert first and first.group(6) == "3 epochs, plus validation", out
+    assert first and first.group(6) == "2 epochs, plus validation", out
     per_step = float(first.group(3))
-    assert first.group(4) == trainer._duration(12 * per_step)
+    assert first.group(4) == trainer._duration(8 * per_step)
     code, out, err = run_main(train_main, ["--ckpt_save_dir", str(tmp_path), "--resume",
-                                           str(tmp_path / "tiny_net-1_4.ckpt"), "--epoch_size", "4"], capsys)
+                                           str(tmp_path / "tiny_net-1_4.ckpt"), "--epoch_size", "3"], capsys)
     assert code == 0, err
     (resumed,) = _estimates(out)
-    assert resumed and resumed.group(6) == "the 12 steps left (epochs 2-4 of 4), plus validation", out
+    assert resumed and resumed.group(6) == "the 8 steps left (epochs 2-3 of 3), plus validation", out
     assert (tmp_path / "train.log").read_text().count(" INFO estimated ") == 2
 
 
