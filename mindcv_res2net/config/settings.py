@@ -127,10 +127,11 @@ class RunSettings:
     epoch_size: int = flag(90, "training", "training epochs", converter=positive_int)
     dataset_sink_mode: bool = flag(False, "training", "dataset sink mode (GPU/Ascend; CPU ignores it)")
     resume: str = flag("", "training", "continue exactly from a checkpoint of this run, or 'auto': the newest in "
-                       "--ckpt_save_dir")
+                       "--ckpt_save_dir (without it: in the newest run folder of --model on --dataset in runs/)")
     resume_opt: bool = flag(False, "training", "with --ckpt_path: also restore optimizer, epoch and lr position "
                             "(mindcv style)")
-    ckpt_save_dir: str = flag("./ckpt", "checkpoints", "checkpoint and log folder")
+    ckpt_save_dir: str = flag("", "checkpoints", "the run's folder: checkpoints, train.log, metrics.csv, config.yaml "
+                              "(default: a new runs/<model>-<dataset>-<YYYYmmdd-HHMMSS> in the current folder)")
     keep_checkpoint_max: int = flag(10, "checkpoints", "newest checkpoints kept", converter=positive_int)
     ckpt_save_interval: int = flag(1, "checkpoints", "save every N epochs", converter=positive_int)
     ckpt_save_policy: str = flag("latest_k", "checkpoints", "latest_k: the newest --keep_checkpoint_max checkpoints, "

@@ -11,10 +11,16 @@ carries its identity, and so does its ``run.json`` (``run_record``; a folder wri
 its run on the first line of ``config.yaml``): a run starts only in a folder that holds no other run's files
 (``RunFolder.check_owner``), and counts, rotates, repairs and resumes only its own.
 
+Without --ckpt_save_dir, a run gets a new folder of its own, ``runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>`` in the
+current folder (``default_run_folder``; ``make_run_folder`` adds ``-2``, ``-3``... to a name taken), and --resume
+auto continues the newest of them (``runs_of``).
+
 One process at a time trains in a run folder: it holds ``RunLock`` (``.lock``, not a run file). A run continued
 from a checkpoint older than its newest sets the later ones aside in ``abandoned-<time>/``
 (``RunCheckpoints.set_aside_later``), so that the folder always holds one line of epochs.
 """
+import contextlib
+import datetime
 import errno
 import fcntl
 import itertools
@@ -56,8 +62,9 @@ class RunLock:
     processes never hold it at once.
     """
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, *, made_folder: bool = False) -> None:
         self.folder, self.path = folder, os.path.join(folder, LOCK_FILE)
+        self.made_folder = made_folder  # made for this run: ``release`` removes it while it holds nothing
         self._fd: Optional[int] = None
         self._unsupported = False  # the file system has no locks (said once)
 
@@ -109,15 +116,76 @@ class RunLock:
         return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
     def release(self) -> None:
-        """Remove the file and drop the lock (nothing if not held)."""
-        if self._fd is None:
-            return
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass  # removed by hand, or a read-only folder: the lock is dropped all the same
-        os.close(self._fd)
-        self._fd = None
+        """Remove the file and drop the lock (nothing if not held); then remove a folder made for the run
+        (``made_folder``) that holds nothing: a run that failed before writing leaves no empty folder."""
+        if self._fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass  # removed by hand, or a read-only folder: the lock is dropped all the same
+            os.close(self._fd)
+            self._fd = None
+        if self.made_folder:
+            with contextlib.suppress(OSError):  # not empty: the run's files are in it
+                os.rmdir(self.folder)
+
+
+RUNS_FOLDER = "runs"  # the default run folders' parent, in the current folder
+_STAMP_FORMAT = "%Y%m%d-%H%M%S"  # ``utils.logger.timestamp``'s
+
+
+def default_run_folder(model: str, dataset: str) -> str:
+    """The folder a new run of ``model`` on ``dataset`` takes without --ckpt_save_dir (absolute):
+    ``runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>``, the time now (``make_run_folder`` makes it)."""
+    return os.path.abspath(os.path.join(RUNS_FOLDER, f"{model}-{dataset}-{timestamp()}"))
+
+
+def make_run_folder(path: str) -> str:
+    """Make the new, empty folder ``path`` (and its parent), or ``path-2``, ``path-3``... the first name free: two
+    runs started in the same second never share a folder. Returns the folder made; one that cannot be made is a
+    one-line ``RunFolderError``."""
+    folder, suffixes = path, itertools.count(2)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        while True:
+            try:
+                os.mkdir(folder)
+                return folder
+            except FileExistsError:
+                folder = f"{path}-{next(suffixes)}"
+    except OSError as exc:
+        raise RunFolderError(f"cannot make the run folder {folder} ({exc.strerror or exc}); give --ckpt_save_dir "
+                             "a folder where it can be made") from None
+
+
+def _started(created: Optional[str], stamp: str) -> Optional[float]:
+    """When a run started (seconds since the epoch): its run.json's ``created``, else the time its folder's name
+    says (``stamp``); None if neither is a time."""
+    if created:
+        with contextlib.suppress(ValueError, OverflowError):
+            return datetime.datetime.fromisoformat(created).timestamp()
+    try:
+        return time.mktime(time.strptime(stamp, _STAMP_FORMAT))
+    except (ValueError, OverflowError):
+        return None
+
+
+def runs_of(root: str, model: str, dataset: str) -> List[str]:
+    """The run folders of ``model`` on ``dataset`` in ``root`` named as ``default_run_folder`` names them (with
+    ``make_run_folder``'s suffix), oldest first: by their run.json's ``created``, else the time in the name. A
+    folder whose run.json (or older config.yaml) names no run of ``model`` is left out (an unreadable run.json
+    is a ``RunFolderError`` naming it)."""
+    pattern = re.compile(rf"{re.escape(model)}-{re.escape(dataset)}-([0-9]{{8}}-[0-9]{{6}})(?:-([0-9]{{1,9}}))?")
+    found = []
+    for name in os.listdir(root) if os.path.isdir(root) else ():
+        match, path = pattern.fullmatch(name), os.path.join(root, name)
+        if not match or not os.path.isdir(path):
+            continue
+        record = RunFolder(path, model).identity()
+        started = _started(record.created, match.group(1)) if record is not None else None
+        if record is not None and record.model == model and started is not None:
+            found.append((started, int(match.group(2) or 1), path))
+    return [path for *_, path in sorted(found)]
 
 
 def new_run_id() -> str:

@@ -1,6 +1,7 @@
-"""The training job behind train.py: plan the run (``plan``), start the devices, claim the run folder, build
-the data, model and optimizer (``set_up``), then epochs with validation, metrics and checkpoints, and the stop
-on SIGINT/SIGTERM with a checkpoint at the step reached."""
+"""The training job behind train.py: plan the run (``plan``), start the devices, check the data, claim the run
+folder, build the model and optimizer (``set_up``), then epochs with validation, metrics and checkpoints (an
+estimate of their time after the first steps), and the stop on SIGINT/SIGTERM with a checkpoint at the step
+reached."""
 import contextlib
 import dataclasses
 import logging
@@ -17,6 +18,8 @@ from typing import Callable, FrozenSet, Iterator, Optional, Tuple
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
+from mindspore import ops
+from tqdm import tqdm
 
 from ..config import (ConfigError, Settings, absolute_paths, format_config, resolve_stored_paths, save_config,
                       stored_config)
@@ -30,14 +33,17 @@ from ..scheduler import create_scheduler
 from ..utils.cli import error_message
 from ..utils.device import TrainingPlan, plan_training, set_device
 from ..utils.errors import UserError
-from ..utils.logger import MetricsCSV, keep_copy, log_to_file, progress_bar, setup_logger
+from ..utils.logger import FILE_ONLY, MetricsCSV, keep_copy, log_to_file, progress_bar, setup_logger
 from ..weights import CheckpointError, read_checkpoint
-from .plan import RunPlan, check_save_dir, claim_run_folder, plan_run
+from .plan import RunPlan, check_save_dir, claim_run_folder, plan_run, shown_path
 from .run_folder import RunCheckpoints, RunLock, kept_checkpoints
 from .run_record import RunRecord, now, write_run_record
 from .stopping import StopSignals
 from .train_step import TrainStep
 from .training_state import checkpoint_bytes, restore_training_state, training_state
+
+
+PATH_MAX_BYTES = 4096  # Linux's longest path: a run folder's path has fewer bytes
 
 
 @contextmanager
@@ -156,6 +162,33 @@ class RunFiles:
         write_run_record(dataclasses.replace(self.record, status=status), self.checkpoints.record_path)
 
 
+ESTIMATE_STEPS, ESTIMATE_SECONDS = 5, 10.0  # steps timed (or their seconds) before the estimate of the run's time
+
+
+@dataclass
+class FirstSteps:
+    """The time of a job's first training steps, for the estimate of its epochs' time: every step but the job's
+    first (the one that compiles, in Graph mode; PyNative's first is slow too), until ``ESTIMATE_STEPS`` are timed
+    or ``ESTIMATE_SECONDS`` have passed in them. The pause between epochs (validation, checkpoint) is no step's."""
+
+    timed: int = 0
+    seconds: float = 0.0
+    last: Optional[float] = None  # when the previous step ended (None: before the job's first step)
+    logged: bool = False
+
+    def epoch_starts(self) -> None:
+        if self.last is not None:
+            self.last = time.perf_counter()
+
+    def step_ended(self) -> bool:
+        """Time the step that just ended; True when the estimate is due (enough steps timed, not yet logged)."""
+        now = time.perf_counter()
+        if self.last is not None:
+            self.timed, self.seconds = self.timed + 1, self.seconds + now - self.last
+        self.last = now
+        return not self.logged and (self.timed >= ESTIMATE_STEPS or self.seconds >= ESTIMATE_SECONDS)
+
+
 @dataclass(kw_only=True)
 class TrainingRun:
     """Everything one training job holds between epochs."""
@@ -174,6 +207,7 @@ class TrainingRun:
     first_step: int = 0  # steps of start_epoch done before a mid-epoch resume
     epoch_progress: Optional[dict] = None  # their loss_sum, correct, seen, seconds (checkpoint metadata)
     files: Optional[RunFiles] = None  # rank 0 only
+    first_steps: FirstSteps = field(default_factory=FirstSteps)
     summary: dict = field(default_factory=lambda: dict(best_top1=None, best_epoch=None, last_top1=None,
                                                        best_checkpoint=None, last_checkpoint=None))
 
@@ -261,12 +295,14 @@ def _train_step(settings: Settings, devices: Devices, model: ms.nn.Cell, *, num_
     return step, lr
 
 
-def set_up(plan: RunPlan, devices: Devices, *, lock: RunLock, logger: logging.Logger) -> TrainingRun:
-    """Build the data, model and optimizer of a planned job (``plan_run``) on its started devices, restore the
-    resumed checkpoint and (rank 0) set up the run's files."""
+def set_up(plan: RunPlan, devices: Devices, *, loaders: Tuple[Loader, Optional[Loader]],
+           logger: logging.Logger) -> TrainingRun:
+    """Build the model and optimizer of a planned job (``plan_run``) for its data (``loaders``: training and
+    validation, ``_loaders``) on its started devices; nothing is read from the run folder or written yet
+    (``start_run`` does that, once the folder is claimed)."""
     settings = plan.settings
     model_cfg = get_pretrained_cfg(settings.model.model)
-    train_data, val_data = _loaders(plan, devices, model_cfg=model_cfg, logger=logger)
+    train_data, val_data = loaders
     model = _network(plan, devices.device, train_data.num_classes)
     updates_per_epoch = max(1, -(-train_data.steps // settings.optimization.gradient_accumulation_steps))
     train_step, lr = _train_step(settings, devices, model, num_classes=train_data.num_classes,
@@ -274,11 +310,16 @@ def set_up(plan: RunPlan, devices: Devices, *, lock: RunLock, logger: logging.Lo
     run = TrainingRun(plan=plan, devices=devices, logger=logger, train_data=train_data, val_data=val_data, model=model,
                       train_step=train_step, lr=lr, updates_per_epoch=updates_per_epoch,
                       val_loss_fn=create_loss("CE", train_data.num_classes))
-    if plan.checkpoint:
-        _restore(run, plan.checkpoint)
-    if devices.is_main:
-        run.files = _set_up_files(run, lock)
     return run
+
+
+def start_run(run: TrainingRun) -> None:
+    """Once the run folder is claimed (``claim_run_folder``): restore the resumed checkpoint and (rank 0) set up
+    the run's files."""
+    if run.plan.checkpoint:
+        _restore(run, run.plan.checkpoint)
+    if run.is_main:
+        run.files = _set_up_files(run)
 
 
 def _restore(run: TrainingRun, path: str) -> None:
@@ -322,13 +363,12 @@ def _resume_position(run: TrainingRun, path: str) -> Tuple[int, Optional[dict]]:
     return 0, None
 
 
-def _set_up_files(run: TrainingRun, lock: RunLock) -> RunFiles:
-    """Rank 0: the run's folder (locked), run.json, config.yaml, log file, metrics file, the later epochs of a run
-    continued from an earlier checkpoint set aside, and the first log lines."""
+def _set_up_files(run: TrainingRun) -> RunFiles:
+    """Rank 0, in the run's claimed folder: run.json, config.yaml, log file, metrics file, the later epochs of a
+    run continued from an earlier checkpoint set aside, and the first log lines."""
     plan, settings, logger = run.plan, run.settings, run.logger
     files = RunCheckpoints(settings.run.ckpt_save_dir, settings.model.model, keep=settings.run.keep_checkpoint_max,
                            run_id=plan.run_id, logger=logger)
-    lock.acquire()  # a new folder: made now
     if plan.checkpoint:  # the run's settings are its checkpoint's: config.yaml says them again, hand edits or not
         _keep_hand_edits(files, plan, logger)
     # run.json first: a fresh run's claim on the folder, which fails if another run made one meanwhile
@@ -362,10 +402,11 @@ def _keep_hand_edits(files: RunCheckpoints, plan: RunPlan, logger: logging.Logge
 
 
 def _log_start(run: TrainingRun) -> None:
-    """The first lines of the run's log: its settings, what the device changed, the model and data, what the
-    resume changed, the disk needed, and where it resumes."""
+    """The first lines of the run's log: its folder, its settings (every one in the log file only), what the device
+    changed, the model and data, what the resume changed, the disk needed, and where it resumes."""
     plan, settings, logger, data = run.plan, run.settings, run.logger, run.train_data
-    logger.info("config:\n" + format_config(settings))
+    logger.info(f"run folder: {shown_path(settings.run.ckpt_save_dir)}")
+    logger.info("config:\n" + format_config(settings), extra=FILE_ONLY)
     for note in run.devices.device.notes:
         logger.info(note)
     logger.info(f"{settings.model.model}: {sum(p.size for p in run.model.trainable_params()):,} parameters, "
@@ -409,13 +450,15 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
     an update boundary (with gradient accumulation no partial sum of gradients is left to store).
 
     Returns its progress (``loss_sum``, ``correct``, ``seen`` images, ``seconds``: of the whole epoch so far,
-    a resumed one's included) and its steps done.
+    a resumed one's included) and its steps done. The job's first steps are timed for the estimate of its time
+    (``log_estimate``).
     """
     data, accumulation = run.train_data, run.settings.optimization.gradient_accumulation_steps
-    first_step, group_size = run.first_step, run.devices.group_size
+    first_step, group_size, timer = run.first_step, run.devices.group_size, run.first_steps
     progress = dict(run.epoch_progress or dict(loss_sum=0.0, correct=0, seen=0, seconds=0.0))
     run.first_step, run.epoch_progress = 0, None  # the next epochs start at their first step
     run.train_step.set_train(True)
+    timer.epoch_starts()
     start, seen_here, step = time.perf_counter(), 0, first_step
     with progress_bar(data.steps, f"epoch {epoch}/{run.settings.run.epoch_size}", enabled=run.is_main,
                       initial=first_step) as bar:
@@ -435,10 +478,41 @@ def train_epoch(run: TrainingRun, epoch: int, stop: StopSignals) -> Tuple[dict, 
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{run.lr[min(update_index, len(run.lr) - 1)]:.3g}",
                             img_s=f"{seen_here * group_size / (time.perf_counter() - start):.1f}", refresh=False)
             bar.update(1)
+            if timer.step_ended() and run.is_main:
+                log_estimate(run, epoch=epoch, step=step)
             if stop.agreed(group_size) and step % accumulation == 0 and step < data.steps:
                 break
     progress["seconds"] += time.perf_counter() - start
+    if step == data.steps and timer.timed and not timer.logged and run.is_main:  # an epoch of fewer steps
+        log_estimate(run, epoch=epoch, step=step)
     return progress, step
+
+
+def _duration(seconds: float) -> str:
+    """``0.4 s``, ``12 s``, ``4 min``, ``3 h 20 min``."""
+    if round(seconds) < 60:
+        return f"{seconds:.1f} s" if seconds < 9.95 else f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{minutes} min" if not hours else f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def log_estimate(run: TrainingRun, *, epoch: int, step: int) -> None:
+    """Log once, after step ``step`` of epoch ``epoch``, the estimated time of an epoch (its steps x the time per
+    step of those timed, ``FirstSteps``) and of the job's steps: every epoch's for a new run, those left when it
+    started for a resumed one."""
+    timer, steps, epochs = run.first_steps, run.train_data.steps, run.settings.run.epoch_size
+    timer.logged = True
+    per_step = timer.seconds / timer.timed
+    job_steps = timer.timed + 1 + (steps - step) + (epochs - epoch) * steps  # every step but the first is timed
+    if run.plan.checkpoint:
+        epochs_left = f"epoch {epochs}" if run.start_epoch == epochs else f"epochs {run.start_epoch}-{epochs}"
+        span = f"the {job_steps} steps left ({epochs_left} of {epochs})"
+    else:
+        span = f"{epochs} epoch{'s' if epochs > 1 else ''}"
+    line = (f"estimated {_duration(steps * per_step)} per epoch ({steps} steps x {per_step:.3g} s), "
+            f"{_duration(job_steps * per_step)} for {span}" + (", plus validation" if run.val_data is not None else ""))
+    with tqdm.external_write_mode():  # between the lines of a progress bar on a terminal
+        run.logger.info(line)
 
 
 def _epoch_row(run: TrainingRun, epoch: int, progress: dict) -> dict:
@@ -507,7 +581,8 @@ def train(settings: Settings, *, on_finish: Optional[Callable[[ms.nn.Cell, int],
     Paths are made absolute first: the run stores them, and is read from other folders. ``given``: the keys the
     user set (``cli.parser.parse_config``); a resumed run takes every other from its checkpoint (None: the
     settings as they are). ``on_finish(model, rank)`` is called on every rank after the last epoch. A run
-    resumed at its last epoch is finished: it says so and trains nothing.
+    resumed at its last epoch is finished: it says so and trains nothing. Without --ckpt_save_dir the run gets a
+    new folder under runs/ (``plan_run``), made once the data and the model are checked.
     """
     settings = absolute_paths(settings)
     check_save_dir(settings.run.ckpt_save_dir)
@@ -516,15 +591,25 @@ def train(settings: Settings, *, on_finish: Optional[Callable[[ms.nn.Cell, int],
     logger = setup_logger(enabled=devices.is_main)  # train.log is written once the folder is known to be this run's
     for remark in plan.remarks:
         logger.info(remark)
-    lock = RunLock(plan.settings.run.ckpt_save_dir)
+    lock: Optional[RunLock] = None
     try:  # Ctrl-C during set-up ends at once: no step to save yet
-        if devices.is_main:
-            claim_run_folder(plan, lock)
         if plan.finished:
+            if devices.is_main:
+                plan, lock = claim_run_folder(plan)
             return finished_run(plan, devices, logger)
-        return _train_epochs(set_up(plan, devices, lock=lock, logger=logger), on_finish)
+        # the data and the model are checked before the run folder is made or claimed: a wrong --data_dir is the
+        # first error, and a run that fails its checks leaves no folder
+        loaders = _loaders(plan, devices, model_cfg=get_pretrained_cfg(plan.settings.model.model), logger=logger)
+        run = set_up(plan, devices, loaders=loaders, logger=logger)
+        if devices.is_main:
+            run.plan, lock = claim_run_folder(plan)
+        if plan.new_folder and devices.group_size > 1:
+            run.plan = _rank0_folder(run.plan, devices)
+        start_run(run)
+        return _train_epochs(run, on_finish)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _train_epochs(run: TrainingRun, on_finish: Optional[Callable[[ms.nn.Cell, int], None]]) -> dict:
@@ -547,8 +632,22 @@ def _train_epochs(run: TrainingRun, on_finish: Optional[Callable[[ms.nn.Cell, in
         run.logger.info(f"done in {summary['seconds']:.0f} s: best val top-1 "
                         + (f"{summary['best_top1']:.2f}% at epoch {summary['best_epoch']}"
                            if summary["best_top1"] is not None else "n/a (no validation)")
-                        + f"; last checkpoint {summary['last_checkpoint']}")
+                        + f"; last checkpoint {summary['last_checkpoint']}; validate it with: "
+                        + shlex.join(["python", "validate.py", "--ckpt_path", run.settings.run.ckpt_save_dir]))
     return summary
+
+
+def _rank0_folder(plan: RunPlan, devices: Devices) -> RunPlan:
+    """The plan with rank 0's run folder on every rank: a new default folder is named by rank 0 when it makes it
+    (its time, a suffix if taken), and every rank's messages name that folder. One all-reduce (sum) of the
+    path's bytes, as float32 (MindSpore's CPU AllReduce takes no integers), zeros from the other ranks."""
+    encoded = np.zeros(PATH_MAX_BYTES, np.float32)
+    if devices.is_main:
+        path = plan.settings.run.ckpt_save_dir.encode()
+        encoded[:len(path)] = np.frombuffer(path, np.uint8)
+    summed = ops.AllReduce(ops.ReduceOp.SUM)(ms.Tensor(encoded)).asnumpy()
+    folder = bytes(summed.astype(np.uint8)).rstrip(b"\0").decode()
+    return dataclasses.replace(plan, settings=plan.settings.replace(ckpt_save_dir=folder))
 
 
 def _epochs(run: TrainingRun) -> dict:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .fileio import atomic_path
 
 LOGGER_NAME = "mindcv_res2net"
+FILE_ONLY = {"file_only": True}  # ``logger.info(text, extra=FILE_ONLY)``: a line for the log file, not the console
 
 
 class _HeldRecords(logging.Handler):
@@ -75,7 +76,8 @@ def progress_bar(total: Optional[int], desc: str, *, enabled: bool = True, leave
 
 
 def setup_logger(enabled: bool = True) -> logging.Logger:
-    """The package logger: INFO to stdout, every record also held for ``log_to_file``.
+    """The package logger: INFO to stdout (but records logged with ``extra=FILE_ONLY``), every record also held
+    for ``log_to_file``.
 
     ``enabled=False`` (data-parallel ranks other than 0) logs warnings only, to stderr, and holds nothing.
     """
@@ -85,6 +87,7 @@ def setup_logger(enabled: bool = True) -> logging.Logger:
     logger.setLevel(logging.INFO if enabled else logging.WARNING)
     console = logging.StreamHandler(sys.stdout if enabled else sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     logger.addHandler(console)
     if enabled:
         logger.addHandler(_HeldRecords())

@@ -158,3 +158,39 @@ def test_two_launchers_train_as_one_job_a_dying_rank_ends_it_and_resume_continue
     kept = [f"tiny_net-{epoch}_4.ckpt" for epoch in range(EPOCHS - 9, EPOCHS + 1)]
     assert sorted(os.listdir(run_dir)) == sorted(["config.yaml", "metrics.csv", "run.json", "train.log", *kept])
     assert "training images" not in open(f"{logs}_resumed1/worker_1.log", errors="replace").read()
+
+
+# train.py of ``--model tiny_net`` whose new run folders are named at one fixed time on every rank
+TRAIN_AT_A_FIXED_TIME = """
+import sys
+import mindcv_res2net
+from helpers import tiny_net
+from mindcv_res2net.cli.train import main
+from mindcv_res2net.train import run_folder
+from mindcv_res2net.utils.cli import run_cli
+
+tiny_net.register()
+run_folder.timestamp = lambda: "20261206-221500"
+run_cli(lambda: main(sys.argv[1:]))
+"""
+
+
+def test_a_data_parallel_job_without_ckpt_save_dir_trains_in_one_new_run_folder(tmp_path):
+    """Without --ckpt_save_dir, rank 0 makes the job's folder (with -2: the name is taken) and tells the other
+    ranks; the job ends normally, in one folder."""
+    script, work, logs = tmp_path / "train.py", tmp_path / "work", tmp_path / "logs"
+    script.write_text(TRAIN_AT_A_FIXED_TIME)
+    (work / "runs" / "tiny_net-digits-20261206-221500").mkdir(parents=True)  # taken (empty: no run to resume)
+    bin_dir = os.path.dirname(sys.executable)
+    env = helpers_env(PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    cmd = [os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", f"--master_port={free_port()}",
+           f"--log_dir={logs}", "--join=True", str(script), *DISTRIBUTED_RUN, "--model", "tiny_net", "--distribute",
+           "--num_samples", "64", "--batch_size", "8", "--epoch_size", "1"]
+    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=400)
+    rank0 = (logs / "worker_0.log").read_text(errors="replace")
+    assert proc.returncode == 0, rank0[-2000:] + (logs / "worker_1.log").read_text(errors="replace")[-2000:]
+    folder = work / "runs" / "tiny_net-digits-20261206-221500-2"
+    assert sorted(os.listdir(work / "runs")) == [folder.name[:-2], folder.name]
+    assert os.listdir(work / "runs" / folder.name[:-2]) == []
+    assert "run folder: runs/tiny_net-digits-20261206-221500-2\n" in rank0
+    assert os.path.isfile(folder / "tiny_net-1_4.ckpt") and os.path.isfile(folder / "run.json")

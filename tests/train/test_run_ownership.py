@@ -418,14 +418,11 @@ def test_a_checkpoint_written_while_waiting_for_the_lock_is_refused(tmp_path, py
     plan = plan_run(*parse_config(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "3"], program="train"))
     assert plan.checkpoint == str(tmp_path / "tiny_net-1_4.ckpt")
     assert train_main(["--ckpt_save_dir", out, "--resume", "auto", "--epoch_size", "2"]) == 0  # meanwhile
-    lock = RunLock(out)
-    try:
-        with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir {tmp_path}: its newest checkpoint changed while "
-                                                 rf"this process started \({tmp_path}/tiny_net-1_4.ckpt -> "
-                                                 rf"{tmp_path}/tiny_net-2_4.ckpt\); run the command again$"):
-            claim_run_folder(plan, lock)
-    finally:
-        lock.release()
+    with pytest.raises(RunFolderError, match=rf"^--ckpt_save_dir {tmp_path}: its newest checkpoint changed while "
+                                             rf"this process started \({tmp_path}/tiny_net-1_4.ckpt -> "
+                                             rf"{tmp_path}/tiny_net-2_4.ckpt\); run the command again$"):
+        claim_run_folder(plan)
+    assert not (tmp_path / ".lock").exists()  # the lock taken to check is released
 
 
 RACER = ("import sys\n"  # run with helpers_env(): the package and helpers

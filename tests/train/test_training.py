@@ -39,7 +39,9 @@ def test_train_and_validate_graph_mode_cli(tmp_path):
     assert meta["config"]["opt"] == "adamw"
     weights = read_mindspore_checkpoint(str(out / "res2net50-2_4.ckpt"))
     assert "optimizer.global_step" in weights and any(k.startswith("optimizer.adam_m.") for k in weights)
-    assert "epoch 2/2" in open(out / "train.log").read() and "lr: 0.001" in proc.stdout
+    log = open(out / "train.log").read()
+    assert "epoch 2/2" in log and "\n  lr: 0.001\n" in log  # every setting in the log file
+    assert "lr 0.001, " in proc.stdout.splitlines()[0] and "lr: " not in proc.stdout  # the changed ones on the console
     best = max(float(r["val_top1"]) for r in rows)
     proc = run(["validate.py", "--mode", "0", *TINY, "--ckpt_path", str(out / "res2net50-best.ckpt")])
     assert proc.returncode == 0, proc.stderr[-3000:]
