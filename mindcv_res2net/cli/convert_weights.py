@@ -8,7 +8,7 @@ PyTorch names, or a MindSpore .ckpt (this package's or mindcv's names). DST: .ck
 .safetensors by suffix or --format. A training checkpoint of train.py is stripped to its network
 weights (EMA averages when present) with its class names and config, about a third of its size:
 
-    python tools/convert_weights.py runs/res2net50_digits/res2net50-best.ckpt digits.ckpt --model res2net50
+    python tools/convert_weights.py runs/res2net50-digits-20261206-230257/res2net50-best.ckpt digits.ckpt --model res2net50
  The mapping is strict: nothing is written unless every
 parameter of the model is filled with the right shape and no tensor of SRC is left unused. DST is
 checked before anything is read: never SRC itself (also through a link or a hard link), a folder or a

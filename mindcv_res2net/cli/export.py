@@ -14,7 +14,7 @@ is logits (N, num_classes). Nothing is written unless the export succeeds.
 activations; BatchNorm folded), calibrated on --calib_images images of the run's own training split
 (read from the checkpoint's stored config) or of --calib_data DIR:
 
-    python tools/export.py --ckpt_path runs/res2net50_digits/res2net50-best.ckpt --format ONNX \\
+    python tools/export.py --ckpt_path runs/res2net50-digits-20261206-230257 --format ONNX \\
         --batch_size -1 --quantize int8 --file_name res2net50_digits_int8   # the run records its model
 """
 import sys
