@@ -143,8 +143,8 @@ def create_loader(data: DataConfig, split: str, *, train: bool, model_cfg: dict,
     normalised float32; mixed batches are float32 on the 0-255 scale. Image folders are decoded in
     MindSpore's C++ workers, or, with ``data.reduced_decode`` on a split where it pays (``worth_scaling``), by
     a Python map op in the same workers, large JPEGs at a reduced DCT scale (``scaled_decode``; in evaluation
-    the few large JPEGs of any other split are decoded so by the generator and handed over as BMP); every split's images are bounded by the evaluation resize (see
-    ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
+    the few large JPEGs of any other split are decoded so by the generator and handed over as BMP); every
+    split's images are bounded by the evaluation resize (see ``ImageFolderSource``). The class count is ``data.num_classes`` (default: the data set's). A
     training split of a single class gets a ``DataWarning``.
     """
     workers = max(1, min(data.num_parallel_workers, os.cpu_count() or 1))
