@@ -9,7 +9,7 @@ python-version batches (``data.sources``).
 """
 import math
 import pickle
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable, Optional
 
 import numpy as np
 
@@ -134,24 +134,38 @@ class ArrayUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"refusing a persistent object: only arrays are read from {self.source}")
 
 
-def build_arrays(obj: Any, done: dict) -> Any:
-    """``obj`` as loaded by ``ArrayUnpickler`` with every array built (dict keys as they are); ``done`` maps
-    ``id`` of each container already rebuilt to its result, so that a container shared by many references
-    costs its work once (not once per path to it)."""
-    if isinstance(obj, _Array):
-        if obj.value is None:
-            raise ValueError("an array without its data")
-        return obj.value
-    if isinstance(obj, (_DType, type)):
-        raise ValueError("a bare dtype or type where an array was expected")
-    if not isinstance(obj, (dict, list, tuple)):
-        return obj
-    if id(obj) not in done:
-        if isinstance(obj, dict):
-            done[id(obj)] = {k: build_arrays(v, done) for k, v in obj.items()}
-        else:
-            done[id(obj)] = type(obj)(build_arrays(v, done) for v in obj)
-    return done[id(obj)]
+def _stored(array: _Array) -> np.ndarray:
+    """The array as the file stores it."""
+    if array.value is None:
+        raise ValueError("an array without its data")
+    return array.value
+
+
+def build_arrays(obj: Any, *, build: Callable[[_Array], np.ndarray] = _stored,
+                 key: Optional[Callable[[Any], Any]] = None, unwrap: Optional[Callable[[Any], Any]] = None) -> Any:
+    """``obj`` as loaded by ``ArrayUnpickler`` with every array made by ``build`` (default: as stored), every dict
+    key converted by ``key`` (None: as it is), and every object first replaced by ``unwrap(obj)`` (a reader's own
+    wrapping of an array, e.g. Paddle's ``(name, array)``; None: none). Each array and container is rebuilt
+    once, however many references share it (not once per path to it)."""
+    done: dict = {}  # id of each array or container rebuilt -> its result
+
+    def rebuilt(item: Any) -> Any:
+        if unwrap is not None:
+            item = unwrap(item)
+        if isinstance(item, (_DType, type)):
+            raise ValueError("a bare dtype or type where an array was expected")
+        if not isinstance(item, (_Array, dict, list, tuple)):
+            return item
+        if id(item) not in done:
+            if isinstance(item, _Array):
+                done[id(item)] = build(item)
+            elif isinstance(item, dict):
+                done[id(item)] = {(k if key is None else key(k)): rebuilt(v) for k, v in item.items()}
+            else:
+                done[id(item)] = type(item)(rebuilt(v) for v in item)
+        return done[id(item)]
+
+    return rebuilt(obj)
 
 
 def load_array_pickle(stream: BinaryIO, *, source: str, encoding: str = "ASCII") -> Any:
@@ -162,4 +176,4 @@ def load_array_pickle(stream: BinaryIO, *, source: str, encoding: str = "ASCII")
     start = stream.tell()
     check_expansion(stream)
     stream.seek(start)
-    return build_arrays(ArrayUnpickler(stream, source=source, encoding=encoding).load(), {})
+    return build_arrays(ArrayUnpickler(stream, source=source, encoding=encoding).load())

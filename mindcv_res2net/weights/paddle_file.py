@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .array_pickle import ArrayUnpickler, _Array, _DType
+from .array_pickle import ArrayUnpickler, _Array, build_arrays
 from .pickle_bounds import check_expansion
 from .torch_file import UnsafePickleError
 
@@ -51,30 +51,16 @@ def _paddle_array(array: _Array) -> np.ndarray:
     return array.value
 
 
-def _is_nested_tensor(obj: Any) -> bool:
-    """Whether ``obj`` is how ``paddle.save`` stores a tensor below the top level: ``(name, array)``."""
-    return isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], _Array)
+def _nested_tensor(obj: Any) -> Any:
+    """The array of a tensor as ``paddle.save`` stores it below the top level, ``(name, array)``; else ``obj``."""
+    nested = isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str) and isinstance(obj[1], _Array)
+    return obj[1] if nested else obj
 
 
-def _materialize(obj: Any, done: dict) -> Any:
-    """``obj`` with every array built; ``done`` maps ``id`` of each container already rebuilt to its result,
-    so that a container shared by many references costs its work once (not once per path to it)."""
-    if isinstance(obj, _Array):
-        if id(obj) not in done:
-            done[id(obj)] = _paddle_array(obj)
-        return done[id(obj)]
-    if isinstance(obj, (_DType, type)):
-        raise ValueError("a bare dtype or type where an array was expected")
-    if not isinstance(obj, (dict, list, tuple)):
-        return obj
-    if id(obj) not in done:
-        if isinstance(obj, dict):
-            done[id(obj)] = {str(k): _materialize(v, done) for k, v in obj.items()}
-        elif _is_nested_tensor(obj):
-            done[id(obj)] = _materialize(obj[1], done)
-        else:
-            done[id(obj)] = type(obj)(_materialize(v, done) for v in obj)
-    return done[id(obj)]
+def paddle_arrays(raw: Any) -> Any:
+    """``raw``, as ``_RestrictedUnpickler`` loaded it, with every array built as Paddle reads it, nested tensors
+    replaced by their arrays and dict keys as str (``build_arrays``)."""
+    return build_arrays(raw, build=_paddle_array, key=str, unwrap=_nested_tensor)
 
 
 def load_paddle_file(path: str) -> dict:
@@ -87,7 +73,7 @@ def load_paddle_file(path: str) -> dict:
         check_expansion(f)
         f.seek(0)
         raw = _RestrictedUnpickler(f).load()
-    obj = _materialize(raw, {})
+    obj = paddle_arrays(raw)
     if not isinstance(obj, dict):
         raise ValueError("not a dict of arrays: not a .pdparams file")
     return {k: v for k, v in obj.items() if k != NAME_TABLE}

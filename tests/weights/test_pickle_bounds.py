@@ -71,13 +71,13 @@ def test_torch_file_sharing_references_64_levels_deep_is_refused_at_once(tmp_pat
 
 def test_shared_references_within_the_bound_are_rebuilt_once():
     """Below the bound, a shared object is rebuilt once per object, not once per path to it (2**20 paths here)."""
-    from mindcv_res2net.weights.paddle_file import _RestrictedUnpickler, _materialize
+    from mindcv_res2net.weights.paddle_file import _RestrictedUnpickler, paddle_arrays
 
     value = np.ones(2, np.float32)
     for _ in range(20):
         value = [value, value]
     raw = pickle.dumps({"w": value}, protocol=2).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
-    rebuilt = _materialize(_RestrictedUnpickler(io.BytesIO(raw)).load(), {})["w"]
+    rebuilt = paddle_arrays(_RestrictedUnpickler(io.BytesIO(raw)).load())["w"]
     for _ in range(20):
         assert rebuilt[0] is rebuilt[1]
         rebuilt = rebuilt[0]
